@@ -1,0 +1,163 @@
+"""Feast objects of one project (entities, sources, feature views, feature service), built from its YAML.
+
+The same function feeds the Airflow hook (programmatic ``FeatureStore``) and the CLI repository in
+``include/feature_repo``, so ``feast apply`` from a shell and from a task register identical objects.
+
+Each FileSource points at the partition files of a lake table, ``<table>/dt=*/data.parquet``. Feast's
+``file`` offline store hands that path to ``dask.dataframe.read_parquet``, which expands the glob and
+reads the partitions as one hive-partitioned dataset. The glob matters: reading the table *directory*
+instead would also pick up the hidden ``.tmp-*.parquet`` file of a partition being written (Dask does
+not skip hidden files), i.e. duplicated or half-written rows. Dask adds a ``dt`` column from the
+directory names; Feast selects the columns it needs by name, so ``dt`` is harmless as long as no feature
+or key is called ``dt`` (checked below). Every view declares its schema explicitly, so nothing is inferred
+from the partitions, which may not exist yet at ``apply`` time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any
+
+from mlops_provider.core import features as F
+from mlops_provider.core.lake import PARTITION_FILE
+from mlops_provider.exceptions import ProjectConfigError
+
+if TYPE_CHECKING:
+    from mlops_provider.core.config import ProjectConfig
+    from mlops_provider.core.lake import Lake
+
+PARTITION_COLUMN = "dt"
+# Record features are read at the record's own timestamp; a small TTL keeps the as-of join exact and cheap.
+RECORD_TTL = dt.timedelta(days=1)
+
+
+def entity_view_name(project: ProjectConfig) -> str:
+    return f"{project.name}_entity_aggregates"
+
+
+def record_view_name(project: ProjectConfig) -> str:
+    return f"{project.name}_record_features"
+
+
+def feature_service_name(project: ProjectConfig) -> str:
+    return project.model_name
+
+
+def record_entity_name(project: ProjectConfig) -> str:
+    return project.record_id
+
+
+def feature_references(project: ProjectConfig) -> list[str]:
+    """Every ``view:feature`` reference the model uses, in a stable order (entity aggregates first)."""
+    return [f"{entity_view_name(project)}:{n}" for n in F.entity_feature_names(project)] + [
+        f"{record_view_name(project)}:{n}" for n in F.record_feature_names(project)
+    ]
+
+
+def online_feature_references(project: ProjectConfig) -> list[str]:
+    """References served from the online store: the entity aggregates (record features come with the request)."""
+    return [f"{entity_view_name(project)}:{n}" for n in F.entity_feature_names(project)]
+
+
+def feature_names(project: ProjectConfig) -> list[str]:
+    """Column names of the model's features as returned by ``get_historical_features``."""
+    return [ref.split(":", 1)[1] for ref in feature_references(project)]
+
+
+def table_path(lake: Lake, table: str) -> str:
+    """The partition files Feast reads: a plain path for a local lake (Feast mangles ``file://``), else a URI."""
+    path = f"{lake.root}/{table}/{PARTITION_COLUMN}=*/{PARTITION_FILE}"
+    return path if lake.is_local else f"{lake.root_uri.split('://', 1)[0]}://{path}"
+
+
+def _feast_type(project: ProjectConfig, column: str) -> Any:
+    from feast.types import Float64, Int64, String, UnixTimestamp
+
+    kind = project.columns[column]["type"]
+    return {"float": Float64, "integer": Int64, "boolean": Int64, "category": String, "string": String,
+            "timestamp": UnixTimestamp}[kind]
+
+
+def _key_type(project: ProjectConfig, column: str) -> tuple[Any, Any]:
+    from feast.types import Int64, String
+    from feast.value_type import ValueType
+
+    if project.columns[column]["type"] == "integer":
+        return ValueType.INT64, Int64
+    return ValueType.STRING, String
+
+
+def feature_definitions(project: ProjectConfig, lake: Lake) -> list[Any]:
+    """Entities, FileSources, FeatureViews and the FeatureService of ``project``, reading ``lake``."""
+    from feast import Entity, FeatureService, FeatureView, Field, FileSource
+    from feast.data_format import ParquetFormat
+    from feast.types import Float64, Int64
+
+    clash = {PARTITION_COLUMN} & {project.entity_key, project.record_id, *F.record_feature_names(project)}
+    if clash:
+        raise ProjectConfigError(f"{project.path}: column '{PARTITION_COLUMN}' is reserved for lake partitions")
+
+    tags = {"project": project.name, "owner": project.owner, "config_hash": project.config_hash()}
+    entity_value_type, entity_field_type = _key_type(project, project.entity_key)
+    record_value_type, record_field_type = _key_type(project, project.record_id)
+    entity = Entity(name=project.entity_name, join_keys=[project.entity_key], value_type=entity_value_type,
+                    description=f"{project.name}: the entity aggregates are keyed by", tags=tags)
+    record = Entity(name=record_entity_name(project), join_keys=[project.record_id], value_type=record_value_type,
+                    description=f"{project.name}: one scored record", tags=tags)
+
+    entity_source = FileSource(
+        name=f"{project.name}_entity_source",
+        path=table_path(lake, F.entity_table(project)),
+        file_format=ParquetFormat(),
+        timestamp_field=F.EVENT_TIMESTAMP,
+        created_timestamp_column=F.CREATED_TIMESTAMP,
+        description="daily entity window aggregates (lake, one partition per day)",
+        tags=tags,
+    )
+    record_source = FileSource(
+        name=f"{project.name}_record_source",
+        path=table_path(lake, F.record_table(project)),
+        file_format=ParquetFormat(),
+        timestamp_field=F.EVENT_TIMESTAMP,
+        created_timestamp_column=F.CREATED_TIMESTAMP,
+        description="per-record model inputs (lake, one partition per event day)",
+        tags=tags,
+    )
+
+    def aggregate_type(name: str) -> Any:
+        return Int64 if name.startswith(("txn_count_", "distinct_categories_")) else Float64
+
+    entity_view = FeatureView(
+        name=entity_view_name(project),
+        entities=[entity],
+        ttl=dt.timedelta(days=F.max_window(project) + 1),
+        schema=[Field(name=project.entity_key, dtype=entity_field_type)]
+        + [Field(name=n, dtype=aggregate_type(n)) for n in F.entity_feature_names(project)],
+        source=entity_source,
+        online=True,
+        description=f"per-{project.entity_name} window aggregates known at the end of each day",
+        tags=tags,
+        owner=project.owner,
+    )
+    record_fields = [Field(name=c, dtype=_feast_type(project, c)) for c in F.record_feature_names(project)[:-1]]
+    record_view = FeatureView(
+        name=record_view_name(project),
+        entities=[record],
+        ttl=RECORD_TTL,
+        schema=[Field(name=project.record_id, dtype=record_field_type), *record_fields,
+                Field(name="hour_of_day", dtype=Int64)],
+        source=record_source,
+        # A record is scored once, from the request itself: copying every record into the online store
+        # would cost writes per event and never be read, so this view is offline (training) only.
+        online=False,
+        description="per-record model inputs, for training sets",
+        tags=tags,
+        owner=project.owner,
+    )
+    service = FeatureService(
+        name=feature_service_name(project),
+        features=[entity_view, record_view],
+        description=f"every feature of model {project.model_name}",
+        tags=tags,
+    )
+    return [entity, record, entity_source, record_source, entity_view, record_view, service]

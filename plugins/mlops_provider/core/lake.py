@@ -1,0 +1,185 @@
+"""Parquet lake with one file per daily partition, written atomically (local directory or S3)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import uuid
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from mlops_provider.core import state
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.fs as pafs
+
+log = logging.getLogger(__name__)
+
+PARTITION_FILE = "data.parquet"
+
+
+def as_date(value: str | dt.date | dt.datetime) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def days(start: str | dt.date, end: str | dt.date) -> list[dt.date]:
+    """Every date from ``start`` to ``end``, both included."""
+    start, end = as_date(start), as_date(end)
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
+class Lake:
+    """Tables of daily partitions ``<table>/dt=YYYY-MM-DD/data.parquet`` under one root URI.
+
+    A partition is one Parquet file; writes go to a hidden temporary file that is renamed into place
+    (an S3 object appears only when its upload completes), so readers never see half a partition and
+    a rerun replaces the partition instead of adding to it.
+    """
+
+    def __init__(self, root_uri: str | None = None, filesystem: pafs.FileSystem | None = None):
+        import pyarrow.fs as pafs
+
+        self.root_uri = (root_uri or state.lake_uri()).rstrip("/")
+        if filesystem is None:
+            filesystem, root = pafs.FileSystem.from_uri(self.root_uri)
+        else:
+            root = self.root_uri.split("://", 1)[-1]
+        self.fs = filesystem
+        self.root = root.rstrip("/")
+        self.is_local = isinstance(self.fs, pafs.LocalFileSystem)
+
+    # -- paths ---------------------------------------------------------------------------------
+    def partition_dir(self, table: str, day: str | dt.date) -> str:
+        return f"{self.root}/{table}/dt={as_date(day).isoformat()}"
+
+    def partition_path(self, table: str, day: str | dt.date) -> str:
+        return f"{self.partition_dir(table, day)}/{PARTITION_FILE}"
+
+    def uri(self, path: str) -> str:
+        """A URI for humans and links (``file:///...`` or ``s3://...``)."""
+        scheme = "file://" if self.is_local else self.root_uri.split("://", 1)[0] + "://"
+        return scheme + path
+
+    # -- reads ---------------------------------------------------------------------------------
+    def exists(self, table: str, day: str | dt.date) -> bool:
+        import pyarrow.fs as pafs
+
+        return self.fs.get_file_info(self.partition_path(table, day)).type == pafs.FileType.File
+
+    def partitions(self, table: str) -> list[dt.date]:
+        """Dates of the table's complete partitions, ascending."""
+        import pyarrow.fs as pafs
+
+        selector = pafs.FileSelector(f"{self.root}/{table}", allow_not_found=True)
+        found = []
+        for info in self.fs.get_file_info(selector):
+            if info.type == pafs.FileType.Directory and info.base_name.startswith("dt="):
+                day = as_date(info.base_name[3:])
+                if self.exists(table, day):
+                    found.append(day)
+        return sorted(found)
+
+    def read_arrow(self, table: str, day: str | dt.date, columns: list[str] | None = None) -> pa.Table:
+        import pyarrow.parquet as pq
+
+        return pq.read_table(self.partition_path(table, day), filesystem=self.fs, columns=columns)
+
+    def read(self, table: str, day: str | dt.date, columns: list[str] | None = None) -> pd.DataFrame:
+        return self.read_arrow(table, day, columns).to_pandas()
+
+    def read_range(
+        self, table: str, start: str | dt.date, end: str | dt.date, columns: list[str] | None = None
+    ) -> pd.DataFrame:
+        """Concatenate the existing partitions from ``start`` to ``end`` (both included)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        paths = [self.partition_path(table, d) for d in days(start, end) if self.exists(table, d)]
+        if not paths:
+            return pa.table({}).to_pandas() if columns is None else pa.table({c: [] for c in columns}).to_pandas()
+        tables = [pq.read_table(p, filesystem=self.fs, columns=columns) for p in paths]
+        return pa.concat_tables(tables, promote_options="default").to_pandas()
+
+    def read_range_files(self, table: str, start: str | dt.date, end: str | dt.date) -> list[str]:
+        return [self.uri(self.partition_path(table, d)) for d in days(start, end) if self.exists(table, d)]
+
+    # -- writes --------------------------------------------------------------------------------
+    def write(self, table: str, day: str | dt.date, data: pd.DataFrame | pa.Table | Iterable[pa.RecordBatch],
+              schema: pa.Schema | None = None) -> str:
+        """Atomically replace the partition with ``data``; return its URI."""
+        import pandas as pd
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        final = self.partition_path(table, day)
+        directory = self.partition_dir(table, day)
+        self.fs.create_dir(directory, recursive=True)
+        tmp = f"{directory}/.tmp-{uuid.uuid4().hex}.parquet" if self.is_local else final
+        if isinstance(data, pd.DataFrame):
+            data = pa.Table.from_pandas(data, preserve_index=False)
+        try:
+            if isinstance(data, pa.Table):
+                pq.write_table(data, tmp, filesystem=self.fs, compression="zstd")
+            else:
+                writer = None
+                for batch in data:
+                    if writer is None:
+                        writer = pq.ParquetWriter(tmp, schema or batch.schema, filesystem=self.fs, compression="zstd")
+                    writer.write_batch(batch)
+                if writer is None:
+                    pq.write_table(pa.Table.from_batches([], schema=schema), tmp, filesystem=self.fs)
+                else:
+                    writer.close()
+            if self.is_local:
+                self.fs.move(tmp, final)  # rename(2): atomic on one filesystem
+        except BaseException:
+            if self.is_local and self.fs.get_file_info(tmp).size is not None:
+                self.fs.delete_file(tmp)
+            raise
+        log.info("wrote %s", self.uri(final))
+        return self.uri(final)
+
+    def delete(self, table: str, day: str | dt.date) -> None:
+        import pyarrow.fs as pafs
+
+        directory = self.partition_dir(table, day)
+        if self.fs.get_file_info(directory).type != pafs.FileType.NotFound:
+            self.fs.delete_dir(directory)
+
+    def write_bytes(self, path: str, payload: bytes) -> str:
+        """Write an auxiliary file (a validation result, a report) under the root; return its URI."""
+        full = f"{self.root}/{path}"
+        self.fs.create_dir(full.rsplit("/", 1)[0], recursive=True)
+        tmp = f"{full}.tmp-{uuid.uuid4().hex}" if self.is_local else full
+        with self.fs.open_output_stream(tmp) as out:
+            out.write(payload)
+        if self.is_local:
+            self.fs.move(tmp, full)
+        return self.uri(full)
+
+    def read_bytes(self, path: str) -> bytes:
+        with self.fs.open_input_stream(f"{self.root}/{path}") as src:
+            return src.read()
+
+    def move_dir(self, src: str, dst: str) -> str:
+        """Move a directory under the root (quarantine); return the destination URI."""
+        src_full, dst_full = f"{self.root}/{src}", f"{self.root}/{dst}"
+        self.fs.create_dir(dst_full.rsplit("/", 1)[0], recursive=True)
+        if self.is_local:
+            self.fs.move(src_full, dst_full)
+        else:
+            import pyarrow.fs as pafs
+
+            # S3 has no rename: copy each object, then delete the source.
+
+            for info in self.fs.get_file_info(pafs.FileSelector(src_full, recursive=True)):
+                if info.type == pafs.FileType.File:
+                    self.fs.copy_file(info.path, dst_full + info.path[len(src_full):])
+            self.fs.delete_dir(src_full)
+        return self.uri(dst_full)

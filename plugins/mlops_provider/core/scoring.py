@@ -1,0 +1,192 @@
+"""Batch scoring with the ``champion`` model and shadow scoring with the ``challenger``."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import warnings
+from typing import TYPE_CHECKING, Any
+
+from mlops_provider.core import registry
+from mlops_provider.exceptions import MlopsError, ModelNotFoundError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+_MODELS: dict[tuple[str, str], Any] = {}
+_MODELS_LOCK = threading.Lock()
+_ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
+_VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
+
+
+def prepare_features(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The model input: numeric and boolean columns as float64, everything else as Python objects with NaN.
+
+    Training, evaluation and scoring all go through here, so a column that arrives as ``bool`` from the
+    generator, ``boolean`` from Parquet or ``string[pyarrow]`` from Feast reaches the model in one form.
+    """
+    import numpy as np
+    import pandas as pd
+    from pandas.api.types import is_bool_dtype, is_numeric_dtype
+
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise MlopsError(f"the frame lacks model input columns {missing} (has {list(frame.columns)})")
+    out = {}
+    for col in columns:
+        series = frame[col]
+        if is_bool_dtype(series.dtype) or is_numeric_dtype(series.dtype):
+            out[col] = series.to_numpy(dtype="float64", na_value=np.nan)
+        else:
+            values = series.astype(object)
+            out[col] = values.where(series.notna(), np.nan).to_numpy()
+    return pd.DataFrame(out, index=frame.index)
+
+
+def model_features(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` reduced to, and typed as, the columns ``model`` was fitted on."""
+    names = getattr(model, "feature_names_in_", None)
+    if names is None:
+        raise MlopsError(f"model {type(model).__name__} does not record its input columns (feature_names_in_)")
+    return prepare_features(frame, [str(n) for n in names])
+
+
+def _resolve(model_uri: str, tracking_uri: str | None, registry_uri: str | None) -> tuple[str, str | None]:
+    """``(uri, version)`` with an alias URI turned into its immutable ``models:/name/version`` form."""
+    if match := _ALIAS_URI.match(model_uri):
+        client = registry.client_for(tracking_uri, registry_uri)
+        version = registry.aliases(client, match["name"]).get(match["alias"])
+        if version is None:
+            raise ModelNotFoundError(f"registered model '{match['name']}' has no alias '{match['alias']}' ({model_uri})")
+        return f"models:/{match['name']}/{version}", version
+    if match := _VERSION_URI.match(model_uri):
+        return model_uri, match["version"]
+    return model_uri, None
+
+
+def load_model(model_uri: str, *, tracking_uri: str | None = None, registry_uri: str | None = None) -> Any:
+    """The scikit-learn model at ``model_uri``, loaded once per (store, URI, version) in this process."""
+    import mlflow.sklearn
+    from mlflow.exceptions import MlflowException
+
+    from mlops_provider.core import state
+
+    tracking_uri = tracking_uri or state.mlflow_tracking_uri()
+    uri, version = _resolve(model_uri, tracking_uri, registry_uri)
+    key = (f"{registry_uri or tracking_uri}|{uri}", version or "")
+    with _MODELS_LOCK:
+        if key in _MODELS:
+            return _MODELS[key]
+        log.info("loading %s from %s", uri, registry_uri or tracking_uri)
+        try:
+            with registry.tracking(tracking_uri, registry_uri), warnings.catch_warnings():
+                # skops probes every loaded module for ufuncs and trips Airflow's deprecation shims.
+                warnings.simplefilter("ignore")
+                model = mlflow.sklearn.load_model(uri)
+        except MlflowException as exc:
+            raise ModelNotFoundError(f"cannot load model {uri} from {registry_uri or tracking_uri}: {exc}") from exc
+        # Only immutable URIs are cached: a run or version never changes, an arbitrary path might.
+        if version is not None or uri.startswith("runs:/"):
+            _MODELS[key] = model
+        return model
+
+
+def clear_cache() -> None:
+    with _MODELS_LOCK:
+        _MODELS.clear()
+
+
+def ks_statistic(a: Any, b: Any) -> float:
+    from scipy.stats import ks_2samp
+
+    return float(ks_2samp(a, b).statistic) if len(a) and len(b) else float("nan")
+
+
+def score(
+    frame: pd.DataFrame,
+    *,
+    tracking_uri: str,
+    model_name: str,
+    record_id: str,
+    entity_key: str,
+    threshold: float,
+    registry_uri: str | None = None,
+    event_timestamp: str = "event_timestamp",
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Score ``frame`` with ``models:/model_name@champion``; shadow-score with ``@challenger`` when it differs."""
+    import numpy as np
+    import pandas as pd
+
+    client = registry.client_for(tracking_uri, registry_uri)
+    current = registry.aliases(client, model_name)
+    champion = current[registry.CHAMPION]
+    if champion is None:
+        raise ModelNotFoundError(
+            f"registered model '{model_name}' has no '{registry.CHAMPION}' alias: nothing may score yet. "
+            "Promote a trained version first (the promote task of the training DAG)."
+        )
+    champion_model = load_model(f"models:/{model_name}/{champion}", tracking_uri=tracking_uri, registry_uri=registry_uri)
+    with registry.thread_limit():
+        champion_scores = champion_model.predict_proba(model_features(champion_model, frame))[:, 1]
+    decisions = champion_scores >= threshold
+
+    challenger = current[registry.CHALLENGER]
+    challenger_scores = None
+    if challenger is not None and challenger != champion:
+        try:
+            challenger_model = load_model(
+                f"models:/{model_name}/{challenger}", tracking_uri=tracking_uri, registry_uri=registry_uri
+            )
+            with registry.thread_limit():
+                challenger_scores = challenger_model.predict_proba(model_features(challenger_model, frame))[:, 1]
+        except MlopsError as exc:
+            # Shadow scoring informs; it must never stop the champion's predictions from being written.
+            log.warning("shadow scoring with %s v%s skipped: %s", model_name, challenger, exc)
+            challenger = None
+    else:
+        challenger = None
+
+    n = len(frame)
+    predictions = pd.DataFrame(
+        {
+            record_id: frame[record_id].to_numpy(),
+            entity_key: frame[entity_key].to_numpy(),
+            event_timestamp: frame[event_timestamp].to_numpy() if event_timestamp in frame else pd.NaT,
+            "champion_version": np.full(n, int(champion), dtype="int64"),
+            "champion_score": champion_scores.astype("float64"),
+            "decision": decisions,
+            "challenger_version": pd.array([int(challenger) if challenger else None] * n, dtype="Int64"),
+            "challenger_score": pd.array(challenger_scores if challenger_scores is not None else [None] * n,
+                                         dtype="Float64"),
+        }
+    )
+    summary: dict[str, Any] = {
+        "rows": n,
+        "alerts": int(decisions.sum()),
+        "alert_rate": float(decisions.mean()) if n else 0.0,
+        "threshold": float(threshold),
+        "champion_version": champion,
+        "challenger_version": challenger,
+        "mean_champion_score": float(champion_scores.mean()) if n else None,
+        "challenger_alerts": None,
+        "agreement_rate": None,
+        "mean_abs_score_diff": None,
+        "ks_statistic": None,
+    }
+    if challenger_scores is not None and n:
+        challenger_decisions = challenger_scores >= threshold
+        summary.update(
+            challenger_alerts=int(challenger_decisions.sum()),
+            agreement_rate=float((challenger_decisions == decisions).mean()),
+            mean_abs_score_diff=float(np.abs(challenger_scores - champion_scores).mean()),
+            ks_statistic=ks_statistic(champion_scores, challenger_scores),
+        )
+    log.info(
+        "scored %d rows with %s v%s: %d alerts%s", n, model_name, champion, summary["alerts"],
+        "" if challenger is None else
+        f"; shadow v{challenger} agrees on {summary['agreement_rate']:.1%}, KS {summary['ks_statistic']:.3f}",
+    )
+    return predictions, summary

@@ -1,0 +1,209 @@
+"""The Great Expectations gate: suites derived from the project YAML (+ hand-written extras), run per batch.
+
+The suite of project P is versioned as ``include/expectations/P.suite.json``; regenerate it with
+``python -m mlops_provider.core.validation`` after changing the YAML or ``P.extras.yaml`` (a test fails
+while the committed file and the generated one differ). Interval bounds are suite parameters
+(``interval_start`` / ``interval_end``) filled in at run time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from mlops_provider.core import state
+from mlops_provider.core.config import ProjectConfig
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger(__name__)
+
+# pandas dtype names a column of each declared type may arrive as after CSV/Parquet round trips.
+PANDAS_TYPES: dict[str, list[str]] = {
+    "string": ["object", "str", "string"],
+    "category": ["object", "str", "string"],
+    "float": ["float64", "float32", "int64", "int32", "Float64", "Int64"],
+    "integer": ["int64", "int32", "Int64"],
+    "boolean": ["bool", "boolean"],
+    "timestamp": ["datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]"],
+}
+
+
+def suite_path(project: ProjectConfig) -> Path:
+    return state.include_dir() / "expectations" / f"{project.name}.suite.json"
+
+
+def _expectation(kind: str, meta: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
+    return {"type": kind, "kwargs": kwargs, "meta": meta or {}}
+
+
+def derived_expectations(project: ProjectConfig) -> list[dict[str, Any]]:
+    """Expectations that follow from the YAML: schema, types, nulls, ranges, categories, uniqueness, size, time."""
+    exps = [
+        _expectation("expect_table_columns_to_match_set", column_set=project.input_columns, exact_match=True,
+                     meta={"why": "schema: the batch has exactly the declared columns"}),
+        _expectation("expect_table_row_count_to_be_between", min_value=project.validation.get("min_rows", 1),
+                     max_value=project.validation.get("max_rows"), meta={"why": "an empty or truncated batch"}),
+    ]
+    for column, spec in project.columns.items():
+        if column == project.label_column:
+            continue  # labels arrive days later, in their own table
+        exps.append(_expectation("expect_column_to_exist", column=column))
+        exps.append(_expectation("expect_column_values_to_be_in_type_list", column=column,
+                                 type_list=PANDAS_TYPES[spec["type"]]))
+        if not spec.get("nullable", False):
+            exps.append(_expectation("expect_column_values_to_not_be_null", column=column))
+        elif "max_null_fraction" in spec:
+            exps.append(_expectation("expect_column_values_to_not_be_null", column=column,
+                                     mostly=round(1 - spec["max_null_fraction"], 6)))
+        if "min" in spec or "max" in spec:
+            exps.append(_expectation("expect_column_values_to_be_between", column=column,
+                                     min_value=spec.get("min"), max_value=spec.get("max")))
+        if "allowed" in spec:
+            exps.append(_expectation("expect_column_values_to_be_in_set", column=column, value_set=spec["allowed"]))
+        if spec.get("unique") or column == project.record_id:
+            exps.append(_expectation("expect_column_values_to_be_unique", column=column))
+    exps.append(_expectation(
+        "expect_column_values_to_be_between", column=project.event_timestamp,
+        min_value={"$PARAMETER": "interval_start"}, max_value={"$PARAMETER": "interval_end"},
+        meta={"why": "every record belongs to the run's data interval"},
+    ))
+    return exps
+
+
+def extra_expectations(project: ProjectConfig) -> list[dict[str, Any]]:
+    """Hand-written expectations from ``include/expectations/<extras>``, converted to GX's suite format."""
+    import great_expectations.expectations as gxe
+
+    name = project.validation.get("extras")
+    if not name:
+        return []
+    path = state.include_dir() / "expectations" / name
+    out = []
+    for i, item in enumerate(yaml.safe_load(path.read_text()) or []):
+        cls = getattr(gxe, item["type"], None)
+        if cls is None:
+            from mlops_provider.exceptions import ProjectConfigError
+
+            raise ProjectConfigError(f"{path}: entry {i}: unknown expectation '{item['type']}'")
+        config = cls(**item["kwargs"]).configuration.to_json_dict()
+        out.append(_expectation(config["type"], meta={"why": item.get("notes", "hand-written")}, **item["kwargs"]))
+    return out
+
+
+def build_suite_dict(project: ProjectConfig) -> dict[str, Any]:
+    """The suite as GX's JSON (what is committed under include/expectations)."""
+    return {
+        "name": f"{project.name}.records",
+        "meta": {"generated_from": f"include/projects/{project.name}.yaml",
+                 "regenerate": "python -m mlops_provider.core.validation"},
+        "expectations": derived_expectations(project) + extra_expectations(project),
+    }
+
+
+def load_suite_dict(project: ProjectConfig) -> dict[str, Any]:
+    path = suite_path(project)
+    return json.loads(path.read_text()) if path.exists() else build_suite_dict(project)
+
+
+@dataclass
+class ValidationOutcome:
+    """The verdict on one batch and where its full result lives."""
+
+    success: bool
+    failed: list[str] = field(default_factory=list)
+    statistics: dict[str, Any] = field(default_factory=dict)
+    result: dict[str, Any] = field(default_factory=dict, repr=False)
+    data_docs_url: str | None = None
+
+
+def _describe_failure(res: dict[str, Any]) -> str:
+    cfg = res["expectation_config"]
+    kwargs = {k: v for k, v in cfg["kwargs"].items() if k not in ("batch_id",)}
+    column = kwargs.pop("column", None)
+    detail = res.get("result") or {}
+    bits = []
+    if "unexpected_count" in detail:
+        bits.append(f"{detail['unexpected_count']} unexpected ({detail.get('unexpected_percent', 0):.2f}%)")
+    if detail.get("partial_unexpected_list"):
+        bits.append(f"e.g. {detail['partial_unexpected_list'][:3]}")
+    if "observed_value" in detail:
+        bits.append(f"observed {detail['observed_value']}")
+    info = res.get("exception_info") or {}
+    infos = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    for item in infos:
+        if item.get("raised_exception"):
+            bits.append("error: " + str(item.get("exception_message", "")).splitlines()[0][:200])
+            break
+    where = f"[{column}]" if column else ""
+    return f"{cfg['type']}{where}: {'; '.join(bits) or 'failed'}"
+
+
+def validate_frame(project: ProjectConfig, frame: pd.DataFrame, *, interval_start, interval_end,
+                   run_name: str) -> ValidationOutcome:
+    """Run the project's suite on ``frame`` in the GX project under MLOPS_HOME and build Data Docs."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO chatter buries our log lines
+
+    context = gx.get_context(mode="file", project_root_dir=str(state.gx_dir()))
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_or_update_pandas("mlops")
+    asset_name = f"{project.name}_records"
+    asset = next((a for a in source.assets if a.name == asset_name), None) or source.add_dataframe_asset(asset_name)
+    batch_def = next((b for b in asset.batch_definitions if b.name == "batch"), None) \
+        or asset.add_batch_definition_whole_dataframe("batch")
+    suite_dict = load_suite_dict(project)
+    expectations = [
+        ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e.get("meta", {})).to_domain_obj()
+        for e in suite_dict["expectations"]
+    ]
+    suite = context.suites.add_or_update(
+        gx.ExpectationSuite(name=suite_dict["name"], meta=suite_dict.get("meta", {}), expectations=expectations)
+    )
+    definition = context.validation_definitions.add_or_update(
+        gx.ValidationDefinition(name=suite.name, data=batch_def, suite=suite)
+    )
+    checkpoint = context.checkpoints.add_or_update(gx.Checkpoint(
+        name=suite.name, validation_definitions=[definition],
+        actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
+        result_format={"result_format": "SUMMARY"},
+    ))
+    result = checkpoint.run(
+        batch_parameters={"dataframe": frame},
+        expectation_parameters={"interval_start": interval_start, "interval_end": interval_end},
+        run_id=gx.RunIdentifier(run_name=run_name),
+    )
+    (identifier, run_result), = result.run_results.items()
+    as_dict = run_result.to_json_dict()
+    failed = [_describe_failure(r) for r in as_dict["results"] if not r["success"]]
+    docs = context.get_docs_sites_urls(resource_identifier=identifier)
+    return ValidationOutcome(
+        success=bool(run_result.success), failed=failed, statistics=as_dict.get("statistics", {}),
+        result=as_dict, data_docs_url=docs[0]["site_url"] if docs else None,
+    )
+
+
+def write_suites() -> list[Path]:
+    """Regenerate every project's committed suite file."""
+    from mlops_provider.core.config import load_projects
+
+    written = []
+    for project in load_projects():
+        path = suite_path(project)
+        path.write_text(json.dumps(build_suite_dict(project), indent=2, sort_keys=False) + "\n")
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for p in write_suites():
+        print(f"wrote {p}")

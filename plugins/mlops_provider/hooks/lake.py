@@ -1,0 +1,85 @@
+"""Hook that opens the lake and the report store: local directories by default, S3 in production."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseHook
+
+from mlops_provider.core import state
+
+if TYPE_CHECKING:
+    from mlops_provider.core.lake import Lake
+
+
+class LakeHook(BaseHook):
+    """Builds :class:`~mlops_provider.core.lake.Lake` objects from an ``mlops_lake`` connection.
+
+    Connection extra: ``{"lake_uri": "s3://bucket/lake", "reports_uri": "s3://bucket/reports",
+    "aws_conn_id": "aws_default"}``. Without the connection the embedded default under MLOPS_HOME
+    (or the ``MLOPS_LAKE_URI`` / ``MLOPS_REPORTS_URI`` environment variables) is used.
+    """
+
+    conn_name_attr = "lake_conn_id"
+    default_conn_name = "mlops_lake_default"
+    conn_type = "mlops_lake"
+    hook_name = "MLOps lake"
+
+    def __init__(self, lake_conn_id: str = default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.lake_conn_id = lake_conn_id
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        return {
+            "hidden_fields": ["host", "schema", "login", "password", "port"],
+            "relabeling": {},
+            "placeholders": {"extra": '{"lake_uri": "s3://bucket/lake", "reports_uri": "s3://bucket/reports", '
+                                      '"aws_conn_id": "aws_default"}'},
+        }
+
+    def _extra(self) -> dict[str, Any]:
+        try:
+            return self.get_connection(self.lake_conn_id).extra_dejson
+        except Exception:  # AirflowNotFoundException: no connection means the embedded default
+            return {}
+
+    def _filesystem(self, uri: str, extra: dict[str, Any]):
+        if not uri.startswith("s3://"):
+            return None
+        import pyarrow.fs as pafs
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        aws = AwsBaseHook(aws_conn_id=extra.get("aws_conn_id", "aws_default"), client_type="s3")
+        creds = aws.get_credentials()
+        endpoint = aws.conn_config.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+        return pafs.S3FileSystem(
+            access_key=creds.access_key, secret_key=creds.secret_key, session_token=creds.token,
+            endpoint_override=endpoint, region=aws.region_name or "us-east-1",
+            scheme="http" if endpoint and endpoint.startswith("http://") else "https",
+        )
+
+    def get_conn(self) -> Lake:
+        """The data lake."""
+        from mlops_provider.core.lake import Lake
+
+        extra = self._extra()
+        uri = extra.get("lake_uri") or state.lake_uri()
+        return Lake(uri, filesystem=self._filesystem(uri, extra))
+
+    def get_reports(self) -> Lake:
+        """The report store (validation results, drift reports)."""
+        from mlops_provider.core.lake import Lake
+
+        extra = self._extra()
+        uri = extra.get("reports_uri") or state.reports_uri()
+        return Lake(uri, filesystem=self._filesystem(uri, extra))
+
+    def test_connection(self) -> tuple[bool, str]:
+        try:
+            lake = self.get_conn()
+            lake.fs.get_file_info(lake.root)
+            return True, f"lake reachable at {lake.root_uri}"
+        except Exception as exc:
+            return False, str(exc)

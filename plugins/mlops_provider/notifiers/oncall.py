@@ -1,0 +1,173 @@
+"""Email the project's on-call recipients when a pipeline task (or a whole DAG run) fails."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from airflow.sdk import BaseNotifier
+
+from mlops_provider.core import alerts
+
+if TYPE_CHECKING:
+    from email.message import EmailMessage
+
+    from airflow.sdk import Context
+
+log = logging.getLogger(__name__)
+
+
+class OnCallEmailNotifier(BaseNotifier):
+    """Failure callback that emails dag/task/run ids, the error, the try number and the log link, once per try.
+
+    Use it as ``on_failure_callback`` of every task (``default_args``) and of the DAG::
+
+        OnCallEmailNotifier(project="fraud")
+
+    Recipients and the SMTP connection come from the project's ``alerts`` section unless given; the
+    project defaults to the part of the dag id before ``__`` (``fraud__ingest`` -> ``fraud``).
+    Delivery goes through :func:`mlops_provider.core.alerts.send_alert` (SMTP connection, or the
+    outbox without one), deduplicated per task instance and try, so a callback that runs twice for
+    the same failure sends one email.
+
+    :param project: name of the project in ``include/projects`` (templated).
+    :param recipients: override of ``alerts.recipients`` (templated).
+    :param smtp_conn_id: override of ``alerts.smtp_conn_id`` (templated).
+    :param max_error_chars: the error text is cut to this many characters.
+    """
+
+    template_fields: Sequence[str] = ("project", "recipients", "smtp_conn_id")
+
+    def __init__(
+        self,
+        *,
+        project: str | None = None,
+        recipients: list[str] | str | None = None,
+        smtp_conn_id: str | None = None,
+        max_error_chars: int = 4000,
+        **kwargs: Any,
+    ):
+        super().__init__(**kwargs)
+        self.project = project
+        self.recipients = recipients
+        self.smtp_conn_id = smtp_conn_id
+        self.max_error_chars = max_error_chars
+
+    # -- context -------------------------------------------------------------------------------
+    @staticmethod
+    def _base_url() -> str:
+        from airflow.configuration import conf
+
+        return (conf.get("api", "base_url", fallback=None) or "http://localhost:8080/").rstrip("/")
+
+    def _facts(self, context: Context) -> dict[str, Any]:
+        ti = context.get("ti")
+        dag = context.get("dag")
+        dag_id = getattr(ti, "dag_id", None) or getattr(dag, "dag_id", None) or "unknown_dag"
+        run_id = getattr(ti, "run_id", None) or context.get("run_id") or "unknown_run"
+        task_id = getattr(ti, "task_id", None)
+        try_number = getattr(ti, "try_number", None)
+        map_index = getattr(ti, "map_index", -1)
+        map_index = -1 if map_index is None else map_index
+        max_tries = getattr(ti, "max_tries", None)
+        # DAG-level callbacks carry a "reason" and no "exception", even with the last failed ti attached.
+        dag_level = "reason" in context and "exception" not in context
+        base = self._base_url()
+        run_url = f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
+        if task_id and not dag_level:
+            mapped = f"/mapped/{map_index}" if map_index >= 0 else ""
+            tried = f"?try_number={try_number}" if try_number else ""
+            log_url = f"{run_url}/tasks/{quote(task_id)}{mapped}{tried}"
+        else:
+            log_url = run_url
+        error = context.get("exception") or context.get("reason") or "no error text in the callback context"
+        if isinstance(error, BaseException):
+            error = f"{type(error).__name__}: {error}"
+        error = alerts.redact(error)
+        if len(error) > self.max_error_chars:
+            error = error[: self.max_error_chars] + f"\n... [truncated, {len(error)} characters in total]"
+        return {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "try_number": try_number,
+                "max_tries": max_tries, "map_index": map_index, "dag_level": dag_level, "error": error,
+                "run_url": run_url, "log_url": log_url}
+
+    def _routing(self, dag_id: str) -> tuple[str, list[str], str]:
+        from mlops_provider.core.config import load_project
+
+        project = self.project or dag_id.split("__", 1)[0]
+        recipients = self.recipients
+        conn_id = self.smtp_conn_id
+        if not recipients or not conn_id:
+            cfg = load_project(project)
+            recipients = recipients or cfg.alerts["recipients"]
+            conn_id = conn_id or cfg.alerts.get("smtp_conn_id", "smtp_default")
+        if isinstance(recipients, str):
+            recipients = [r.strip() for r in recipients.split(",") if r.strip()]
+        return project, list(recipients), conn_id
+
+    # -- message -------------------------------------------------------------------------------
+    def compose(self, context: Context) -> tuple[EmailMessage, str, str]:
+        """The failure email for ``context``, its dedup key and the SMTP connection id to send it with."""
+        f = self._facts(context)
+        project, recipients, conn_id = self._routing(f["dag_id"])
+        if f["dag_level"]:
+            what = f"DAG RUN FAILED: {f['dag_id']}"
+            key = f"dag-failure|{f['dag_id']}|{f['run_id']}"
+        else:
+            what = f"TASK FAILED: {f['dag_id']}.{f['task_id']} (try {f['try_number']})"
+            key = f"task-failure|{f['dag_id']}|{f['run_id']}|{f['task_id']}|{f['map_index']}|{f['try_number']}"
+        subject = f"[MLOps] {project} / {what}"
+        tries_left = (f["max_tries"] is not None and f["try_number"] is not None
+                      and f["try_number"] <= f["max_tries"])
+        if f["dag_level"]:
+            did = "The DAG run is marked failed; the failed task already sent its own email."
+        elif tries_left:
+            did = (f"Airflow retries the task automatically (this was try {f['try_number']}; "
+                   f"{f['max_tries'] + 1} tries in total). Another email arrives if the retry fails too.")
+        else:
+            did = "No retries left: the task is failed and its downstream tasks will not run for this run."
+        facts = [("Project", project), ("DAG", f["dag_id"]), ("Run", f["run_id"])]
+        if not f["dag_level"]:
+            facts += [("Task", f["task_id"]), ("Try", f["try_number"])]
+            if f["map_index"] >= 0:
+                facts.append(("Map index", f["map_index"]))
+        steps = [
+            "Open the task log (link above) and read the error from the bottom up.",
+            "Validation failure (DataValidationError): the batch is in lake/_quarantine; read the validation "
+            "report, fix the source or the expectations, then clear the task.",
+            "Transient error (network, locked database, S3 throttling): clear the task to rerun it; every "
+            "task is idempotent and rewrites its own outputs.",
+            f"A bad model release: roll back with DAG '{project}__model_ops', params {{\"action\": \"rollback\"}}.",
+        ]
+        html_blocks = [
+            alerts.section("What failed", alerts.table(["", ""], [[alerts.esc(k), f"<b>{alerts.esc(v)}</b>"]
+                                                                  for k, v in facts])),
+            alerts.section("Error", "<pre style='white-space:pre-wrap;background:#f9fafb;border:1px solid "
+                                    f"#eaecf0;padding:8px;font-size:12px'>{alerts.esc(f['error'])}</pre>"),
+            alerts.section("What the system already did", f"<p style='margin:4px 0'>{alerts.esc(did)}</p>"),
+            alerts.section("Links", alerts.bullet_list([
+                f"Task log: {alerts.link(f['log_url'])}", f"DAG run: {alerts.link(f['run_url'])}"])),
+            alerts.section("What to do (runbook)", alerts.bullet_list([alerts.esc(s) for s in steps], ordered=True)
+                           + f"<p style='margin:6px 0'>Full runbook: "
+                           f"{alerts.link(alerts.runbook_url('task-failure'), 'docs/runbook.md#task-failure')}</p>"),
+        ]
+        text = [subject, "", *[f"{k}: {v}" for k, v in facts], "", "ERROR", f["error"], "",
+                "WHAT THE SYSTEM ALREADY DID", "  " + did, "", "LINKS",
+                f"  Task log: {alerts.strip_userinfo(f['log_url'])}", f"  DAG run: {alerts.strip_userinfo(f['run_url'])}",
+                "", "WHAT TO DO (runbook)", *[f"  {i}. {s}" for i, s in enumerate(steps, 1)],
+                f"  Full runbook: {alerts.runbook_url('task-failure')}"]
+        message = alerts.build_message(
+            subject=subject,
+            recipients=recipients,
+            html_body=alerts.html_page(title=subject, color=alerts.COLORS["failure"], headline=alerts.esc(what),
+                                       blocks=html_blocks),
+            text_body="\n".join(map(str, text)) + "\n",
+            headers={"X-MLOps-Project": project, "X-MLOps-Kind": "failure"},
+        )
+        return message, key, conn_id
+
+    def notify(self, context: Context) -> None:
+        message, key, conn_id = self.compose(context)
+        result = alerts.send_alert(message, smtp_conn_id=conn_id, dedup_key=key)
+        log.info("on-call failure email: %s", result)

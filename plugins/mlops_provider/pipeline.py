@@ -1,0 +1,84 @@
+"""What every generated DAG shares: asset names, default args, failure alerts, and which day a run processes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Asset
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from mlops_provider.core.config import ProjectConfig
+
+PROMOTION_POOL = "mlops_promotion"
+
+
+@dataclass(frozen=True)
+class ProjectAssets:
+    """The Airflow Assets through which one project's stages trigger each other."""
+
+    validated: Asset
+    features: Asset
+    model: Asset
+    predictions: Asset
+    drift: Asset
+
+
+def assets(project: ProjectConfig) -> ProjectAssets:
+    def asset(stage: str) -> Asset:
+        return Asset(name=f"{project.name}.{stage}", uri=f"mlops://{project.name}/{stage}", group="mlops")
+
+    return ProjectAssets(asset("validated"), asset("features"), asset("model"), asset("predictions"), asset("drift"))
+
+
+def default_args(project: ProjectConfig) -> dict[str, Any]:
+    from mlops_provider.notifiers.oncall import OnCallEmailNotifier
+
+    return {
+        "owner": project.owner,
+        "retries": 2,
+        "retry_delay": dt.timedelta(minutes=1),
+        "retry_exponential_backoff": True,
+        "on_failure_callback": [OnCallEmailNotifier(project_name=project.name)],
+    }
+
+
+def dag_kwargs(project: ProjectConfig, stage: str, doc: str | None, **overrides: Any) -> dict[str, Any]:
+    """Keyword arguments of ``DAG(...)`` for ``stage`` of ``project`` (dag_id ``<project>__<stage>``)."""
+    kwargs: dict[str, Any] = {
+        "dag_id": project.dag_id(stage),
+        "description": f"{project.name}: {stage} ({project.description})",
+        "doc_md": (doc or "") + f"\n\n**Project:** `{project.name}`, config `{project.path.name}`.",
+        "start_date": dt.datetime.fromisoformat(project.start_date).replace(tzinfo=dt.UTC),
+        "catchup": False,
+        "tags": ["mlops", project.name, stage, *project.tags],
+        "default_args": default_args(project),
+        "max_active_runs": 1,
+    }
+    kwargs.update(overrides)
+    return kwargs
+
+
+def days_to_process(context: Context, day: str | None = None) -> list[str]:
+    """The day(s) a run works on: an explicit ``day``, else the triggering asset events, else the run's date."""
+    if day:
+        return [str(day)[:10]]
+    params = context.get("params") or {}
+    if params.get("day"):
+        return [str(params["day"])[:10]]
+    found: set[str] = set()
+    for events in (context.get("triggering_asset_events") or {}).values():
+        for event in events:
+            for key in ("day", "days"):
+                value = (event.extra or {}).get(key)
+                if value:
+                    found.update([value] if isinstance(value, str) else value)
+    if found:
+        return sorted(found)
+    interval_start = context.get("data_interval_start") or context.get("logical_date")
+    if interval_start is None:
+        raise ValueError("cannot tell which day to process: pass the 'day' param (YYYY-MM-DD)")
+    return [interval_start.date().isoformat()]

@@ -1,0 +1,54 @@
+"""Test isolation: every test session gets its own MLOPS_HOME, Airflow home and SQLite metadata DB."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="mlops-test-"))
+
+# Before anything imports airflow: configuration is read once, at first import.
+os.environ["MLOPS_REPO_ROOT"] = str(REPO)
+os.environ["MLOPS_HOME"] = str(_SESSION_HOME / "home")
+os.environ["AIRFLOW_HOME"] = str(_SESSION_HOME / "home" / "airflow")
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_SESSION_HOME / 'airflow.db'}"
+os.environ["FEAST_USAGE"] = "False"
+os.environ["GX_ANALYTICS_ENABLED"] = "False"
+os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
+os.environ.pop("MLFLOW_TRACKING_URI", None)
+for var in ("MLOPS_LAKE_URI", "MLOPS_REPORTS_URI", "MLOPS_PROJECTS_DIR"):
+    os.environ.pop(var, None)
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """An initialised Airflow metadata database (SQLite) for tests that run DAGs."""
+    from airflow.utils import db
+
+    db.initdb()
+    return os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+
+
+@pytest.fixture
+def mlops_home(tmp_path, monkeypatch):
+    """A fresh, empty MLOPS_HOME for one test."""
+    home = tmp_path / "mlops"
+    monkeypatch.setenv("MLOPS_HOME", str(home))
+    return home
+
+
+@pytest.fixture
+def fraud_project():
+    from mlops_provider.core.config import load_project
+
+    return load_project("fraud")

@@ -1,0 +1,273 @@
+"""On-call alerts through a real SMTP server on loopback (aiosmtpd), the outbox fallback and the failure notifier."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import socket
+import uuid
+from email import policy
+from email.parser import BytesParser
+
+import pytest
+from mlops_provider.core import alerts, state
+from mlops_provider.exceptions import MlopsError
+
+PASSWORD = "s3cr3t-Pa55word-xyz"
+CONN_ID = "smtp_test"
+DAY = dt.date(2024, 1, 9)
+SCRIPT = "<script>alert(1)</script>"
+
+
+class Collector:
+    """aiosmtpd handler that keeps every delivered envelope."""
+
+    def __init__(self):
+        self.envelopes = []
+        self.logins = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd hook name)
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+    def messages(self):
+        return [BytesParser(policy=policy.default).parsebytes(e.original_content) for e in self.envelopes]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server(monkeypatch, mlops_home):
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult
+
+    collector = Collector()
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        collector.logins.append((auth_data.login.decode(), auth_data.password.decode()))
+        return AuthResult(success=auth_data.password.decode() == PASSWORD)
+
+    port = _free_port()
+    controller = Controller(collector, hostname="127.0.0.1", port=port, authenticator=authenticator,
+                            auth_require_tls=False)
+    controller.start()
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": port, "login": "alerts", "password": PASSWORD,
+        "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "mlops@example.com",
+                  "retry_limit": 0, "timeout": 10},
+    }))
+    yield collector
+    controller.stop()
+
+
+def verdict(**overrides):
+    base = {
+        "kind": "drift",
+        "drift_detected": True,
+        "share_drifted": 0.4,
+        "drift_share_threshold": 0.3,
+        "column_drift_threshold": 0.1,
+        "n_features": 10,
+        "n_drifted": 4,
+        "drifted_columns": [
+            {"column": "amount", "type": "numerical", "stattest": "wasserstein",
+             "stattest_name": "Wasserstein distance (normed)", "score": 1.31, "threshold": 0.1,
+             "summary": {"kind": "numerical", "reference": {"mean": 95.2, "p10": 18.0, "p50": 55.0, "p90": 210.0},
+                         "current": {"mean": 238.1, "p10": 45.0, "p50": 137.5, "p90": 525.0}}},
+            {"column": "merchant_category", "type": "categorical", "stattest": "jensenshannon",
+             "stattest_name": "Jensen-Shannon distance", "score": 0.21, "threshold": 0.1,
+             "summary": {"kind": "categorical", "categories": [
+                 {"value": SCRIPT, "reference": 0.0, "current": 0.12},
+                 {"value": "grocery", "reference": 0.26, "current": 0.2}]}},
+            {"column": "channel", "type": "categorical", "stattest": "jensenshannon",
+             "stattest_name": "Jensen-Shannon distance", "score": 0.19, "threshold": 0.1,
+             "summary": {"kind": "categorical", "categories": [{"value": "online", "reference": 0.31, "current": 0.58}]}},
+            {"column": "country", "type": "categorical", "stattest": "jensenshannon",
+             "stattest_name": "Jensen-Shannon distance", "score": 0.15, "threshold": 0.1,
+             "summary": {"kind": "categorical", "categories": [{"value": "US", "reference": 0.92, "current": 0.8}]}},
+        ],
+        "prediction_drift": {"column": "champion_score", "stattest": "wasserstein",
+                             "stattest_name": "Wasserstein distance (normed)", "score": 0.5, "threshold": 0.1,
+                             "drift_detected": True, "reference": {"mean": 0.03}, "current": {"mean": 0.07},
+                             "alert_rate_reference": 0.001, "alert_rate_current": 0.02},
+        "data_quality": {"missing_share": {"amount": 0.02}, "missing_share_reference": {"amount": 0.0},
+                         "new_categories": {"merchant_category": [SCRIPT]},
+                         "new_category_rows": {"merchant_category": 600}},
+        "performance": None,
+        "performance_alert": False,
+    }
+    base.update(overrides)
+    return base
+
+
+def compose(project, v=None, *, report_html=b"<html><body>report</body></html>", attach_max_bytes=10_000, **kw):
+    args = dict(
+        day=DAY, model_version=3,
+        run_url=f"https://admin:{PASSWORD}@airflow.example.com/dags/fraud__monitor/runs/scheduled__2024-01-09",
+        report_url="file:///var/mlops/reports/fraud/monitoring/2024-01-09/drift.html",
+        mlflow_run_url=f"http://mlflow.example.com/#/experiments/1/runs/abc?token={PASSWORD}",
+        actions=["retraining triggered: fraud__train run manual__2024-01-09"],
+        report_html=report_html, attach_max_bytes=attach_max_bytes,
+    )
+    args.update(kw)
+    return alerts.compose_alert(project, v or verdict(), **args)
+
+
+def parts(message):
+    html = message.get_body(preferencelist=("html",)).get_content()
+    text = message.get_body(preferencelist=("plain",)).get_content()
+    return html, text, list(message.iter_attachments())
+
+
+def test_alert_is_delivered_over_smtp_readable_escaped_and_without_secrets(fraud_project, smtp_server):
+    message = compose(fraud_project)
+    result = alerts.send_alert(message, smtp_conn_id=CONN_ID, dedup_key=alerts.dedup_key(fraud_project, 3, DAY, "drift"))
+
+    assert result["sent"] is True and result["via"] == "smtp"
+    assert len(smtp_server.envelopes) == 1
+    envelope = smtp_server.envelopes[0]
+    assert envelope.rcpt_tos == ["oncall-fraud@example.com"]
+    assert smtp_server.logins == [("alerts", PASSWORD)]  # the password authenticated the session...
+    assert PASSWORD.encode() not in envelope.original_content  # ...and appears nowhere in the mail
+
+    received = smtp_server.messages()[0]
+    assert received["Subject"] == (
+        "[MLOps] fraud / fraud_classifier v3 / 2024-01-09: DATA DRIFT (4/10 features) + PREDICTION DRIFT "
+        "(champion_score 0.5 >= 0.1)")
+    assert received["From"] == "mlops@example.com"
+    html, text, attachments = parts(received)
+    assert SCRIPT not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert html.index("DATA DRIFT") < html.index("Drifted features") < html.index("What the system already did")
+    assert "Wasserstein distance (normed)" in html and "amount" in html
+    assert "retraining triggered" in html and "retraining triggered" in text
+    assert "https://airflow.example.com/dags/fraud__monitor" in html and "admin" not in html
+    assert "runbook.md" in html and "runbook.md" in text
+    assert "fraud__model_ops" in text and '"action": "rollback"' in text
+    assert SCRIPT in text  # plain text needs no escaping
+    assert [a.get_filename() for a in attachments] == ["fraud-2024-01-09-monitoring-report.html"]
+    assert attachments[0].get_content() == "<html><body>report</body></html>"
+
+
+def test_large_report_is_linked_not_attached(fraud_project, smtp_server):
+    big = b"<html>" + b"x" * 5000 + b"</html>"
+    message = compose(fraud_project, report_html=big, attach_max_bytes=len(big))  # must be smaller than the limit
+    alerts.send_alert(message, smtp_conn_id=CONN_ID, dedup_key="big-report")
+
+    html, text, attachments = parts(smtp_server.messages()[0])
+    assert attachments == []
+    assert "larger than the attachment limit" in html and "larger than the attachment limit" in text
+    assert "drift.html" in html
+
+
+def test_second_send_of_the_same_event_is_not_delivered(fraud_project, smtp_server, mlops_home):
+    key = alerts.dedup_key(fraud_project, 3, DAY, "drift")
+    first = alerts.send_alert(compose(fraud_project), smtp_conn_id=CONN_ID, dedup_key=key)
+    second = alerts.send_alert(compose(fraud_project), smtp_conn_id=CONN_ID, dedup_key=key)
+    other_day = alerts.send_alert(compose(fraud_project, day=DAY + dt.timedelta(days=1)), smtp_conn_id=CONN_ID,
+                                  dedup_key=alerts.dedup_key(fraud_project, 3, DAY + dt.timedelta(days=1), "drift"))
+
+    assert first["sent"] is True
+    assert second == {"sent": False, "duplicate": True, "marker": first["marker"]}
+    assert other_day["sent"] is True
+    assert len(smtp_server.envelopes) == 2
+    marker = mlops_home / "alerts" / "sent" / f"{hashlib.sha256(key.encode()).hexdigest()}.json"
+    assert json.loads(marker.read_text())["key"] == key
+    assert not list(marker.parent.glob("*.sending"))  # the in-flight claim is released
+
+
+def test_failed_delivery_leaves_no_marker_so_a_retry_sends(fraud_project, monkeypatch, mlops_home):
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_DOWN", json.dumps({
+        "conn_type": "smtp", "host": "127.0.0.1", "port": _free_port(),
+        "extra": {"disable_ssl": True, "disable_tls": True, "retry_limit": 0, "timeout": 2}}))
+    with pytest.raises(MlopsError, match="smtp_down"):
+        alerts.send_alert(compose(fraud_project), smtp_conn_id="smtp_down", dedup_key="retry-me")
+    assert not (mlops_home / "alerts" / "sent").exists() or not list((mlops_home / "alerts" / "sent").iterdir())
+
+
+def test_without_a_connection_the_alert_lands_in_the_outbox(fraud_project, mlops_home):
+    message = compose(fraud_project, verdict(kind="drift+performance", performance_alert=True, performance={
+        "rows": 5000, "positives": 500, "positive_rate": 0.1, "roc_auc": 0.61, "pr_auc": 0.08, "precision": 0.2,
+        "recall": 0.1, "alert_threshold": 0.5, "min_roc_auc": 0.75,
+        "reference": {"roc_auc": 0.82, "pr_auc": 0.3, "precision": 0.6, "recall": 0.3, "positive_rate": 0.025},
+        "target_drift": None}))
+    result = alerts.send_alert(message, smtp_conn_id="smtp_not_configured", dedup_key="outbox-1")
+
+    assert result["sent"] is True and result["via"] == "outbox"
+    path = state.outbox_dir() / result["path"].rsplit("/", 1)[-1]
+    assert path.suffix == ".eml" and path.parent == mlops_home / "outbox"
+    parsed = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+    assert parsed["Subject"].endswith("+ PERFORMANCE (ROC AUC 0.61 < 0.75)")
+    assert parsed["To"] == "oncall-fraud@example.com"
+    html, text, _ = parts(parsed)
+    assert "0.82" in html and "0.61" in html and "-0.210" in text
+    assert PASSWORD not in path.read_text()
+
+
+def test_strip_userinfo_and_redact():
+    assert alerts.strip_userinfo("https://u:p@host:8080/a?b=1&token=zz&X-Amz-Signature=q") == "https://host:8080/a?b=1"
+    assert "hunter2" not in alerts.redact("could not connect to postgresql+psycopg2://etl:hunter2@db:5432/x")
+    assert alerts.dedup_key("fraud", 3, "2024-01-09T00:00:00", "drift") == "monitoring|fraud|v3|2024-01-09|drift"
+
+
+@pytest.fixture
+def failure_context():
+    from airflow.providers.standard.operators.empty import EmptyOperator
+    from airflow.sdk import DAG
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    with DAG("fraud__ingest", schedule=None, start_date=dt.datetime(2024, 1, 1)) as dag:
+        validate_batch = EmptyOperator(task_id="validate_batch", retries=1)
+    task = validate_batch
+    run_id = "scheduled__2024-01-09T00:00:00+00:00"
+
+    def make(try_number: int):
+        ti = RuntimeTaskInstance.model_construct(
+            id=uuid.uuid4(), task_id=task.task_id, dag_id=dag.dag_id, run_id=run_id, try_number=try_number,
+            map_index=-1, max_tries=1, task=task,
+        )
+        error = RuntimeError("<b>broken</b> source postgresql://etl:hunter2-secret@db:5432/fraud " + "x" * 9000)
+        return {"dag": dag, "task": task, "ti": ti, "run_id": run_id, "exception": error}
+
+    return make
+
+
+def test_notifier_emails_one_failure_per_try(failure_context, smtp_server, monkeypatch):
+    from mlops_provider.notifiers.oncall import OnCallEmailNotifier
+
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", "https://airflow.example.com/")
+    notifier = OnCallEmailNotifier(project="{{ dag.dag_id.split('__')[0] }}", smtp_conn_id=CONN_ID)
+    notifier(failure_context(2))
+    OnCallEmailNotifier(smtp_conn_id=CONN_ID)(failure_context(2))  # same ti and try: deduplicated
+
+    assert len(smtp_server.envelopes) == 1
+    message = smtp_server.messages()[0]
+    assert message["Subject"] == "[MLOps] fraud / TASK FAILED: fraud__ingest.validate_batch (try 2)"
+    html, text, _ = parts(message)
+    for value in ("fraud__ingest", "validate_batch", "scheduled__2024-01-09T00:00:00+00:00"):
+        assert value in text
+    assert "&lt;b&gt;broken&lt;/b&gt;" in html and "<b>broken</b>" not in html
+    assert "hunter2-secret" not in html and "hunter2-secret" not in text
+    assert "truncated" in text and len(text) < 8000
+    assert ("https://airflow.example.com/dags/fraud__ingest/runs/scheduled__2024-01-09T00%3A00%3A00%2B00%3A00"
+            "/tasks/validate_batch?try_number=2") in text
+    assert "No retries left" in text
+
+    notifier(failure_context(3))  # a new try is a new event
+    assert len(smtp_server.envelopes) == 2
+
+
+def test_notifier_as_dag_failure_callback(failure_context, smtp_server):
+    from mlops_provider.notifiers.oncall import OnCallEmailNotifier
+
+    context = failure_context(1)
+    dag_context = {"dag": context["dag"], "run_id": context["run_id"], "reason": "task_failure"}
+    OnCallEmailNotifier(project="fraud", smtp_conn_id=CONN_ID)(dag_context)
+
+    message = smtp_server.messages()[0]
+    assert message["Subject"] == "[MLOps] fraud / DAG RUN FAILED: fraud__ingest"
+    assert "task_failure" in parts(message)[1]

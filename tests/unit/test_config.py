@@ -1,0 +1,73 @@
+"""Project YAML loading: the bundled projects are valid and every mistake is named precisely."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+
+from mlops_provider.core.config import load_project, load_project_file, load_projects
+from mlops_provider.core.state import projects_dir
+from mlops_provider.exceptions import ProjectConfigError
+
+
+def test_bundled_projects_load():
+    projects = load_projects()
+    names = [p.name for p in projects]
+    assert "fraud" in names and len(names) >= 2, names
+    fraud = load_project("fraud")
+    assert fraud.entity_key == "customer_id"
+    assert fraud.label_column not in fraud.input_columns
+    assert fraud.model["hpo_trials"] == 4
+    assert fraud.monitoring["sample_rows"] == 50000  # default filled in from the schema
+    assert fraud.dag_id("ingest") == "fraud__ingest"
+
+
+def _write(tmp_path, name, mutate):
+    data = yaml.safe_load((projects_dir() / "fraud.yaml").read_text())
+    data["name"] = name
+    mutate(data)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d.pop("entity"), "'entity' is a required property"),
+        (lambda d: d["source"].update(kind="ftp"), "key 'source.kind'"),
+        (lambda d: d["columns"]["amount"].update(type="money"), "key 'columns.amount.type'"),
+        (lambda d: d.update(record_id="txn"), "key 'record_id': column 'txn' is not declared"),
+        (lambda d: d["source"].update(kind="postgres"), "key 'source.table': required when source.kind is 'postgres'"),
+        (lambda d: d["alerts"].update(recipients=["not-an-address"]), "key 'alerts.recipients.0'"),
+        (lambda d: d["promotion"].update(primary_metric="accuracy"), "key 'promotion.primary_metric'"),
+        (lambda d: d.update(surprise=1), "Additional properties are not allowed ('surprise'"),
+    ],
+)
+def test_invalid_config_names_file_key_and_problem(tmp_path, mutate, expected):
+    path = _write(tmp_path, "broken", mutate)
+    with pytest.raises(ProjectConfigError) as err:
+        load_project_file(path)
+    assert str(path) in str(err.value)
+    assert expected in str(err.value)
+
+
+def test_name_must_match_file(tmp_path):
+    path = _write(tmp_path, "other", lambda d: None)
+    shutil.move(path, tmp_path / "renamed.yaml")
+    with pytest.raises(ProjectConfigError, match="must match the file name 'renamed'"):
+        load_project_file(tmp_path / "renamed.yaml")
+
+
+def test_unknown_project_lists_known_ones():
+    with pytest.raises(ProjectConfigError, match="known: .*fraud"):
+        load_project("nope")
+
+
+def test_not_yaml(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: [unclosed")
+    with pytest.raises(ProjectConfigError, match="not valid YAML"):
+        load_project_file(path)

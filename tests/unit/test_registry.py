@@ -1,0 +1,330 @@
+"""Promotion gate, alias moves under the lock, refusals, rollbacks and racing promotions on a real MLflow store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sqlite3
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from include.datagen import fraud
+
+FEATURES = ["amount", "amount_vs_customer_mean", "hour", "merchant_category", "channel", "country", "device", "card_present"]
+CATEGORICAL = ["merchant_category", "channel", "country", "device"]
+START = dt.date(2024, 3, 1)
+MODEL = "fraud_classifier"
+
+
+def fraud_frame(days: int = 8, rows: int = 3000, shuffle_train_days: int = 0) -> pd.DataFrame:
+    """Feature frame as the feature stage delivers it; optionally with noise labels on the first days."""
+    df = pd.concat([fraud.generate(START + dt.timedelta(days=i), rows) for i in range(days)], ignore_index=True)
+    df["amount_vs_customer_mean"] = np.log(df["amount"] / df.groupby("customer_id")["amount"].transform("mean"))
+    df["hour"] = df["event_timestamp"].dt.hour
+    if shuffle_train_days:
+        noisy = df["event_timestamp"].dt.date < START + dt.timedelta(days=shuffle_train_days)
+        df.loc[noisy, "is_fraud"] = np.random.default_rng(0).permutation(df.loc[noisy, "is_fraud"].to_numpy())
+    return df
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory):
+    """A store with v1 (good model), v2 (trained on noise labels, same clean holdout days) and v3 (v1's files)."""
+    from mlops_provider.core import registry, state, training
+    from mlops_provider.core.config import load_project
+
+    home = tmp_path_factory.mktemp("registry") / "mlops"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLOPS_HOME", str(home))
+        project = load_project("fraud")
+        uri = state.mlflow_tracking_uri()
+        common = dict(feature_columns=FEATURES, categorical_columns=CATEGORICAL, tracking_uri=uri,
+                      dataset_sources=[], hpo_trials=2)
+        good = training.train_and_register(project, fraud_frame(), run_tags={"airflow_run_id": "run-1"}, **common)
+        bad = training.train_and_register(project, fraud_frame(shuffle_train_days=4),
+                                          run_tags={"airflow_run_id": "run-2"}, **{**common, "hpo_trials": 1})
+        client = registry.client_for(uri)
+        v1 = client.get_model_version(MODEL, "1")
+        with registry.tracking(uri):  # MLflow resolves a models:/m-... source through the fluent URI
+            v3 = client.create_model_version(MODEL, v1.source, run_id=v1.run_id, tags={"copy_of": "1"})
+        assert (good["version"], bad["version"], str(v3.version)) == ("1", "2", "3")
+        yield {"db": home / "mlflow" / "mlflow.db", "project": project, "good": good, "bad": bad}
+
+
+@pytest.fixture
+def client(template, mlops_home):
+    """A private copy of the template registry in this test's MLOPS_HOME (artifacts are shared, read-only)."""
+    from mlops_provider.core import registry, state
+
+    target = mlops_home / "mlflow" / "mlflow.db"
+    target.parent.mkdir(parents=True)
+    with sqlite3.connect(template["db"]) as src, sqlite3.connect(target) as dst:
+        src.backup(dst)
+    c = registry.client_for(state.mlflow_tracking_uri())
+    for alias in ("champion", "challenger", "previous_champion"):
+        c.delete_registered_model_alias(MODEL, alias) if alias in c.get_registered_model(MODEL).aliases else None
+    return c
+
+
+def aliases(client):
+    from mlops_provider.core import registry
+
+    return {k: v for k, v in registry.aliases(client, MODEL).items() if v is not None}
+
+
+def check_consistent(current: dict) -> None:
+    assert current.get("champion"), f"champion missing: {current}"
+    assert current.get("champion") != current.get("previous_champion"), f"two aliases on one version: {current}"
+
+
+# -- decide -------------------------------------------------------------------------------------------
+def test_decide_rules(fraud_project):
+    from mlops_provider.core.registry import decide
+
+    base = {"pr_auc": 0.20, "roc_auc": 0.80}
+    first = decide(fraud_project, {"pr_auc": 0.30, "roc_auc": 0.85}, None, base)
+    assert first.promote and "baseline" in first.reason and first.details["improvement"] == pytest.approx(0.10)
+    assert not decide(fraud_project, {"pr_auc": 0.19, "roc_auc": 0.85}, None, base).promote
+
+    guard = decide(fraud_project, {"pr_auc": 0.50, "roc_auc": 0.65}, None, base)
+    assert not guard.promote and "roc_auc=0.6500 < floor 0.7000" in guard.reason
+
+    champ = {"pr_auc": 0.30, "roc_auc": 0.85}
+    assert decide(fraud_project, {"pr_auc": 0.31, "roc_auc": 0.85}, champ, base).promote
+    tie = decide(fraud_project, {"pr_auc": 0.30, "roc_auc": 0.85}, champ, base)
+    assert not tie.promote and "improvement +0.0000" in tie.reason
+    assert not decide(fraud_project, {"pr_auc": float("nan"), "roc_auc": 0.9}, champ, base).promote
+
+    strict = type(fraud_project)(fraud_project.path, {**fraud_project.raw, "promotion": {
+        "primary_metric": "roc_auc", "min_improvement": 0.05, "guardrails": {}}})
+    assert not decide(strict, {"roc_auc": 0.88}, {"roc_auc": 0.85}, base).promote
+    assert decide(strict, {"roc_auc": 0.91}, {"roc_auc": 0.85}, base).promote
+
+
+# -- the gate on real models --------------------------------------------------------------------------
+def test_first_model_becomes_champion_when_it_beats_baseline(client, template):
+    from mlops_provider.core import registry
+
+    client.set_registered_model_alias(MODEL, "challenger", "1")
+    result = registry.gate_and_promote(template["project"], client)
+    assert result["promoted"] and result["version"] == "1" and result["compared_with"] is None
+    assert result["challenger_value"] > result["baseline_value"]
+    assert aliases(client) == {"champion": "1"}  # the challenger alias went with the promotion
+    tags = client.get_model_version(MODEL, "1").tags
+    assert tags["promotion_decision"] == "promoted" and "baseline" in tags["promotion_reason"]
+    assert tags["promoted_at"].startswith(str(dt.date.today().year))
+
+
+def test_worse_challenger_is_refused_and_champion_unchanged(client, template):
+    from mlops_provider.core import registry
+
+    registry.promote(client, MODEL, "1", reason="setup")
+    client.set_registered_model_alias(MODEL, "challenger", "2")
+    result = registry.gate_and_promote(template["project"], client)
+    assert result["promoted"] is False and result["version"] == "2" and result["compared_with"] == "1"
+    assert result["challenger_value"] < result["champion_value"]
+    assert aliases(client) == {"champion": "1", "challenger": "2"}
+    tags = client.get_model_version(MODEL, "2").tags
+    assert tags["promotion_decision"] == "refused" and tags["promotion_reason"] == result["reason"]
+    assert "roc_auc" in result["reason"] or "improvement" in result["reason"]
+
+
+def test_better_challenger_replaces_champion_on_the_same_holdout(client, template):
+    from mlops_provider.core import registry
+
+    registry.promote(client, MODEL, "2", reason="setup: a weak champion")
+    result = registry.gate_and_promote(template["project"], client, version=1)
+    assert result["promoted"] and result["compared_with"] == "2"
+    # Both were scored on v1's holdout: the champion's number differs from what its own run logged.
+    own = client.get_run(template["bad"]["run_id"]).data.metrics["pr_auc"]
+    assert result["champion_value"] != pytest.approx(own, abs=1e-12) or own == result["champion_value"]
+    assert aliases(client) == {"champion": "1", "previous_champion": "2"}
+    assert client.get_model_version(MODEL, "1").tags["replaced_champion"] == "2"
+
+
+def test_gate_without_challenger_raises(client, template):
+    from mlops_provider.core import registry
+    from mlops_provider.exceptions import ModelNotFoundError
+
+    with pytest.raises(ModelNotFoundError, match="no 'challenger' alias"):
+        registry.gate_and_promote(template["project"], client)
+
+
+# -- rollback -----------------------------------------------------------------------------------------
+def test_rollback_restores_previous_champion_and_swaps(client):
+    from mlops_provider.core import registry
+
+    registry.promote(client, MODEL, "1", reason="first")
+    registry.promote(client, MODEL, "3", reason="second")
+    assert aliases(client) == {"champion": "3", "previous_champion": "1"}
+    result = registry.rollback(client, MODEL)
+    assert result["version"] == "1" and result["rolled_back_from"] == "3"
+    assert aliases(client) == {"champion": "1", "previous_champion": "3"}
+    assert client.get_model_version(MODEL, "1").tags["rollback_from"] == "3"
+    registry.rollback(client, MODEL)  # rolling back a rollback swaps again
+    assert aliases(client) == {"champion": "3", "previous_champion": "1"}
+    registry.rollback(client, MODEL, to=2)
+    assert aliases(client) == {"champion": "2", "previous_champion": "3"}
+
+
+def test_rollback_with_nothing_to_roll_back_to_is_a_clear_error(client):
+    from mlops_provider.core import registry
+    from mlops_provider.exceptions import ModelNotFoundError
+
+    with pytest.raises(ModelNotFoundError, match="nothing to roll back to"):
+        registry.rollback(client, MODEL)
+    registry.promote(client, MODEL, "1", reason="only one")
+    with pytest.raises(ModelNotFoundError, match=r"no 'previous_champion' alias \(champion is v1\)"):
+        registry.rollback(client, MODEL)
+    with pytest.raises(ModelNotFoundError, match="already the champion"):
+        registry.rollback(client, MODEL, to="1")
+    with pytest.raises(ModelNotFoundError, match="v99 does not exist"):
+        registry.rollback(client, MODEL, to=99)
+    assert aliases(client) == {"champion": "1"}
+
+
+# -- concurrency and crash consistency ---------------------------------------------------------------
+def _race(targets, **kwargs):
+    from mlops_provider.core import registry, state
+
+    barrier = threading.Barrier(len(targets))
+    results, errors = {}, []
+
+    def worker(version):
+        try:
+            own = registry.client_for(state.mlflow_tracking_uri())  # separate client, like separate tasks
+            barrier.wait()
+            results[version] = registry.promote(own, MODEL, version, reason=f"race {version}", **kwargs)
+        except Exception as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(v,)) for v in targets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    return results
+
+
+def test_two_promotions_racing_end_consistent(client):
+    from mlops_provider.core import registry
+
+    for round_ in range(4):
+        registry.promote(client, MODEL, "1", reason="reset")
+        racers = ["2", "3"] if round_ % 2 == 0 else ["3", "2"]
+        _race(racers)
+        final = aliases(client)
+        check_consistent(final)
+        assert final["champion"] in {"2", "3"}
+        # Serialised by the lock: the loser was champion when the winner replaced it.
+        assert final["previous_champion"] == ({"2", "3"} - {final["champion"]}).pop()
+        winner = client.get_model_version(MODEL, final["champion"]).tags
+        assert winner["replaced_champion"] == final["previous_champion"]
+
+
+def test_racing_promotions_with_stale_decisions_let_only_one_through(client):
+    from mlops_provider.core import registry
+
+    registry.promote(client, MODEL, "1", reason="reset")
+    results = _race(["2", "3"], expected_champion="1")
+    promoted = [v for v, r in results.items() if r["promoted"]]
+    stale = [v for v, r in results.items() if r.get("stale")]
+    assert len(promoted) == 1 and len(stale) == 1
+    assert "re-evaluate" in results[stale[0]]["reason"]
+    assert aliases(client) == {"champion": promoted[0], "previous_champion": "1"}
+
+
+def test_promotion_waits_for_the_lock(client):
+    from mlops_provider.core import registry
+
+    registry.promote(client, MODEL, "1", reason="reset")
+    with registry.model_lock(MODEL):
+        t = threading.Thread(target=registry.promote, args=(client, MODEL, "2"), kwargs={"reason": "waits"})
+        t.start()
+        time.sleep(0.7)
+        assert t.is_alive() and aliases(client)["champion"] == "1"
+    t.join(30)
+    assert aliases(client) == {"champion": "2", "previous_champion": "1"}
+
+
+def test_retry_after_crash_between_alias_writes_finishes_bookkeeping(client):
+    from mlops_provider.core import registry
+
+    registry.promote(client, MODEL, "1", reason="reset")
+    client.set_registered_model_alias(MODEL, "challenger", "2")
+    # What a promotion of v2 leaves behind when the worker dies right after moving `champion`:
+    client.set_model_version_tag(MODEL, "2", "pending_previous_champion", "1")
+    client.set_registered_model_alias(MODEL, "champion", "2")
+    check_consistent(aliases(client))
+    result = registry.promote(client, MODEL, "2", reason="retry")
+    assert result["already_champion"]
+    assert aliases(client) == {"champion": "2", "previous_champion": "1"}
+    assert "pending_previous_champion" not in client.get_model_version(MODEL, "2").tags
+
+
+def test_promoting_the_champion_again_does_not_undo_a_rollback(client):
+    from mlops_provider.core import registry
+
+    registry.promote(client, MODEL, "1", reason="first")
+    registry.promote(client, MODEL, "2", reason="second")
+    registry.promote(client, MODEL, "3", reason="third")
+    registry.rollback(client, MODEL)  # champion 2, previous 3
+    registry.promote(client, MODEL, "2", reason="again")
+    assert aliases(client) == {"champion": "2", "previous_champion": "3"}
+
+
+def test_refuse_records_tags_and_leaves_aliases(client):
+    from mlops_provider.core import registry
+
+    registry.promote(client, MODEL, "1", reason="reset")
+    client.set_registered_model_alias(MODEL, "challenger", "3")
+    out = registry.refuse(client, MODEL, 3, "not better")
+    assert out == {"promoted": False, "model_name": MODEL, "version": "3", "reason": "not better"}
+    assert client.get_model_version(MODEL, "3").tags["promotion_decision"] == "refused"
+    assert aliases(client) == {"champion": "1", "challenger": "3"}
+
+
+def test_each_airflow_run_registered_its_own_version(client, template):
+    assert template["good"]["run_id"] != template["bad"]["run_id"]
+    assert client.get_model_version(MODEL, "2").tags["airflow_run_id"] == "run-2"
+
+
+# -- operators ----------------------------------------------------------------------------------------
+class _TI:
+    """The one TaskInstance method the operators use (they push their links to XCom)."""
+
+    def __init__(self):
+        self.xcom = {}
+
+    def xcom_push(self, key, value):
+        self.xcom[key] = value
+
+
+def test_promote_and_rollback_operators(client, template):
+    from mlops_provider.operators.registry import PromoteModelOperator, RollbackModelOperator
+
+    client.set_registered_model_alias(MODEL, "challenger", "1")
+    ti = _TI()
+    out = PromoteModelOperator(task_id="promote", project_name="fraud").execute({"ti": ti})
+    assert out["promoted"] and out["version"] == "1"
+    assert ti.xcom["mlops_model_version"]["url"] and ti.xcom["mlops_mlflow_run"]["url"].startswith("file://")
+
+    client.set_registered_model_alias(MODEL, "challenger", "2")
+    refused = PromoteModelOperator(task_id="promote", project_name="fraud").execute({"ti": _TI()})
+    assert refused["promoted"] is False and refused["reason"]  # a refusal is not a task failure
+    assert aliases(client)["champion"] == "1"
+
+    PromoteModelOperator(task_id="p3", project_name="fraud", version="3").execute({"ti": _TI()})
+    # v3 holds v1's files: identical metrics, so the tie is refused.
+    assert aliases(client)["champion"] == "1"
+    from mlops_provider.core import registry
+
+    registry.promote(client, MODEL, "3", reason="manual")
+    rolled = RollbackModelOperator(task_id="rollback", project_name="fraud").execute({"ti": _TI()})
+    assert rolled["version"] == "1" and aliases(client)["previous_champion"] == "3"
+    assert set(PromoteModelOperator.template_fields) >= {"version"}
+    assert set(RollbackModelOperator.template_fields) >= {"to"}
