@@ -14,7 +14,6 @@ Trigger it by hand with the `day` param to re-ingest one day; reruns replace the
 """
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param
-
 from mlops_provider.core.config import load_projects
 from mlops_provider.operators.ingest import IngestOperator, ValidateBatchOperator
 from mlops_provider.pipeline import assets, dag_kwargs

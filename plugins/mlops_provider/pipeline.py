@@ -42,7 +42,7 @@ def default_args(project: ProjectConfig) -> dict[str, Any]:
         "retries": 2,
         "retry_delay": dt.timedelta(minutes=1),
         "retry_exponential_backoff": True,
-        "on_failure_callback": [OnCallEmailNotifier(project_name=project.name)],
+        "on_failure_callback": [OnCallEmailNotifier(project=project.name)],
     }
 
 
@@ -82,3 +82,26 @@ def days_to_process(context: Context, day: str | None = None) -> list[str]:
     if interval_start is None:
         raise ValueError("cannot tell which day to process: pass the 'day' param (YYYY-MM-DD)")
     return [interval_start.date().isoformat()]
+
+
+def day_to_process(params: Any, triggering_asset_events: Any = None, logical_date: Any = None,
+                   run_after: Any = None) -> str:
+    """Template macro: the day a run works on (``params.day``, else the triggering asset event, else the run date)."""
+    if params and params.get("day"):
+        return str(params["day"])[:10]
+    found = sorted(
+        str((event.extra or {}).get("day"))
+        for events in (triggering_asset_events or {}).values()
+        for event in events
+        if (event.extra or {}).get("day")
+    )
+    if found:
+        return found[-1]
+    when = logical_date or run_after
+    if when is None:
+        raise ValueError("cannot tell which day to process: pass the 'day' param (YYYY-MM-DD)")
+    return when.date().isoformat()
+
+
+DAY_TEMPLATE = "{{ day_to_process(params, triggering_asset_events, logical_date, dag_run.run_after) }}"
+DAY_PARAM_DESCRIPTION = "Day to process (YYYY-MM-DD); empty = the day of the triggering asset event"

@@ -6,7 +6,6 @@ import shutil
 
 import pytest
 import yaml
-
 from mlops_provider.core.config import load_project, load_project_file, load_projects
 from mlops_provider.core.state import projects_dir
 from mlops_provider.exceptions import ProjectConfigError

@@ -6,14 +6,14 @@ import datetime as dt
 import json
 
 import pytest
-
-from include.datagen.landing import write_landing_day
 from mlops_provider.core import state
 from mlops_provider.core.ingest import gate_day, records_table, stage_day, staging_table
 from mlops_provider.core.lake import Lake
 from mlops_provider.core.sources import LandingSource
 from mlops_provider.core.validation import build_suite_dict, suite_path
 from mlops_provider.exceptions import DataValidationError, SourceError
+
+from include.datagen.landing import write_landing_day
 
 DAY = dt.date(2024, 1, 10)
 

@@ -7,7 +7,6 @@ import datetime as dt
 import pandas as pd
 import pyarrow as pa
 import pytest
-
 from mlops_provider.core.lake import Lake, days
 
 

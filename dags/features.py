@@ -1,0 +1,30 @@
+"""
+### Features: compute, `feast apply`, materialize, freshness check
+
+One DAG per ML project (`<project>__features`), scheduled on the `<project>.validated` asset. It
+computes the day's per-entity aggregates and per-record features into the lake (the Feast offline
+source), applies the Feast definitions (idempotent), materializes
+[day - overlap, day] into the online store in chunks, and reads a sample back to prove the online
+store equals the offline values. Emits `<project>.features`.
+"""
+
+from airflow.sdk import DAG, Param
+
+from mlops_provider.core.config import load_projects
+from mlops_provider.operators.features import ComputeFeaturesOperator, MaterializeFeaturesOperator
+from mlops_provider.pipeline import DAY_PARAM_DESCRIPTION, DAY_TEMPLATE, assets, dag_kwargs, day_to_process
+
+for project in load_projects():
+    with DAG(
+        schedule=[assets(project).validated],
+        params={"day": Param(None, type=["null", "string"], format="date", description=DAY_PARAM_DESCRIPTION)},
+        user_defined_macros={"day_to_process": day_to_process},
+        **dag_kwargs(project, "features", __doc__),
+    ) as dag:
+        compute = ComputeFeaturesOperator(task_id="compute_features", project_name=project.name, day=DAY_TEMPLATE)
+        materialize = MaterializeFeaturesOperator(
+            task_id="materialize", project_name=project.name, start=DAY_TEMPLATE, end=DAY_TEMPLATE,
+            outlets=[assets(project).features],
+        )
+        compute >> materialize
+    globals()[dag.dag_id] = dag
