@@ -9,7 +9,6 @@ store equals the offline values. Emits `<project>.features`.
 """
 
 from airflow.sdk import DAG, Param
-
 from mlops_provider.core.config import load_projects
 from mlops_provider.operators.features import ComputeFeaturesOperator, MaterializeFeaturesOperator
 from mlops_provider.pipeline import DAY_PARAM_DESCRIPTION, DAY_TEMPLATE, assets, dag_kwargs, day_to_process

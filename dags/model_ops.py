@@ -12,7 +12,6 @@ Runs in the `mlops_promotion` pool (size 1) so that two alias moves never interl
 """
 
 from airflow.sdk import DAG, Param, task
-
 from mlops_provider.core.config import load_projects
 from mlops_provider.operators.registry import PromoteModelOperator, RollbackModelOperator
 from mlops_provider.pipeline import PROMOTION_POOL, assets, dag_kwargs

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from mlops_provider.core.config import load_projects
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"

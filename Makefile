@@ -1,0 +1,32 @@
+# Two set-up commands: `make demo` runs the pipeline on the embedded default; `make test` runs the tests.
+SHELL := /bin/bash
+ENV := . scripts/env.sh &&
+
+.PHONY: install airflow-db demo test test-fast lint suites lock clean
+
+install:
+	scripts/bootstrap.sh
+
+airflow-db: install
+	$(ENV) mkdir -p "$$AIRFLOW_HOME" && airflow db migrate >/dev/null
+
+demo: airflow-db
+	$(ENV) python scripts/demo.py $(DEMO_ARGS)
+
+lint: install
+	.venv/bin/ruff check plugins dags tests include scripts bench
+
+test: lint
+	$(ENV) python -m pytest -q tests; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+
+test-fast: install
+	$(ENV) python -m pytest -q -m "not slow and not integration" tests
+
+suites: install
+	$(ENV) python -m mlops_provider.core.validation
+
+lock:
+	uv pip compile requirements.in -p 3.11 -o requirements.txt
+
+clean:
+	rm -rf .mlops
