@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import Asset
 
 if TYPE_CHECKING:
-    from airflow.sdk import Context
 
     from mlops_provider.core.config import ProjectConfig
 
@@ -60,28 +59,6 @@ def dag_kwargs(project: ProjectConfig, stage: str, doc: str | None, **overrides:
     }
     kwargs.update(overrides)
     return kwargs
-
-
-def days_to_process(context: Context, day: str | None = None) -> list[str]:
-    """The day(s) a run works on: an explicit ``day``, else the triggering asset events, else the run's date."""
-    if day:
-        return [str(day)[:10]]
-    params = context.get("params") or {}
-    if params.get("day"):
-        return [str(params["day"])[:10]]
-    found: set[str] = set()
-    for events in (context.get("triggering_asset_events") or {}).values():
-        for event in events:
-            for key in ("day", "days"):
-                value = (event.extra or {}).get(key)
-                if value:
-                    found.update([value] if isinstance(value, str) else value)
-    if found:
-        return sorted(found)
-    interval_start = context.get("data_interval_start") or context.get("logical_date")
-    if interval_start is None:
-        raise ValueError("cannot tell which day to process: pass the 'day' param (YYYY-MM-DD)")
-    return [interval_start.date().isoformat()]
 
 
 def day_to_process(params: Any, triggering_asset_events: Any = None, logical_date: Any = None,
