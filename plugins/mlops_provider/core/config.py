@@ -15,6 +15,9 @@ from mlops_provider.core import state
 from mlops_provider.exceptions import ProjectConfigError
 
 
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 @cache
 def _schema() -> dict[str, Any]:
     return json.loads(resources.files("mlops_provider").joinpath("schemas/project.schema.json").read_text())
@@ -168,7 +171,8 @@ def load_project_file(path: str | Path) -> ProjectConfig:
 
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text())
+        # libyaml's loader: the pure-Python one costs ~25 ms per project on every DAG file parse.
+        data = yaml.load(path.read_text(), Loader=_YAML_LOADER)
     except OSError as exc:
         raise ProjectConfigError(f"{path}: cannot read project file: {exc}") from exc
     except yaml.YAMLError as exc:
