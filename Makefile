@@ -30,3 +30,18 @@ lock:
 
 clean:
 	rm -rf .mlops
+
+# Production topology without Docker (scripts/stack.py): real services on 127.0.0.1, CeleryExecutor, 2 workers.
+.PHONY: stack-up stack-down stack-status test-stack
+
+stack-up: install
+	$(ENV) python scripts/stack.py up $(STACK_ARGS)
+
+stack-down:
+	$(ENV) python scripts/stack.py down
+
+stack-status:
+	$(ENV) python scripts/stack.py status
+
+test-stack: install
+	$(ENV) python -m pytest -q -m stack tests/integration/stack
