@@ -2,7 +2,8 @@
 
 The landing directory (embedded default) and an S3 prefix hold one CSV file per day under
 ``records/<YYYY-MM-DD>.csv`` and ``labels/<YYYY-MM-DD>.csv`` (labels by arrival day). A PostgreSQL
-source is a table queried by its event-timestamp column, with identifiers quoted by psycopg2.sql.
+source is a table queried by its event-timestamp column, with identifiers quoted by the driver's ``sql``
+module (``psycopg2.sql`` or ``psycopg.sql``, whichever the postgres provider connects with).
 """
 
 from __future__ import annotations
@@ -47,6 +48,18 @@ def _concat(tables: list[pa.Table]) -> pa.Table | None:
     if not tables:
         return None
     return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
+
+
+def _naive_utc(table: pa.Table | None) -> pa.Table | None:
+    """``timestamptz`` values as naive UTC timestamps, the form file sources and the suites use."""
+    import pyarrow as pa
+
+    if table is None:
+        return None
+    for i, field in enumerate(table.schema):
+        if pa.types.is_timestamp(field.type) and field.type.tz is not None:
+            table = table.set_column(i, field.name, table.column(i).cast(pa.timestamp(field.type.unit)))
+    return table
 
 
 class LandingSource:
@@ -118,22 +131,39 @@ class PostgresSource:
         self.batch_rows = batch_rows
 
     @staticmethod
-    def _identifier(name: str):
-        from psycopg2 import sql
+    def _sql(conn: Any):
+        """The ``sql`` composition module of the connection's driver.
 
+        The postgres provider hands out psycopg (3) connections when psycopg 3 and SQLAlchemy 2 are
+        installed, psycopg2 ones otherwise; a psycopg 3 cursor rejects psycopg2's composed objects.
+        """
+        if type(conn).__module__.startswith("psycopg2"):
+            from psycopg2 import sql
+        else:
+            from psycopg import sql
+        return sql
+
+    @staticmethod
+    def _identifier(sql: Any, name: str):
+        """``schema.table`` from the config as a quoted identifier (never pasted into the SQL text)."""
         return sql.Identifier(*name.split("."))
 
     def _query(self, table: str, ts_column: str, start: dt.date, end: dt.date) -> tuple[pa.Table | None, list[str]]:
         import pyarrow as pa
-        from psycopg2 import sql
 
-        query = sql.SQL("SELECT * FROM {table} WHERE {ts} >= %s AND {ts} < %s ORDER BY {ts}").format(
-            table=self._identifier(table), ts=sql.Identifier(ts_column)
-        )
         bounds = (dt.datetime.combine(start, dt.time()), dt.datetime.combine(end + dt.timedelta(days=1), dt.time()))
         conn = self.connect()
         try:
-            # A named (server-side) cursor streams the interval instead of loading it in one piece.
+            sql = self._sql(conn)
+            query = sql.SQL("SELECT * FROM {table} WHERE {ts} >= %s AND {ts} < %s ORDER BY {ts}").format(
+                table=self._identifier(sql, table), ts=sql.Identifier(ts_column)
+            )
+            # Intervals are UTC days: the naive bounds must mean UTC for both ``timestamp`` and
+            # ``timestamptz`` columns, whatever the server's or the database's TimeZone setting is.
+            with conn.cursor() as cur:
+                cur.execute("SET TIME ZONE 'UTC'")
+            # A named (server-side) cursor streams the interval instead of loading it in one piece;
+            # both drivers quote its name as an identifier.
             with conn.cursor(name=f"mlops_extract_{table.replace('.', '_')}") as cur:
                 cur.itersize = self.batch_rows
                 cur.execute(query, bounds)
@@ -144,7 +174,7 @@ class PostgresSource:
             conn.commit()
         finally:
             conn.close()
-        table_arrow = _concat(batches)
+        table_arrow = _naive_utc(_concat(batches))
         where = f"postgres://{table}?{ts_column}=[{bounds[0].isoformat()},{bounds[1].isoformat()})"
         return table_arrow, [where] if table_arrow is not None else []
 
