@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import uuid
@@ -38,8 +39,10 @@ class Lake:
     """Tables of daily partitions ``<table>/dt=YYYY-MM-DD/data.parquet`` under one root URI.
 
     A partition is one Parquet file; writes go to a hidden temporary file that is renamed into place
-    (an S3 object appears only when its upload completes), so readers never see half a partition and
-    a rerun replaces the partition instead of adding to it.
+    (on S3: copied server-side, which replaces the object whole), so readers never see half a
+    partition, a failed write leaves the previous partition as it was, and a rerun replaces the
+    partition instead of adding to it. Writing straight to the final S3 key would not do: an
+    interrupted Parquet writer is closed by its destructor, which completes the upload of a partial file.
     """
 
     def __init__(self, root_uri: str | None = None, filesystem: pafs.FileSystem | None = None):
@@ -115,19 +118,20 @@ class Lake:
         """Atomically replace the partition with ``data``; return its URI."""
         import pandas as pd
         import pyarrow as pa
+        import pyarrow.fs as pafs
         import pyarrow.parquet as pq
 
         final = self.partition_path(table, day)
         directory = self.partition_dir(table, day)
         self.fs.create_dir(directory, recursive=True)
-        tmp = f"{directory}/.tmp-{uuid.uuid4().hex}.parquet" if self.is_local else final
+        tmp = f"{directory}/.tmp-{uuid.uuid4().hex}.parquet"
         if isinstance(data, pd.DataFrame):
             data = pa.Table.from_pandas(data, preserve_index=False)
+        writer = None
         try:
             if isinstance(data, pa.Table):
                 pq.write_table(data, tmp, filesystem=self.fs, compression="zstd")
             else:
-                writer = None
                 for batch in data:
                     if writer is None:
                         writer = pq.ParquetWriter(tmp, schema or batch.schema, filesystem=self.fs, compression="zstd")
@@ -136,14 +140,27 @@ class Lake:
                     pq.write_table(pa.Table.from_batches([], schema=schema), tmp, filesystem=self.fs)
                 else:
                     writer.close()
-            if self.is_local:
-                self.fs.move(tmp, final)  # rename(2): atomic on one filesystem
+            self._publish(tmp, final)
         except BaseException:
-            if self.is_local and self.fs.get_file_info(tmp).size is not None:
-                self.fs.delete_file(tmp)
+            if writer is not None and writer.is_open:
+                # Close now (it would close at garbage collection and upload ``tmp`` after its deletion).
+                with contextlib.suppress(Exception):
+                    writer.close()
+            with contextlib.suppress(Exception):
+                if self.fs.get_file_info(tmp).type == pafs.FileType.File:
+                    self.fs.delete_file(tmp)
             raise
         log.info("wrote %s", self.uri(final))
         return self.uri(final)
+
+    def _publish(self, tmp: str, final: str) -> None:
+        """Put the complete file ``tmp`` in place of ``final`` in one step."""
+        if self.is_local:
+            self.fs.move(tmp, final)  # rename(2): atomic on one filesystem
+        else:
+            # CopyObject: the new object becomes visible whole (single-request copy, up to 5 GB).
+            self.fs.copy_file(tmp, final)
+            self.fs.delete_file(tmp)
 
     def delete(self, table: str, day: str | dt.date) -> None:
         import pyarrow.fs as pafs

@@ -1,0 +1,282 @@
+"""The S3 source and the lake on S3, against a local S3 endpoint (``moto_server`` started for the session).
+
+The objects are read and written through the amazon provider's hooks (``S3Hook`` for the source, the
+lake's S3 filesystem from the same ``aws`` connection), as in production against S3 or MinIO.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from include.datagen.landing import write_landing_day
+
+pytestmark = pytest.mark.integration
+
+S3_CONN_ID = "mlops_test_s3"
+STARTUP_SECONDS = 30
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(tmp_path_factory):
+    """``http://127.0.0.1:<port>`` of a ``moto_server`` started for the session and killed after it."""
+    exe = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
+    if not Path(exe).exists():
+        pytest.skip("moto_server is not installed (pip install 'moto[server]'): no local S3 endpoint")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("moto") / "moto_server.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
+                break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.skip(f"moto_server did not come up on {url} within {STARTUP_SECONDS}s "
+                                f"(exit code {proc.poll()}): {log.read_text(errors='replace')[-2000:]}")
+                time.sleep(0.2)
+        yield url
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+@pytest.fixture
+def s3_conn(s3_endpoint, monkeypatch):
+    """An Airflow ``aws`` connection to the local endpoint (env-var JSON), and no AWS settings from outside."""
+    for var in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv(f"AIRFLOW_CONN_{S3_CONN_ID.upper()}", json.dumps({
+        "conn_type": "aws", "login": "testing", "password": "testing",
+        "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
+    }))
+    return S3_CONN_ID
+
+
+@pytest.fixture
+def s3_client(s3_conn):
+    """A boto3 S3 client built by the amazon provider's S3Hook from that connection."""
+    from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+    return S3Hook(aws_conn_id=s3_conn).get_conn()
+
+SOURCE_BUCKET, PREFIX = "raw-data", "exports/fraud"
+LAKE_CONN_ID = "mlops_test_lake_s3"
+DAYS = [dt.date(2024, 5, 1) + dt.timedelta(days=i) for i in range(3)]
+DAY = DAYS[1]
+
+
+def _upload_dir(client, local: Path, bucket: str, prefix: str) -> list[str]:
+    keys = []
+    for path in sorted(local.rglob("*.csv")):
+        key = f"{prefix}/{path.relative_to(local).as_posix()}"
+        client.upload_file(str(path), bucket, key)
+        keys.append(key)
+    return keys
+
+
+@pytest.fixture
+def s3_project(s3_client, mlops_home, tmp_path, monkeypatch, fraud_project):
+    """The fraud project reading daily CSVs from ``s3://raw-data/exports/fraud`` (three days uploaded)."""
+    import yaml
+    from mlops_provider.core import state
+    from mlops_provider.core.config import load_project
+
+    bucket = f"{SOURCE_BUCKET}-{tmp_path.name.lower().replace('_', '-')[-30:]}"
+    s3_client.create_bucket(Bucket=bucket)
+    local = tmp_path / "export"
+    for day in DAYS:
+        write_landing_day(fraud_project, local, day, rows=300)
+    _upload_dir(s3_client, local, bucket, PREFIX)
+
+    raw = yaml.safe_load((state.repo_root() / "include" / "projects" / "fraud.yaml").read_text())
+    raw["source"] = {"kind": "s3", "conn_id": S3_CONN_ID, "bucket": bucket, "prefix": f"/{PREFIX}/"}
+    projects = tmp_path / "projects"
+    projects.mkdir()
+    (projects / "fraud.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    monkeypatch.setenv("MLOPS_PROJECTS_DIR", str(projects))
+    project = load_project("fraud")
+    assert project.source["kind"] == "s3"
+    return project, bucket, local
+
+
+def _source(project):
+    from mlops_provider.operators.ingest import _source as build
+
+    return build(project)
+
+
+def test_s3_source_extracts_exactly_the_day_and_rerun_replaces(s3_project, s3_client):
+    from mlops_provider.core import state
+    from mlops_provider.core.ingest import gate_day, labels_table, records_table, stage_day
+    from mlops_provider.core.lake import Lake
+
+    project, bucket, local = s3_project
+    lake, reports, source = Lake(), Lake(state.reports_uri()), _source(project)
+    staged = stage_day(project, lake, source, DAY, run_id="scheduled__2024-05-02")
+    assert staged["sources"] == [f"s3://{bucket}/{PREFIX}/records/{DAY}.csv"]
+    assert staged["rows"] == 300
+    published = gate_day(project, lake, reports, DAY, run_id="scheduled__2024-05-02")
+    assert published["success"], published["failed"]
+    frame = lake.read(records_table(project), DAY)
+    assert set(frame["transaction_id"].str[1:9]) == {f"{DAY:%Y%m%d}"}, "no rows of the neighbouring days"
+    assert frame["event_timestamp"].min() >= dt.datetime.combine(DAY, dt.time())
+    assert frame["event_timestamp"].max() < dt.datetime.combine(DAY + dt.timedelta(days=1), dt.time())
+    assert lake.partitions(records_table(project)) == [DAY]
+
+    # A corrected export of the day (fewer rows) replaces the partition on rerun.
+    write_landing_day(project, local, DAY, rows=250)
+    s3_client.upload_file(str(local / "records" / f"{DAY}.csv"), bucket, f"{PREFIX}/records/{DAY}.csv")
+    stage_day(project, lake, source, DAY, run_id="manual__rerun")
+    again = gate_day(project, lake, reports, DAY, run_id="manual__rerun")
+    assert again["partition"] == published["partition"]
+    assert len(lake.read(records_table(project), DAY)) == 250
+
+    # Labels are read from labels/<arrival day>.csv: those of DAYS[0] arrive label.delay_days later.
+    arrival = DAYS[0] + dt.timedelta(days=project.label_delay_days)
+    write_landing_day(project, local, arrival, rows=120)  # the arrival day's own records must exist too
+    _upload_dir(s3_client, local, bucket, PREFIX)
+    labelled = stage_day(project, lake, source, arrival, run_id="scheduled__labels")
+    assert labelled["labels"]["rows"] == 300
+    assert set(lake.read(labels_table(project), arrival)["transaction_id"].str[1:9]) == {f"{DAYS[0]:%Y%m%d}"}
+
+
+def test_s3_unreadable_file_is_quarantined_with_a_clear_error(s3_project, s3_client):
+    from mlops_provider.core.ingest import records_table, stage_day, staging_table
+    from mlops_provider.core.lake import Lake
+    from mlops_provider.exceptions import DataValidationError
+
+    project, bucket, local = s3_project
+    bad = dt.date(2024, 5, 10)
+    write_landing_day(project, local, bad, rows=200, scenario="unreadable")
+    key = f"{PREFIX}/records/{bad}.csv"
+    s3_client.upload_file(str(local / "records" / f"{bad}.csv"), bucket, key)
+    lake = Lake()
+    with pytest.raises(DataValidationError) as err:
+        stage_day(project, lake, _source(project), bad, run_id="scheduled__2024-05-10")
+    message = str(err.value)
+    assert f"s3://{bucket}/{key}: not a readable CSV file" in message and "quarantined" in message
+    assert not lake.exists(records_table(project), bad) and not lake.exists(staging_table(project), bad)
+    where = f"_quarantine/fraud/dt={bad}/scheduled__2024-05-10"
+    assert lake.read_bytes(f"{where}/raw-{bad}.csv") == (local / "records" / f"{bad}.csv").read_bytes()
+    assert json.loads(lake.read_bytes(f"{where}/validation.json"))["source"] == f"s3://{bucket}/{key}"
+
+
+def test_s3_missing_day_is_a_source_error_naming_it(s3_project):
+    from mlops_provider.core.ingest import stage_day
+    from mlops_provider.core.lake import Lake
+    from mlops_provider.exceptions import SourceError
+
+    project, _, _ = s3_project
+    with pytest.raises(SourceError, match=r"fraud 2024-05-20: nothing has landed for this interval in the s3 source"):
+        stage_day(project, Lake(), _source(project), dt.date(2024, 5, 20), run_id="scheduled__2024-05-20")
+
+
+# -- the lake itself on S3 ----------------------------------------------------------------------------
+@pytest.fixture
+def s3_lake_conn(s3_client, s3_conn, monkeypatch, tmp_path):
+    """An ``mlops_lake`` connection putting the lake and the reports in a fresh bucket; returns (conn id, bucket)."""
+    bucket = f"lake-{tmp_path.name.lower().replace('_', '-')[-30:]}"
+    s3_client.create_bucket(Bucket=bucket)
+    monkeypatch.setenv(f"AIRFLOW_CONN_{LAKE_CONN_ID.upper()}", json.dumps({"conn_type": "mlops_lake", "extra": {
+        "lake_uri": f"s3://{bucket}/lake", "reports_uri": f"s3://{bucket}/reports", "aws_conn_id": s3_conn}}))
+    return LAKE_CONN_ID, bucket
+
+
+def _keys(client, bucket: str, prefix: str) -> list[str]:
+    return sorted(o["Key"] for o in client.list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+                  if not o["Key"].endswith("/"))
+
+
+def test_lake_on_s3_writes_atomically_and_replaces(s3_lake_conn, s3_client):
+    import pyarrow as pa
+    from mlops_provider.hooks.lake import LakeHook
+
+    conn_id, bucket = s3_lake_conn
+    hook = LakeHook(lake_conn_id=conn_id)
+    assert hook.test_connection()[0]
+    lake = hook.get_conn()
+    assert lake.root_uri == f"s3://{bucket}/lake" and not lake.is_local
+    prefix = "lake/t/dt=2024-05-02/"
+
+    uri = lake.write("t", DAY, pa.table({"x": [1, 2, 3]}))
+    assert uri == f"s3://{bucket}/lake/t/dt=2024-05-02/data.parquet"
+    assert _keys(s3_client, bucket, prefix) == [prefix + "data.parquet"], "no temporary object left behind"
+    assert lake.partitions("t") == [DAY]
+
+    # A rerun replaces the partition (one object, the new rows), streamed as record batches.
+    lake.write("t", DAY, iter([pa.record_batch({"x": [7, 8]}), pa.record_batch({"x": [9]})]))
+    assert lake.read("t", DAY)["x"].tolist() == [7, 8, 9]
+    assert _keys(s3_client, bucket, prefix) == [prefix + "data.parquet"]
+
+    # A writer that dies half-way leaves the previous partition intact and nothing else.
+    def crashing():
+        yield pa.record_batch({"x": list(range(50_000))})
+        raise RuntimeError("worker killed mid-write")
+
+    with pytest.raises(RuntimeError, match="mid-write"):
+        lake.write("t", DAY, crashing())
+    import gc
+
+    gc.collect()  # an unclosed writer would finish its upload now
+    assert lake.read("t", DAY)["x"].tolist() == [7, 8, 9]
+    assert _keys(s3_client, bucket, prefix) == [prefix + "data.parquet"]
+
+    lake.delete("t", DAY)
+    assert lake.partitions("t") == [] and _keys(s3_client, bucket, prefix) == []
+
+
+def test_ingest_and_gate_with_source_and_lake_on_s3(s3_project, s3_lake_conn, s3_client):
+    """The operators' path end to end on S3: raw CSV -> staging -> GX -> lake partition, reports on S3."""
+    from mlops_provider.operators.ingest import IngestOperator, ValidateBatchOperator
+
+    project, _, _ = s3_project
+    conn_id, bucket = s3_lake_conn
+    context = {"run_id": "scheduled__2024-05-03"}
+    staged = IngestOperator(task_id="extract", project_name="fraud", day=DAYS[2].isoformat(),
+                            lake_conn_id=conn_id).execute(context)
+    assert staged["staged"] == f"s3://{bucket}/lake/_staging/fraud/records/dt={DAYS[2]}/data.parquet"
+
+    validate = ValidateBatchOperator(task_id="validate", project_name="fraud", day=DAYS[2].isoformat(),
+                                     lake_conn_id=conn_id)
+    pushed = {}
+    ti = SimpleNamespace(xcom_push=lambda key, value: pushed.update({key: value}))
+    summary = validate.execute({**context, "ti": ti})
+    assert summary["success"] and summary["partition"] == f"s3://{bucket}/lake/fraud/records/dt={DAYS[2]}/data.parquet"
+    assert summary["result"].startswith(f"s3://{bucket}/reports/fraud/validation/dt={DAYS[2]}/")
+    assert _keys(s3_client, bucket, "lake/_staging/") == []
+    assert _keys(s3_client, bucket, f"lake/fraud/records/dt={DAYS[2]}/") == [
+        f"lake/fraud/records/dt={DAYS[2]}/data.parquet"]
+    # The task's extra link points at the report the gate wrote on S3.
+    assert pushed["mlops_validation_report"]["url"] in (summary["data_docs"], summary["result"])
