@@ -1,0 +1,192 @@
+"""Shared benchmark plumbing: isolated environments, child processes with peak RSS, machine description."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "python").exists() else sys.executable
+RESULT_PREFIX = "BENCH_RESULT="
+# Bytecode is cached outside the checkout: this machine sets PYTHONDONTWRITEBYTECODE=1, and timing imports
+# that are recompiled from source on every start would measure the compiler, not the code.
+PYCACHE = Path(tempfile.gettempdir()) / "mlops-bench-pycache"
+PACKAGES = ("apache-airflow", "apache-airflow-task-sdk", "pandas", "numpy", "pyarrow", "scipy", "evidently",
+            "feast", "redis", "mlflow", "scikit-learn", "great-expectations", "psutil")
+
+
+def bench_env(home: Path, **extra: str) -> dict[str, str]:
+    """Environment of a benchmark child: a throwaway MLOPS_HOME and Airflow home, never the repo's .mlops."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "MLFLOW_TRACKING_URI",
+                                                              "MLOPS_LAKE_URI", "MLOPS_REPORTS_URI",
+                                                              "MLOPS_PROJECTS_DIR")}
+    env.update({
+        "MLOPS_REPO_ROOT": str(REPO),
+        "MLOPS_HOME": str(home),
+        "AIRFLOW_HOME": str(home / "airflow"),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow' / 'airflow.db'}",
+        "FEAST_USAGE": "False",
+        "GX_ANALYTICS_ENABLED": "False",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+        "PYTHONPYCACHEPREFIX": str(PYCACHE),
+        "PYTHONPATH": f"{REPO / 'plugins'}{os.pathsep}{REPO}" + (os.pathsep + os.environ["PYTHONPATH"] if os.environ.get("PYTHONPATH") else ""),
+        "PATH": str(REPO / ".venv" / "bin") + os.pathsep + os.environ.get("PATH", ""),
+    })
+    env.update(extra)
+    return env
+
+
+class _TreeSampler(threading.Thread):
+    """Polls the RSS of a process and its descendants: the peak of the largest single process and of the sum."""
+
+    def __init__(self, pid: int, interval: float = 0.1) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.interval = pid, interval
+        self.peak_single = self.peak_tree = 0
+        self.peak_by_name: dict[str, int] = {}
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        import psutil
+
+        try:
+            root = psutil.Process(self.pid)
+        except psutil.NoSuchProcess:
+            return
+        while not self._halt.is_set():
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.NoSuchProcess:
+                return
+            total = 0
+            for p in procs:
+                try:
+                    rss = p.memory_info().rss
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    continue
+                total += rss
+                self.peak_single = max(self.peak_single, rss)
+            self.peak_tree = max(self.peak_tree, total)
+            self._halt.wait(self.interval)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=2)
+
+
+def run_cmd(cmd: list[str], env: dict[str, str], timeout: float = 3600, cwd: Path = REPO,
+            log_path: Path | None = None) -> dict[str, Any]:
+    """Run a command; return wall seconds, exit code, peak RSS (kernel maxrss of the child, sampled tree) and output."""
+    out = open(log_path, "w") if log_path else subprocess.PIPE  # noqa: SIM115
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, text=True)
+    sampler = _TreeSampler(proc.pid)
+    sampler.start()
+    stdout = ""
+    try:
+        if log_path is None:
+            stdout, _ = proc.communicate(timeout=timeout)
+        else:
+            proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+    finally:
+        sampler.stop()
+        if log_path:
+            out.close()
+            stdout = log_path.read_text(errors="replace")
+    seconds = time.perf_counter() - t0
+    return {
+        "seconds": seconds,
+        "returncode": proc.returncode,
+        "peak_rss_mib": round(sampler.peak_single / 2**20, 1),
+        "peak_tree_rss_mib": round(sampler.peak_tree / 2**20, 1),
+        "stdout": stdout,
+    }
+
+
+def run_step(target: str, kwargs: dict[str, Any], env: dict[str, str], timeout: float = 3600) -> dict[str, Any]:
+    """Run ``module:function(**kwargs)`` in a fresh interpreter; its result plus seconds and peak RSS.
+
+    The child reports its own ``ru_maxrss`` (the kernel's high-water mark of that process), so the figure
+    is the peak of the step alone, imports included, and not disturbed by the parent's memory.
+    """
+    cmd = [PYTHON, "-m", "bench.child", target, json.dumps(kwargs)]
+    res = run_cmd(cmd, env, timeout=timeout)
+    lines = [ln for ln in res["stdout"].splitlines() if ln.startswith(RESULT_PREFIX)]
+    if res["returncode"] != 0 or not lines:
+        tail = "\n".join(res["stdout"].splitlines()[-40:])
+        raise RuntimeError(f"benchmark step {target} failed (exit {res['returncode']}):\n{tail}")
+    result = json.loads(lines[-1][len(RESULT_PREFIX):])
+    result.setdefault("process_seconds", round(res["seconds"], 3))
+    return result
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile (q in 0..100) of a non-empty list."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), int(round(q / 100 * len(ordered) + 0.5))))
+    return ordered[rank - 1]
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    import psutil
+
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        model = platform.processor()
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True).stdout.strip()
+    dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                                capture_output=True, text=True).stdout.strip())
+    return {
+        "cpu_model": model,
+        "logical_cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "ram_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "packages": versions,
+        "git_commit": commit + ("+dirty" if dirty else ""),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def fmt_s(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return f"{seconds * 1000:.0f} ms" if seconds < 1 else f"{seconds:.1f} s"
+
+
+def fmt_ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}x"
