@@ -68,6 +68,20 @@ def entity_feature_names(project: ProjectConfig) -> list[str]:
     return names
 
 
+def fill_missing_history(project: ProjectConfig, frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of an entity without earlier events: no transactions, so zero counts, sums and means.
+
+    Shares and the time since the last event stay missing (there is no value to report), exactly as
+    :func:`compute_entity_features` writes a window without events.
+    """
+    zero = [n for n in entity_feature_names(project)
+            if n.startswith(("txn_count_", "amount_sum_", "amount_mean_", "distinct_categories_"))]
+    present = [c for c in zero if c in frame.columns]
+    if present:
+        frame[present] = frame[present].fillna(0)
+    return frame
+
+
 def record_feature_names(project: ProjectConfig) -> list[str]:
     return [*project.features.get("transaction_features", []), "hour_of_day"]
 

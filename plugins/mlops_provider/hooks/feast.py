@@ -307,29 +307,25 @@ class FeastHook(BaseHook):
 
     # -- retrieval -----------------------------------------------------------------------------
     def get_historical_features(self, entity_df: pd.DataFrame) -> pd.DataFrame:
-        """Point-in-time join of the model's feature service onto ``entity_df``.
+        """Point-in-time join of the model's feature service onto ``entity_df`` (same rows, same order).
 
         ``entity_df`` needs the entity key, the record id and an ``event_timestamp`` column; each row gets
-        the latest feature values with event time <= its own timestamp (never later), or missing values.
+        the latest feature values with event time <= its own timestamp (never later). An entity without
+        any earlier aggregate row (a new customer) gets no history: zero counts and amounts, missing
+        shares and recency (:func:`~mlops_provider.core.features.fill_missing_history`).
+
+        Views are joined one at a time and merged back on a row number: Feast's file (Dask) offline store
+        drops an entity row altogether when every feature row of its key lies after the row's timestamp
+        (its TTL filter keeps only rows whose join found nothing at all), which would silently remove each
+        new customer's first transactions from training sets and scores.
         """
+        import numpy as np
+
         from mlops_provider.core import feature_repo as R
+        from mlops_provider.core.features import fill_missing_history
 
         store = self.get_conn()
         service = store.get_feature_service(R.feature_service_name(self.project))
-        try:
-            return store.get_historical_features(entity_df=entity_df, features=service).to_df()
-        except NotImplementedError as exc:
-            # Feast's Dask store cannot sort a view's rows when no entity row matched that view at all
-            # (an all-null timestamp column); join view by view and leave the unmatched view's columns empty.
-            if "Divisions calculation failed" not in str(exc):
-                raise
-            log.warning("a feature view matched no entity row (%s); joining view by view", exc)
-            return self._historical_by_view(service, entity_df)
-
-    def _historical_by_view(self, service: Any, entity_df: pd.DataFrame) -> pd.DataFrame:
-        import numpy as np
-
-        store = self.get_conn()
         row = "__mlops_row"
         frame = entity_df.reset_index(drop=True).assign(**{row: np.arange(len(entity_df))})
         out = frame
@@ -339,11 +335,15 @@ class FeastHook(BaseHook):
                 part = store.get_historical_features(
                     entity_df=frame, features=[f"{projection.name_to_use()}:{n}" for n in names]
                 ).to_df()
-                out = out.merge(part[[row, *names]], on=row, how="left")
-            except NotImplementedError:
+                out = out.merge(part[[row, *names]], on=row, how="left", validate="one_to_one")
+            except NotImplementedError as exc:
+                # Feast's Dask store cannot sort a view's rows when no entity row matched the view at all.
+                if "Divisions calculation failed" not in str(exc):
+                    raise
                 log.info("feature view %s: no value for any entity row", projection.name_to_use())
                 out = out.assign(**{n: np.nan for n in names})
-        return out.sort_values(row).drop(columns=[row]).reset_index(drop=True)
+        out = out.sort_values(row).drop(columns=[row]).reset_index(drop=True)
+        return fill_missing_history(self.project, out)
 
     def get_online_features(self, entity_rows: list[dict[str, Any]],
                             include_event_timestamps: bool = False) -> dict[str, list[Any]]:
