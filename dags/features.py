@@ -8,15 +8,15 @@ source), applies the Feast definitions (idempotent), materializes
 store equals the offline values. Emits `<project>.features`.
 """
 
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG
 from mlops_provider.core.config import load_projects
 from mlops_provider.operators.features import ComputeFeaturesOperator, MaterializeFeaturesOperator
-from mlops_provider.pipeline import DAY_PARAM_DESCRIPTION, DAY_TEMPLATE, assets, dag_kwargs, day_to_process
+from mlops_provider.pipeline import DAY_TEMPLATE, assets, dag_kwargs, day_param, day_to_process
 
 for project in load_projects():
     with DAG(
         schedule=[assets(project).validated],
-        params={"day": Param(None, type=["null", "string"], format="date", description=DAY_PARAM_DESCRIPTION)},
+        params={"day": day_param()},
         user_defined_macros={"day_to_process": day_to_process},
         **dag_kwargs(project, "features", __doc__),
     ) as dag:

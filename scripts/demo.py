@@ -1,7 +1,9 @@
-"""The embedded-default demo: sample data for several days, each day's DAG runs in order, then where things are.
+"""The embedded-default demo: simulated days through every DAG, then where everything is.
 
 Runs the same code path as ``airflow dags test`` (``dag.test()``), in one process so that libraries
-are imported once. Usage: ``make demo`` (or ``python scripts/demo.py --days 8 --rows 3000``).
+are imported once. Usage: ``make demo`` (or ``python scripts/demo.py --days 16 --rows 2000``).
+The default timeline has a bad batch (day 4, quarantined), a covariate-drift day (12: alert email and
+a drift-triggered retrain) and a concept-drift day (13: performance alert when its labels arrive, day 16).
 """
 
 from __future__ import annotations
@@ -17,68 +19,74 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-BAD_DAY_SCENARIO = "nulls"
-
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    from include.simulation import DEFAULT_FIRST_TRAIN_DAY, DEFAULT_SCENARIOS
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project", default="fraud")
     parser.add_argument("--start", default="2024-01-01")
-    parser.add_argument("--days", type=int, default=6)
-    parser.add_argument("--rows", type=int, default=3000)
-    parser.add_argument("--bad-day", type=int, default=4, help="1-based day whose batch is broken (0 = none)")
+    parser.add_argument("--days", type=int, default=16)
+    parser.add_argument("--rows", type=int, default=2000, help="transactions per day")
+    parser.add_argument("--first-train-day", type=int, default=DEFAULT_FIRST_TRAIN_DAY,
+                        help="nightly training runs from the night of this day on")
+    parser.add_argument("--scenario", action="append", default=[], metavar="DAY=NAME",
+                        help="override the default timeline, e.g. --scenario 5=covariate_drift (repeatable)")
+    parser.add_argument("--verbose", action="store_true", help="show every task's log (INFO)")
     args = parser.parse_args()
 
-    logging.getLogger().setLevel(logging.WARNING)
-    from airflow.dag_processing.dagbag import DagBag
+    if not args.verbose:
+        # Read when Airflow is first imported: task logs below WARNING stay out of the progress output.
+        os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+        logging.getLogger().setLevel(logging.WARNING)
     from mlops_provider.core import state
-    from mlops_provider.core.config import load_project
 
-    from include.datagen.landing import write_landing_day
+    from include.simulation import Simulation
 
-    project = load_project(args.project)
-    landing = state.mlops_home() / project.source["path"]
-    start = dt.date.fromisoformat(args.start)
-    days = [start + dt.timedelta(days=i) for i in range(args.days)]
-    print(f"MLOPS_HOME={state.mlops_home()}  project={project.name}  days={days[0]}..{days[-1]}", flush=True)
-    for i, day in enumerate(days, 1):
-        scenario = BAD_DAY_SCENARIO if i == args.bad_day else "clean"
-        write_landing_day(project, landing, day, rows=args.rows, scenario=scenario)
-    print(f"generated {len(days)} landing files under {landing} (day {args.bad_day} is '{BAD_DAY_SCENARIO}')",
+    scenarios = dict(DEFAULT_SCENARIOS)
+    for item in args.scenario:
+        number, _, name = item.partition("=")
+        scenarios[int(number)] = name
+    began = time.monotonic()
+    print(f"MLOPS_HOME={state.mlops_home()}  project={args.project}  {args.days} days from {args.start}, "
+          f"{args.rows} rows/day; scenarios {scenarios}; nightly training from day {args.first_train_day}",
           flush=True)
+    sim = Simulation(args.project, start=dt.date.fromisoformat(args.start), rows=args.rows,
+                     echo=lambda line: print(line, flush=True))
+    for number in range(1, args.days + 1):
+        sim.simulate_day(number, scenarios.get(number, "clean"), nightly_train=number >= args.first_train_day)
 
-    bag = DagBag(dag_folder=str(REPO / "dags"))
-    if bag.import_errors:
-        print(f"DAG import errors: {bag.import_errors}")
-        return 1
-
-    def run(dag_id: str, day: dt.date, conf: dict | None = None) -> str:
-        began = time.monotonic()
-        logical = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC)
-        dag_run = bag.get_dag(dag_id).test(logical_date=logical, run_conf=conf)
-        state_ = str(getattr(dag_run.state, "value", dag_run.state))
-        print(f"  {dag_id:<24} {state_:<8} {time.monotonic() - began:6.1f}s", flush=True)
-        return state_
-
-    failures = []
-    for day in days:
-        print(f"day {day}", flush=True)
-        if run(project.dag_id("ingest"), day, {"day": day.isoformat()}) != "success":
-            failures.append(day)
-            continue
-        run(project.dag_id("features"), day, {"day": day.isoformat()})
-
-    lake = state.mlops_home() / "lake"
+    home = state.mlops_home()
+    project = sim.project
+    failed = [r for r in sim.results if r.state != "success"]
+    alerts = sorted(state.outbox_dir().glob("*.eml"))
+    print(f"\ndone in {time.monotonic() - began:.0f}s: {len(sim.results)} DAG runs, "
+          f"{len(failed)} failed ({', '.join(f'{r.dag_id} {r.day}' for r in failed) or 'none'})")
     print("\nwhere everything is:")
-    print(f"  lake partitions     {lake / project.name / 'records'}")
-    print(f"  quarantine          {lake / '_quarantine' / project.name}  (days {', '.join(map(str, failures)) or 'none'})")
-    print(f"  validation results  {state.mlops_home() / 'reports' / project.name / 'validation'}")
-    print(f"  data docs           {state.gx_dir() / 'gx' / 'uncommitted' / 'data_docs' / 'local_site' / 'index.html'}")
-    print(f"  feature store       {state.feast_dir() / project.name}")
-    print(f"  features            {lake / project.name / 'features'}")
-    print(f"  emails (outbox)     {state.outbox_dir()}")
-    expected = {days[args.bad_day - 1]} if args.bad_day else set()
-    return 0 if set(failures) == expected else 1
+    for label, path in [
+        ("lake partitions", home / "lake" / project.name / "records"),
+        ("quarantine", home / "lake" / "_quarantine" / project.name),
+        ("features (Feast offline)", home / "lake" / project.name / "features"),
+        ("feature store (registry, online)", state.feast_dir() / project.name),
+        ("predictions", home / "lake" / project.name / "predictions"),
+        ("validation results", home / "reports" / project.name / "validation"),
+        ("data docs", state.gx_dir() / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"),
+        ("drift reports (HTML)", home / "reports" / project.name / "monitoring"),
+        ("MLflow store", home / "mlflow"),
+        ("emails (outbox)", state.outbox_dir()),
+    ]:
+        print(f"  {label:<34} {path}")
+    print(f"\n{len(alerts)} emails in the outbox:")
+    for path in alerts:
+        subject = next((line[9:] for line in path.read_text(errors="replace").splitlines()
+                        if line.startswith("Subject: ")), "?")
+        print(f"  {path.name}  {subject[:120]}")
+    print(f"\nMLflow UI: mlflow ui --backend-store-uri {state.mlflow_tracking_uri()}")
+    print("Airflow UI: . scripts/env.sh && airflow standalone   (the runs above are in its metadata DB)")
+    expected_failures = {sim.day(n) for n, name in scenarios.items() if name not in (
+        "clean", "covariate_drift", "concept_drift", "label_noise") and n <= args.days}
+    unexpected = [r for r in failed if r.day not in expected_failures]
+    return 1 if unexpected else 0
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import pandas as pd
 
 from include.datagen import fraud, generic
 
-DRIFT_SCENARIOS = {"clean", "covariate_drift", "concept_drift"}
+DRIFT_SCENARIOS = {"clean", "covariate_drift", "concept_drift", "label_noise"}
 BAD_DATA_SCENARIOS = {
     "schema_break",      # a column disappears and another is renamed
     "wrong_type",        # amounts arrive as formatted strings
@@ -31,8 +31,14 @@ def generate_day(project, day: dt.date, rows: int, scenario: str = "clean") -> p
         raise ValueError(f"unknown scenario '{scenario}'; choose one of {', '.join(SCENARIOS)}")
     drift = {"covariate_drift": scenario == "covariate_drift", "concept_drift": scenario == "concept_drift"}
     if project.name == "fraud":
-        return fraud.generate(day, rows, **drift)
-    return generic.generate(project, day, rows, **drift)
+        frame = fraud.generate(day, rows, **drift)
+    else:
+        frame = generic.generate(project, day, rows, **drift)
+    if scenario == "label_noise":
+        # Same prevalence, no signal: the labels of the day are shuffled across its rows.
+        rng = np.random.default_rng(int(day.strftime("%Y%m%d")))
+        frame[project.label_column] = rng.permutation(frame[project.label_column].to_numpy())
+    return frame
 
 
 def _first(project, kind: str) -> str:

@@ -35,6 +35,13 @@ def assets(project: ProjectConfig) -> ProjectAssets:
     return ProjectAssets(asset("validated"), asset("features"), asset("model"), asset("predictions"), asset("drift"))
 
 
+def day_param(description: str = "") -> Any:
+    """The optional ``day`` param every stage DAG takes (typed: a date or empty)."""
+    from airflow.sdk import Param
+
+    return Param(None, type=["null", "string"], format="date", description=description or DAY_PARAM_DESCRIPTION)
+
+
 def default_args(project: ProjectConfig) -> dict[str, Any]:
     from mlops_provider.notifiers.oncall import OnCallEmailNotifier
 
@@ -64,8 +71,12 @@ def dag_kwargs(project: ProjectConfig, stage: str, doc: str | None, **overrides:
 
 
 def day_to_process(params: Any, triggering_asset_events: Any = None, logical_date: Any = None,
-                   run_after: Any = None) -> str:
-    """Template macro: the day a run works on (``params.day``, else the triggering asset event, else the run date)."""
+                   run_after: Any = None, lag_days: int = 0) -> str:
+    """Template macro: the day a run works on (``params.day``, else the triggering asset event, else the run date).
+
+    ``lag_days`` moves the run-date fallback back: a nightly run shortly after midnight works on the
+    day that just ended (``lag_days=1``).
+    """
     if params and params.get("day"):
         return str(params["day"])[:10]
     found = sorted(
@@ -79,8 +90,9 @@ def day_to_process(params: Any, triggering_asset_events: Any = None, logical_dat
     when = logical_date or run_after
     if when is None:
         raise ValueError("cannot tell which day to process: pass the 'day' param (YYYY-MM-DD)")
-    return when.date().isoformat()
+    return (when.date() - dt.timedelta(days=lag_days)).isoformat()
 
 
 DAY_TEMPLATE = "{{ day_to_process(params, triggering_asset_events, logical_date, dag_run.run_after) }}"
+PREVIOUS_DAY_TEMPLATE = "{{ day_to_process(params, triggering_asset_events, logical_date, dag_run.run_after, 1) }}"
 DAY_PARAM_DESCRIPTION = "Day to process (YYYY-MM-DD); empty = the day of the triggering asset event"

@@ -112,6 +112,14 @@ class Lake:
     def read_range_files(self, table: str, start: str | dt.date, end: str | dt.date) -> list[str]:
         return [self.uri(self.partition_path(table, d)) for d in days(start, end) if self.exists(table, d)]
 
+    def list_files(self, prefix: str) -> list[str]:
+        """Paths (relative to the root) of the files under ``prefix``, sorted; hidden temporary files excluded."""
+        import pyarrow.fs as pafs
+
+        selector = pafs.FileSelector(f"{self.root}/{prefix.strip('/')}", allow_not_found=True, recursive=True)
+        return sorted(info.path[len(self.root) + 1:] for info in self.fs.get_file_info(selector)
+                      if info.type == pafs.FileType.File and ".tmp-" not in info.base_name)
+
     # -- writes --------------------------------------------------------------------------------
     def write(self, table: str, day: str | dt.date, data: pd.DataFrame | pa.Table | Iterable[pa.RecordBatch],
               schema: pa.Schema | None = None) -> str:

@@ -50,6 +50,7 @@ METRICS = (
 )
 
 HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
+REFERENCE_ARTIFACT = "reference/reference.parquet"
 
 _UNSET: Any = object()
 _PENDING_PREVIOUS = "pending_previous_champion"
@@ -500,6 +501,18 @@ def rollback(client: MlflowClient, model_name: str, to: str | int = "previous") 
         return {**_result(client, model_name), "rolled_back_from": old, "version": target}
 
 
+def shadow_record(client: MlflowClient, model_name: str, version: str | int) -> dict[str, Any]:
+    """What shadow scoring observed for ``version`` while it was challenger (``shadow.<day>`` version tags)."""
+    import json
+
+    tags = _model_version(client, model_name, version).tags or {}
+    days = {k.split(".", 1)[1]: json.loads(v) for k, v in tags.items() if k.startswith("shadow.")}
+    agreement = [d["agreement_rate"] for d in days.values() if d.get("agreement_rate") is not None]
+    return {"days": len(days), "first_day": min(days, default=None), "last_day": max(days, default=None),
+            "mean_agreement_rate": sum(agreement) / len(agreement) if agreement else None,
+            "max_ks_statistic": max((d.get("ks_statistic") or 0.0 for d in days.values()), default=None)}
+
+
 # -- the whole gate -----------------------------------------------------------------------------------
 def load_holdout(client: MlflowClient, run_id: str) -> pd.DataFrame:
     """The holdout rows a training run evaluated on (challenger and champion are compared on exactly these)."""
@@ -522,13 +535,15 @@ def gate_and_promote(
     tracking_uri: str | None = None,
     registry_uri: str | None = None,
     max_attempts: int = 3,
+    approved: bool = False,
 ) -> dict[str, Any]:
     """Evaluate ``version`` (default: the challenger) and the champion on the challenger's holdout, decide,
     then promote or refuse. A refusal is a normal outcome (``promoted: False``), not an error.
 
     The decision is made outside the lock (evaluation takes seconds) and applied with
     ``expected_champion``: if another promotion moved the champion meanwhile, the comparison is redone
-    against the new champion, up to ``max_attempts`` times.
+    against the new champion, up to ``max_attempts`` times. ``approved`` records that a human already
+    approved this version (``promotion.require_approval``); the gate itself still applies.
     """
     model_name = project.model_name
     primary = project.promotion["primary_metric"]
@@ -584,7 +599,7 @@ def gate_and_promote(
                   "baseline_value": baseline.get(primary), "compared_with": champion}
         if not decision.promote:
             return {**refuse(client, model_name, version, decision.reason), **common, CHAMPION: champion}
-        if project.promotion.get("require_approval"):
+        if project.promotion.get("require_approval") and not approved:
             reason = f"passed the gate but promotion.require_approval is set: awaiting a human ({decision.reason})"
             _set_tags(client, model_name, version, {"promotion_decision": "awaiting_approval",
                                                     "promotion_reason": reason, "decided_at": _now()})

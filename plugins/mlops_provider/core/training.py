@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 
 MIN_ROWS = {"train": 200, "validation": 50, "holdout": 50}
 HOLDOUT_ARTIFACT = registry.HOLDOUT_ARTIFACT
+REFERENCE_ARTIFACT = registry.REFERENCE_ARTIFACT
 _DT_IN_URI = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
 
 
@@ -303,6 +304,14 @@ def find_registered_run(
     return None
 
 
+def _reference_sample(splits: Splits, columns: list[str], rows: int, seed: int) -> pd.DataFrame:
+    """Up to ``rows`` training and validation rows (uniform, seeded) with ``columns``."""
+    import pandas as pd
+
+    both = pd.concat([splits.train[columns], splits.validation[columns]], ignore_index=True)
+    return both.sample(n=rows, random_state=seed).reset_index(drop=True) if len(both) > rows else both
+
+
 def _quote(value: str) -> str:
     return str(value).replace("'", "\\'")
 
@@ -481,6 +490,15 @@ def train_and_register(
             splits.holdout[keep].to_parquet(holdout_file, index=False)
             mlflow.log_artifact(str(holdout_file), artifact_path=str(Path(HOLDOUT_ARTIFACT).parent))
             holdout_uri = mlflow.get_artifact_uri(HOLDOUT_ARTIFACT)
+
+            # Monitoring compares each day with what this model learnt from: a seeded sample of its
+            # training rows with its own scores on them (the drift reference while it is champion).
+            reference = _reference_sample(splits, keep, int(project.monitoring.get("sample_rows", 50000)), seed)
+            with registry.thread_limit():
+                reference["champion_score"] = model.predict_proba(prepare_features(reference, feature_columns))[:, 1]
+            reference_file = Path(tmp) / Path(REFERENCE_ARTIFACT).name
+            reference.to_parquet(reference_file, index=False)
+            mlflow.log_artifact(str(reference_file), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
 
             example = X["train"].head(5)
             signature = infer_signature(X["holdout"].head(200), model.predict_proba(X["holdout"].head(200))[:, 1])

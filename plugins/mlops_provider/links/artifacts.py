@@ -16,6 +16,16 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
+def dag_run_url(dag_id: str, run_id: str) -> str:
+    """The Airflow UI page of one DAG run (``[api] base_url``, default ``http://localhost:8080``)."""
+    from urllib.parse import quote
+
+    from airflow.configuration import conf
+
+    base = (conf.get("api", "base_url", fallback=None) or "http://localhost:8080/").rstrip("/")
+    return f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
+
+
 class ArtifactLink(BaseOperatorLink):
     """A link whose target URL the task stored in XCom under ``key``."""
 

@@ -14,20 +14,12 @@ from airflow.sdk import BaseOperator
 
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.links.artifacts import MlflowRunLink, ModelVersionLink
+from mlops_provider.operators.common import json_safe
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 log = logging.getLogger(__name__)
-
-
-def _json_safe(value: Any) -> Any:
-    """NaN is not JSON: XCom consumers get ``None`` for a metric that could not be computed."""
-    if isinstance(value, float) and value != value:
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    return value
 
 
 class PromoteModelOperator(BaseOperator):
@@ -46,12 +38,14 @@ class PromoteModelOperator(BaseOperator):
         *,
         project_name: str,
         version: str | int | None = None,
+        approved: bool = False,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.project_name = project_name
         self.version = version
+        self.approved = approved
         self.mlflow_conn_id = mlflow_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -64,16 +58,19 @@ class PromoteModelOperator(BaseOperator):
         with hook.environment():
             result = registry.gate_and_promote(
                 project, hook.get_conn(), version=version,
-                tracking_uri=hook.tracking_uri, registry_uri=hook.registry_uri,
+                tracking_uri=hook.tracking_uri, registry_uri=hook.registry_uri, approved=self.approved,
             )
+            result["shadow"] = registry.shadow_record(hook.get_conn(), result["model_name"], result["version"])
         ModelVersionLink.persist(context, url=hook.model_version_url(result["model_name"], result["version"]))
         if result.get("run_id"):
             MlflowRunLink.persist(context, url=hook.run_url(result["run_id"]))
+        if result["shadow"]["days"]:
+            self.log.info("shadow record of v%s: %s", result["version"], result["shadow"])
         if result["promoted"]:
             self.log.info("%s v%s is champion: %s", result["model_name"], result["version"], result["reason"])
         else:
             self.log.warning("%s v%s NOT promoted: %s", result["model_name"], result["version"], result["reason"])
-        return _json_safe(result)
+        return json_safe(result)
 
 
 class RollbackModelOperator(BaseOperator):

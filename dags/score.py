@@ -1,0 +1,26 @@
+"""
+### Batch scoring with a shadow challenger
+
+One DAG per ML project (`<project>__score`), scheduled on the `<project>.features` asset (a new day
+is ready) or the `<project>.model` asset (a new champion). The `champion` alias scores the day's
+validated records with point-in-time features from Feast; the `challenger`, when one exists,
+shadow-scores the same rows. Predictions land in the lake under `<project>/predictions/dt=...` with
+the model name and versions; shadow scores are never used as decisions. Emits `<project>.predictions`.
+"""
+
+from airflow.sdk import DAG
+from mlops_provider.core.config import load_projects
+from mlops_provider.operators.scoring import ScoreBatchOperator
+from mlops_provider.pipeline import DAY_TEMPLATE, assets, dag_kwargs, day_param, day_to_process
+
+for project in load_projects():
+    project_assets = assets(project)
+    with DAG(
+        schedule=(project_assets.features | project_assets.model),
+        params={"day": day_param()},
+        user_defined_macros={"day_to_process": day_to_process},
+        **dag_kwargs(project, "score", __doc__),
+    ) as dag:
+        ScoreBatchOperator(task_id="score", project_name=project.name, day=DAY_TEMPLATE,
+                           outlets=[project_assets.predictions])
+    globals()[dag.dag_id] = dag

@@ -1,0 +1,108 @@
+"""
+### Training and promotion: nightly, on drift, or on demand
+
+One DAG per ML project (`<project>__train`). It runs on the project's `model.retrain_schedule`
+(nightly) **or** when monitoring emits the `<project>.drift` asset (drift or performance alert that
+was not on cooldown), and can be triggered from the UI with typed params.
+
+1. **train**: point-in-time training set from Feast (labelled events of the training window, each
+   with the features known at its own timestamp), a logistic-regression baseline and a gradient-boosting
+   model with bounded HPO, one MLflow run (params, metrics, plots, datasets, lineage tags), registered
+   as a new version with alias `challenger`. A retry reuses the version an earlier try registered.
+2. **promote**: challenger vs champion on the challenger's holdout; primary metric, minimum
+   improvement and guardrails from the project YAML. A refusal is recorded on the version and in the log.
+   With `promotion.require_approval` a human approves in the Airflow UI (Required actions) first.
+3. **announce_champion**: only when the champion changed, emits `<project>.model` (scoring reruns).
+
+Params: `day` (last day whose labels may be used; empty = the day before the run date, or the drift
+event's day), `training_window_days`, `hpo_trials`.
+"""
+
+from airflow.providers.standard.operators.hitl import ApprovalOperator
+from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
+from mlops_provider.core.config import load_projects
+from mlops_provider.operators.registry import PromoteModelOperator
+from mlops_provider.operators.training import TrainModelOperator
+from mlops_provider.pipeline import (
+    PREVIOUS_DAY_TEMPLATE,
+    PROMOTION_POOL,
+    assets,
+    dag_kwargs,
+    day_param,
+    day_to_process,
+)
+
+TRIGGER = ("{{ params.trigger or ('drift' if triggering_asset_events else "
+           "('nightly' if dag_run.run_type == 'scheduled' else 'manual')) }}")
+
+
+@task.short_circuit(task_id="champion_changed")
+def champion_changed(decision_task: str, ti=None) -> bool:
+    result = ti.xcom_pull(task_ids=decision_task) or {}
+    return bool(result.get("promoted") and not result.get("already_champion"))
+
+
+def announce_champion_task(model: Asset, decision_task: str):
+    """The task that emits the ``model`` asset event (scoring reruns with the new champion)."""
+
+    @task(task_id="announce_champion", outlets=[model])
+    def announce_champion(as_of: str, ti=None, outlet_events=None) -> dict:
+        result = ti.xcom_pull(task_ids=decision_task)
+        extra = {"day": as_of, "model_name": result["model_name"], "version": result["version"],
+                 "replaced": result.get("replaced")}
+        outlet_events[model].extra = extra
+        return extra
+
+    return announce_champion(PREVIOUS_DAY_TEMPLATE)
+
+
+@task.short_circuit(task_id="needs_approval")
+def needs_approval(ti=None) -> bool:
+    return bool((ti.xcom_pull(task_ids="promote") or {}).get("awaiting_approval"))
+
+
+for project in load_projects():
+    project_assets = assets(project)
+    with DAG(
+        schedule=AssetOrTimeSchedule(
+            timetable=CronTriggerTimetable(project.model["retrain_schedule"], timezone="UTC"),
+            assets=project_assets.drift,
+        ),
+        params={
+            "day": day_param("Last day whose labels training may use (YYYY-MM-DD); empty = the day before the "
+                             "run date, or the day of the drift event"),
+            "training_window_days": Param(project.model.get("training_window_days", 21), type="integer",
+                                          minimum=5, maximum=365, description="Days of events to train on"),
+            "hpo_trials": Param(project.model.get("hpo_trials", 4), type="integer", minimum=1, maximum=20,
+                                description="Hyperparameter candidates tried (bounded search)"),
+            "trigger": Param(None, type=["null", "string"], enum=[None, "nightly", "drift", "manual"],
+                             description="Why this run trains (recorded on the MLflow run); empty = detect"),
+        },
+        user_defined_macros={"day_to_process": day_to_process},
+        **dag_kwargs(project, "train", __doc__),
+    ) as dag:
+        train = TrainModelOperator(
+            task_id="train", project_name=project.name, as_of=PREVIOUS_DAY_TEMPLATE,
+            window_days="{{ params.training_window_days }}", hpo_trials="{{ params.hpo_trials }}", trigger=TRIGGER,
+        )
+        promote = PromoteModelOperator(
+            task_id="promote", project_name=project.name, pool=PROMOTION_POOL,
+            version="{{ ti.xcom_pull(task_ids='train')['version'] }}",
+        )
+        train >> promote
+        decision = "promote"
+        if project.promotion.get("require_approval"):
+            approve = ApprovalOperator(
+                task_id="approve",
+                subject=f"Promote {project.model_name} v{{{{ ti.xcom_pull(task_ids='train')['version'] }}}} to champion?",
+                body="{{ ti.xcom_pull(task_ids='promote')['reason'] }}",
+            )
+            promote_approved = PromoteModelOperator(
+                task_id="promote_approved", project_name=project.name, pool=PROMOTION_POOL, approved=True,
+                version="{{ ti.xcom_pull(task_ids='train')['version'] }}",
+            )
+            promote >> needs_approval() >> approve >> promote_approved
+            decision = "promote_approved"
+
+        dag.get_task(decision) >> champion_changed(decision) >> announce_champion_task(project_assets.model, decision)
+    globals()[dag.dag_id] = dag

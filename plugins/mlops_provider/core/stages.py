@@ -1,0 +1,231 @@
+"""The model half of the pipeline as plain functions: train, score a day, monitor a day, request a retrain.
+
+Operators call these with objects built from Airflow connections; a plain Python script (or a
+benchmark) can call them with the embedded defaults. Each returns a small JSON-able summary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mlops_provider.core import features as F
+from mlops_provider.core import registry
+from mlops_provider.core.lake import as_date
+from mlops_provider.core.training_set import labels_table, model_feature_columns, utc_timestamps
+from mlops_provider.exceptions import MlopsError, ModelNotFoundError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlops_provider.core.config import ProjectConfig
+    from mlops_provider.core.lake import Lake
+
+log = logging.getLogger(__name__)
+
+
+def predictions_table(project: ProjectConfig) -> str:
+    return f"{project.name}/predictions"
+
+
+def validation_results(project: ProjectConfig, reports: Lake, event_days: list[dt.date]) -> list[str]:
+    """URIs of the GX validation results of the days a model was trained on."""
+    out = []
+    for day in event_days:
+        out += [reports.uri(f"{reports.root}/{p}")
+                for p in reports.list_files(f"{project.name}/validation/dt={day.isoformat()}")]
+    return out
+
+
+# -- training ---------------------------------------------------------------------------------------
+def train_model(project: ProjectConfig, *, lake: Lake, reports: Lake, feature_store: Any, as_of: str | dt.date,
+                tracking_uri: str, registry_uri: str | None = None, artifact_location: str | None = None,
+                window_days: int | None = None, hpo_trials: int | None = None,
+                run_tags: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Build the point-in-time training set as of ``as_of``, train, log to MLflow and register a challenger."""
+    from mlops_provider.core import feature_repo as R
+    from mlops_provider.core import training
+    from mlops_provider.core.training_set import build_training_set
+
+    training_set = build_training_set(project, lake, feature_store, as_of, window_days)
+    tags = {
+        "config_hash": project.config_hash(),
+        "feast_feature_service": R.feature_service_name(project),
+        "feast_project": project.name,
+        "training_as_of": as_date(as_of).isoformat(),
+        "gx_validation_results": validation_results(project, reports, training_set.event_days),
+        **(run_tags or {}),
+    }
+    return training.train_and_register(
+        project, training_set.frame, feature_columns=training_set.feature_columns,
+        categorical_columns=training_set.categorical_columns, tracking_uri=tracking_uri, registry_uri=registry_uri,
+        run_tags=tags, dataset_sources=training_set.sources, hpo_trials=hpo_trials,
+        artifact_location=artifact_location,
+    )
+
+
+# -- scoring ----------------------------------------------------------------------------------------
+def score_day(project: ProjectConfig, *, lake: Lake, reports: Lake, feature_store: Any, day: str | dt.date,
+              tracking_uri: str, registry_uri: str | None = None) -> dict[str, Any]:
+    """Score partition ``day`` with the champion (shadow: the challenger); write predictions to the lake.
+
+    Features come from the same point-in-time retrieval as training, so a record is scored with exactly
+    the values it would have had in a training set. The predictions partition keeps the model inputs
+    next to the scores: monitoring compares them with the champion's training reference.
+    """
+    from mlops_provider.core import scoring
+
+    day = as_date(day)
+    rid, key, ts = project.record_id, project.entity_key, project.event_timestamp
+    if not lake.exists(F.records_table(project), day):
+        raise MlopsError(f"{project.name} {day}: no validated records partition "
+                         f"{lake.uri(lake.partition_path(F.records_table(project), day))} to score")
+    records = lake.read(F.records_table(project), day, columns=[rid, key, ts])
+    entity_df = records.rename(columns={ts: F.EVENT_TIMESTAMP}) if ts != F.EVENT_TIMESTAMP else records
+    entity_df[F.EVENT_TIMESTAMP] = utc_timestamps(entity_df[F.EVENT_TIMESTAMP])
+    entity_df[key] = entity_df[key].astype(str)
+    frame = feature_store.get_historical_features(entity_df)
+    features, _ = model_feature_columns(project)
+    predictions, summary = scoring.score(
+        frame, tracking_uri=tracking_uri, registry_uri=registry_uri, model_name=project.model_name,
+        record_id=rid, entity_key=key, threshold=float(project.model.get("alert_threshold", 0.5)),
+        event_timestamp=F.EVENT_TIMESTAMP,
+    )
+    out = predictions.merge(frame[[rid, *features]], on=rid, how="left", validate="one_to_one")
+    out.insert(3, "model_name", project.model_name)
+    uri = lake.write(predictions_table(project), day, out)
+    summary = {"day": day.isoformat(), "model_name": project.model_name, "predictions": uri, **summary}
+    shadow_uri = reports.write_bytes(f"{project.name}/shadow/dt={day.isoformat()}.json",
+                                     json.dumps(summary, indent=2, default=str).encode())
+    summary["shadow_report"] = shadow_uri
+    if summary.get("challenger_version"):
+        # The challenger's version carries its shadow record, so a promotion decision can cite it.
+        client = registry.client_for(tracking_uri, registry_uri)
+        shadow = {k: summary[k] for k in ("agreement_rate", "mean_abs_score_diff", "ks_statistic", "rows")}
+        client.set_model_version_tag(project.model_name, str(summary["challenger_version"]),
+                                     f"shadow.{day.isoformat()}", json.dumps(shadow))
+    return summary
+
+
+# -- monitoring -------------------------------------------------------------------------------------
+def _reference_metrics(run: Any) -> dict[str, Any]:
+    """The champion's holdout metrics under the names monitoring reports (its honest reference)."""
+    metrics, params = run.data.metrics, run.data.params
+    out = {"roc_auc": metrics.get("roc_auc"), "pr_auc": metrics.get("pr_auc"),
+           "precision": metrics.get("precision_at_threshold"), "recall": metrics.get("recall_at_threshold"),
+           "alert_rate": metrics.get("alert_rate")}
+    try:
+        out["positive_rate"] = int(params["holdout_positives"]) / int(params["holdout_rows"])
+    except (KeyError, ValueError, ZeroDivisionError):
+        out["positive_rate"] = None
+    return out
+
+
+def _labelled_predictions(project: ProjectConfig, lake: Lake, day: dt.date) -> pd.DataFrame | None:
+    """Predictions of earlier days joined with the labels that arrived on ``day`` (``None``: none arrived)."""
+    rid, label = project.record_id, project.label_column
+    if not lake.exists(labels_table(project), day):
+        return None
+    labels = lake.read(labels_table(project), day, columns=[rid, label])
+    first = day - dt.timedelta(days=project.label_delay_days + 1)
+    scored = lake.read_range(predictions_table(project), first, day)
+    if scored.empty:
+        return None
+    labelled = scored.merge(labels.astype({rid: str}), on=rid, how="inner")
+    return labelled if len(labelled) else None
+
+
+def monitor_day(project: ProjectConfig, *, lake: Lake, reports: Lake, day: str | dt.date, tracking_uri: str,
+                registry_uri: str | None = None) -> dict[str, Any]:
+    """Drift, data quality and (labels permitting) performance of day ``day`` against the champion's reference.
+
+    The report is saved as HTML, Evidently JSON and a verdict JSON in the report store and logged to
+    the MLflow run of the model version that scored the day.
+    """
+    from mlops_provider.core import monitoring
+
+    day = as_date(day)
+    if not lake.exists(predictions_table(project), day):
+        raise MlopsError(f"{project.name} {day}: no predictions partition "
+                         f"{lake.uri(lake.partition_path(predictions_table(project), day))}; run the score DAG first")
+    current = lake.read(predictions_table(project), day)
+    version = str(int(current["champion_version"].iloc[0]))
+    client = registry.client_for(tracking_uri, registry_uri)
+    mv = client.get_model_version(project.model_name, version)
+    run = client.get_run(mv.run_id)
+    with tempfile.TemporaryDirectory(prefix="mlops-monitor-") as tmp:
+        try:
+            local = client.download_artifacts(mv.run_id, registry.REFERENCE_ARTIFACT, tmp)
+        except Exception as exc:
+            raise ModelNotFoundError(f"{project.model_name} v{version} (run {mv.run_id}) has no training reference "
+                                     f"'{registry.REFERENCE_ARTIFACT}' to monitor against: {exc}") from exc
+        import pandas as pd
+
+        reference = pd.read_parquet(local)
+    features, _ = model_feature_columns(project)
+    labelled = _labelled_predictions(project, lake, day)
+    result = monitoring.monitor_day(
+        project, reference=reference, current=current, feature_columns=features, labelled=labelled,
+        seed=day.toordinal(), reference_metrics=_reference_metrics(run),
+    )
+    uris = monitoring.save_report(result, reports, f"{project.name}/monitoring/dt={day.isoformat()}/report")
+    with tempfile.TemporaryDirectory(prefix="mlops-report-") as tmp:
+        for kind in ("html", "verdict"):
+            name = "report.html" if kind == "html" else "verdict.json"
+            path = Path(tmp) / name
+            path.write_bytes(reports.read_bytes(uris[kind].split(reports.root, 1)[1].lstrip("/")))
+            client.log_artifact(mv.run_id, str(path), f"monitoring/dt={day.isoformat()}")
+    log.info("%s %s: monitoring verdict %s; report %s (logged to MLflow run %s)", project.name, day,
+             result.kind, uris["html"], mv.run_id)
+    return {"day": day.isoformat(), "kind": result.kind, "model_name": project.model_name,
+            "model_version": version, "run_id": mv.run_id, "report": uris, "verdict": result.verdict}
+
+
+# -- closing the loop -------------------------------------------------------------------------------
+def request_retrain(project: ProjectConfig, reports: Lake, day: str | dt.date, kind: str) -> dict[str, Any]:
+    """Decide whether an alert of ``kind`` on ``day`` triggers retraining, and record the request.
+
+    One request per day at most (a rerun of the day requests nothing new), and none while an earlier
+    request is younger than ``model.retrain_cooldown_hours`` in data time: a drifting week retrains once.
+    """
+    day = as_date(day)
+    if kind == "ok":
+        return {"requested": False, "reason": "no alert condition: nothing to retrain"}
+    prefix = f"{project.name}/retrain_requests"
+    earlier = sorted(as_date(Path(p).stem) for p in reports.list_files(prefix) if p.endswith(".json"))
+    if day in earlier:
+        return {"requested": False, "duplicate": True,
+                "reason": f"retraining was already requested for {day} (this is a rerun): not requested again"}
+    cooldown = dt.timedelta(hours=float(project.model.get("retrain_cooldown_hours", 24)))
+    recent = [d for d in earlier if d < day and dt.timedelta(days=(day - d).days) < cooldown]
+    if recent:
+        until = recent[-1] + cooldown
+        return {"requested": False, "cooldown": True, "previous_request": recent[-1].isoformat(),
+                "reason": f"retraining NOT triggered: on cooldown since the request of {recent[-1]} "
+                          f"(cooldown {cooldown.total_seconds() / 3600:g}h, until {until:%Y-%m-%d %H:%M})"}
+    record = {"day": day.isoformat(), "kind": kind, "requested_at": dt.datetime.now(dt.UTC).isoformat()}
+    uri = reports.write_bytes(f"{prefix}/{day.isoformat()}.json", json.dumps(record).encode())
+    return {"requested": True, "marker": uri,
+            "reason": f"retraining requested: {kind} on {day} triggers DAG {project.dag_id('train')} "
+                      f"(cooldown {cooldown.total_seconds() / 3600:g}h)"}
+
+
+def send_monitoring_alert(project: ProjectConfig, summary: dict[str, Any], *, actions: list[str],
+                          run_url: str | None, report_url: str | None, mlflow_run_url: str | None,
+                          report_html: bytes | None) -> dict[str, Any]:
+    """Email on-call about a non-ok verdict, once per (project, model version, day, kind)."""
+    from mlops_provider.core import alerts
+
+    verdict, day, version = summary["verdict"], summary["day"], summary["model_version"]
+    message = alerts.compose_alert(
+        project, verdict, day=day, model_version=version, run_url=run_url, report_url=report_url,
+        mlflow_run_url=mlflow_run_url, actions=actions, report_html=report_html,
+        attach_max_bytes=int(project.alerts.get("attach_max_bytes", 5_000_000)),
+    )
+    return alerts.send_alert(message, smtp_conn_id=project.alerts.get("smtp_conn_id", "smtp_default"),
+                             dedup_key=alerts.dedup_key(project, version, day, verdict["kind"]))
+

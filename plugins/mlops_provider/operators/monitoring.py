@@ -1,0 +1,81 @@
+"""Operator of the monitoring stage: Evidently report, verdict, on-call email and the retrain decision."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.links.artifacts import DriftReportLink, MlflowRunLink, dag_run_url
+from mlops_provider.operators.common import json_safe
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+class MonitorDriftOperator(BaseOperator):
+    """Monitor day ``day``: drift, data quality and delayed-label performance against the champion's reference.
+
+    Saves the report (HTML, Evidently JSON, verdict JSON) to the report store and the champion's MLflow
+    run, decides whether the verdict requests retraining (one request per day, a cooldown per model),
+    and emails on-call once per (model version, day, verdict kind). Returns ``retrain_requested``
+    for the downstream task that announces the drift asset event.
+    """
+
+    template_fields: Sequence[str] = ("project_name", "day")
+    operator_extra_links = (DriftReportLink(), MlflowRunLink())
+    ui_color = "#fdebe8"
+
+    def __init__(self, *, project_name: str, day: str, mlflow_conn_id: str = MlflowHook.default_conn_name,
+                 lake_conn_id: str = "mlops_lake_default", **kwargs: Any):
+        super().__init__(**kwargs)
+        self.project_name = project_name
+        self.day = day
+        self.mlflow_conn_id = mlflow_conn_id
+        self.lake_conn_id = lake_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.core import stages
+        from mlops_provider.core.config import load_project
+        from mlops_provider.hooks.lake import LakeHook
+
+        project = load_project(self.project_name)
+        lake_hook = LakeHook(lake_conn_id=self.lake_conn_id)
+        reports = lake_hook.get_reports()
+        mlflow_hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        with mlflow_hook.environment():
+            summary = stages.monitor_day(project, lake=lake_hook.get_conn(), reports=reports, day=self.day,
+                                         tracking_uri=mlflow_hook.tracking_uri,
+                                         registry_uri=mlflow_hook.registry_uri)
+        mlflow_run_url = mlflow_hook.run_url(summary["run_id"])
+        DriftReportLink.persist(context, url=summary["report"]["html"])
+        MlflowRunLink.persist(context, url=mlflow_run_url)
+        verdict = summary["verdict"]
+        self.log.info("%s %s: verdict %s (%s/%s features drifted, prediction drift %s, performance alert %s)",
+                      project.name, summary["day"], summary["kind"], verdict["n_drifted"], verdict["n_features"],
+                      verdict["prediction_drift"].get("drift_detected"), verdict["performance_alert"])
+        retrain = stages.request_retrain(project, reports, summary["day"], summary["kind"])
+        self.log.info("retraining: %s", retrain["reason"])
+        alert = None
+        if summary["kind"] != "ok":
+            html_path = summary["report"]["html"].split(reports.root, 1)[1].lstrip("/")
+            ti = context["ti"]
+            alert = stages.send_monitoring_alert(
+                project, summary,
+                actions=[retrain["reason"], f"saved the full report to {summary['report']['html']} and logged it "
+                         f"to the MLflow run of {project.model_name} v{summary['model_version']}"],
+                run_url=dag_run_url(ti.dag_id, ti.run_id), report_url=summary["report"]["html"],
+                mlflow_run_url=mlflow_run_url, report_html=reports.read_bytes(html_path),
+            )
+            self.log.warning("on-call alert for %s %s (%s): %s", project.name, summary["day"], summary["kind"], alert)
+        return json_safe({
+            "day": summary["day"], "kind": summary["kind"], "model_version": summary["model_version"],
+            "run_id": summary["run_id"], "report": summary["report"], "retrain_requested": retrain["requested"],
+            "retrain": retrain, "alert": alert, "n_drifted": verdict["n_drifted"],
+            "drifted_columns": [d["column"] for d in verdict["drifted_columns"]],
+            "prediction_drift": verdict["prediction_drift"].get("drift_detected"),
+            "performance_alert": verdict["performance_alert"],
+            "roc_auc": (verdict.get("performance") or {}).get("roc_auc"),
+        })

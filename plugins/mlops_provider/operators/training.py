@@ -1,0 +1,116 @@
+"""Operator of the training stage: point-in-time training set from Feast, MLflow run, challenger version."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from mlops_provider.hooks.mlflow import MlflowHook
+from mlops_provider.links.artifacts import MlflowRunLink, ModelVersionLink, dag_run_url
+from mlops_provider.operators.common import int_or_none, json_safe
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+log = logging.getLogger(__name__)
+
+
+def git_commit() -> str:
+    """The commit of the checkout the DAGs run from (``MLOPS_GIT_COMMIT`` wins, e.g. baked into an image)."""
+    if commit := os.environ.get("MLOPS_GIT_COMMIT"):
+        return commit
+    from mlops_provider.core import state
+
+    try:
+        out = subprocess.run(["git", "-C", str(state.repo_root()), "rev-parse", "HEAD"], capture_output=True,
+                             text=True, timeout=10, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+class TrainModelOperator(BaseOperator):
+    """Train the project's model on the labelled days up to ``as_of`` and register it as ``challenger``.
+
+    Retries of the same DAG run reuse the version an earlier try registered (looked up by the run id
+    tag). Before any model was ever promoted, too little labelled data skips the task (the pipeline is
+    still filling up); afterwards it fails it, because a champion exists and retraining is expected.
+
+    :param as_of: last day (YYYY-MM-DD) whose labels may be used (templated).
+    :param window_days: days of events to train on; empty = ``model.training_window_days`` (templated).
+    :param hpo_trials: hyperparameter candidates; empty = ``model.hpo_trials`` (templated).
+    :param trigger: why this run trains (``nightly``, ``drift``, ``manual``), recorded as a tag (templated).
+    """
+
+    template_fields: Sequence[str] = ("project_name", "as_of", "window_days", "hpo_trials", "trigger")
+    operator_extra_links = (MlflowRunLink(), ModelVersionLink())
+    ui_color = "#e3ecfa"
+
+    def __init__(self, *, project_name: str, as_of: str, window_days: int | str | None = None,
+                 hpo_trials: int | str | None = None, trigger: str = "nightly",
+                 mlflow_conn_id: str = MlflowHook.default_conn_name, feast_conn_id: str = "feast_default",
+                 lake_conn_id: str = "mlops_lake_default", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.project_name = project_name
+        self.as_of = as_of
+        self.window_days = window_days
+        self.hpo_trials = hpo_trials
+        self.trigger = trigger
+        self.mlflow_conn_id = mlflow_conn_id
+        self.feast_conn_id = feast_conn_id
+        self.lake_conn_id = lake_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from mlops_provider.core import registry, stages
+        from mlops_provider.core.config import load_project
+        from mlops_provider.exceptions import ModelNotFoundError, TrainingDataError
+        from mlops_provider.hooks.feast import FeastHook
+        from mlops_provider.hooks.lake import LakeHook
+
+        project = load_project(self.project_name)
+        lake_hook = LakeHook(lake_conn_id=self.lake_conn_id)
+        lake = lake_hook.get_conn()
+        mlflow_hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        ti = context["ti"]
+        tags = {
+            "airflow_dag_id": ti.dag_id, "airflow_run_id": ti.run_id, "airflow_task_id": ti.task_id,
+            "airflow_try_number": str(ti.try_number), "airflow_run_url": dag_run_url(ti.dag_id, ti.run_id),
+            "git_commit": git_commit(), "trigger": self.trigger or "manual",
+        }
+        self.log.info("training %s as of %s (window %s days, %s HPO trials, trigger %s)", project.model_name,
+                      self.as_of, self.window_days or project.model.get("training_window_days"),
+                      self.hpo_trials or project.model.get("hpo_trials"), tags["trigger"])
+        with mlflow_hook.environment():
+            try:
+                result = stages.train_model(
+                    project, lake=lake, reports=lake_hook.get_reports(),
+                    feature_store=FeastHook(project, feast_conn_id=self.feast_conn_id, lake=lake),
+                    as_of=self.as_of, tracking_uri=mlflow_hook.tracking_uri, registry_uri=mlflow_hook.registry_uri,
+                    artifact_location=mlflow_hook.artifact_location(project.name),
+                    window_days=int_or_none(self.window_days), hpo_trials=int_or_none(self.hpo_trials),
+                    run_tags=tags,
+                )
+            except TrainingDataError as exc:
+                try:
+                    champion = registry.aliases(mlflow_hook.get_conn(), project.model_name)[registry.CHAMPION]
+                except ModelNotFoundError:
+                    champion = None
+                if champion is None:
+                    raise AirflowSkipException(f"not enough labelled data yet to train a first model: {exc}") from exc
+                raise
+        MlflowRunLink.persist(context, url=mlflow_hook.run_url(result["run_id"]))
+        ModelVersionLink.persist(context, url=mlflow_hook.model_version_url(result["model_name"], result["version"]))
+        primary = project.promotion["primary_metric"]
+        self.log.info("%s v%s is challenger: holdout %s %.4f (baseline %.4f)%s", result["model_name"],
+                      result["version"], primary, result["metrics"].get(primary, float("nan")),
+                      result["baseline_metrics"].get(primary, float("nan")),
+                      " [reused from an earlier try]" if result.get("reused") else "")
+        return json_safe({**result, "as_of": self.as_of, "trigger": tags["trigger"]})
+
