@@ -11,6 +11,16 @@ project's source into staging, then validates it with the project's suite
   the task fails naming the failed expectations, and nothing downstream runs.
 
 Trigger it by hand with the `day` param to re-ingest one day; reruns replace the partition.
+
+**Which day a run ingests** (UTC days; the first match wins):
+
+1. the `day` param, when given;
+2. the day of the run's **logical date**: a scheduled run's logical date is the start of its data
+   interval (the run for 2024-01-05 starts after midnight on the 6th and ingests the 5th), and
+   `airflow dags test <dag_id> 2024-01-05` or a trigger with logical date 2024-01-05 ingests the 5th too.
+   Airflow gives such a manual run the data interval *ending* at the logical date
+   ([01-04, 01-05)), so `data_interval_start` would silently ingest the day before: it is not used;
+3. a run triggered without a logical date ingests the last complete day before it was triggered.
 """
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param
@@ -18,13 +28,18 @@ from mlops_provider.core.config import load_projects
 from mlops_provider.operators.ingest import IngestOperator, ValidateBatchOperator
 from mlops_provider.pipeline import assets, dag_kwargs
 
-DAY = "{{ params.day or data_interval_start | ds }}"
+# See "Which day a run ingests" above. A run without a logical date has no logical_date (nor
+# data_interval_*) in its context, hence the `is defined` test under StrictUndefined.
+DAY = (
+    "{{ params.day or ((logical_date | ds) if logical_date is defined and logical_date"
+    " else ((dag_run.run_after - macros.timedelta(days=1)) | ds)) }}"
+)
 
 for project in load_projects():
     with DAG(
         schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
         params={"day": Param(None, type=["null", "string"], format="date",
-                             description="Day to ingest (YYYY-MM-DD); empty = the run's data interval")},
+                             description="Day to ingest (YYYY-MM-DD); empty = the day of the run's logical date")},
         **dag_kwargs(project, "ingest", __doc__),
     ) as dag:
         extract = IngestOperator(task_id="extract", project_name=project.name, day=DAY)
