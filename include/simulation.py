@@ -45,7 +45,6 @@ class Simulation:
     def __init__(self, project_name: str = "fraud", *, start: dt.date = dt.date(2024, 1, 1), rows: int = 2000,
                  dags_folder: str | Path | None = None, echo: Callable[[str], None] | None = None):
         from airflow.dag_processing.dagbag import DagBag
-
         from mlops_provider.core import state
         from mlops_provider.core.config import load_project
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import socket
 import uuid
 from email import policy
 from email.parser import BytesParser
@@ -14,36 +13,16 @@ import pytest
 from mlops_provider.core import alerts, state
 from mlops_provider.exceptions import MlopsError
 
+from tests.smtp import Collector, free_port, start_smtp_server
+
 PASSWORD = "s3cr3t-Pa55word-xyz"
 CONN_ID = "smtp_test"
 DAY = dt.date(2024, 1, 9)
 SCRIPT = "<script>alert(1)</script>"
 
 
-class Collector:
-    """aiosmtpd handler that keeps every delivered envelope."""
-
-    def __init__(self):
-        self.envelopes = []
-        self.logins = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd hook name)
-        self.envelopes.append(envelope)
-        return "250 Message accepted for delivery"
-
-    def messages(self):
-        return [BytesParser(policy=policy.default).parsebytes(e.original_content) for e in self.envelopes]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def smtp_server(monkeypatch, mlops_home):
-    from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult
 
     collector = Collector()
@@ -52,10 +31,7 @@ def smtp_server(monkeypatch, mlops_home):
         collector.logins.append((auth_data.login.decode(), auth_data.password.decode()))
         return AuthResult(success=auth_data.password.decode() == PASSWORD)
 
-    port = _free_port()
-    controller = Controller(collector, hostname="127.0.0.1", port=port, authenticator=authenticator,
-                            auth_require_tls=False)
-    controller.start()
+    controller, port = start_smtp_server(collector, authenticator)
     monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps({
         "conn_type": "smtp", "host": "127.0.0.1", "port": port, "login": "alerts", "password": PASSWORD,
         "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "mlops@example.com",
@@ -182,7 +158,7 @@ def test_second_send_of_the_same_event_is_not_delivered(fraud_project, smtp_serv
 
 def test_failed_delivery_leaves_no_marker_so_a_retry_sends(fraud_project, monkeypatch, mlops_home):
     monkeypatch.setenv("AIRFLOW_CONN_SMTP_DOWN", json.dumps({
-        "conn_type": "smtp", "host": "127.0.0.1", "port": _free_port(),
+        "conn_type": "smtp", "host": "127.0.0.1", "port": free_port(),
         "extra": {"disable_ssl": True, "disable_tls": True, "retry_limit": 0, "timeout": 2}}))
     with pytest.raises(MlopsError, match="smtp_down"):
         alerts.send_alert(compose(fraud_project), smtp_conn_id="smtp_down", dedup_key="retry-me")

@@ -14,7 +14,6 @@ import yaml
 from mlops_provider.core import state
 from mlops_provider.exceptions import ProjectConfigError
 
-
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 

@@ -1,0 +1,49 @@
+"""The retrain decision of monitoring: once per day, not within the cooldown, nothing for an ok verdict."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+
+@pytest.fixture
+def reports(mlops_home):
+    from mlops_provider.core.lake import Lake
+
+    return Lake((mlops_home / "reports").as_uri())
+
+
+@pytest.fixture
+def project(fraud_project):
+    from mlops_provider.core.config import ProjectConfig
+
+    raw = {**fraud_project.raw, "model": {**fraud_project.model, "retrain_cooldown_hours": 72}}
+    return ProjectConfig(path=fraud_project.path, raw=raw)
+
+
+def test_ok_verdict_requests_nothing(project, reports):
+    from mlops_provider.core.stages import request_retrain
+
+    assert request_retrain(project, reports, "2024-02-01", "ok")["requested"] is False
+    assert reports.list_files("fraud/retrain_requests") == []
+
+
+def test_a_drifting_stretch_requests_once_per_cooldown(project, reports):
+    from mlops_provider.core.stages import request_retrain
+
+    start = dt.date(2024, 2, 1)
+    decisions = [request_retrain(project, reports, start + dt.timedelta(days=i), "drift") for i in range(7)]
+    requested = [i for i, d in enumerate(decisions) if d["requested"]]
+    assert requested == [0, 3, 6]  # 72 h cooldown: days 1-2 and 4-5 are within it
+    assert decisions[1]["cooldown"] is True and "2024-02-01" in decisions[1]["reason"]
+    assert "retrain" in decisions[0]["reason"] and "fraud__train" in decisions[0]["reason"]
+
+
+def test_rerun_of_a_requested_day_requests_nothing_new(project, reports):
+    from mlops_provider.core.stages import request_retrain
+
+    assert request_retrain(project, reports, "2024-02-01", "drift")["requested"] is True
+    again = request_retrain(project, reports, "2024-02-01", "performance")
+    assert again["requested"] is False and again["duplicate"] is True
+    assert len(reports.list_files("fraud/retrain_requests")) == 1
