@@ -215,8 +215,9 @@ def test_missing_day_is_a_source_error(pg_project):
     from mlops_provider.exceptions import SourceError
 
     project, lake, _, source = pg_project
-    with pytest.raises(SourceError, match=r"fraud 2024-03-09: nothing has landed .* postgres source"):
+    with pytest.raises(SourceError, match=r"fraud 2024-03-09: nothing has landed .* postgres source") as err:
         stage_day(project, lake, source, dt.date(2024, 3, 9), run_id="scheduled__2024-03-09")
+    assert f"postgres table {SCHEMA}.{TABLE} by event_timestamp" in str(err.value)
 
 
 @pytest.mark.parametrize(

@@ -198,9 +198,10 @@ def test_s3_missing_day_is_a_source_error_naming_it(s3_project):
     from mlops_provider.core.lake import Lake
     from mlops_provider.exceptions import SourceError
 
-    project, _, _ = s3_project
-    with pytest.raises(SourceError, match=r"fraud 2024-05-20: nothing has landed for this interval in the s3 source"):
+    project, bucket, _ = s3_project
+    with pytest.raises(SourceError, match=r"fraud 2024-05-20: nothing has landed for this interval in the s3 source") as err:
         stage_day(project, Lake(), _source(project), dt.date(2024, 5, 20), run_id="scheduled__2024-05-20")
+    assert f"s3://{bucket}/{PREFIX}/records/<day>.csv" in str(err.value)
 
 
 # -- the lake itself on S3 ----------------------------------------------------------------------------

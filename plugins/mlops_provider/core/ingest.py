@@ -58,7 +58,7 @@ def stage_day(project: ProjectConfig, lake: Lake, source: Any, day: dt.date | st
     if records is None:
         raise SourceError(
             f"{project.name} {day}: nothing has landed for this interval in the {source.kind} source "
-            f"(retries will look again)"
+            f"({getattr(source, 'location', source.kind)}); retries will look again"
         )
     staged = lake.write(staging_table(project), day, records)
     summary: dict[str, Any] = {"day": day.isoformat(), "rows": records.num_rows, "staged": staged, "sources": names}

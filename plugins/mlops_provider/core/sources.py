@@ -70,6 +70,10 @@ class LandingSource:
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
+    @property
+    def location(self) -> str:
+        return f"{self.root}/records/<day>.csv"
+
     def _read(self, folder: str, start: dt.date, end: dt.date) -> tuple[pa.Table | None, list[str]]:
         tables, names = [], []
         for day in days(start, end):
@@ -96,6 +100,10 @@ class S3Source:
         self.client = client
         self.bucket = bucket
         self.prefix = prefix.strip("/")
+
+    @property
+    def location(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}/records/<day>.csv"
 
     def _read(self, folder: str, start: dt.date, end: dt.date) -> tuple[pa.Table | None, list[str]]:
         tables, names = [], []
@@ -129,6 +137,10 @@ class PostgresSource:
         self.labels_table = labels_table
         self.event_timestamp = event_timestamp
         self.batch_rows = batch_rows
+
+    @property
+    def location(self) -> str:
+        return f"postgres table {self.table} by {self.event_timestamp}"
 
     @staticmethod
     def _sql(conn: Any):
