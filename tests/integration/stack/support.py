@@ -1,0 +1,176 @@
+"""What the stack tests share: a handle on the running stack, its projects, source data and constants."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import shlex
+import socket
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[3]
+STACK = [sys.executable, str(REPO / "scripts" / "stack.py")]
+UP_TIMEOUT = 420
+FRAUD_ROWS = 1500
+CHURN_ROWS = 600
+# The scheduler creates a run for the latest complete interval when an ingest DAG is unpaused, so the
+# sources hold data for yesterday (scheduled run) and the days before it (triggered runs).
+YESTERDAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+DAYS = [YESTERDAY - dt.timedelta(days=n) for n in (3, 2, 1, 0)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def reachable(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]  # stack.env: URLs, credentials, Airflow configuration
+    home: Path
+    projects: Path
+
+    @property
+    def dir(self) -> Path:
+        return Path(self.env["MLOPS_STACK_DIR"])
+
+    @property
+    def api_url(self) -> str:
+        return self.env["MLOPS_STACK_API_URL"]
+
+    def pid(self, component: str) -> int | None:
+        try:
+            return int((self.dir / "pids" / f"{component}.pid").read_text().split()[0])
+        except (OSError, ValueError):
+            return None
+
+    def log_tail(self, component: str, lines: int = 30) -> str:
+        try:
+            text = (self.dir / "logs" / f"{component}.log").read_text(errors="replace").splitlines()
+        except OSError:
+            return f"(no log for {component})"
+        return f"--- {component} (last {lines} lines) ---\n" + "\n".join(text[-lines:])
+
+    def logs(self, *components: str) -> str:
+        return "\n".join(self.log_tail(c) for c in components or
+                         ("scheduler", "worker1", "worker2", "dag-processor", "api-server"))
+
+    def s3(self):
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.env["MLOPS_S3_ENDPOINT_URL"], region_name="us-east-1",
+                            aws_access_key_id=self.env["MLOPS_S3_ACCESS_KEY_ID"],
+                            aws_secret_access_key=self.env["MLOPS_S3_SECRET_ACCESS_KEY"])
+
+    @property
+    def bucket(self) -> str:
+        return self.env["MLOPS_S3_BUCKET"]
+
+    def redis(self):
+        import redis
+
+        return redis.Redis(host=self.env["MLOPS_REDIS_HOST"], port=int(self.env["MLOPS_REDIS_PORT"]),
+                           db=int(self.env["MLOPS_FEAST_REDIS_DB"]))
+
+    def source_dsn(self) -> str:
+        e = self.env
+        return (f"host={e['MLOPS_SOURCE_PG_HOST']} port={e['MLOPS_SOURCE_PG_PORT']} dbname={e['MLOPS_SOURCE_PG_DB']} "
+                f"user={e['MLOPS_SOURCE_PG_USER']} password={e['MLOPS_SOURCE_PG_PASSWORD']}")
+
+    def mlflow(self):
+        from mlflow import MlflowClient
+
+        return MlflowClient(tracking_uri=self.env["MLOPS_MLFLOW_URL"], registry_uri=self.env["MLOPS_MLFLOW_URL"])
+
+    def mails(self) -> list:
+        import email
+        from email import policy
+
+        maildir = Path(self.env["MLOPS_STACK_MAILDIR"])
+        return [email.message_from_bytes(p.read_bytes(), policy=policy.default)
+                for p in sorted(maildir.glob("*.eml"))]
+
+
+def read_env(path: Path) -> dict[str, str]:
+    env = {}
+    for line in path.read_text().splitlines():
+        if line.startswith("export "):
+            key, _, value = line[len("export "):].partition("=")
+            env[key] = shlex.split(value)[0] if value else ""
+    return env
+
+
+def write_projects(directory: Path) -> None:
+    """fraud from PostgreSQL, churn from S3: the bundled configs with only ``source`` changed."""
+    directory.mkdir(parents=True, exist_ok=True)
+    sources = {
+        "fraud": {"kind": "postgres", "conn_id": "mlops_source_postgres", "table": "fraud_transactions",
+                  "labels_table": "fraud_labels"},
+        "churn": {"kind": "s3", "conn_id": "aws_default", "bucket": "mlops", "prefix": "sources/churn"},
+    }
+    for name, source in sources.items():
+        raw = yaml.safe_load((REPO / "include" / "projects" / f"{name}.yaml").read_text())
+        raw["source"] = source
+        (directory / f"{name}.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+
+
+# -- source data ------------------------------------------------------------------------------------
+def project(stack: Stack, name: str):
+    from mlops_provider.core.config import load_project_file
+
+    return load_project_file(stack.projects / f"{name}.yaml")
+
+
+def day_frames(project, day: dt.date, rows: int):
+    """(records without label, labels arriving ``label.delay_days`` later) of ``day``, as the landing generator makes them."""
+    import pandas as pd
+
+    from include.datagen.landing import generate_day
+
+    full = generate_day(project, day, rows)
+    records = full.drop(columns=[project.label_column])
+    labels = pd.DataFrame({
+        project.record_id: full[project.record_id],
+        project.label_column: full[project.label_column],
+        "label_timestamp": pd.Timestamp(day + dt.timedelta(days=project.label_delay_days)) + pd.Timedelta(hours=6),
+    })
+    return records, labels
+
+
+def seed_sources(stack: Stack) -> None:
+    """The fraud days into PostgreSQL tables, the churn days as CSV objects under ``s3://mlops/sources/churn``."""
+    import pandas as pd
+    import sqlalchemy
+
+    fraud, churn = project(stack, "fraud"), project(stack, "churn")
+    records, labels = zip(*(day_frames(fraud, day, FRAUD_ROWS) for day in DAYS), strict=True)
+    e = stack.env
+    engine = sqlalchemy.create_engine(
+        f"postgresql+psycopg2://{e['MLOPS_SOURCE_PG_USER']}:{e['MLOPS_SOURCE_PG_PASSWORD']}@"
+        f"{e['MLOPS_SOURCE_PG_HOST']}:{e['MLOPS_SOURCE_PG_PORT']}/{e['MLOPS_SOURCE_PG_DB']}")
+    with engine.begin() as conn:
+        pd.concat(records).to_sql("fraud_transactions", conn, index=False, if_exists="replace", chunksize=5000)
+        pd.concat(labels).to_sql("fraud_labels", conn, index=False, if_exists="replace", chunksize=5000)
+        conn.execute(sqlalchemy.text("CREATE INDEX ON fraud_transactions (event_timestamp)"))
+    engine.dispose()
+
+    s3 = stack.s3()
+    for day in DAYS:
+        rec, lab = day_frames(churn, day, CHURN_ROWS)
+        arrival = day + dt.timedelta(days=churn.label_delay_days)
+        for key, frame in ((f"sources/churn/records/{day.isoformat()}.csv", rec),
+                           (f"sources/churn/labels/{arrival.isoformat()}.csv", lab)):
+            buffer = io.StringIO()
+            frame.to_csv(buffer, index=False, date_format="%Y-%m-%dT%H:%M:%S")
+            s3.put_object(Bucket=stack.bucket, Key=key, Body=buffer.getvalue().encode())
