@@ -63,8 +63,8 @@ def generate(day: dt.date, rows: int, *, covariate_drift: bool = False, concept_
         # Fraudsters move to small, domestic, card-present grocery purchases: old signals stop working.
         logit = -3.9 + 1.8 * (category == "grocery") + 1.2 * card_present - 0.8 * rel_amount - 1.0 * abroad
     else:
-        logit = (-5.2 + 1.1 * rel_amount + 1.4 * abroad + 0.9 * (channel == "online") + cat_risk + 1.0 * night
-                 + 1.1 * (device == "unknown"))
+        logit = (-6.6 + 0.8 * rel_amount + 0.6 * np.log(amount / 40.0) + 2.0 * abroad + 1.2 * (channel == "online")
+                 + 1.6 * cat_risk + 2.0 * night + 1.8 * (device == "unknown"))
     p = 1 / (1 + np.exp(-logit))
     is_fraud = (rng.random(rows) < p).astype(int)
 
