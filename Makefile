@@ -45,3 +45,11 @@ stack-status:
 
 test-stack: install
 	$(ENV) python -m pytest -q -m stack tests/integration/stack
+
+# Benchmarks (issue 6): JSON in bench/results/, tables in docs/performance.md. BENCH_ARGS="--only parse,drift".
+.PHONY: bench bench-quick
+bench: install
+	$(ENV) python -m bench.run $(BENCH_ARGS)
+
+bench-quick: install
+	$(ENV) python -m bench.run --quick $(BENCH_ARGS)

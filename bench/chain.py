@@ -1,0 +1,226 @@
+"""Orchestration overhead and scale: one day through the nightly chain, Airflow vs a plain Python script.
+
+Setup (not timed): a fresh MLOPS_HOME and Airflow SQLite DB, ``history_days`` clean days of
+``history_rows`` rows run through the DAGs with ``include/simulation.py`` (ingest, features, a nightly
+training that makes the first champion), then copied so both sides start from the same state.
+Measured: day ``history_days + 1`` with ``rows`` rows through ingest (+ validate), features (+ apply,
+materialize, freshness), train (+ promote), score and monitor:
+
+* orchestrated: one ``airflow dags test <project>__<stage> <day> -c '{"day": ...}'`` process per DAG,
+  as the embedded default runs them; total = the sum of the process wall times;
+* plain: the same core functions, called in that order in one Python process (bench.chain:plain_chain).
+
+Training reads the labelled history (labels arrive ``label.delay_days`` later), so its cost is set by the
+history, not by the measured day; the other stages scale with ``rows``. Peak RSS is per process: per DAG
+(every task of it runs inside that process) and for the whole plain script.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import PYTHON, REPO, bench_env, run_cmd, run_step
+
+PROJECT = "fraud"
+START = dt.date(2024, 1, 1)
+STAGES = ("ingest", "features", "train", "score", "monitor")
+
+
+def _day(number: int) -> dt.date:
+    return START + dt.timedelta(days=number - 1)
+
+
+# -- steps in child interpreters ------------------------------------------------------------------
+def setup_history(days: int, rows: int) -> dict[str, Any]:
+    """Run ``days`` clean days through the DAGs (dag.test in one process) and train the first champion."""
+    from include.simulation import Simulation
+
+    sim = Simulation(PROJECT, start=START, rows=rows)
+    for n in range(1, days + 1):
+        sim.simulate_day(n, "clean", nightly_train=n == days)
+    failed = [f"{r.dag_id} {r.day} {r.state}" for r in sim.results if not r.ok]
+    if failed or not sim.has_champion():
+        raise RuntimeError(f"history setup failed: {failed or 'no champion after the nightly training'}")
+    return {"runs": len(sim.results)}
+
+
+def land(day: str, rows: int) -> dict[str, Any]:
+    """Write the measured day's landing file (and its labels) with the project's generator."""
+    from mlops_provider.core import state
+    from mlops_provider.core.config import load_project
+
+    from include.datagen.landing import write_landing_day
+
+    project = load_project(PROJECT)
+    path = write_landing_day(project, state.mlops_home() / project.source["path"], dt.date.fromisoformat(day),
+                             rows=rows)
+    return {"file": str(path), "bytes": path.stat().st_size}
+
+
+def plain_chain(day: str) -> dict[str, Any]:
+    """The chain's core functions in one process, in DAG order; seconds per stage."""
+    import resource
+
+    from mlops_provider.core import registry, stages, state
+    from mlops_provider.core.config import load_project
+    from mlops_provider.core.features import (
+        compute_entity_features,
+        compute_record_features,
+        feature_timestamp,
+    )
+    from mlops_provider.core.ingest import gate_day, stage_day
+    from mlops_provider.core.lake import Lake
+    from mlops_provider.core.sources import LandingSource
+    from mlops_provider.hooks.feast import FeastHook
+
+    project = load_project(PROJECT)
+    d = dt.date.fromisoformat(day)
+    lake, reports = Lake(state.lake_uri()), Lake(state.reports_uri())
+    tracking = state.mlflow_tracking_uri()
+    run_id = f"plain__{day}"
+    timings: dict[str, float] = {}
+    peaks: dict[str, float] = {}
+
+    def timed(name: str, fn: Any) -> Any:
+        t0 = time.perf_counter()
+        out = fn()
+        timings[name] = round(time.perf_counter() - t0, 3)
+        peaks[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        return out
+
+    source = LandingSource(state.mlops_home() / project.source["path"])
+    timed("ingest", lambda: (stage_day(project, lake, source, d, run_id=run_id),
+                             gate_day(project, lake, reports, d, run_id=run_id)))
+
+    def features() -> None:
+        compute_entity_features(project, lake, d)
+        compute_record_features(project, lake, d)
+        hook = FeastHook(project, lake=lake)
+        hook.apply()
+        first = d - dt.timedelta(days=int(project.features.get("materialize_overlap_days", 1)))
+        hook.materialize(feature_timestamp(first), feature_timestamp(d),
+                         chunk_days=int(project.features.get("materialize_chunk_days", 7)))
+        hook.check_freshness(d)
+
+    timed("features", features)
+
+    def train() -> dict[str, Any]:
+        stages.train_model(project, lake=lake, reports=reports, feature_store=FeastHook(project, lake=lake),
+                           as_of=d, tracking_uri=tracking, run_tags={"trigger": "bench"})
+        return registry.gate_and_promote(project, registry.client_for(tracking), version=None,
+                                         tracking_uri=tracking, registry_uri=None, approved=False,
+                                         decision_key=f"bench|{run_id}")
+
+    promoted = timed("train", train)
+    scored = timed("score", lambda: stages.score_day(project, lake=lake, reports=reports,
+                                                      feature_store=FeastHook(project, lake=lake), day=d,
+                                                      tracking_uri=tracking))
+
+    def monitor() -> dict[str, Any]:
+        summary = stages.monitor_day(project, lake=lake, reports=reports, day=d, tracking_uri=tracking)
+        stages.request_retrain(project, reports, summary["day"], summary["kind"])
+        if summary["kind"] != "ok":
+            html_path = summary["report"]["html"].split(reports.root, 1)[1].lstrip("/")
+            stages.send_monitoring_alert(project, summary, actions=[], run_url=None,
+                                         report_url=summary["report"]["html"], mlflow_run_url=None,
+                                         report_html=reports.read_bytes(html_path))
+        return summary
+
+    monitored = timed("monitor", monitor)
+    return {"stage_seconds": timings, "peak_rss_after_stage_mib": peaks, "promoted": promoted.get("promoted"),
+            "scored_rows": scored.get("rows"), "verdict": monitored["kind"]}
+
+
+# -- orchestration --------------------------------------------------------------------------------
+def _prepare_template(tmp: Path, history_days: int, history_rows: int) -> Path:
+    template = tmp / "template"
+    env = bench_env(template)
+    (template / "airflow").mkdir(parents=True, exist_ok=True)
+    res = run_cmd([str(REPO / ".venv" / "bin" / "airflow"), "db", "migrate"], env, timeout=900)
+    if res["returncode"] != 0:
+        raise RuntimeError(f"airflow db migrate failed:\n{res['stdout'][-3000:]}")
+    run_step("bench.chain:setup_history", {"days": history_days, "rows": history_rows},
+             env | {"AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING"}, timeout=3600)
+    return template
+
+
+def _home_from(template: Path, target: Path) -> dict[str, str]:
+    shutil.copytree(template, target, symlinks=True)
+    # Absolute paths inside the copied state (Feast registry sources, MLflow artifact URIs) still name the
+    # template, which stays untouched and read-only for this purpose; both sides see the same layout.
+    return bench_env(target, AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING")
+
+
+def run_size(rows: int, template: Path, tmp: Path, history_days: int) -> dict[str, Any]:
+    day = _day(history_days + 1).isoformat()
+    out: dict[str, Any] = {"rows": rows, "day": day}
+    # Orchestrated.
+    env = _home_from(template, tmp / f"airflow_{rows}")
+    run_step("bench.chain:land", {"day": day, "rows": rows}, env)
+    dags = []
+    for stage in STAGES:
+        dag_id = f"{PROJECT}__{stage}"
+        log = tmp / f"{dag_id}_{rows}.log"
+        res = run_cmd([str(REPO / ".venv" / "bin" / "airflow"), "dags", "test", dag_id, day,
+                       "-c", json.dumps({"day": day})], env, timeout=7200, log_path=log)
+        failed = res["returncode"] != 0 or "state=failed" in res["stdout"] or "failed" in _final_state(res["stdout"])
+        dags.append({"dag_id": dag_id, "seconds": round(res["seconds"], 2), "peak_rss_mib": res["peak_rss_mib"],
+                     "returncode": res["returncode"], "ok": not failed})
+        if failed:
+            out["failure_log_tail"] = res["stdout"][-4000:]
+            break
+    out["airflow"] = dags
+    out["airflow_seconds"] = round(sum(d["seconds"] for d in dags), 2)
+    out["airflow_ok"] = len(dags) == len(STAGES) and all(d["ok"] for d in dags)
+    shutil.rmtree(tmp / f"airflow_{rows}", ignore_errors=True)
+    # Plain script.
+    env = _home_from(template, tmp / f"plain_{rows}")
+    run_step("bench.chain:land", {"day": day, "rows": rows}, env)
+    t0 = time.perf_counter()
+    plain = run_step("bench.chain:plain_chain", {"day": day}, env, timeout=7200)
+    out["plain_seconds"] = round(time.perf_counter() - t0, 2)
+    out["plain_stage_seconds"] = plain["stage_seconds"]
+    out["plain_peak_rss_mib"] = plain["peak_rss_mib"]
+    out["plain_verdict"] = plain["verdict"]
+    out["ratio_airflow_vs_plain"] = round(out["airflow_seconds"] / out["plain_seconds"], 2) if out["airflow_ok"] else None
+    out["max_task_peak_rss_mib"] = max([d["peak_rss_mib"] for d in dags] + [plain["peak_rss_mib"]])
+    shutil.rmtree(tmp / f"plain_{rows}", ignore_errors=True)
+    return out
+
+
+def _final_state(stdout: str) -> str:
+    lines = [ln for ln in stdout.splitlines() if "DagRun Finished" in ln or "dag_run_state" in ln]
+    return lines[-1] if lines else ""
+
+
+def run(quick: bool = False, sizes: list[int] | None = None, history_days: int = 6,
+        history_rows: int | None = None) -> dict[str, Any]:
+    import math
+
+    sizes = sizes or ([2_000] if quick else [100_000, 1_000_000])
+    history_rows = history_rows or (2_000 if quick else 20_000)
+    tmp = Path(tempfile.mkdtemp(prefix="mlops-bench-chain-"))
+    try:
+        t0 = time.perf_counter()
+        template = _prepare_template(tmp, history_days, history_rows)
+        setup_s = time.perf_counter() - t0
+        rows = [run_size(n, template, tmp, history_days) for n in sizes]
+        result: dict[str, Any] = {"project": PROJECT, "history_days": history_days, "history_rows": history_rows,
+                                  "setup_seconds": round(setup_s, 1), "python": PYTHON, "sizes": rows,
+                                  "target_ratio": 1.25, "target_peak_rss_gib": 6.0}
+        ok = [r for r in rows if r["airflow_ok"]]
+        if len(ok) >= 2:
+            a, b = ok[-2], ok[-1]
+            result["growth_exponent_plain"] = round(
+                math.log(b["plain_seconds"] / a["plain_seconds"]) / math.log(b["rows"] / a["rows"]), 2)
+            result["growth_exponent_airflow"] = round(
+                math.log(b["airflow_seconds"] / a["airflow_seconds"]) / math.log(b["rows"] / a["rows"]), 2)
+        return result
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -1,0 +1,105 @@
+"""Run the benchmarks: ``python -m bench.run [--quick] [--only parse,drift,feature_store,chain]``.
+
+Each benchmark writes ``bench/results/<name>.json`` (machine, parameters, results); then the generated
+block of ``docs/performance.md`` is rebuilt from every result file present, so running a subset keeps
+the other sections. Performance is never asserted here or in tests: the figures are for reading.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.common import REPO, machine
+
+BENCHMARKS = ("parse", "drift", "feature_store", "chain")
+
+
+def _ints(text: str | None) -> list[int] | None:
+    return [int(x.replace("_", "")) for x in text.split(",")] if text else None
+
+
+def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    from bench import chain, drift, feature_store, parse
+
+    if name == "parse":
+        return parse.run(quick=args.quick, repeats=args.repeats, ref=args.parse_ref)
+    if name == "drift":
+        return drift.run(quick=args.quick, sizes=_ints(args.drift_sizes),
+                         baseline_max_rows=args.drift_baseline_max_rows, scenario_rows=args.scenario_rows)
+    if name == "feature_store":
+        return feature_store.run(quick=args.quick, rows=args.feast_rows, iterations=args.read_iterations)
+    if name == "chain":
+        return chain.run(quick=args.quick, sizes=_ints(args.chain_sizes), history_rows=args.history_rows)
+    raise ValueError(name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes: the whole set in minutes (smoke test)")
+    parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {BENCHMARKS}")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="where the JSON goes")
+    parser.add_argument("--doc", type=Path, default=REPO / "docs" / "performance.md", help="markdown to update")
+    parser.add_argument("--no-doc", action="store_true", help="write JSON only")
+    parser.add_argument("--tag", default="", help="suffix of the JSON file names (e.g. 'before')")
+    parser.add_argument("--repeats", type=int, help="parse: fresh interpreters per file")
+    parser.add_argument("--parse-ref", help="parse: measure this git revision's dags/ (a temporary worktree)")
+    parser.add_argument("--drift-sizes", help="drift: current-day rows, e.g. 1000000,10000000")
+    parser.add_argument("--drift-baseline-max-rows", type=int, help="drift: run plain Evidently up to this size")
+    parser.add_argument("--scenario-rows", type=int, help="drift: rows per bundled scenario day")
+    parser.add_argument("--feast-rows", type=int, help="feature store: entities materialized")
+    parser.add_argument("--read-iterations", type=int, help="feature store: online reads per request size")
+    parser.add_argument("--chain-sizes", help="chain: rows of the measured day, e.g. 100000,1000000")
+    parser.add_argument("--history-rows", type=int, help="chain: rows per history day (setup)")
+    args = parser.parse_args(argv)
+
+    names = [n.strip() for n in args.only.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(BENCHMARKS))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; choose from {BENCHMARKS}")
+    os.environ.setdefault("FEAST_USAGE", "False")
+    args.out.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    status = 0
+    for name in names:
+        print(f"[bench] {name} ({'quick' if args.quick else 'full'}) ...", flush=True)
+        t0 = time.perf_counter()
+        record: dict[str, Any] = {"benchmark": name, "quick": args.quick, "machine": info,
+                                  "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+        try:
+            record["results"] = run_one(name, args)
+        except Exception as exc:  # one failing benchmark must not hide the others' figures
+            traceback.print_exc()
+            record["error"] = f"{type(exc).__name__}: {exc}"
+            status = 1
+        record["seconds"] = round(time.perf_counter() - t0, 1)
+        record["finished_at"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        record["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+        path = args.out / f"{name}{'-' + args.tag if args.tag else ''}.json"
+        path.write_text(json.dumps(record, indent=2, default=str))
+        print(f"[bench] {name}: {'FAILED' if 'error' in record else 'done'} in {record['seconds']}s -> {path}",
+              flush=True)
+        if "results" in record:
+            print(getattr(report, f"{name}_md")(record["results"]), flush=True)
+    if not args.no_doc:
+        results = {}
+        for name in BENCHMARKS:
+            path = args.out / f"{name}{'-' + args.tag if args.tag else ''}.json"
+            if path.exists():
+                results[name] = json.loads(path.read_text())
+        doc = args.doc.read_text() if args.doc.exists() else "# Performance\n"
+        args.doc.write_text(report.update_doc(doc, report.render(results)))
+        print(f"[bench] updated {args.doc}", flush=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
