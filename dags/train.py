@@ -18,7 +18,6 @@ Params: `day` (last day whose labels may be used; empty = the day before the run
 event's day), `training_window_days`, `hpo_trials`.
 """
 
-from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
 from mlops_provider.core.config import load_projects
 from mlops_provider.operators.registry import PromoteModelOperator
@@ -92,6 +91,9 @@ for project in load_projects():
         train >> promote
         decision = "promote"
         if project.promotion.get("require_approval"):
+            # Imported only when a project asks for approval: the HITL module costs ~50 ms per parse.
+            from airflow.providers.standard.operators.hitl import ApprovalOperator
+
             approve = ApprovalOperator(
                 task_id="approve",
                 subject=f"Promote {project.model_name} v{{{{ ti.xcom_pull(task_ids='train')['version'] }}}} to champion?",
