@@ -295,13 +295,30 @@ def test_each_airflow_run_registered_its_own_version(client, template):
 
 # -- operators ----------------------------------------------------------------------------------------
 class _TI:
-    """The one TaskInstance method the operators use (they push their links to XCom)."""
+    """What the operators use of a TaskInstance: its identity and ``xcom_push`` (for their links)."""
 
     def __init__(self):
+        import uuid
+
         self.xcom = {}
+        self.dag_id, self.task_id, self.run_id = "fraud__model_ops", "promote", f"manual__{uuid.uuid4().hex}"
 
     def xcom_push(self, key, value):
         self.xcom[key] = value
+
+
+def test_rerun_of_a_decided_promotion_returns_the_recorded_decision(client, template, fraud_project):
+    """A cleared promote task must not re-decide against a champion that has moved since."""
+    from mlops_provider.core import registry
+
+    first = registry.gate_and_promote(fraud_project, client, version="1", decision_key="fraud__train|run-1|promote")
+    assert first["promoted"] is True
+    # A new champion arrives by another run; clearing run-1's promote task must not re-decide for v1.
+    registry.promote(client, MODEL, "3", reason="test: another champion")
+    again = registry.gate_and_promote(fraud_project, client, version="1", decision_key="fraud__train|run-1|promote")
+    assert again["already_decided"] is True and again["promoted"] is True and again["already_champion"] is False
+    assert aliases(client)["champion"] == "3"
+    assert again["reason"] == client.get_model_version(MODEL, "1").tags["promotion_reason"]
 
 
 def test_promote_and_rollback_operators(client, template):

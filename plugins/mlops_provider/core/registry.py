@@ -54,6 +54,7 @@ REFERENCE_ARTIFACT = "reference/reference.parquet"
 
 _UNSET: Any = object()
 _PENDING_PREVIOUS = "pending_previous_champion"
+_DECISION_KEY = "promotion_decision_key"
 
 
 # -- MLflow plumbing shared by training, scoring and the operators ------------------------------------
@@ -536,6 +537,7 @@ def gate_and_promote(
     registry_uri: str | None = None,
     max_attempts: int = 3,
     approved: bool = False,
+    decision_key: str | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``version`` (default: the challenger) and the champion on the challenger's holdout, decide,
     then promote or refuse. A refusal is a normal outcome (``promoted: False``), not an error.
@@ -544,10 +546,13 @@ def gate_and_promote(
     ``expected_champion``: if another promotion moved the champion meanwhile, the comparison is redone
     against the new champion, up to ``max_attempts`` times. ``approved`` records that a human already
     approved this version (``promotion.require_approval``); the gate itself still applies.
+
+    ``decision_key`` (the Airflow task that decides) makes reruns idempotent: a version this key already
+    promoted or refused gets the recorded decision back instead of a new comparison against whatever
+    the champion is by then.
     """
     model_name = project.model_name
     primary = project.promotion["primary_metric"]
-    threshold = float(project.model.get("alert_threshold", 0.5))
     current = aliases(client, model_name)
     version = _version(version) or current[CHALLENGER]
     if version is None:
@@ -557,6 +562,25 @@ def gate_and_promote(
     mv = _model_version(client, model_name, version)
     if not mv.run_id:
         raise ModelNotFoundError(f"{model_name} v{version} has no source run, so it has no holdout to compare on")
+    recorded = (mv.tags or {}).get("promotion_decision")
+    if decision_key and recorded in ("promoted", "refused") and mv.tags.get(_DECISION_KEY) == decision_key:
+        log.info("%s v%s: %s already decided '%s' (%s); not deciding again", model_name, version, decision_key,
+                 recorded, mv.tags.get("promotion_reason"))
+        return {**_result(client, model_name), "promoted": recorded == "promoted", "already_decided": True,
+                "already_champion": current[CHAMPION] == version, "version": version, "run_id": mv.run_id,
+                "primary_metric": primary, "reason": mv.tags.get("promotion_reason", "")}
+    result = _gate(project, client, mv, current, tracking_uri=tracking_uri, registry_uri=registry_uri,
+                   max_attempts=max_attempts, approved=approved)
+    if decision_key and not result.get("awaiting_approval"):
+        _set_tags(client, model_name, version, {_DECISION_KEY: decision_key})
+    return result
+
+
+def _gate(project: ProjectConfig, client: MlflowClient, mv: Any, current: dict[str, Any], *,
+          tracking_uri: str | None, registry_uri: str | None, max_attempts: int, approved: bool) -> dict[str, Any]:
+    model_name, version = project.model_name, str(mv.version)
+    primary = project.promotion["primary_metric"]
+    threshold = float(project.model.get("alert_threshold", 0.5))
     holdout = load_holdout(client, mv.run_id)
     run_metrics = client.get_run(mv.run_id).data.metrics
     baseline = {k[len("baseline_"):]: v for k, v in run_metrics.items() if k.startswith("baseline_")}

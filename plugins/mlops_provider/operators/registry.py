@@ -59,6 +59,7 @@ class PromoteModelOperator(BaseOperator):
             result = registry.gate_and_promote(
                 project, hook.get_conn(), version=version,
                 tracking_uri=hook.tracking_uri, registry_uri=hook.registry_uri, approved=self.approved,
+                decision_key=f"{context['ti'].dag_id}|{context['ti'].run_id}|{context['ti'].task_id}",
             )
             result["shadow"] = registry.shadow_record(hook.get_conn(), result["model_name"], result["version"])
         ModelVersionLink.persist(context, url=hook.model_version_url(result["model_name"], result["version"]))
