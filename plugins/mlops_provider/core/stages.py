@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 from mlops_provider.core import features as F
 from mlops_provider.core import registry
 from mlops_provider.core.lake import as_date
-from mlops_provider.core.training_set import labels_table, model_feature_columns, utc_timestamps
+from mlops_provider.core.training_set import (
+    labels_table,
+    model_feature_columns,
+    monitored_features,
+    utc_timestamps,
+)
 from mlops_provider.exceptions import MlopsError, ModelNotFoundError
 
 if TYPE_CHECKING:
@@ -166,10 +171,10 @@ def monitor_day(project: ProjectConfig, *, lake: Lake, reports: Lake, day: str |
         import pandas as pd
 
         reference = pd.read_parquet(local)
-    features, _ = model_feature_columns(project)
     labelled = _labelled_predictions(project, lake, day)
     result = monitoring.monitor_day(
-        project, reference=reference, current=current, feature_columns=features, labelled=labelled,
+        project, reference=reference, current=current, feature_columns=monitored_features(project),
+        labelled=labelled,
         seed=day.toordinal(), reference_metrics=_reference_metrics(run),
     )
     uris = monitoring.save_report(result, reports, f"{project.name}/monitoring/dt={day.isoformat()}/report")

@@ -40,6 +40,23 @@ def model_feature_columns(project: ProjectConfig) -> tuple[list[str], list[str]]
     return names, categorical
 
 
+def monitored_features(project: ProjectConfig) -> list[str]:
+    """The model features whose drift monitoring checks (``monitoring.features``, default all).
+
+    Window counts and sums grow while a customer's history fills up, so a young deployment (or a
+    simulation) sees them "drift" every day; a project can restrict monitoring to stable features.
+    """
+    names, _ = model_feature_columns(project)
+    chosen = project.monitoring.get("features") or names
+    unknown = [c for c in chosen if c not in names]
+    if unknown:
+        from mlops_provider.exceptions import ProjectConfigError
+
+        raise ProjectConfigError(f"{project.path}: key 'monitoring.features': {unknown} are not model features "
+                                 f"(choose from {names})")
+    return list(chosen)
+
+
 @dataclass
 class TrainingSet:
     """Labelled, point-in-time-correct rows plus where they came from."""
