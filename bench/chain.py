@@ -39,14 +39,16 @@ def _day(number: int) -> dt.date:
 # -- steps in child interpreters ------------------------------------------------------------------
 def setup_history(days: int, rows: int) -> dict[str, Any]:
     """Run ``days`` clean days through the DAGs (dag.test in one process) and train the first champion."""
-    from include.simulation import Simulation
+    from include.simulation import Simulation, describe
 
     sim = Simulation(PROJECT, start=START, rows=rows)
     for n in range(1, days + 1):
-        sim.simulate_day(n, "clean", nightly_train=n == days)
+        # Nightly training on the last three nights: the first model needs labels, which arrive late.
+        sim.simulate_day(n, "clean", nightly_train=n > days - 3 and not sim.has_champion())
     failed = [f"{r.dag_id} {r.day} {r.state}" for r in sim.results if not r.ok]
     if failed or not sim.has_champion():
-        raise RuntimeError(f"history setup failed: {failed or 'no champion after the nightly training'}")
+        trains = [f"{r.day}: {describe(r)} {r.tasks}" for r in sim.results if r.dag_id.endswith("__train")]
+        raise RuntimeError(f"history setup failed: {failed or 'no champion after the nightly training'}; {trains}")
     return {"runs": len(sim.results)}
 
 
@@ -199,12 +201,12 @@ def _final_state(stdout: str) -> str:
     return lines[-1] if lines else ""
 
 
-def run(quick: bool = False, sizes: list[int] | None = None, history_days: int = 6,
+def run(quick: bool = False, sizes: list[int] | None = None, history_days: int = 8,
         history_rows: int | None = None) -> dict[str, Any]:
     import math
 
     sizes = sizes or ([2_000] if quick else [100_000, 1_000_000])
-    history_rows = history_rows or (2_000 if quick else 20_000)
+    history_rows = history_rows or (3_000 if quick else 20_000)
     tmp = Path(tempfile.mkdtemp(prefix="mlops-bench-chain-"))
     try:
         t0 = time.perf_counter()

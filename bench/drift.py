@@ -210,7 +210,7 @@ def run(quick: bool = False, sizes: list[int] | None = None, baseline_max_rows: 
     sizes = sizes or ([100_000, 300_000] if quick else [1_000_000, 10_000_000])
     # Evidently on 10M rows x 20 columns would run for many minutes and need >10 GiB; off unless asked.
     baseline_max_rows = baseline_max_rows or (100_000 if quick else 1_000_000)
-    scenario_rows = scenario_rows or (20_000 if quick else 1_000_000)
+    scenario_rows = scenario_rows or (20_000 if quick else 200_000)
     tmp = Path(tempfile.mkdtemp(prefix="mlops-bench-drift-"))
     env = bench_env(tmp / "home")
     try:

@@ -31,13 +31,14 @@ before = set(sys.modules)
 ns = runpy.run_path(sys.argv[1])
 t2, c2 = time.perf_counter(), time.process_time()
 heavy = [m for m in {heavy!r} if m in sys.modules]
+notable = [m for m in ("boto3", "numpy", "jsonschema", "yaml") if m in sys.modules and m not in before]
 new = sorted({{m.split('.')[0] for m in set(sys.modules) - before}})
 runpy.run_path(sys.argv[1])
 t3, c3 = time.perf_counter(), time.process_time()
 from airflow.sdk import DAG
 dags = sorted(v.dag_id for v in ns.values() if isinstance(v, DAG))
 print("PARSE=" + json.dumps({{"bare": t1 - t0, "cold": t2 - t1, "warm": t3 - t2, "bare_cpu": c1 - c0,
-                              "cold_cpu": c2 - c1, "warm_cpu": c3 - c2, "heavy": heavy,
+                              "cold_cpu": c2 - c1, "warm_cpu": c3 - c2, "heavy": heavy, "notable": notable,
                               "new_top_level_modules": new, "dags": dags}}))
 """
 
@@ -125,6 +126,7 @@ def run(quick: bool = False, repeats: int | None = None, ref: str | None = None)
                 "parse_warm_cpu_ms": round(median([x["warm_cpu"] for x in s]) * 1000, 1),
                 "ratio_vs_reference": round(cold / ref_cold, 2) if ref_cold else None,
                 "heavy_modules": s[0]["heavy"],
+                "other_modules_imported": s[0]["notable"],
                 "new_top_level_modules": s[0]["new_top_level_modules"],
                 "peak_rss_mib": max(x["peak_rss_mib"] for x in s),
                 "target_met": None if f == reference else (not s[0]["heavy"] and cold * 1000 < TARGET_MS),

@@ -30,12 +30,13 @@ def machine_md(m: dict[str, Any]) -> str:
 def parse_md(r: dict[str, Any]) -> str:
     rows = [[x["file"], x["dags"], f"{x['parse_beyond_bare_cpu_ms']:.0f} ms", f"{x['parse_beyond_bare_wall_ms']:.0f} ms",
              f"{x['parse_warm_cpu_ms']:.0f} ms", fmt_ratio(x["ratio_vs_reference"]),
-             ", ".join(x["heavy_modules"]) or "none", f"{x['peak_rss_mib']:.0f} MiB", _met(x["target_met"])]
+             ", ".join(x["heavy_modules"]) or "none", ", ".join(x.get("other_modules_imported") or []) or "none",
+             f"{x['peak_rss_mib']:.0f} MiB", _met(x["target_met"])]
             for x in r["rows"]]
     return (f"{r['projects']} projects configured, median of {r['repeats']} fresh interpreters per file "
             f"(revision {r['ref']}). Target: no heavy module, < {r['target_ms']:.0f} ms beyond `import airflow.sdk`.\n\n"
             + _table(["file", "DAGs", "parse CPU beyond bare import", "wall", "warm re-parse CPU",
-                      "vs reference", "heavy modules imported", "peak RSS", "target"], rows))
+                      "vs reference", "heavy modules imported", "boto3/numpy/...", "peak RSS", "target"], rows))
 
 
 def drift_md(r: dict[str, Any]) -> str:
