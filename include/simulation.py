@@ -110,7 +110,7 @@ class Simulation:
         if ran[-1].ok and self.has_champion():
             ran += self.score_and_monitor(day)
         if nightly_train:
-            ran += self.train(day)
+            ran += self.train(day, trigger="nightly")
         return ran
 
     def score_and_monitor(self, day: dt.date) -> list[DagResult]:
@@ -126,9 +126,7 @@ class Simulation:
         """A training run for ``day``; a new champion is announced, so scoring of the day reruns."""
         ran = [self.run("train", day, params)]
         if ran[-1].tasks.get("announce_champion") == "success":
-            ran.append(self.run("score", day))
-            if ran[-1].ok:
-                ran.append(self.run("monitor", day))
+            ran += self.score_and_monitor(day)
         return ran
 
     def has_champion(self) -> bool:

@@ -14,6 +14,8 @@ import logging
 import os
 import sys
 import time
+from email import policy
+from email.parser import BytesParser
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,9 +80,8 @@ def main() -> int:
         print(f"  {label:<34} {path}")
     print(f"\n{len(alerts)} emails in the outbox:")
     for path in alerts:
-        subject = next((line[9:] for line in path.read_text(errors="replace").splitlines()
-                        if line.startswith("Subject: ")), "?")
-        print(f"  {path.name}  {subject[:120]}")
+        message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
+        print(f"  {path.name}  {message['Subject']}")
     print(f"\nMLflow UI: mlflow ui --backend-store-uri {state.mlflow_tracking_uri()}")
     print("Airflow UI: . scripts/env.sh && airflow standalone   (the runs above are in its metadata DB)")
     expected_failures = {sim.day(n) for n, name in scenarios.items() if name not in (

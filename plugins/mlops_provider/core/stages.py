@@ -56,8 +56,12 @@ def train_model(project: ProjectConfig, *, lake: Lake, reports: Lake, feature_st
     from mlops_provider.core import training
     from mlops_provider.core.training_set import build_training_set
 
+    window_days = int(window_days or project.model.get("training_window_days", 21))
+    hpo_trials = int(hpo_trials or project.model.get("hpo_trials", 4))
     training_set = build_training_set(project, lake, feature_store, as_of, window_days)
     tags = {
+        "training_key": f"{as_date(as_of).isoformat()}|{project.config_hash()}|{window_days}d|{hpo_trials}trials|"
+                        f"{len(training_set.frame)}rows",
         "config_hash": project.config_hash(),
         "feast_feature_service": R.feature_service_name(project),
         "feast_project": project.name,

@@ -277,12 +277,15 @@ def _split_source(sources: list[str], days: list[dt.date]) -> tuple[str | None, 
 
 
 def find_registered_run(
-    client: MlflowClient, experiment_id: str, project: str, model_name: str, airflow_run_id: str
+    client: MlflowClient, experiment_id: str, project: str, model_name: str, airflow_run_id: str | None = None,
+    *, tag: str = "airflow_run_id", value: str | None = None,
 ) -> dict[str, Any] | None:
-    """The result of an earlier try of the same Airflow run that already registered a version, if any."""
+    """The result of an earlier run with the same ``tag`` value (by default: an earlier try of the same
+    Airflow run) that already registered a version, if any."""
+    value = airflow_run_id if value is None else value
     runs = client.search_runs(
         [experiment_id],
-        filter_string=f"tags.airflow_run_id = '{_quote(airflow_run_id)}' and tags.project = '{_quote(project)}'",
+        filter_string=f"tags.{tag} = '{_quote(value)}' and tags.project = '{_quote(project)}'",
         order_by=["attributes.start_time ASC"],
     )
     for run in runs:
@@ -396,6 +399,16 @@ def train_and_register(
         if earlier:
             log.info("Airflow run %s already registered %s v%s (MLflow run %s); not training again",
                      airflow_run_id, model_name, earlier["version"], earlier["run_id"])
+            return earlier
+    # The same data, config and budget give the same model: a nightly run after a drift-triggered one for
+    # the same day (or a second manual trigger) reuses that version instead of registering a copy.
+    training_key = run_tags.get("training_key")
+    if training_key:
+        earlier = find_registered_run(client, experiment_id, project.name, model_name, tag="training_key",
+                                      value=str(training_key))
+        if earlier:
+            log.info("%s v%s (MLflow run %s) was already trained on the same data, config and budget (%s); "
+                     "not training again", model_name, earlier["version"], earlier["run_id"], training_key)
             return earlier
 
     labelled = frame[frame[label].notna()].copy()
