@@ -261,7 +261,8 @@ def components(cfg: Config, sec: dict[str, str]) -> list[Component]:
     ]
     for n in range(1, cfg.workers + 1):
         name = f"worker{n}"
-        env = {**airflow, "MLOPS_STACK_HOSTNAME": name}
+        env = {**airflow, "MLOPS_STACK_HOSTNAME": name,
+               "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "stack_celery.CELERY_CONFIG"}
         result.append(Component(f"{name}-logs", [py, str(REPO / "scripts" / "stack_logserver.py"), "--host",
                                                   LOOPBACK, "--port", str(cfg.worker_log_port(n))],
                                 env, port=cfg.worker_log_port(n)))
@@ -464,18 +465,18 @@ def up(cfg: Config, fresh: bool, timeout: float) -> None:
     airflow = comps["scheduler"].env
     _write_private(cfg.airflow_home / "passwords.json", json.dumps({sec["admin_user"]: sec["admin_password"]}))
     try:
-        for name in ("s3", "smtp"):
+        for name in ("s3", "smtp", "mlflow"):
             start(cfg, comps[name])
         for name in ("s3", "smtp"):
             wait_ready(cfg, comps[name], 60)
         prepare_s3(cfg, sec)
-        start(cfg, comps["mlflow"])
         run_step(cfg, "db-migrate", [str(VENV_BIN / "airflow"), "db", "migrate"], airflow, timeout)
-        run_step(cfg, "settings", [sys.executable, "-m", "mlops_provider.settings_loader",
-                                   str(REPO / "airflow_settings.yaml")], airflow, 300)
         rest = [c for c in comps.values() if c.name not in ("s3", "smtp", "mlflow")]
         for comp in rest:
             start(cfg, comp)
+        # Connections are read when tasks run, so they load while the components start.
+        run_step(cfg, "settings", [sys.executable, "-m", "mlops_provider.settings_loader",
+                                   str(REPO / "airflow_settings.yaml")], airflow, 300)
         for comp in [comps["mlflow"], *rest]:
             wait_ready(cfg, comp, max(60.0, timeout - (time.monotonic() - began)))
     except BaseException:
