@@ -89,7 +89,10 @@ class _TreeSampler(threading.Thread):
 def run_cmd(cmd: list[str], env: dict[str, str], timeout: float = 3600, cwd: Path = REPO,
             log_path: Path | None = None) -> dict[str, Any]:
     """Run a command; return wall seconds, exit code, peak RSS (kernel maxrss of the child, sampled tree) and output."""
+    import resource
+
     out = open(log_path, "w") if log_path else subprocess.PIPE  # noqa: SIM115
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, text=True)
     sampler = _TreeSampler(proc.pid)
@@ -110,8 +113,12 @@ def run_cmd(cmd: list[str], env: dict[str, str], timeout: float = 3600, cwd: Pat
             out.close()
             stdout = log_path.read_text(errors="replace")
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU of the child and every descendant it reaped: steadier than wall time on a shared machine.
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {
         "seconds": seconds,
+        "cpu_seconds": round(cpu, 3),
         "returncode": proc.returncode,
         "peak_rss_mib": round(sampler.peak_single / 2**20, 1),
         "peak_tree_rss_mib": round(sampler.peak_tree / 2**20, 1),
@@ -133,6 +140,7 @@ def run_step(target: str, kwargs: dict[str, Any], env: dict[str, str], timeout: 
         raise RuntimeError(f"benchmark step {target} failed (exit {res['returncode']}):\n{tail}")
     result = json.loads(lines[-1][len(RESULT_PREFIX):])
     result.setdefault("process_seconds", round(res["seconds"], 3))
+    result.setdefault("process_cpu_seconds", res["cpu_seconds"])
     return result
 
 

@@ -89,12 +89,13 @@ def chain_md(r: dict[str, Any]) -> str:
         per_dag = ", ".join(f"{d['dag_id'].split('__')[1]} {fmt_s(d['seconds'])}"
                             + ("" if d["ok"] else " FAILED") for d in s["airflow"])
         rows.append([f"{s['rows']:,}", fmt_s(s["airflow_seconds"]) + ("" if s["airflow_ok"] else " (failed)"),
-                     fmt_s(s["plain_seconds"]), fmt_ratio(s["ratio_airflow_vs_plain"]), per_dag,
+                     fmt_s(s["plain_seconds"]), fmt_ratio(s["ratio_airflow_vs_plain"]), fmt_ratio(s.get("ratio_cpu")),
+                     per_dag,
                      ", ".join(f"{k} {fmt_s(v)}" for k, v in s["plain_stage_seconds"].items()),
                      f"{max(d['peak_rss_mib'] for d in s['airflow']):.0f} / {s['plain_peak_rss_mib']:.0f} MiB"])
     out = (f"Project {r['project']}; history {r['history_days']} days x {r['history_rows']:,} rows (setup, not timed). "
            f"`airflow dags test` per DAG vs one plain Python process.\n\n"
-           + _table(["rows (measured day)", "airflow dags test (sum)", "plain script", "ratio", "per DAG",
+           + _table(["rows (measured day)", "airflow dags test (sum)", "plain script", "ratio", "ratio (CPU)", "per DAG",
                      "plain per stage", "peak RSS max DAG / plain"], rows))
     if "growth_exponent_plain" in r:
         out += (f"\n\nWall-time growth exponent between the two largest sizes: plain {r['growth_exponent_plain']}, "
