@@ -1,0 +1,66 @@
+"""airflow_settings.yaml and its loader: environment references, typed extras, idempotent apply."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mlops_provider import settings_loader as loader
+
+REPO = Path(__file__).resolve().parents[2]
+STACK_ENV = {
+    "MLOPS_MLFLOW_URL": "http://127.0.0.1:5000", "MLOPS_S3_ENDPOINT_URL": "http://127.0.0.1:9000",
+    "MLOPS_S3_ACCESS_KEY_ID": "key", "MLOPS_S3_SECRET_ACCESS_KEY": "s3-secret", "MLOPS_S3_BUCKET": "lake-bucket",
+    "MLOPS_REDIS_HOST": "127.0.0.1", "MLOPS_REDIS_PORT": "6379", "MLOPS_FEAST_REDIS_DB": "9",
+    "MLOPS_FEAST_REGISTRY_URI": "postgresql+psycopg2://u:p@127.0.0.1/feast",
+    "MLOPS_SMTP_HOST": "127.0.0.1", "MLOPS_SMTP_PORT": "1025",
+    "MLOPS_SOURCE_PG_HOST": "127.0.0.1", "MLOPS_SOURCE_PG_DB": "src", "MLOPS_SOURCE_PG_USER": "src",
+    "MLOPS_SOURCE_PG_PASSWORD": "pg-secret",
+}
+
+
+def test_references_defaults_and_typed_extras():
+    missing: set[str] = set()
+    value = {"conn_host": "${A}", "conn_extra": {"flag": "${B:-false}", "n": "${C}", "s": "db=${C}", "lit": "true"}}
+    out = loader.substitute(value, {"A": "h", "C": "7"}, missing)
+    assert out == {"conn_host": "h", "conn_extra": {"flag": False, "n": 7, "s": "db=7", "lit": "true"}}
+    assert not missing
+    loader.substitute("${NOPE}-${ALSO_NOPE:-x}", {}, missing)
+    assert missing == {"NOPE"}
+
+
+def test_bundled_settings_resolve_and_name_every_missing_variable():
+    settings = loader.load(REPO / "airflow_settings.yaml", env=STACK_ENV)
+    conns = {c["conn_id"]: c for c in settings["connections"]}
+    assert set(conns) == {"mlflow_default", "feast_default", "mlops_lake_default", "aws_default", "smtp_default",
+                          "mlops_source_postgres"}
+    assert conns["feast_default"]["conn_extra"]["online_store"] == {"type": "redis",
+                                                                    "connection_string": "127.0.0.1:6379,db=9"}
+    assert conns["mlops_lake_default"]["conn_extra"]["lake_uri"] == "s3://lake-bucket/lake"
+    assert conns["smtp_default"]["conn_extra"]["disable_tls"] is True
+    assert [p["pool_name"] for p in settings["pools"]] == ["mlops_promotion"]
+    with pytest.raises(SystemExit, match="MLOPS_S3_BUCKET"):
+        loader.load(REPO / "airflow_settings.yaml", env={k: v for k, v in STACK_ENV.items() if k != "MLOPS_S3_BUCKET"})
+
+
+def test_apply_twice_updates_in_place(airflow_db, tmp_path):
+    from airflow.models.connection import Connection
+    from airflow.models.pool import Pool
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    settings = loader.load(REPO / "airflow_settings.yaml", env=STACK_ENV)
+    first = loader.apply(settings)
+    assert all("created" in c or "updated" in c for c in first["connections"])
+    second = loader.apply(loader.load(REPO / "airflow_settings.yaml", env={**STACK_ENV, "MLOPS_SMTP_PORT": "2525"}))
+    assert all("updated" in c for c in second["connections"])
+    with create_session() as session:
+        assert session.scalar(select(func.count()).select_from(Connection)
+                              .where(Connection.conn_id == "smtp_default")) == 1
+        smtp = session.scalar(select(Connection).where(Connection.conn_id == "smtp_default"))
+        assert smtp.port == 2525 and json.loads(smtp.extra)["retry_limit"] == 3
+        aws = session.scalar(select(Connection).where(Connection.conn_id == "aws_default"))
+        assert aws.password == "s3-secret"  # stored encrypted when a Fernet key is set, read back decrypted
+        pool = session.scalar(select(Pool).where(Pool.pool == "mlops_promotion"))
+        assert pool.slots == 1
