@@ -154,9 +154,10 @@ def _prepare_template(tmp: Path, history_days: int, history_rows: int) -> Path:
 
 def _home_from(template: Path, target: Path) -> dict[str, str]:
     shutil.copytree(template, target, symlinks=True)
-    # Absolute paths inside the copied state (Feast registry sources, MLflow artifact URIs) still name the
-    # template, which stays untouched and read-only for this purpose; both sides see the same layout.
-    return bench_env(target, AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING")
+    # Absolute paths inside the copied state still name the template: the Feast sources until the features
+    # stage re-applies them, and the MLflow experiment's artifact location (new runs of both sides write
+    # their artifacts there). Both sides see the same layout.
+    return bench_env(target)
 
 
 def run_size(rows: int, template: Path, tmp: Path, history_days: int) -> dict[str, Any]:
@@ -207,7 +208,9 @@ def _final_state(stdout: str) -> str:
 
 
 def run(quick: bool = False, sizes: list[int] | None = None, history_days: int = 10,
-        history_rows: int | None = None) -> dict[str, Any]:
+        history_rows: int | None = None, template: str | None = None,
+        partial: str | None = None) -> dict[str, Any]:
+    """``template``: reuse a prepared state directory (setup skipped); ``partial``: JSON written after each size."""
     import math
 
     sizes = sizes or ([2_000] if quick else [100_000, 1_000_000])
@@ -215,9 +218,13 @@ def run(quick: bool = False, sizes: list[int] | None = None, history_days: int =
     tmp = Path(tempfile.mkdtemp(prefix="mlops-bench-chain-"))
     try:
         t0 = time.perf_counter()
-        template = _prepare_template(tmp, history_days, history_rows)
+        prepared = Path(template) if template else _prepare_template(tmp, history_days, history_rows)
         setup_s = time.perf_counter() - t0
-        rows = [run_size(n, template, tmp, history_days) for n in sizes]
+        rows = []
+        for n in sizes:
+            rows.append(run_size(n, prepared, tmp, history_days))
+            if partial:
+                Path(partial).write_text(json.dumps({"sizes": rows}, indent=2, default=str))
         result: dict[str, Any] = {"project": PROJECT, "history_days": history_days, "history_rows": history_rows,
                                   "setup_seconds": round(setup_s, 1), "python": PYTHON, "sizes": rows,
                                   "target_ratio": 1.25, "target_peak_rss_gib": 6.0}

@@ -38,7 +38,8 @@ def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
     if name == "feature_store":
         return feature_store.run(quick=args.quick, rows=args.feast_rows, iterations=args.read_iterations)
     if name == "chain":
-        return chain.run(quick=args.quick, sizes=_ints(args.chain_sizes), history_rows=args.history_rows)
+        return chain.run(quick=args.quick, sizes=_ints(args.chain_sizes), history_rows=args.history_rows,
+                         template=args.chain_template, partial=str(args.out / "chain.partial.json"))
     raise ValueError(name)
 
 
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--read-iterations", type=int, help="feature store: online reads per request size")
     parser.add_argument("--chain-sizes", help="chain: rows of the measured day, e.g. 100000,1000000")
     parser.add_argument("--history-rows", type=int, help="chain: rows per history day (setup)")
+    parser.add_argument("--chain-template", help="chain: reuse a prepared MLOPS_HOME (skips the history setup)")
     args = parser.parse_args(argv)
 
     names = [n.strip() for n in args.only.split(",") if n.strip()]
