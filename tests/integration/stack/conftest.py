@@ -1,0 +1,83 @@
+"""The production stack for the tests: ``scripts/stack.py up --fresh`` once per session, ``down`` at the end.
+
+The stack gets its own MLOPS_HOME, free loopback ports, databases ``mlopstest_*`` and Redis db indexes
+10/11, so it never collides with a developer's ``make stack-up``. Its projects directory holds the two
+bundled projects with production sources: ``fraud`` reads a PostgreSQL table, ``churn`` an S3 prefix.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+
+import pytest
+
+from tests.integration.stack.support import (
+    STACK,
+    UP_TIMEOUT,
+    Stack,
+    free_port,
+    reachable,
+    read_env,
+    seed_sources,
+    write_projects,
+)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory) -> Stack:
+    if not (reachable(5432) and reachable(6379)):
+        pytest.skip("the stack needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379")
+    base = tmp_path_factory.mktemp("stack")
+    home, projects = base / "home", base / "projects"
+    env = {
+        **os.environ,
+        "MLOPS_HOME": str(home),
+        "MLOPS_PROJECTS_DIR": str(projects),
+        "MLOPS_STACK_API_PORT": str(free_port()),
+        "MLOPS_STACK_S3_PORT": str(free_port()),
+        "MLOPS_STACK_MLFLOW_PORT": str(free_port()),
+        "MLOPS_STACK_SMTP_PORT": str(free_port()),
+        "MLOPS_STACK_DB_PREFIX": "mlopstest",
+        "MLOPS_STACK_BUCKET": "mlops",
+        "MLOPS_STACK_REDIS_BROKER_DB": "10",
+        "MLOPS_STACK_REDIS_FEAST_DB": "11",
+        "MLOPS_STACK_HEARTBEAT_TIMEOUT": "30",
+    }
+    log_port = free_port()
+    while reachable(log_port + 2) or log_port + 2 > 65535:
+        log_port = free_port()
+    env["MLOPS_STACK_LOG_PORT"] = str(log_port)
+    write_projects(projects)
+
+    def down() -> subprocess.CompletedProcess:
+        return subprocess.run([*STACK, "down"], env=env, capture_output=True, text=True, timeout=120)
+
+    began = time.monotonic()
+    try:
+        up = subprocess.run([*STACK, "up", "--fresh", "--timeout", str(UP_TIMEOUT)], env=env, capture_output=True,
+                            text=True, timeout=UP_TIMEOUT + 120)
+    except subprocess.TimeoutExpired as exc:
+        down()
+        pytest.fail(f"stack up did not return within {UP_TIMEOUT + 120}s: {exc.stdout}\n{exc.stderr}")
+    if up.returncode != 0:
+        down()
+        pytest.fail(f"stack up failed (exit {up.returncode}):\n{up.stdout}\n{up.stderr}")
+    print(f"\nstack up in {time.monotonic() - began:.0f}s")
+    info = Stack(env=read_env(home / "stack" / "stack.env"), home=home, projects=projects)
+    try:
+        seed_sources(info)
+        yield info
+    finally:
+        result = down()
+        assert result.returncode == 0, f"stack down left something running:\n{result.stdout}\n{result.stderr}"
+        for pid_file in (home / "stack" / "pids").glob("*.pid"):
+            raise AssertionError(f"pid file left behind: {pid_file}")
+
+
+@pytest.fixture(scope="session")
+def api(stack):
+    from tests.integration.stack.airflow_api import AirflowApi
+
+    return AirflowApi(stack.api_url, stack.env["MLOPS_STACK_ADMIN_USER"], stack.env["MLOPS_STACK_ADMIN_PASSWORD"])

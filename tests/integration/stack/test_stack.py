@@ -1,0 +1,282 @@
+"""The pipeline on the production stack: REST-triggered runs on Celery workers, asserted on the services' data.
+
+Order matters (one stack per session): health and settings, ingestion + features, the web UI, then the
+failure test that kills a worker (last, since the stack runs on one worker afterwards).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import signal
+import tempfile
+import time
+import uuid
+
+import psutil
+import pytest
+import requests
+
+from tests.integration.stack.support import CHURN_ROWS, DAYS, FRAUD_ROWS, YESTERDAY, project
+
+pytestmark = [pytest.mark.integration, pytest.mark.stack]
+
+CONNECTIONS = {"mlflow_default", "feast_default", "mlops_lake_default", "aws_default", "smtp_default",
+               "mlops_source_postgres"}
+RUN_TIMEOUT = 420
+
+
+def _tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _objects(stack, prefix: str) -> list[str]:
+    pages = stack.s3().get_paginator("list_objects_v2").paginate(Bucket=stack.bucket, Prefix=prefix)
+    # Directory markers ("dt=.../") that pyarrow's S3 filesystem creates are not data.
+    return sorted(o["Key"] for page in pages for o in page.get("Contents", []) if not o["Key"].endswith("/"))
+
+
+def _read_parquet(stack, key: str):
+    import pyarrow.parquet as pq
+
+    body = stack.s3().get_object(Bucket=stack.bucket, Key=key)["Body"].read()
+    return pq.read_table(io.BytesIO(body)).to_pandas()
+
+
+def _partition(stack, table: str, day) -> str:
+    return f"lake/{table}/dt={day.isoformat()}/data.parquet"
+
+
+# -- the stack itself -------------------------------------------------------------------------------
+def test_stack_is_healthy_authenticated_and_on_loopback_only(stack, api):
+    health = requests.get(f"{stack.api_url}/api/v2/monitor/health", timeout=10).json()
+    assert {k: v["status"] for k, v in health.items()} == {
+        "metadatabase": "healthy", "scheduler": "healthy", "triggerer": "healthy", "dag_processor": "healthy"}
+    assert requests.get(f"{stack.api_url}/api/v2/dags", timeout=10).status_code == 401
+    bad = requests.post(f"{stack.api_url}/auth/token", json={"username": "admin", "password": "wrong"}, timeout=10)
+    assert bad.status_code in (401, 403)
+
+    listening = []
+    for pid_file in (stack.dir / "pids").glob("*.pid"):
+        for proc in _tree(int(pid_file.read_text())):
+            try:
+                conns = proc.net_connections(kind="inet")
+            except psutil.Error:
+                continue
+            listening += [(pid_file.stem, c.laddr.ip, c.laddr.port) for c in conns if c.status == psutil.CONN_LISTEN]
+    assert listening, "no listening socket found for the stack's processes"
+    assert {ip for _, ip, _ in listening} == {"127.0.0.1"}, f"something listens beyond loopback: {listening}"
+    workers = [c for c, _, _ in listening if c.startswith("worker")]
+    assert sorted(set(workers)) == ["worker1-logs", "worker2-logs"]
+
+    # airflow_settings.yaml was loaded: connections (secrets not echoed), pool, variable.
+    conns = {c["connection_id"]: c for c in api.get("/connections", limit=100)["connections"]}
+    assert CONNECTIONS <= set(conns)
+    assert json.loads(conns["feast_default"]["extra"])["online_store"]["type"] == "redis"
+    assert json.loads(conns["mlops_lake_default"]["extra"])["lake_uri"] == f"s3://{stack.bucket}/lake"
+    assert api.get("/pools/mlops_promotion")["slots"] == 1
+    assert api.get("/variables/mlops_environment")["value"] == "stack"
+
+
+# -- the pipeline ---------------------------------------------------------------------------------
+def test_ingest_from_postgres_and_s3_then_features_into_redis(stack, api):
+    """Scheduled + REST-triggered ingest runs, asset-triggered features runs, checked in S3 and Redis."""
+    day = DAYS[1]
+    for dag_id in ("fraud__features", "churn__features", "fraud__ingest", "churn__ingest"):
+        api.unpause(dag_id)  # unpausing ingest also makes the scheduler run the latest interval (YESTERDAY)
+    fraud_run = api.trigger("fraud__ingest", {"day": day.isoformat()})
+    churn_run = api.trigger("churn__ingest", {"day": day.isoformat()})
+    api.wait_run("fraud__ingest", fraud_run, RUN_TIMEOUT, describe=stack.logs)
+    api.wait_run("churn__ingest", churn_run, RUN_TIMEOUT, describe=stack.logs)
+    for name in ("fraud", "churn"):
+        ingest = api.wait_runs_settled(f"{name}__ingest", at_least=2, timeout=RUN_TIMEOUT)
+        assert {r["state"] for r in ingest} == {"success"}, ingest
+        assert {r["run_type"] for r in ingest} >= {"manual", "scheduled"}
+        features = api.wait_runs_settled(f"{name}__features", at_least=2, timeout=RUN_TIMEOUT)
+        assert {r["state"] for r in features} == {"success"}, features
+        assert all(r["run_type"] == "asset_triggered" for r in features)
+
+    # Exactly the day's rows, once, in one object per partition (written to a temporary name, then renamed).
+    for name, rows, key in (("fraud", FRAUD_ROWS, "transaction_id"), ("churn", CHURN_ROWS, "usage_id")):
+        for d in (day, YESTERDAY):
+            assert _objects(stack, f"lake/{name}/records/dt={d.isoformat()}/") == [_partition(stack, f"{name}/records", d)]
+            frame = _read_parquet(stack, _partition(stack, f"{name}/records", d))
+            assert len(frame) == rows and frame[key].is_unique
+        assert _objects(stack, f"lake/{name}/features/entity/dt={YESTERDAY.isoformat()}/")
+
+    # The Feast online store in Redis serves what the offline partition holds.
+    redis = stack.redis()
+    keys = redis.keys("*")
+    assert any(k.endswith(b"fraud") for k in keys) and any(k.endswith(b"churn") for k in keys), keys[:5]
+    offline = _read_parquet(stack, _partition(stack, "fraud/features/entity", YESTERDAY)).set_index("customer_id")
+    online = _online_features(stack, list(offline.index[:25]))
+    for i, customer in enumerate(online["customer_id"]):
+        assert online["txn_count_30d"][i] == offline.loc[customer, "txn_count_30d"], customer
+
+
+def _online_features(stack, customers: list[str]) -> dict:
+    """Read the stack's Redis online store through Feast with the stack's own connection settings."""
+    import pyarrow.fs as pafs
+    from mlops_provider.core.lake import Lake
+    from mlops_provider.hooks.feast import FeastHook
+
+    e = stack.env
+    extra = {"online_store": {"type": "redis", "connection_string":
+                              f"{e['MLOPS_REDIS_HOST']}:{e['MLOPS_REDIS_PORT']},db={e['MLOPS_FEAST_REDIS_DB']}"},
+             "registry": {"registry_type": "sql", "path": e["MLOPS_FEAST_REGISTRY_URI"], "cache_ttl_seconds": 60}}
+    fs = pafs.S3FileSystem(access_key=e["MLOPS_S3_ACCESS_KEY_ID"], secret_key=e["MLOPS_S3_SECRET_ACCESS_KEY"],
+                           endpoint_override=e["MLOPS_S3_ENDPOINT_URL"], scheme="http", region="us-east-1")
+    os.environ["AIRFLOW_CONN_FEAST_STACK_TEST"] = json.dumps({"conn_type": "feast", "extra": extra})
+    try:
+        hook = FeastHook(project(stack, "fraud"), feast_conn_id="feast_stack_test",
+                         lake=Lake(f"s3://{stack.bucket}/lake", filesystem=fs))
+        return hook.get_online_features([{"customer_id": c} for c in customers])
+    finally:
+        os.environ.pop("AIRFLOW_CONN_FEAST_STACK_TEST", None)
+
+
+# -- the web UI -----------------------------------------------------------------------------------
+def _register_versions(stack, model_name: str, n: int) -> list[str]:
+    """``n`` versions of ``model_name`` backed by a run whose artifact lands in S3 through the MLflow server."""
+    client = stack.mlflow()
+    experiment = client.get_experiment_by_name("stack-ui-test")
+    experiment_id = experiment.experiment_id if experiment else client.create_experiment("stack-ui-test")
+    run = client.create_run(experiment_id)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "README.txt")
+        with open(path, "w") as handle:
+            handle.write("placeholder model for the UI rollback test\n")
+        client.log_artifact(run.info.run_id, path, "model")
+    client.set_terminated(run.info.run_id)
+    if not client.search_registered_models(f"name = '{model_name}'"):
+        client.create_registered_model(model_name)
+    versions = [client.create_model_version(model_name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id).version
+                for _ in range(n)]
+    assert _objects(stack, f"mlflow/{experiment_id}/{run.info.run_id}/artifacts/model/README.txt")
+    return versions
+
+
+def _browser(tmp_path):
+    webdriver = pytest.importorskip("selenium.webdriver")
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not chromium or not driver:
+        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'chromium'}"):
+        options.add_argument(flag)
+    browser = webdriver.Chrome(service=Service(driver), options=options)
+    browser.set_page_load_timeout(90)
+    return browser
+
+
+def test_web_ui_triggers_model_ops_rollback(stack, api, tmp_path):
+    """Log in, open the trigger form of fraud__model_ops, fill its params, submit, watch the run succeed."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    model_name = project(stack, "fraud").model_name
+    client = stack.mlflow()
+    first, second = _register_versions(stack, model_name, 2)
+    client.set_registered_model_alias(model_name, "champion", second)
+    client.set_registered_model_alias(model_name, "previous_champion", first)
+    reason = f"ui test {uuid.uuid4().hex[:8]}"
+
+    browser = _browser(tmp_path)
+    wait = WebDriverWait(browser, 90)
+    try:
+        browser.get(f"{stack.api_url}/dags/fraud__model_ops")
+        wait.until(EC.presence_of_element_located((By.NAME, "username"))).send_keys(
+            stack.env["MLOPS_STACK_ADMIN_USER"])
+        browser.find_element(By.NAME, "password").send_keys(stack.env["MLOPS_STACK_ADMIN_PASSWORD"])
+        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "button[aria-label='Trigger Dag']"))).click()
+        version = wait.until(EC.visibility_of_element_located((By.NAME, "element_version")))
+        version.send_keys(Keys.CONTROL, "a")
+        version.send_keys("previous")
+        reason_field = browser.find_element(By.NAME, "element_reason")
+        reason_field.send_keys(Keys.CONTROL, "a")
+        reason_field.send_keys(reason)
+        # The form's own submit button, not the page header's "Trigger Dag" button that opened it.
+        submit = [b for b in browser.find_elements(By.CSS_SELECTOR, "[role=dialog] button")
+                  if b.text.strip() == "Trigger" and b.get_attribute("aria-label") != "Trigger Dag"]
+        assert submit, "no Trigger button in the trigger dialog"
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'});", submit[-1])
+        wait.until(EC.element_to_be_clickable(submit[-1])).click()
+
+        deadline = time.monotonic() + 60
+        run = None
+        while run is None and time.monotonic() < deadline:
+            run = next((r for r in api.runs("fraud__model_ops") if (r.get("conf") or {}).get("reason") == reason), None)
+            time.sleep(1)
+        assert run, f"the UI did not create a run with reason {reason!r}"
+        assert run["run_type"] == "manual" and run["conf"]["action"] == "rollback"
+        api.wait_run("fraud__model_ops", run["dag_run_id"], RUN_TIMEOUT, describe=stack.logs)
+
+        # What the on-call engineer sees: the run page shows it succeeded.
+        browser.get(f"{stack.api_url}/dags/fraud__model_ops/runs/{run['dag_run_id']}")
+        WebDriverWait(browser, 60).until(
+            lambda b: "success" in b.find_element(By.TAG_NAME, "body").text.lower())
+    except Exception:
+        browser.save_screenshot(str(tmp_path / "ui-failure.png"))
+        raise
+    finally:
+        browser.quit()
+
+    aliases = client.get_registered_model(model_name).aliases
+    assert aliases["champion"] == first and aliases["previous_champion"] == second
+    assert client.get_model_version(model_name, first).tags.get("rollback_from") == second
+
+
+# -- failure: a worker dies mid-task (keep last: the stack has one worker afterwards) ----------------
+def test_worker_killed_mid_task_is_retried_on_the_other_worker(stack, api):
+    day = DAYS[0]
+    run_id = api.trigger("fraud__ingest", {"day": day.isoformat()})
+    deadline = time.monotonic() + RUN_TIMEOUT
+    victim = None
+    while victim is None:
+        tis = {t["task_id"]: t for t in api.task_instances("fraud__ingest", run_id)}
+        validate = tis.get("validate") or {}
+        if validate.get("state") == "running" and validate.get("hostname"):
+            victim = validate["hostname"]
+        elif validate.get("state") in ("success", "failed") or time.monotonic() > deadline:
+            pytest.fail(f"never saw 'validate' running: {tis}")
+        else:
+            time.sleep(0.5)
+    assert victim in ("worker1", "worker2"), victim
+    survivor = "worker2" if victim == "worker1" else "worker1"
+    # Lose the whole worker host at once: Celery, its pool and the task process.
+    procs = _tree(stack.pid(victim))
+    assert procs, f"{victim} is not running"
+    for proc in procs:
+        try:
+            proc.send_signal(signal.SIGKILL)
+        except psutil.Error:
+            pass
+    psutil.wait_procs(procs, timeout=30)
+
+    api.wait_run("fraud__ingest", run_id, RUN_TIMEOUT, describe=lambda: stack.logs("scheduler", survivor))
+    tries = api.tries("fraud__ingest", run_id, "validate")
+    assert len(tries) >= 2, tries
+    assert tries[0]["hostname"] == victim and tries[-1]["hostname"] == survivor, tries
+    assert tries[-1]["state"] == "success"
+
+    # Nothing duplicated: one partition object with the day's rows once, one asset event for the day.
+    assert _objects(stack, f"lake/fraud/records/dt={day.isoformat()}/") == [_partition(stack, "fraud/records", day)]
+    frame = _read_parquet(stack, _partition(stack, "fraud/records", day))
+    assert len(frame) == FRAUD_ROWS and frame["transaction_id"].is_unique
+    asset = next(a for a in api.get("/assets", limit=100)["assets"] if a["name"] == "fraud.validated")
+    events = api.get("/assets/events", asset_id=asset["id"], limit=100)["asset_events"]
+    assert sum(1 for ev in events if (ev.get("extra") or {}).get("day") == day.isoformat()) == 1, events
