@@ -15,7 +15,10 @@ from the partitions, which may not exist yet at ``apply`` time.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.core import features as F
@@ -70,6 +73,55 @@ def table_path(lake: Lake, table: str) -> str:
     return path if lake.is_local else f"{lake.root_uri.split('://', 1)[0]}://{path}"
 
 
+def s3_settings(lake: Lake) -> dict[str, str] | None:
+    """Endpoint, region and credentials of a lake on S3 (``None`` for any other filesystem).
+
+    Taken from the lake's pyarrow ``S3FileSystem`` (built by the lake hook from the ``aws`` connection),
+    so Feast's offline store reads the same endpoint with the same identity as the lake itself.
+    """
+    if lake.is_local or type(lake.fs).__name__ != "S3FileSystem":
+        return None
+    # pyarrow exposes a filesystem's settings only through its pickling arguments.
+    options = lake.fs.__reduce__()[1][0]
+    endpoint = options.get("endpoint_override") or ""
+    if endpoint and "://" not in endpoint:
+        endpoint = f"{options.get('scheme') or 'https'}://{endpoint}"
+    return {"endpoint_url": endpoint, "region": options.get("region") or "",
+            "access_key": options.get("access_key") or "", "secret_key": options.get("secret_key") or "",
+            "session_token": options.get("session_token") or ""}
+
+
+@contextlib.contextmanager
+def s3_environment(lake: Lake) -> Iterator[None]:
+    """The lake's S3 credentials and endpoint as ``AWS_*`` variables while Feast reads the offline store.
+
+    Feast's file offline store reads ``s3://`` sources with Dask, i.e. through s3fs, which takes its
+    credentials from the environment (a FileSource carries only the endpoint). A local lake changes nothing.
+    """
+    settings = s3_settings(lake)
+    if settings is None:
+        yield
+        return
+    wanted = {"AWS_ENDPOINT_URL": settings["endpoint_url"], "AWS_DEFAULT_REGION": settings["region"]}
+    if settings["access_key"]:
+        wanted.update(AWS_ACCESS_KEY_ID=settings["access_key"], AWS_SECRET_ACCESS_KEY=settings["secret_key"],
+                      AWS_SESSION_TOKEN=settings["session_token"])
+    saved = {name: os.environ.get(name) for name in wanted}
+    try:
+        for name, value in wanted.items():
+            if value:
+                os.environ[name] = value
+            else:
+                os.environ.pop(name, None)
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _feast_type(project: ProjectConfig, column: str) -> Any:
     from feast.types import Float64, Int64, String, UnixTimestamp
 
@@ -105,10 +157,13 @@ def feature_definitions(project: ProjectConfig, lake: Lake) -> list[Any]:
     record = Entity(name=record_entity_name(project), join_keys=[project.record_id], value_type=record_value_type,
                     description=f"{project.name}: one scored record", tags=tags)
 
+    # A custom S3 endpoint (MinIO, moto) travels with the source; None (local lake, AWS itself) = Feast's default.
+    endpoint = (s3_settings(lake) or {}).get("endpoint_url") or None
     entity_source = FileSource(
         name=f"{project.name}_entity_source",
         path=table_path(lake, F.entity_table(project)),
         file_format=ParquetFormat(),
+        s3_endpoint_override=endpoint,
         timestamp_field=F.EVENT_TIMESTAMP,
         created_timestamp_column=F.CREATED_TIMESTAMP,
         description="daily entity window aggregates (lake, one partition per day)",
@@ -118,6 +173,7 @@ def feature_definitions(project: ProjectConfig, lake: Lake) -> list[Any]:
         name=f"{project.name}_record_source",
         path=table_path(lake, F.record_table(project)),
         file_format=ParquetFormat(),
+        s3_endpoint_override=endpoint,
         timestamp_field=F.EVENT_TIMESTAMP,
         created_timestamp_column=F.CREATED_TIMESTAMP,
         description="per-record model inputs (lake, one partition per event day)",

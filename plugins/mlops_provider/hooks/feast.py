@@ -319,13 +319,18 @@ class FeastHook(BaseHook):
         (its TTL filter keeps only rows whose join found nothing at all), which would silently remove each
         new customer's first transactions from training sets and scores.
         """
-        import numpy as np
-
         from mlops_provider.core import feature_repo as R
         from mlops_provider.core.features import fill_missing_history
 
         store = self.get_conn()
         service = store.get_feature_service(R.feature_service_name(self.project))
+        with R.s3_environment(self.lake):
+            out = self._join_views(store, service, entity_df)
+        return fill_missing_history(self.project, out)
+
+    def _join_views(self, store: FeatureStore, service: Any, entity_df: pd.DataFrame) -> pd.DataFrame:
+        import numpy as np
+
         row = "__mlops_row"
         frame = entity_df.reset_index(drop=True).assign(**{row: np.arange(len(entity_df))})
         out = frame
@@ -342,8 +347,7 @@ class FeastHook(BaseHook):
                     raise
                 log.info("feature view %s: no value for any entity row", projection.name_to_use())
                 out = out.assign(**{n: np.nan for n in names})
-        out = out.sort_values(row).drop(columns=[row]).reset_index(drop=True)
-        return fill_missing_history(self.project, out)
+        return out.sort_values(row).drop(columns=[row]).reset_index(drop=True)
 
     def get_online_features(self, entity_rows: list[dict[str, Any]],
                             include_event_timestamps: bool = False) -> dict[str, list[Any]]:
