@@ -33,6 +33,7 @@ class DagResult:
     run_id: str
     tasks: dict[str, str] = field(default_factory=dict)
     returns: dict[str, Any] = field(default_factory=dict)
+    conf: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -58,6 +59,9 @@ class Simulation:
             raise RuntimeError(f"DAG import errors: {self.bag.import_errors}")
         self.results: list[DagResult] = []
         self._run_counter: dict[tuple[str, dt.date], int] = {}
+        # dag.test() writes a run's conf into the in-memory DAG's params, so a later run of the same DAG
+        # object would inherit it; every run therefore passes all params, from these pristine defaults.
+        self._defaults = {dag_id: dag.params.dump() for dag_id, dag in self.bag.dags.items()}
 
     def day(self, number: int) -> dt.date:
         """The date of 1-based simulated day ``number``."""
@@ -79,20 +83,20 @@ class Simulation:
         count = self._run_counter.get((dag_id, day), 0)
         self._run_counter[(dag_id, day)] = count + 1
         logical = dt.datetime.combine(day, dt.time(), tzinfo=dt.UTC) + dt.timedelta(minutes=count)
-        return self._test(dag, day, logical, {"day": day.isoformat(), **(conf or {})})
+        return self._test(dag, day, logical, {**self._defaults[dag_id], "day": day.isoformat(), **(conf or {})})
 
     def rerun(self, result: DagResult) -> DagResult:
         """Run the same DAG run again (same run id): what "Clear" does in the Airflow UI."""
         dag = self.bag.get_dag(result.dag_id)
         logical = _logical_date_of(result.run_id)
-        return self._test(dag, result.day, logical, {"day": result.day.isoformat()})
+        return self._test(dag, result.day, logical, result.conf)
 
     def _test(self, dag: Any, day: dt.date, logical: dt.datetime, conf: dict[str, Any]) -> DagResult:
         began = time.monotonic()
         dag_run = dag.test(logical_date=logical, run_conf=conf)
         state = str(getattr(dag_run.state, "value", dag_run.state))
         tasks, returns = _task_outcomes(dag.dag_id, dag_run.run_id)
-        result = DagResult(dag.dag_id, day, state, time.monotonic() - began, dag_run.run_id, tasks, returns)
+        result = DagResult(dag.dag_id, day, state, time.monotonic() - began, dag_run.run_id, tasks, returns, conf)
         self.results.append(result)
         self.echo(f"  {dag.dag_id:<22} {state:<8} {result.seconds:6.1f}s  {describe(result)}")
         return result

@@ -58,6 +58,14 @@ def train_model(project: ProjectConfig, *, lake: Lake, reports: Lake, feature_st
 
     window_days = int(window_days or project.model.get("training_window_days", 21))
     hpo_trials = int(hpo_trials or project.model.get("hpo_trials", 4))
+    airflow_run_id = (run_tags or {}).get("airflow_run_id")
+    if airflow_run_id:
+        # A retry (or a cleared rerun) of a run that already registered a version returns it before any
+        # work: the data may have changed since, the run's result must not.
+        earlier = training.registered_by(project, tracking_uri, registry_uri, artifact_location,
+                                         tag="airflow_run_id", value=str(airflow_run_id))
+        if earlier:
+            return earlier
     training_set = build_training_set(project, lake, feature_store, as_of, window_days)
     tags = {
         "training_key": f"{as_date(as_of).isoformat()}|{project.config_hash()}|{window_days}d|{hpo_trials}trials|"

@@ -315,6 +315,20 @@ def _reference_sample(splits: Splits, columns: list[str], rows: int, seed: int) 
     return both.sample(n=rows, random_state=seed).reset_index(drop=True) if len(both) > rows else both
 
 
+def registered_by(project: ProjectConfig, tracking_uri: str, registry_uri: str | None, artifact_location: str | None,
+                  *, tag: str, value: str) -> dict[str, Any] | None:
+    """The registered result of an earlier training run of ``project`` tagged ``tag = value``, if any."""
+    client = registry.client_for(tracking_uri, registry_uri)
+    experiment_id = registry.ensure_experiment(
+        client, project.name, artifact_location or registry.default_artifact_location(tracking_uri, project.name)
+    )
+    earlier = find_registered_run(client, experiment_id, project.name, project.model_name, tag=tag, value=value)
+    if earlier:
+        log.info("%s = %s already registered %s v%s (MLflow run %s); not training again", tag, value,
+                 project.model_name, earlier["version"], earlier["run_id"])
+    return earlier
+
+
 def _quote(value: str) -> str:
     return str(value).replace("'", "\\'")
 
