@@ -6,5 +6,7 @@ PY="${PYTHON:-python3.11}"
 command -v "$PY" >/dev/null || PY=python3
 if ! command -v uv >/dev/null; then "$PY" -m pip install -q uv; fi
 [ -x .venv/bin/python ] || uv venv -q -p "$PY" .venv
-uv pip sync -q -p .venv/bin/python requirements.txt
+# Bytecode is compiled once here: with PYTHONDONTWRITEBYTECODE=1 (set on some machines and images) every
+# new interpreter would otherwise recompile Airflow & co. from source (import airflow.sdk: 7.6 s CPU -> 2.3 s).
+uv pip sync -q --compile-bytecode -p .venv/bin/python requirements.txt
 uv pip install -q -p .venv/bin/python --no-deps -e .
