@@ -24,6 +24,8 @@ log = logging.getLogger(__name__)
 
 # Rows converted to protobuf and written per online-store call: bounds memory on wide chunks.
 WRITE_BATCH_ROWS = 20_000
+# Entity rows per point-in-time join (``MLOPS_RETRIEVAL_CHUNK_ROWS`` overrides).
+RETRIEVAL_CHUNK_ROWS = 250_000
 
 
 def _utc(value: dt.datetime | dt.date | str) -> dt.datetime:
@@ -319,13 +321,25 @@ class FeastHook(BaseHook):
         (its TTL filter keeps only rows whose join found nothing at all), which would silently remove each
         new customer's first transactions from training sets and scores.
         """
+        import pandas as pd
+
         from mlops_provider.core import feature_repo as R
         from mlops_provider.core.features import fill_missing_history
 
         store = self.get_conn()
         service = store.get_feature_service(R.feature_service_name(self.project))
+        # Feast's Dask join holds several copies of the entity rows with every candidate feature row;
+        # bounded chunks of entity rows keep that bounded (a 1M-row day peaked at 6.6 GiB in one piece).
+        step = max(1, int(os.environ.get("MLOPS_RETRIEVAL_CHUNK_ROWS", RETRIEVAL_CHUNK_ROWS)))
+        parts = []
         with R.s3_environment(self.lake):
-            out = self._join_views(store, service, entity_df)
+            for start in range(0, max(len(entity_df), 1), step):
+                chunk = entity_df.iloc[start:start + step]
+                if len(entity_df) > step:
+                    log.info("point-in-time join: entity rows %d-%d of %d", start + 1, start + len(chunk),
+                             len(entity_df))
+                parts.append(self._join_views(store, service, chunk))
+        out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
         return fill_missing_history(self.project, out)
 
     def _join_views(self, store: FeatureStore, service: Any, entity_df: pd.DataFrame) -> pd.DataFrame:
