@@ -1,7 +1,8 @@
 """The production stack for the tests: ``scripts/stack.py up --fresh`` once per session, ``down`` at the end.
 
 The stack gets its own MLOPS_HOME, free loopback ports, databases ``mlopstest_*`` and Redis db indexes
-10/11, so it never collides with a developer's ``make stack-up``. Its projects directory holds the two
+10/11, so it never collides with a developer's ``make stack-up`` (a second concurrent test session sets
+``MLOPS_STACK_TEST_DB_PREFIX`` and ``MLOPS_STACK_TEST_REDIS_BROKER_DB`` / ``..._FEAST_DB``). Its projects directory holds the two
 bundled projects with production sources: ``fraud`` reads a PostgreSQL table, ``churn`` an S3 prefix.
 """
 
@@ -39,10 +40,12 @@ def stack(tmp_path_factory) -> Stack:
         "MLOPS_STACK_S3_PORT": str(free_port()),
         "MLOPS_STACK_MLFLOW_PORT": str(free_port()),
         "MLOPS_STACK_SMTP_PORT": str(free_port()),
-        "MLOPS_STACK_DB_PREFIX": "mlopstest",
+        # Two test sessions on one machine (a CI checkout next to a developer's) need their own databases and
+        # Redis db indexes: `up --fresh` drops them, whoever else uses them.
+        "MLOPS_STACK_DB_PREFIX": os.environ.get("MLOPS_STACK_TEST_DB_PREFIX") or "mlopstest",
         "MLOPS_STACK_BUCKET": "mlops",
-        "MLOPS_STACK_REDIS_BROKER_DB": "10",
-        "MLOPS_STACK_REDIS_FEAST_DB": "11",
+        "MLOPS_STACK_REDIS_BROKER_DB": os.environ.get("MLOPS_STACK_TEST_REDIS_BROKER_DB") or "10",
+        "MLOPS_STACK_REDIS_FEAST_DB": os.environ.get("MLOPS_STACK_TEST_REDIS_FEAST_DB") or "11",
         "MLOPS_STACK_HEARTBEAT_TIMEOUT": "30",
     }
     log_port = free_port()

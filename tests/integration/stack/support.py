@@ -21,6 +21,11 @@ CHURN_ROWS = 600
 # sources hold data for yesterday (scheduled run) and the days before it (triggered runs).
 YESTERDAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 DAYS = [YESTERDAY - dt.timedelta(days=n) for n in (3, 2, 1, 0)]
+# The model half (train -> promote -> score -> monitor) needs labelled history: fraud days before DAYS, the
+# last one with covariate drift. Training as of DRIFT_DAY sees the labels that arrived by then (delay 3
+# days): 6 labelled days, enough for train / validation / holdout; the drift day itself is only scored.
+HISTORY_DAYS = [YESTERDAY - dt.timedelta(days=n) for n in range(12, 3, -1)]
+DRIFT_DAY = HISTORY_DAYS[-1]
 
 
 def free_port() -> int:
@@ -132,13 +137,13 @@ def project(stack: Stack, name: str):
     return load_project_file(stack.projects / f"{name}.yaml")
 
 
-def day_frames(project, day: dt.date, rows: int):
+def day_frames(project, day: dt.date, rows: int, scenario: str = "clean"):
     """(records without label, labels arriving ``label.delay_days`` later) of ``day``, as the landing generator makes them."""
     import pandas as pd
 
     from include.datagen.landing import generate_day
 
-    full = generate_day(project, day, rows)
+    full = generate_day(project, day, rows, scenario)
     records = full.drop(columns=[project.label_column])
     labels = pd.DataFrame({
         project.record_id: full[project.record_id],
@@ -148,6 +153,30 @@ def day_frames(project, day: dt.date, rows: int):
     return records, labels
 
 
+def _source_engine(stack: Stack):
+    import sqlalchemy
+
+    e = stack.env
+    return sqlalchemy.create_engine(
+        f"postgresql+psycopg2://{e['MLOPS_SOURCE_PG_USER']}:{e['MLOPS_SOURCE_PG_PASSWORD']}@"
+        f"{e['MLOPS_SOURCE_PG_HOST']}:{e['MLOPS_SOURCE_PG_PORT']}/{e['MLOPS_SOURCE_PG_DB']}")
+
+
+def seed_history(stack: Stack) -> None:
+    """Append HISTORY_DAYS (DRIFT_DAY with covariate drift) to the fraud tables of the PostgreSQL source."""
+    import pandas as pd
+
+    fraud = project(stack, "fraud")
+    frames = [day_frames(fraud, day, FRAUD_ROWS, "covariate_drift" if day == DRIFT_DAY else "clean")
+              for day in HISTORY_DAYS]
+    records, labels = zip(*frames, strict=True)
+    engine = _source_engine(stack)
+    with engine.begin() as conn:
+        pd.concat(records).to_sql("fraud_transactions", conn, index=False, if_exists="append", chunksize=5000)
+        pd.concat(labels).to_sql("fraud_labels", conn, index=False, if_exists="append", chunksize=5000)
+    engine.dispose()
+
+
 def seed_sources(stack: Stack) -> None:
     """The fraud days into PostgreSQL tables, the churn days as CSV objects under ``s3://mlops/sources/churn``."""
     import pandas as pd
@@ -155,10 +184,7 @@ def seed_sources(stack: Stack) -> None:
 
     fraud, churn = project(stack, "fraud"), project(stack, "churn")
     records, labels = zip(*(day_frames(fraud, day, FRAUD_ROWS) for day in DAYS), strict=True)
-    e = stack.env
-    engine = sqlalchemy.create_engine(
-        f"postgresql+psycopg2://{e['MLOPS_SOURCE_PG_USER']}:{e['MLOPS_SOURCE_PG_PASSWORD']}@"
-        f"{e['MLOPS_SOURCE_PG_HOST']}:{e['MLOPS_SOURCE_PG_PORT']}/{e['MLOPS_SOURCE_PG_DB']}")
+    engine = _source_engine(stack)
     with engine.begin() as conn:
         pd.concat(records).to_sql("fraud_transactions", conn, index=False, if_exists="replace", chunksize=5000)
         pd.concat(labels).to_sql("fraud_labels", conn, index=False, if_exists="replace", chunksize=5000)
