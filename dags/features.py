@@ -11,18 +11,17 @@ store equals the offline values. Emits `<project>.features`.
 from airflow.sdk import DAG
 from mlops_provider.core.config import load_projects
 from mlops_provider.operators.features import ComputeFeaturesOperator, MaterializeFeaturesOperator
-from mlops_provider.pipeline import DAY_TEMPLATE, assets, dag_kwargs, day_param, day_to_process
+from mlops_provider.pipeline import DAYS_TEMPLATE, assets, dag_kwargs, day_param
 
 for project in load_projects():
     with DAG(
         schedule=[assets(project).validated],
         params={"day": day_param()},
-        user_defined_macros={"day_to_process": day_to_process},
         **dag_kwargs(project, "features", __doc__),
     ) as dag:
-        compute = ComputeFeaturesOperator(task_id="compute_features", project_name=project.name, day=DAY_TEMPLATE)
+        compute = ComputeFeaturesOperator(task_id="compute_features", project_name=project.name, day=DAYS_TEMPLATE)
         materialize = MaterializeFeaturesOperator(
-            task_id="materialize", project_name=project.name, start=DAY_TEMPLATE, end=DAY_TEMPLATE,
+            task_id="materialize", project_name=project.name, start=DAYS_TEMPLATE, end=DAYS_TEMPLATE,
             outlets=[assets(project).features],
         )
         compute >> materialize

@@ -16,7 +16,7 @@ One DAG per ML project (`<project>__monitor`), scheduled on the `<project>.predi
 from airflow.sdk import DAG, Asset, task
 from mlops_provider.core.config import load_projects
 from mlops_provider.operators.monitoring import MonitorDriftOperator
-from mlops_provider.pipeline import DAY_TEMPLATE, assets, dag_kwargs, day_param, day_to_process
+from mlops_provider.pipeline import DAYS_TEMPLATE, assets, dag_kwargs, day_param
 
 
 @task.short_circuit(task_id="retrain_requested")
@@ -44,10 +44,9 @@ for project in load_projects():
     with DAG(
         schedule=[project_assets.predictions],
         params={"day": day_param()},
-        user_defined_macros={"day_to_process": day_to_process},
         **dag_kwargs(project, "monitor", __doc__),
     ) as dag:
-        monitor = MonitorDriftOperator(task_id="monitor", project_name=project.name, day=DAY_TEMPLATE)
+        monitor = MonitorDriftOperator(task_id="monitor", project_name=project.name, day=DAYS_TEMPLATE)
 
         monitor >> retrain_requested() >> request_retrain_task(project_assets.drift)
     globals()[dag.dag_id] = dag

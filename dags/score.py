@@ -11,16 +11,15 @@ the model name and versions; shadow scores are never used as decisions. Emits `<
 from airflow.sdk import DAG
 from mlops_provider.core.config import load_projects
 from mlops_provider.operators.scoring import ScoreBatchOperator
-from mlops_provider.pipeline import DAY_TEMPLATE, assets, dag_kwargs, day_param, day_to_process
+from mlops_provider.pipeline import DAYS_TEMPLATE, assets, dag_kwargs, day_param
 
 for project in load_projects():
     project_assets = assets(project)
     with DAG(
         schedule=(project_assets.features | project_assets.model),
         params={"day": day_param()},
-        user_defined_macros={"day_to_process": day_to_process},
         **dag_kwargs(project, "score", __doc__),
     ) as dag:
-        ScoreBatchOperator(task_id="score", project_name=project.name, day=DAY_TEMPLATE,
+        ScoreBatchOperator(task_id="score", project_name=project.name, day=DAYS_TEMPLATE,
                            outlets=[project_assets.predictions])
     globals()[dag.dag_id] = dag

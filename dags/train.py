@@ -28,7 +28,6 @@ from mlops_provider.pipeline import (
     assets,
     dag_kwargs,
     day_param,
-    day_to_process,
 )
 
 TRIGGER = ("{{ params.trigger or ('drift' if triggering_asset_events else "
@@ -77,7 +76,6 @@ for project in load_projects():
             "trigger": Param(None, type=["null", "string"], enum=[None, "nightly", "drift", "manual"],
                              description="Why this run trains (recorded on the MLflow run); empty = detect"),
         },
-        user_defined_macros={"day_to_process": day_to_process},
         **dag_kwargs(project, "train", __doc__),
     ) as dag:
         train = TrainModelOperator(

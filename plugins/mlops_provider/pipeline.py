@@ -65,26 +65,34 @@ def dag_kwargs(project: ProjectConfig, stage: str, doc: str | None, **overrides:
         "tags": ["mlops", project.name, stage, *project.tags],
         "default_args": default_args(project),
         "max_active_runs": 1,
+        "user_defined_macros": dict(MACROS),
     }
     kwargs.update(overrides)
     return kwargs
 
 
+def _event_days(triggering_asset_events: Any) -> list[str]:
+    """Every day named by the triggering asset events (``extra["days"]`` or ``extra["day"]``), sorted, unique."""
+    found: set[str] = set()
+    for events in (triggering_asset_events or {}).values():
+        for event in events:
+            extra = event.extra or {}
+            found.update(str(d)[:10] for d in extra.get("days") or [])
+            if extra.get("day"):
+                found.add(str(extra["day"])[:10])
+    return sorted(found)
+
+
 def day_to_process(params: Any, triggering_asset_events: Any = None, logical_date: Any = None,
                    run_after: Any = None, lag_days: int = 0) -> str:
-    """Template macro: the day a run works on (``params.day``, else the triggering asset event, else the run date).
+    """Template macro: the day a run works on (``params.day``, else the latest triggering asset event, else the run date).
 
     ``lag_days`` moves the run-date fallback back: a nightly run shortly after midnight works on the
     day that just ended (``lag_days=1``).
     """
     if params and params.get("day"):
         return str(params["day"])[:10]
-    found = sorted(
-        str((event.extra or {}).get("day"))
-        for events in (triggering_asset_events or {}).values()
-        for event in events
-        if (event.extra or {}).get("day")
-    )
+    found = _event_days(triggering_asset_events)
     if found:
         return found[-1]
     when = logical_date or run_after
@@ -93,6 +101,32 @@ def day_to_process(params: Any, triggering_asset_events: Any = None, logical_dat
     return (when.date() - dt.timedelta(days=lag_days)).isoformat()
 
 
+def days_to_process(params: Any, triggering_asset_events: Any = None, logical_date: Any = None,
+                    run_after: Any = None) -> str:
+    """Template macro: the comma-separated days an asset-triggered run works on, oldest first.
+
+    When upstream runs finish faster than a downstream DAG (a backfill, a paused DAG), Airflow merges
+    their queued asset events into one run: that run must process every day they name, not only the
+    latest, or the other days would silently never get features, scores or reports.
+    """
+    if params and params.get("day"):
+        return str(params["day"])[:10]
+    found = _event_days(triggering_asset_events)
+    if found:
+        return ",".join(found)
+    return day_to_process(params, None, logical_date, run_after)
+
+
+def split_days(value: str) -> list[str]:
+    """The days of a rendered :data:`DAYS_TEMPLATE` (``"2024-01-02,2024-01-03"``), oldest first."""
+    days = sorted({d.strip()[:10] for d in str(value).split(",") if d.strip()})
+    if not days:
+        raise ValueError(f"no day to process in {value!r}: pass the 'day' param (YYYY-MM-DD)")
+    return days
+
+
+MACROS = {"day_to_process": day_to_process, "days_to_process": days_to_process}
 DAY_TEMPLATE = "{{ day_to_process(params, triggering_asset_events, logical_date, dag_run.run_after) }}"
+DAYS_TEMPLATE = "{{ days_to_process(params, triggering_asset_events, logical_date, dag_run.run_after) }}"
 PREVIOUS_DAY_TEMPLATE = "{{ day_to_process(params, triggering_asset_events, logical_date, dag_run.run_after, 1) }}"
-DAY_PARAM_DESCRIPTION = "Day to process (YYYY-MM-DD); empty = the day of the triggering asset event"
+DAY_PARAM_DESCRIPTION = "Day to process (YYYY-MM-DD); empty = the days of the triggering asset events"

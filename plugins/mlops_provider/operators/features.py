@@ -12,7 +12,11 @@ if TYPE_CHECKING:
 
 
 class ComputeFeaturesOperator(BaseOperator):
-    """Write partition ``day`` of the entity-aggregate and record feature tables from validated records."""
+    """Write partition ``day`` of the entity-aggregate and record feature tables from validated records.
+
+    ``day`` may name several days, comma-separated (asset events merged into one run): they are
+    computed oldest first, since each day's window aggregates read the days before it.
+    """
 
     template_fields: Sequence[str] = ("project_name", "day")
     ui_color = "#eef8e8"
@@ -27,19 +31,25 @@ class ComputeFeaturesOperator(BaseOperator):
         from mlops_provider.core.config import load_project
         from mlops_provider.core.features import compute_entity_features, compute_record_features
         from mlops_provider.hooks.lake import LakeHook
+        from mlops_provider.pipeline import split_days
 
         project = load_project(self.project_name)
         lake = LakeHook(lake_conn_id=self.lake_conn_id).get_conn()
-        entity = compute_entity_features(project, lake, self.day)
-        record = compute_record_features(project, lake, self.day)
-        return {"project": project.name, "day": entity["day"], "entities": entity["entities"],
-                "records": record["rows"], "entity_partition": entity["uri"], "record_partition": record["uri"]}
+        results = []
+        for day in split_days(self.day):
+            entity = compute_entity_features(project, lake, day)
+            record = compute_record_features(project, lake, day)
+            results.append({"day": entity["day"], "entities": entity["entities"], "records": record["rows"],
+                            "entity_partition": entity["uri"], "record_partition": record["uri"]})
+        return {"project": project.name, **results[-1], "days": [r["day"] for r in results],
+                "per_day": results}
 
 
 class MaterializeFeaturesOperator(BaseOperator):
     """Apply the Feast definitions, load partitions ``start - overlap .. end`` online, then verify them.
 
-    ``start`` and ``end`` are partition days; the window reaches back ``features.materialize_overlap_days``
+    ``start`` and ``end`` are partition days (comma-separated lists allowed: the earliest start and the
+    latest end are taken, so a run of merged asset events materializes all of its days); the window reaches back ``features.materialize_overlap_days``
     so a rerun that recomputed yesterday's partition also refreshes it online. The freshness check reads a
     sample of entities back from the online store and fails the task if they differ from partition ``end``.
     """
@@ -69,13 +79,18 @@ class MaterializeFeaturesOperator(BaseOperator):
         project = load_project(self.project_name)
         hook = FeastHook(project, feast_conn_id=self.feast_conn_id,
                          lake=LakeHook(lake_conn_id=self.lake_conn_id).get_conn())
-        start, end = as_date(self.start), as_date(self.end)
+        from mlops_provider.pipeline import split_days
+
+        start, end = as_date(split_days(self.start)[0]), as_date(split_days(self.end)[-1])
         first = start - dt.timedelta(days=int(project.features.get("materialize_overlap_days", 1)))
         hook.apply()
         # Partition d holds values known at the end of d, stamped midnight of d + 1.
         result = hook.materialize(feature_timestamp(first), feature_timestamp(end),
                                   chunk_days=int(project.features.get("materialize_chunk_days", 7)))
         freshness = hook.check_freshness(end, sample_size=self.freshness_sample_size)
+        days = [d.isoformat() for d in (start + dt.timedelta(days=i) for i in range((end - start).days + 1))]
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = {"day": end.isoformat(), "days": days}
         return {"project": project.name, "first_partition": first.isoformat(), "last_partition": end.isoformat(),
                 "chunks": result["chunks"], "rows_written": result["rows_written"],
                 "online_store": result["online_store"], "freshness_checked": freshness["checked"],

@@ -21,7 +21,8 @@ class ScoreBatchOperator(BaseOperator):
     When a different version holds ``challenger`` it scores the same rows in shadow: its scores are
     stored beside the champion's (never used as decisions) and its agreement with the champion is
     recorded on its model version, for the promotion decision to cite. On success the ``outlets``
-    asset event carries ``{"day": ..., "champion_version": ...}``.
+    asset event carries ``{"day": ..., "days": [...], "champion_version": ...}``. ``day`` may name
+    several days, comma-separated (asset events merged into one run): each is scored.
     """
 
     template_fields: Sequence[str] = ("project_name", "day")
@@ -42,20 +43,25 @@ class ScoreBatchOperator(BaseOperator):
         from mlops_provider.core.config import load_project
         from mlops_provider.hooks.feast import FeastHook
         from mlops_provider.hooks.lake import LakeHook
+        from mlops_provider.pipeline import split_days
 
         project = load_project(self.project_name)
         lake_hook = LakeHook(lake_conn_id=self.lake_conn_id)
         lake = lake_hook.get_conn()
         mlflow_hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        feature_store = FeastHook(project, feast_conn_id=self.feast_conn_id, lake=lake)
+        summaries = []
         with mlflow_hook.environment():
-            summary = stages.score_day(
-                project, lake=lake, reports=lake_hook.get_reports(),
-                feature_store=FeastHook(project, feast_conn_id=self.feast_conn_id, lake=lake), day=self.day,
-                tracking_uri=mlflow_hook.tracking_uri, registry_uri=mlflow_hook.registry_uri,
-            )
+            for day in split_days(self.day):
+                summaries.append(stages.score_day(
+                    project, lake=lake, reports=lake_hook.get_reports(), feature_store=feature_store, day=day,
+                    tracking_uri=mlflow_hook.tracking_uri, registry_uri=mlflow_hook.registry_uri,
+                ))
+        summary = summaries[-1]
         ModelVersionLink.persist(context, url=mlflow_hook.model_version_url(project.model_name,
                                                                             summary["champion_version"]))
+        days = [s["day"] for s in summaries]
         for outlet in self.outlets:
-            context["outlet_events"][outlet].extra = {"day": summary["day"],
+            context["outlet_events"][outlet].extra = {"day": summary["day"], "days": days,
                                                       "champion_version": summary["champion_version"]}
-        return json_safe(summary)
+        return json_safe({**summary, "days": days})
