@@ -47,3 +47,16 @@ def test_rerun_of_a_requested_day_requests_nothing_new(project, reports):
     again = request_retrain(project, reports, "2024-02-01", "performance")
     assert again["requested"] is False and again["duplicate"] is True
     assert len(reports.list_files("fraud/retrain_requests")) == 1
+
+
+def test_an_unrecorded_decision_is_made_again_on_retry(project, reports):
+    """The monitor task records a request only after the alert email went out: a failed email retries."""
+    from mlops_provider.core.stages import record_retrain_request, request_retrain
+
+    first = request_retrain(project, reports, "2024-02-01", "drift", record=False)
+    assert first["requested"] is True and reports.list_files("fraud/retrain_requests") == []
+    retry = request_retrain(project, reports, "2024-02-01", "drift", record=False)
+    assert retry["requested"] is True
+    record_retrain_request(project, reports, retry)
+    assert request_retrain(project, reports, "2024-02-01", "drift")["duplicate"] is True
+    assert request_retrain(project, reports, "2024-02-02", "drift")["cooldown"] is True

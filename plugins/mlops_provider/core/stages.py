@@ -86,6 +86,9 @@ def train_model(project: ProjectConfig, *, lake: Lake, reports: Lake, feature_st
 
 
 # -- scoring ----------------------------------------------------------------------------------------
+SCORE_BATCH_ROWS = 500_000  # ``MLOPS_SCORE_BATCH_ROWS`` overrides
+
+
 def score_day(project: ProjectConfig, *, lake: Lake, reports: Lake, feature_store: Any, day: str | dt.date,
               tracking_uri: str, registry_uri: str | None = None) -> dict[str, Any]:
     """Score partition ``day`` with the champion (shadow: the challenger); write predictions to the lake.
@@ -93,28 +96,72 @@ def score_day(project: ProjectConfig, *, lake: Lake, reports: Lake, feature_stor
     Features come from the same point-in-time retrieval as training, so a record is scored with exactly
     the values it would have had in a training set. The predictions partition keeps the model inputs
     next to the scores: monitoring compares them with the champion's training reference.
+
+    The day is streamed in batches of ``SCORE_BATCH_ROWS`` records (features, scores, Parquet row group),
+    so memory stays bounded by one batch whatever the day's size; the champion and challenger versions
+    are resolved once, so a promotion during the run never mixes versions within a partition.
     """
+    import os
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     from mlops_provider.core import scoring
 
     day = as_date(day)
     rid, key, ts = project.record_id, project.entity_key, project.event_timestamp
-    if not lake.exists(F.records_table(project), day):
+    table = F.records_table(project)
+    if not lake.exists(table, day):
         raise MlopsError(f"{project.name} {day}: no validated records partition "
-                         f"{lake.uri(lake.partition_path(F.records_table(project), day))} to score")
-    records = lake.read(F.records_table(project), day, columns=[rid, key, ts])
-    entity_df = records.rename(columns={ts: F.EVENT_TIMESTAMP}) if ts != F.EVENT_TIMESTAMP else records
-    entity_df[F.EVENT_TIMESTAMP] = utc_timestamps(entity_df[F.EVENT_TIMESTAMP])
-    entity_df[key] = entity_df[key].astype(str)
-    frame = feature_store.get_historical_features(entity_df)
+                         f"{lake.uri(lake.partition_path(table, day))} to score")
     features, _ = model_feature_columns(project)
-    predictions, summary = scoring.score(
-        frame, tracking_uri=tracking_uri, registry_uri=registry_uri, model_name=project.model_name,
-        record_id=rid, entity_key=key, threshold=float(project.model.get("alert_threshold", 0.5)),
-        event_timestamp=F.EVENT_TIMESTAMP,
+    threshold = float(project.model.get("alert_threshold", 0.5))
+    versions = scoring.resolve_versions(project.model_name, tracking_uri=tracking_uri, registry_uri=registry_uri)
+    batch_rows = max(1, int(os.environ.get("MLOPS_SCORE_BATCH_ROWS", SCORE_BATCH_ROWS)))
+    source = pq.ParquetFile(lake.partition_path(table, day), filesystem=lake.fs)
+    total = source.metadata.num_rows
+    if not total:
+        raise MlopsError(f"{project.name} {day}: records partition {lake.uri(lake.partition_path(table, day))} "
+                         "is empty: nothing to score")
+    champion_scores, challenger_scores = [], []
+    schema: list[pa.Schema] = []
+
+    def batches():
+        done = 0
+        for batch in source.iter_batches(batch_size=batch_rows, columns=[rid, key, ts]):
+            records = batch.to_pandas()
+            entity_df = records.rename(columns={ts: F.EVENT_TIMESTAMP}) if ts != F.EVENT_TIMESTAMP else records
+            entity_df[F.EVENT_TIMESTAMP] = utc_timestamps(entity_df[F.EVENT_TIMESTAMP])
+            entity_df[key] = entity_df[key].astype(str)
+            frame = feature_store.get_historical_features(entity_df)
+            predictions = scoring.score_batch(
+                frame, versions=versions, tracking_uri=tracking_uri, registry_uri=registry_uri,
+                model_name=project.model_name, record_id=rid, entity_key=key, threshold=threshold,
+                event_timestamp=F.EVENT_TIMESTAMP,
+            )
+            champion_scores.append(predictions["champion_score"].to_numpy())
+            shadow = predictions["challenger_score"]
+            challenger_scores.append(shadow.to_numpy(dtype="float64", na_value=np.nan) if shadow.notna().all()
+                                     else None)
+            out = predictions.merge(frame[[rid, *features]], on=rid, how="left", validate="one_to_one")
+            out.insert(3, "model_name", project.model_name)
+            # Every batch is written with the first batch's schema (one Parquet file, one schema).
+            arrow = pa.Table.from_pandas(out, schema=schema[0] if schema else None, preserve_index=False)
+            if not schema:
+                schema.append(arrow.schema)
+            done += len(out)
+            if total > batch_rows:
+                log.info("%s %s: scored %d of %d records", project.name, day, done, total)
+            yield from arrow.to_batches()
+
+    uri = lake.write(predictions_table(project), day, batches())
+    shadowed = all(c is not None for c in challenger_scores) and challenger_scores
+    summary = scoring.summarize(
+        np.concatenate(champion_scores) if champion_scores else np.array([]),
+        np.concatenate(challenger_scores) if shadowed else None,
+        threshold=threshold, champion=versions[0], challenger=versions[1], model_name=project.model_name,
     )
-    out = predictions.merge(frame[[rid, *features]], on=rid, how="left", validate="one_to_one")
-    out.insert(3, "model_name", project.model_name)
-    uri = lake.write(predictions_table(project), day, out)
     summary = {"day": day.isoformat(), "model_name": project.model_name, "predictions": uri, **summary}
     shadow_uri = reports.write_bytes(f"{project.name}/shadow/dt={day.isoformat()}.json",
                                      json.dumps(summary, indent=2, default=str).encode())
@@ -149,7 +196,8 @@ def _labelled_predictions(project: ProjectConfig, lake: Lake, day: dt.date) -> p
         return None
     labels = lake.read(labels_table(project), day, columns=[rid, label])
     first = day - dt.timedelta(days=project.label_delay_days + 1)
-    scored = lake.read_range(predictions_table(project), first, day)
+    # Only what performance needs: a large day's predictions carry every model input as well.
+    scored = lake.read_range(predictions_table(project), first, day, columns=[rid, "champion_score"])
     if scored.empty:
         return None
     labelled = scored.merge(labels.astype({rid: str}), on=rid, how="inner")
@@ -169,7 +217,9 @@ def monitor_day(project: ProjectConfig, *, lake: Lake, reports: Lake, day: str |
     if not lake.exists(predictions_table(project), day):
         raise MlopsError(f"{project.name} {day}: no predictions partition "
                          f"{lake.uri(lake.partition_path(predictions_table(project), day))}; run the score DAG first")
-    current = lake.read(predictions_table(project), day)
+    # The monitored inputs and the scores only: a 10M-row day read whole took 5.6 GiB.
+    columns = list(dict.fromkeys([*monitored_features(project), "champion_score", "champion_version"]))
+    current = lake.read(predictions_table(project), day, columns=columns)
     version = str(int(current["champion_version"].iloc[0]))
     client = registry.client_for(tracking_uri, registry_uri)
     mv = client.get_model_version(project.model_name, version)
@@ -203,16 +253,20 @@ def monitor_day(project: ProjectConfig, *, lake: Lake, reports: Lake, day: str |
 
 
 # -- closing the loop -------------------------------------------------------------------------------
-def request_retrain(project: ProjectConfig, reports: Lake, day: str | dt.date, kind: str) -> dict[str, Any]:
+def request_retrain(project: ProjectConfig, reports: Lake, day: str | dt.date, kind: str,
+                    record: bool = True) -> dict[str, Any]:
     """Decide whether an alert of ``kind`` on ``day`` triggers retraining, and record the request.
 
     One request per day at most (a rerun of the day requests nothing new), and none while an earlier
     request is younger than ``model.retrain_cooldown_hours`` in data time: a drifting week retrains once.
+    With ``record=False`` only the decision is returned; the caller records it with
+    :func:`record_retrain_request` once everything before the announcement (the alert email) succeeded,
+    so a failed email and its retry do not lose the retrain.
     """
     day = as_date(day)
     if kind == "ok":
         return {"requested": False, "reason": "no alert condition: nothing to retrain"}
-    prefix = f"{project.name}/retrain_requests"
+    prefix = _retrain_prefix(project)
     earlier = sorted(as_date(Path(p).stem) for p in reports.list_files(prefix) if p.endswith(".json"))
     if day in earlier:
         return {"requested": False, "duplicate": True,
@@ -224,11 +278,23 @@ def request_retrain(project: ProjectConfig, reports: Lake, day: str | dt.date, k
         return {"requested": False, "cooldown": True, "previous_request": recent[-1].isoformat(),
                 "reason": f"retraining NOT triggered: on cooldown since the request of {recent[-1]} "
                           f"(cooldown {cooldown.total_seconds() / 3600:g}h, until {until:%Y-%m-%d %H:%M})"}
-    record = {"day": day.isoformat(), "kind": kind, "requested_at": dt.datetime.now(dt.UTC).isoformat()}
-    uri = reports.write_bytes(f"{prefix}/{day.isoformat()}.json", json.dumps(record).encode())
-    return {"requested": True, "marker": uri,
-            "reason": f"retraining requested: {kind} on {day} triggers DAG {project.dag_id('train')} "
-                      f"(cooldown {cooldown.total_seconds() / 3600:g}h)"}
+    decision = {"requested": True, "day": day.isoformat(), "kind": kind,
+                "reason": f"retraining requested: {kind} on {day} triggers DAG {project.dag_id('train')} "
+                          f"(cooldown {cooldown.total_seconds() / 3600:g}h)"}
+    if record:
+        decision["marker"] = record_retrain_request(project, reports, decision)
+    return decision
+
+
+def _retrain_prefix(project: ProjectConfig) -> str:
+    return f"{project.name}/retrain_requests"
+
+
+def record_retrain_request(project: ProjectConfig, reports: Lake, decision: dict[str, Any]) -> str:
+    """Persist a ``requested`` decision of :func:`request_retrain` (the marker later days' cooldown reads)."""
+    record = {"day": decision["day"], "kind": decision["kind"],
+              "requested_at": dt.datetime.now(dt.UTC).isoformat()}
+    return reports.write_bytes(f"{_retrain_prefix(project)}/{decision['day']}.json", json.dumps(record).encode())
 
 
 def send_monitoring_alert(project: ProjectConfig, summary: dict[str, Any], *, actions: list[str],

@@ -21,7 +21,8 @@ class MonitorDriftOperator(BaseOperator):
     Saves the report (HTML, Evidently JSON, verdict JSON) to the report store and the champion's MLflow
     run, decides whether the verdict requests retraining (one request per day, a cooldown per model),
     and emails on-call once per (model version, day, verdict kind). Returns ``retrain_requested``
-    for the downstream task that announces the drift asset event.
+    for the downstream task that announces the drift asset event. ``day`` may name several days,
+    comma-separated (asset events merged into one run): each is monitored and alerted on.
     """
 
     template_fields: Sequence[str] = ("project_name", "day")
@@ -37,39 +38,54 @@ class MonitorDriftOperator(BaseOperator):
         self.lake_conn_id = lake_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.core import stages
         from mlops_provider.core.config import load_project
         from mlops_provider.hooks.lake import LakeHook
+        from mlops_provider.pipeline import split_days
 
         project = load_project(self.project_name)
         lake_hook = LakeHook(lake_conn_id=self.lake_conn_id)
-        reports = lake_hook.get_reports()
         mlflow_hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        results = [self._monitor(context, project, lake_hook, mlflow_hook, day) for day in split_days(self.day)]
+        # The day that requested a retrain (if any) is the one the drift asset event announces.
+        chosen = next((r for r in results if r["retrain_requested"]), results[-1])
+        return {**chosen, "days": [r["day"] for r in results],
+                "per_day": [{k: r[k] for k in ("day", "kind", "retrain_requested", "alert")} for r in results]}
+
+    def _monitor(self, context: Context, project: Any, lake_hook: Any, mlflow_hook: MlflowHook,
+                 day: str) -> dict[str, Any]:
+        from mlops_provider.core import stages
+
+        reports = lake_hook.get_reports()
         with mlflow_hook.environment():
-            summary = stages.monitor_day(project, lake=lake_hook.get_conn(), reports=reports, day=self.day,
+            summary = stages.monitor_day(project, lake=lake_hook.get_conn(), reports=reports, day=day,
                                          tracking_uri=mlflow_hook.tracking_uri,
                                          registry_uri=mlflow_hook.registry_uri)
         mlflow_run_url = mlflow_hook.run_url(summary["run_id"])
-        DriftReportLink.persist(context, url=summary["report"]["html"])
+        report_url = lake_hook.browser_url(summary["report"]["html"])
+        DriftReportLink.persist(context, url=report_url)
         MlflowRunLink.persist(context, url=mlflow_run_url)
         verdict = summary["verdict"]
         self.log.info("%s %s: verdict %s (%s/%s features drifted, prediction drift %s, performance alert %s)",
                       project.name, summary["day"], summary["kind"], verdict["n_drifted"], verdict["n_features"],
                       verdict["prediction_drift"].get("drift_detected"), verdict["performance_alert"])
-        retrain = stages.request_retrain(project, reports, summary["day"], summary["kind"])
+        ti = context["ti"]
+        # Decide first, record after the email: a failed email retries with the same decision.
+        retrain = stages.request_retrain(project, reports, summary["day"], summary["kind"], record=False)
         self.log.info("retraining: %s", retrain["reason"])
         alert = None
         if summary["kind"] != "ok":
             html_path = summary["report"]["html"].split(reports.root, 1)[1].lstrip("/")
-            ti = context["ti"]
             alert = stages.send_monitoring_alert(
                 project, summary,
                 actions=[retrain["reason"], f"saved the full report to {summary['report']['html']} and logged it "
                          f"to the MLflow run of {project.model_name} v{summary['model_version']}"],
+                # The email names the report's own URI: a presigned URL is a credential, which emails never carry.
                 run_url=dag_run_url(ti.dag_id, ti.run_id), report_url=summary["report"]["html"],
                 mlflow_run_url=mlflow_run_url, report_html=reports.read_bytes(html_path),
             )
             self.log.warning("on-call alert for %s %s (%s): %s", project.name, summary["day"], summary["kind"], alert)
+        if retrain["requested"]:
+            retrain["marker"] = stages.record_retrain_request(project, reports, retrain)
         return json_safe({
             "day": summary["day"], "kind": summary["kind"], "model_version": summary["model_version"],
             "run_id": summary["run_id"], "report": summary["report"], "retrain_requested": retrain["requested"],
