@@ -5,8 +5,13 @@ One manual DAG per ML project (`<project>__model_ops`). Trigger it with typed pa
 
 * `action=rollback`, `version=previous` - `champion` goes back to `previous_champion` in one step;
 * `action=rollback`, `version=<n>` - `champion` moves to version n;
-* `action=promote`, `version=<n>` (or empty for the current `challenger`) - runs the promotion gate
-  (same holdout, primary metric, guardrails) and promotes only if it passes.
+* `action=promote`, `version=<n>` or `challenger` - runs the promotion gate (same holdout, primary
+  metric, guardrails) and promotes only if it passes; a refusal skips the task (its log and the
+  version's tags say why) and announces nothing.
+
+Contradictory params (`rollback` + `challenger`, `promote` + `previous`) fail the run at
+`choose_action`, before anything moves. `reason` is recorded as a tag on the version. A change of
+champion emits `<project>.model`, so scoring redoes the newest scored day with the new champion.
 
 Runs in the `mlops_promotion` pool (size 1) so that two alias moves never interleave.
 """
@@ -30,16 +35,19 @@ for project in load_projects():
 
         @task.branch(task_id="choose_action")
         def choose_action(params=None) -> str:
-            return "rollback" if params["action"] == "rollback" else "promote"
+            from mlops_provider.operators.registry import check_model_ops_request
+
+            check_model_ops_request(params["action"], params["version"])
+            return params["action"]
 
         rollback = RollbackModelOperator(
-            task_id="rollback", project_name=project.name, to="{{ params.version }}", pool=PROMOTION_POOL,
-            outlets=[assets(project).model],
+            task_id="rollback", project_name=project.name, to="{{ params.version }}", reason="{{ params.reason }}",
+            pool=PROMOTION_POOL, outlets=[assets(project).model],
         )
         promote = PromoteModelOperator(
-            task_id="promote", project_name=project.name,
-            version="{{ None if params.version in ('previous', 'challenger') else params.version }}",
-            pool=PROMOTION_POOL, outlets=[assets(project).model],
+            task_id="promote", project_name=project.name, version="{{ params.version }}",
+            request_reason="{{ params.reason }}", skip_if_refused=True, pool=PROMOTION_POOL,
+            outlets=[assets(project).model],
         )
         choose_action() >> [rollback, promote]
     globals()[dag.dag_id] = dag

@@ -20,11 +20,13 @@ class SourceError(MlopsError):
 class DataValidationError(MlopsError, AirflowFailException):
     """A batch failed its Great Expectations suite and was quarantined (retrying cannot help)."""
 
-    def __init__(self, message: str, *, failed: list[str], result_path: str, quarantine_path: str):
+    def __init__(self, message: str, *, failed: list[str], result_path: str, quarantine_path: str,
+                 data_docs_url: str | None = None):
         super().__init__(message)
         self.failed = failed
         self.result_path = result_path
         self.quarantine_path = quarantine_path
+        self.data_docs_url = data_docs_url
 
 
 class FeatureFreshnessError(MlopsError):
@@ -37,6 +39,10 @@ class TrainingDataError(MlopsError):
 
 class PromotionRefused(MlopsError):
     """A challenger did not pass the promotion gate (raised only where a refusal must fail a task)."""
+
+
+class ModelOpsRequestError(MlopsError, AirflowFailException):
+    """A manual promote / rollback request whose params contradict each other (retrying cannot help)."""
 
 
 class ModelNotFoundError(MlopsError):

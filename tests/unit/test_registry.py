@@ -345,3 +345,50 @@ def test_promote_and_rollback_operators(client, template):
     assert rolled["version"] == "1" and aliases(client)["previous_champion"] == "3"
     assert set(PromoteModelOperator.template_fields) >= {"version"}
     assert set(RollbackModelOperator.template_fields) >= {"to"}
+
+
+def test_model_ops_requests_that_contradict_themselves_are_refused_before_anything_moves(client, template):
+    from mlops_provider.exceptions import ModelOpsRequestError
+    from mlops_provider.operators.registry import (
+        PromoteModelOperator,
+        RollbackModelOperator,
+        check_model_ops_request,
+    )
+
+    for action, version, hint in (("rollback", "challenger", "action=promote"),
+                                  ("promote", "previous", "action=rollback")):
+        with pytest.raises(ModelOpsRequestError, match=hint):
+            check_model_ops_request(action, version)
+    check_model_ops_request("rollback", "previous")
+    check_model_ops_request("promote", "challenger")
+    check_model_ops_request("promote", "3")
+
+    client.set_registered_model_alias(MODEL, "champion", "1")
+    client.set_registered_model_alias(MODEL, "previous_champion", "2")
+    before = aliases(client)
+    with pytest.raises(ModelOpsRequestError):
+        RollbackModelOperator(task_id="rollback", project_name="fraud", to="challenger").execute({"ti": _TI()})
+    with pytest.raises(ModelOpsRequestError):
+        PromoteModelOperator(task_id="promote", project_name="fraud", version="previous").execute({"ti": _TI()})
+    assert aliases(client) == before
+
+    rolled = RollbackModelOperator(task_id="rollback", project_name="fraud", to="previous",
+                                   reason="INC-42: v1 floods the review queue").execute({"ti": _TI()})
+    assert rolled["version"] == "2"
+    assert client.get_model_version(MODEL, "2").tags["rollback_reason"] == "INC-42: v1 floods the review queue"
+
+
+def test_refused_manual_promotion_is_skipped_not_announced(client, template):
+    from airflow.sdk.exceptions import AirflowSkipException
+    from mlops_provider.operators.registry import PromoteModelOperator
+
+    client.set_registered_model_alias(MODEL, "challenger", "1")
+    PromoteModelOperator(task_id="promote", project_name="fraud").execute({"ti": _TI()})
+    client.set_registered_model_alias(MODEL, "challenger", "2")
+    ti = _TI()
+    with pytest.raises(AirflowSkipException, match="not promoted"):
+        PromoteModelOperator(task_id="promote", project_name="fraud", version="challenger", skip_if_refused=True,
+                             request_reason="on-call: try the retrain").execute({"ti": ti})
+    assert ti.xcom["return_value"]["promoted"] is False
+    assert aliases(client)["champion"] == "1"
+    assert client.get_model_version(MODEL, "2").tags["promotion_request_reason"] == "on-call: try the retrain"

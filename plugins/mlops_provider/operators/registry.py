@@ -22,14 +22,48 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+def check_model_ops_request(action: str, version: str | None) -> None:
+    """Refuse on-call requests whose params contradict each other, naming the fix (before anything moves)."""
+    from mlops_provider.exceptions import ModelOpsRequestError
+
+    version = (version or "").strip()
+    if action == "rollback" and version == "challenger":
+        raise ModelOpsRequestError(
+            "action=rollback with version=challenger: a rollback goes back to 'previous' or to a version "
+            "number that served before; to make the challenger champion use action=promote (it runs the gate)")
+    if action == "promote" and version == "previous":
+        raise ModelOpsRequestError(
+            "action=promote with version=previous: to go back to previous_champion use action=rollback; "
+            "promote takes 'challenger' or a version number")
+    if action not in ("rollback", "promote"):
+        raise ModelOpsRequestError(f"action={action!r}: expected 'rollback' or 'promote'")
+
+
+def _latest_scored_day(lake_conn_id: str, project: Any) -> str | None:
+    """The newest predictions partition: what scoring redoes when the champion changes by hand."""
+    from mlops_provider.core.stages import predictions_table
+    from mlops_provider.hooks.lake import LakeHook
+
+    scored = LakeHook(lake_conn_id=lake_conn_id).get_conn().partitions(predictions_table(project))
+    return scored[-1].isoformat() if scored else None
+
+
+def _announce(context: Context, outlets: list[Any], extra: dict[str, Any]) -> None:
+    for outlet in outlets:
+        context["outlet_events"][outlet].extra = {k: v for k, v in extra.items() if v is not None}
+
+
 class PromoteModelOperator(BaseOperator):
     """Compare a challenger with the champion on the challenger's holdout; promote it or record why not.
 
     A refusal is a successful task returning ``{"promoted": False, "reason": ...}``: the pipeline worked,
-    the model simply was not better. ``version`` defaults to the version aliased ``challenger``.
+    the model simply was not better (with ``skip_if_refused`` the task is skipped instead, so its
+    ``outlets`` announce nothing). ``version`` defaults to the version aliased ``challenger``
+    (``"challenger"`` says so explicitly). ``request_reason`` (an on-call's words) is recorded on the
+    version. A promotion announces ``{"day": <newest scored day>, "version": ...}`` on ``outlets``.
     """
 
-    template_fields: Sequence[str] = ("project_name", "version", "mlflow_conn_id")
+    template_fields: Sequence[str] = ("project_name", "version", "mlflow_conn_id", "request_reason")
     operator_extra_links = (ModelVersionLink(), MlflowRunLink())
     ui_color = "#d7f0e3"
 
@@ -39,14 +73,20 @@ class PromoteModelOperator(BaseOperator):
         project_name: str,
         version: str | int | None = None,
         approved: bool = False,
+        skip_if_refused: bool = False,
+        request_reason: str | None = None,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
+        lake_conn_id: str = "mlops_lake_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.project_name = project_name
         self.version = version
         self.approved = approved
+        self.skip_if_refused = skip_if_refused
+        self.request_reason = request_reason
         self.mlflow_conn_id = mlflow_conn_id
+        self.lake_conn_id = lake_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.core import registry
@@ -54,7 +94,8 @@ class PromoteModelOperator(BaseOperator):
 
         project = load_project(self.project_name)
         hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-        version = None if self.version in (None, "", "None") else str(self.version)
+        version = None if self.version in (None, "", "None", "challenger") else str(self.version).strip()
+        check_model_ops_request("promote", version)
         with hook.environment():
             result = registry.gate_and_promote(
                 project, hook.get_conn(), version=version,
@@ -62,6 +103,9 @@ class PromoteModelOperator(BaseOperator):
                 decision_key=f"{context['ti'].dag_id}|{context['ti'].run_id}|{context['ti'].task_id}",
             )
             result["shadow"] = registry.shadow_record(hook.get_conn(), result["model_name"], result["version"])
+            if self.request_reason:
+                hook.get_conn().set_model_version_tag(result["model_name"], str(result["version"]),
+                                                      "promotion_request_reason", str(self.request_reason)[:500])
         ModelVersionLink.persist(context, url=hook.model_version_url(result["model_name"], result["version"]))
         if result.get("run_id"):
             MlflowRunLink.persist(context, url=hook.run_url(result["run_id"]))
@@ -71,13 +115,26 @@ class PromoteModelOperator(BaseOperator):
             self.log.info("%s v%s is champion: %s", result["model_name"], result["version"], result["reason"])
         else:
             self.log.warning("%s v%s NOT promoted: %s", result["model_name"], result["version"], result["reason"])
+            if self.skip_if_refused:
+                from airflow.sdk.exceptions import AirflowSkipException
+
+                context["ti"].xcom_push(key="return_value", value=json_safe(result))
+                raise AirflowSkipException(f"{result['model_name']} v{result['version']} not promoted: "
+                                           f"{result['reason']}")
+        if self.outlets and result["promoted"]:
+            _announce(context, self.outlets, {"day": _latest_scored_day(self.lake_conn_id, project),
+                                              "model_name": result["model_name"], "version": result["version"]})
         return json_safe(result)
 
 
 class RollbackModelOperator(BaseOperator):
-    """Point ``champion`` back at ``previous_champion`` (``to="previous"``) or at an explicit version."""
+    """Point ``champion`` back at ``previous_champion`` (``to="previous"``) or at an explicit version.
 
-    template_fields: Sequence[str] = ("project_name", "to", "mlflow_conn_id")
+    ``reason`` (an on-call's words) is recorded on the version that becomes champion. The rollback
+    announces ``{"day": <newest scored day>, "version": ...}`` on ``outlets`` so scoring redoes that day.
+    """
+
+    template_fields: Sequence[str] = ("project_name", "to", "mlflow_conn_id", "reason")
     operator_extra_links = (ModelVersionLink(),)
     ui_color = "#f6d8d8"
 
@@ -86,13 +143,17 @@ class RollbackModelOperator(BaseOperator):
         *,
         project_name: str,
         to: str | int = "previous",
+        reason: str | None = None,
         mlflow_conn_id: str = MlflowHook.default_conn_name,
+        lake_conn_id: str = "mlops_lake_default",
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.project_name = project_name
         self.to = to
+        self.reason = reason
         self.mlflow_conn_id = mlflow_conn_id
+        self.lake_conn_id = lake_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.core import registry
@@ -101,9 +162,16 @@ class RollbackModelOperator(BaseOperator):
         project = load_project(self.project_name)
         hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
         to = str(self.to).strip() or "previous"
+        check_model_ops_request("rollback", to)
         with hook.environment():
             result = registry.rollback(hook.get_conn(), project.model_name, to=to)
+            if self.reason:
+                hook.get_conn().set_model_version_tag(result["model_name"], str(result["version"]),
+                                                      "rollback_reason", str(self.reason)[:500])
         ModelVersionLink.persist(context, url=hook.model_version_url(result["model_name"], result["version"]))
         self.log.warning("%s rolled back: champion v%s -> v%s", result["model_name"], result["rolled_back_from"],
                          result["version"])
+        if self.outlets:
+            _announce(context, self.outlets, {"day": _latest_scored_day(self.lake_conn_id, project),
+                                              "model_name": result["model_name"], "version": result["version"]})
         return result
