@@ -25,7 +25,9 @@ def fraud_frame(days: int = 8, rows: int = 3000, start: dt.date = START) -> pd.D
 
 
 def sources(days: int = 8, start: dt.date = START) -> list[str]:
-    return [f"file:///lake/fraud/features/record/dt={start + dt.timedelta(days=i)}/data.parquet" for i in range(days)]
+    """The partitions a training set of ``days`` reads: record and entity features, and labels (3 days late)."""
+    return [f"file:///lake/fraud/{table}/dt={start + dt.timedelta(days=i)}/data.parquet"
+            for table in ("features/record", "features/entity", "labels") for i in range(days + 3)]
 
 
 RUN_TAGS = {
@@ -131,9 +133,14 @@ def test_run_records_params_tags_datasets_and_artifacts(store):
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     assert plots == {"plots/roc_curve.png", "plots/pr_curve.png", "plots/confusion_matrix.png",
                      "plots/feature_importance.png"}
+    assert inputs["evaluation"].name == "fraud_holdout"
     split_sources = json.loads(open(client.download_artifacts(run.info.run_id, "datasets/sources.json")).read())
-    assert [s.split("dt=")[1][:10] for s in split_sources["holdout"]] == ["2024-03-07", "2024-03-08"]
-    assert len(split_sources["train"]) == 4
+    by_table = {t: [s.split("dt=")[1][:10] for s in split_sources["holdout"] if f"/{t}/" in s]
+                for t in ("features/record", "features/entity", "labels")}
+    assert by_table["features/record"] == by_table["features/entity"] == ["2024-03-07", "2024-03-08"]
+    assert by_table["labels"] == ["2024-03-10", "2024-03-11"]  # the holdout's labels arrived 3 days later
+    assert len(split_sources["train"]) == 3 * 4
+    assert holdout_source["uri"].endswith("/lake/fraud/features/record")
 
 
 def test_holdout_artifact_is_the_most_recent_days(store):

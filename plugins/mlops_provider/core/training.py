@@ -259,21 +259,28 @@ def _figures(y_true, scores: dict[str, Any], threshold: float, importance: pd.Se
 
 
 # -- MLflow bookkeeping -------------------------------------------------------------------------------
-def _split_source(sources: list[str], days: list[dt.date]) -> tuple[str | None, list[str]]:
-    """The partition URIs of ``sources`` that cover ``days`` and one URI that names them all."""
-    import os
+def _split_source(project: ProjectConfig, sources: list[str], days: list[dt.date]) -> tuple[str | None, list[str]]:
+    """The partition URIs of ``sources`` behind the rows of ``days``, and the table their rows come from.
 
-    wanted = {d.isoformat() for d in days}
-    chosen = [s for s in sources if (m := _DT_IN_URI.search(s)) is None or m.group(1) in wanted]
+    Feature partitions are named by event day; label partitions by the day the labels *arrived*
+    (``label.delay_days`` later), so a split of events on ``days`` draws on those arrival days. The
+    returned name is the record-feature table (the split's own rows), or the only partition.
+    """
+    from mlops_provider.core.features import record_table
+    from mlops_provider.core.training_set import labels_table
+
+    delay = dt.timedelta(days=project.label_delay_days)
+    event_days = {d.isoformat() for d in days}
+    arrival_days = {(d + delay).isoformat() for d in days}
+    labels, records = f"/{labels_table(project)}/", f"/{record_table(project)}/"
+    chosen = [s for s in sources if (m := _DT_IN_URI.search(s)) is None
+              or m.group(1) in (arrival_days if labels in s else event_days)]
     if not chosen:
         return None, []
-    if len(chosen) == 1:
-        return chosen[0], chosen
-    common = os.path.commonprefix(chosen)
-    # Cut back to a directory boundary so the name is a real location (the table or partition directory).
-    common = common[: common.rfind("/") + 1] if "/" in common else common
-    common = re.sub(r"dt=[^/]*/?$", "", common)
-    return common.rstrip("/") or chosen[0], chosen
+    primary = [s for s in chosen if records in s] or chosen
+    if len(primary) == 1:
+        return primary[0], chosen
+    return primary[0].split("/dt=", 1)[0], chosen
 
 
 def find_registered_run(
@@ -497,7 +504,7 @@ def train_and_register(
             datasets = {}
             for name, context in (("train", "training"), ("validation", "validation"), ("holdout", "evaluation")):
                 part = getattr(splits, name)
-                source, uris = _split_source(dataset_sources, splits.days[name])
+                source, uris = _split_source(project, dataset_sources, splits.days[name])
                 datasets[name] = uris
                 with warnings.catch_warnings():
                     # Labels and counts are integers on purpose; MLflow's hint about NaN-free ints is noise here.
@@ -539,7 +546,8 @@ def train_and_register(
                 info.model_uri, model_name,
                 tags={"run_id": run_id, "config_hash": project.config_hash(),
                       f"baseline_{primary}": str(baseline_metrics[primary]),
-                      "airflow_run_id": str(airflow_run_id or ""), "project": project.name},
+                      "airflow_run_id": str(airflow_run_id or ""), "project": project.name,
+                      "trigger": str(tags.get("trigger") or "")},
             )
             client.set_registered_model_alias(model_name, registry.CHALLENGER, version.version)
             mlflow.set_tags({"registered_model": model_name, "registered_version": str(version.version),
