@@ -110,6 +110,7 @@ def gate_day(project: ProjectConfig, lake: Lake, reports: Lake, day: dt.date | s
     listing = "\n".join(f"  - {f}" for f in outcome.failed)
     raise DataValidationError(
         f"{project.name} {day}: {len(outcome.failed)} of {summary['evaluated']} expectations failed; batch "
-        f"quarantined at {where} and NOT published.\n{listing}\nFull result: {result_uri}",
-        failed=outcome.failed, result_path=result_uri, quarantine_path=where,
+        f"quarantined at {where} and NOT published.\n{listing}\nFull result: {result_uri}"
+        + (f"\nData Docs: {outcome.data_docs_url}" if outcome.data_docs_url else ""),
+        failed=outcome.failed, result_path=result_uri, quarantine_path=where, data_docs_url=outcome.data_docs_url,
     )

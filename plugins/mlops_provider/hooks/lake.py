@@ -76,6 +76,26 @@ class LakeHook(BaseHook):
         uri = extra.get("reports_uri") or state.reports_uri()
         return Lake(uri, filesystem=self._filesystem(uri, extra))
 
+    def browser_url(self, uri: str, expires_in: int = 7 * 24 * 3600) -> str:
+        """A link a person can open: ``file://`` as it is, an ``s3://`` object as a presigned HTTPS URL.
+
+        On-call opens reports from the Airflow UI and from emails; an ``s3://`` URI opens nothing in a
+        browser. The presigned URL (SigV4, at most 7 days) grants read access to that one object only.
+        Falls back to the ``s3://`` URI when the connection cannot sign.
+        """
+        if not uri.startswith("s3://"):
+            return uri
+        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+
+        bucket, _, key = uri[len("s3://"):].partition("/")
+        try:
+            hook = S3Hook(aws_conn_id=self._extra().get("aws_conn_id", "aws_default"))
+            return hook.generate_presigned_url("get_object", params={"Bucket": bucket, "Key": key},
+                                               expires_in=expires_in) or uri
+        except Exception as exc:  # a link must never fail the task that produced the artifact
+            self.log.warning("cannot presign %s (%s): linking the s3:// URI", uri, exc)
+            return uri
+
     def test_connection(self) -> tuple[bool, str]:
         try:
             lake = self.get_conn()

@@ -84,9 +84,10 @@ class ValidateBatchOperator(BaseOperator):
         try:
             summary = gate_day(project, hook.get_conn(), hook.get_reports(), self.day, run_id=context["run_id"])
         except DataValidationError as exc:
-            ValidationReportLink.persist(context, url=exc.result_path)
+            # The Data Docs page shows the failed expectations with their unexpected values.
+            ValidationReportLink.persist(context, url=exc.data_docs_url or hook.browser_url(exc.result_path))
             raise
-        ValidationReportLink.persist(context, url=summary.get("data_docs") or summary["result"])
+        ValidationReportLink.persist(context, url=summary.get("data_docs") or hook.browser_url(summary["result"]))
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = {"day": summary["day"], "partition": summary["partition"],
                                                       "rows": summary["rows"]}
