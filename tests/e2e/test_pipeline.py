@@ -60,6 +60,8 @@ def world(airflow_db, tmp_path_factory):
         log["aliases_before_refusal"] = registry.aliases(registry.client_for(), "fraud_classifier")
         log["refusal"] = sim.run("train", sim.day(20), {"training_window_days": 8, "hpo_trials": 2})
         log["aliases_after_refusal"] = registry.aliases(registry.client_for(), "fraud_classifier")
+        # The refused challenger keeps its alias: rescoring the last day shadow-scores it.
+        log["shadow_score"] = sim.run("score", sim.day(20))
         yield log
     controller.stop()
 
@@ -134,10 +136,57 @@ def test_scoring_writes_champion_and_shadow_predictions(world):
     assert predictions["champion_score"].between(0, 1).all()
     score = runs(world, "score", 11)[-1].returns["score"]
     assert str(predictions["champion_version"].iloc[0]) == score["champion_version"]
-    # After the drift retrain a challenger exists until it is promoted: its scores ride along in shadow.
+    # A challenger that exists scores in shadow: beside the champion, never as the decision.
     shadowed = [r.returns["score"] for r in runs(world, "score") if r.ok and r.returns["score"]["challenger_version"]]
+    assert shadowed, "no scoring run had a challenger to shadow-score"
     for s in shadowed:
         assert s["agreement_rate"] is not None and 0 <= s["agreement_rate"] <= 1
+
+
+def test_shadow_record_is_kept_on_the_challenger_for_promotion_to_cite(world):
+    from mlops_provider.core import registry
+    from mlops_provider.core.lake import Lake
+
+    shadow = world["shadow_score"]
+    assert shadow.ok
+    score, challenger = shadow.returns["score"], world["refusal"].returns["train"]["version"]
+    assert score["challenger_version"] == challenger and score["champion_version"] != challenger
+    day20 = world["sim"].day(20).isoformat()
+    predictions = Lake((world["home"] / "lake").as_uri()).read("fraud/predictions", day20)
+    assert predictions["challenger_score"].notna().all() and (predictions["challenger_version"] == int(challenger)).all()
+    # Decisions are the champion's alone.
+    assert (predictions["decision"] == (predictions["champion_score"] >= score["threshold"])).all()
+    client = registry.client_for()
+    tag = json.loads(client.get_model_version("fraud_classifier", challenger).tags[f"shadow.{day20}"])
+    assert tag["rows"] == ROWS and tag["agreement_rate"] == pytest.approx(score["agreement_rate"])
+    record = registry.shadow_record(client, "fraud_classifier", challenger)
+    assert record["days"] >= 1 and record["last_day"] == day20 and record["mean_agreement_rate"] is not None
+
+
+def test_scoring_in_batches_writes_the_same_predictions(world, monkeypatch):
+    """A large day is streamed in batches (bounded memory); the result must not depend on the batch size."""
+    import pandas as pd
+
+    from mlops_provider.core import stages, state
+    from mlops_provider.core.config import load_project
+    from mlops_provider.core.lake import Lake
+    from mlops_provider.hooks.feast import FeastHook
+
+    project = load_project("fraud")
+    lake, reports = Lake((world["home"] / "lake").as_uri()), Lake((world["home"] / "reports").as_uri())
+    day = world["sim"].day(20)
+
+    def score(batch_rows: int):
+        monkeypatch.setenv("MLOPS_SCORE_BATCH_ROWS", str(batch_rows))
+        summary = stages.score_day(project, lake=lake, reports=reports, feature_store=FeastHook(project, lake=lake),
+                                   day=day, tracking_uri=state.mlflow_tracking_uri())
+        return summary, lake.read("fraud/predictions", day)
+
+    whole, whole_rows = score(10_000_000)
+    batched, batched_rows = score(700)  # 2,000 rows: three batches
+    pd.testing.assert_frame_equal(whole_rows, batched_rows)
+    for key in ("rows", "alerts", "champion_version", "challenger_version", "agreement_rate", "ks_statistic"):
+        assert whole[key] == batched[key], key
 
 
 def test_clean_day_sends_no_alert(world):

@@ -164,6 +164,56 @@ def test_point_in_time_join_never_sees_the_future(world):
     assert (real["merchant_category"] == src.loc[real.index, "merchant_category"]).all()
 
 
+def test_fast_retrieval_equals_feast_join_row_for_row(world):
+    """The reduced inputs (one probe per entity and day, the record's own partition) give Feast's exact answer.
+
+    Compared with Feast's own ``get_historical_features`` on every event row: real events of every day,
+    midnight and one microsecond before it, a TTL edge (the oldest midnight a window admits), a customer
+    with no history and a record id that does not exist.
+    """
+    import numpy as np
+    from mlops_provider.core import feature_repo as R
+
+    hook, raw = world["hook"], world["raw"]
+    events = raw.sample(n=600, random_state=3)[["customer_id", "transaction_id", "event_timestamp"]].copy()
+    events["event_timestamp"] = events["event_timestamp"].dt.tz_localize("UTC")
+    customer = events["customer_id"].iloc[0]
+    # The last partition is stamped DAYS[-1] + 1 day; the view's TTL (31 days) admits it until exactly `edge`.
+    edge = pd.Timestamp(DAYS[-1] + dt.timedelta(days=1 + 31), tz="UTC")
+    extra = pd.DataFrame({
+        "customer_id": [customer, customer, customer, customer, "C-new", customer],
+        "transaction_id": ["x-a", "x-b", "x-c", "x-d", "x-e", events["transaction_id"].iloc[1]],
+        "event_timestamp": [pd.Timestamp(DAYS[2], tz="UTC"), pd.Timestamp(DAYS[2], tz="UTC") - pd.Timedelta("1us"),
+                            edge, edge + pd.Timedelta("1us"), pd.Timestamp(DAYS[3], tz="UTC") + pd.Timedelta("5h"),
+                            events["event_timestamp"].iloc[1] + pd.Timedelta("1us")],
+    })
+    entity_df = pd.concat([events, extra], ignore_index=True)
+    fast = hook.get_historical_features(entity_df)
+
+    store = hook.get_conn()
+    service = store.get_feature_service(R.feature_service_name(hook.project))
+    frame = entity_df.assign(__row=np.arange(len(entity_df)))
+    plain = frame
+    for projection in service.feature_view_projections:
+        names = [f.name for f in projection.features]
+        part = hook._feast_join(store, projection, frame, names, "__row")
+        plain = plain.merge(part, on="__row", how="left")
+    from mlops_provider.core.features import fill_missing_history
+
+    plain = fill_missing_history(hook.project, plain.sort_values("__row").drop(columns="__row").reset_index(drop=True))
+    names = R.feature_names(hook.project)
+    assert len(fast) == len(plain) == len(entity_df)
+    for name in names:
+        a, b = fast[name], plain[name]
+        if pd.api.types.is_numeric_dtype(b) and pd.api.types.is_numeric_dtype(a):
+            np.testing.assert_allclose(a.astype(float), b.astype(float), rtol=1e-12, err_msg=name)
+        else:
+            assert (a.isna() == b.isna()).all() and (a[a.notna()].astype(str) == b[b.notna()].astype(str)).all(), name
+    # The edge rows really differ: the 31-day-old partition is admitted at exactly midnight, not after it.
+    at_edge, after_edge = fast.iloc[len(events) + 2], fast.iloc[len(events) + 3]
+    assert at_edge["txn_count_30d"] > 0 and after_edge["txn_count_30d"] == 0
+
+
 def test_partition_being_written_is_invisible_to_feast(world):
     """A hidden temporary file of an in-flight partition write must not reach the point-in-time join."""
     lake, hook, day = world["lake"], world["hook"], DAYS[1]

@@ -88,13 +88,16 @@ class Lake:
                     found.append(day)
         return sorted(found)
 
-    def read_arrow(self, table: str, day: str | dt.date, columns: list[str] | None = None) -> pa.Table:
+    def read_arrow(self, table: str, day: str | dt.date, columns: list[str] | None = None,
+                   filters: list[tuple] | None = None) -> pa.Table:
+        """One partition; ``filters`` in pyarrow's DNF form (``[("id", "in", ids)]``) keep matching rows only."""
         import pyarrow.parquet as pq
 
-        return pq.read_table(self.partition_path(table, day), filesystem=self.fs, columns=columns)
+        return pq.read_table(self.partition_path(table, day), filesystem=self.fs, columns=columns, filters=filters)
 
-    def read(self, table: str, day: str | dt.date, columns: list[str] | None = None) -> pd.DataFrame:
-        return self.read_arrow(table, day, columns).to_pandas()
+    def read(self, table: str, day: str | dt.date, columns: list[str] | None = None,
+             filters: list[tuple] | None = None) -> pd.DataFrame:
+        return self.read_arrow(table, day, columns, filters).to_pandas()
 
     def read_range(
         self, table: str, start: str | dt.date, end: str | dt.date, columns: list[str] | None = None

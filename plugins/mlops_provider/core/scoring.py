@@ -105,6 +105,100 @@ def ks_statistic(a: Any, b: Any) -> float:
     return float(ks_2samp(a, b).statistic) if len(a) and len(b) else float("nan")
 
 
+def resolve_versions(model_name: str, *, tracking_uri: str, registry_uri: str | None = None
+                     ) -> tuple[str, str | None]:
+    """``(champion, challenger or None)`` now: pinned for a whole day, so one partition never mixes versions."""
+    client = registry.client_for(tracking_uri, registry_uri)
+    current = registry.aliases(client, model_name)
+    champion = current[registry.CHAMPION]
+    if champion is None:
+        raise ModelNotFoundError(
+            f"registered model '{model_name}' has no '{registry.CHAMPION}' alias: nothing may score yet. "
+            "Promote a trained version first (the promote task of the training DAG)."
+        )
+    challenger = current[registry.CHALLENGER]
+    return champion, (challenger if challenger is not None and challenger != champion else None)
+
+
+def score_batch(frame: pd.DataFrame, *, versions: tuple[str, str | None], tracking_uri: str, model_name: str,
+                record_id: str, entity_key: str, threshold: float, registry_uri: str | None = None,
+                event_timestamp: str = "event_timestamp") -> pd.DataFrame:
+    """Predictions of ``frame`` by the pinned champion (and, in shadow, the challenger) of ``versions``.
+
+    A challenger that cannot score (its inputs changed, its files are gone) is logged and left out: shadow
+    scoring informs, it must never stop the champion's predictions from being written.
+    """
+    import numpy as np
+    import pandas as pd
+
+    champion, challenger = versions
+    champion_model = load_model(f"models:/{model_name}/{champion}", tracking_uri=tracking_uri, registry_uri=registry_uri)
+    with registry.thread_limit():
+        champion_scores = champion_model.predict_proba(model_features(champion_model, frame))[:, 1]
+    challenger_scores = None
+    if challenger is not None:
+        try:
+            challenger_model = load_model(
+                f"models:/{model_name}/{challenger}", tracking_uri=tracking_uri, registry_uri=registry_uri
+            )
+            with registry.thread_limit():
+                challenger_scores = challenger_model.predict_proba(model_features(challenger_model, frame))[:, 1]
+        except MlopsError as exc:
+            log.warning("shadow scoring with %s v%s skipped: %s", model_name, challenger, exc)
+    n = len(frame)
+    return pd.DataFrame(
+        {
+            record_id: frame[record_id].to_numpy(),
+            entity_key: frame[entity_key].to_numpy(),
+            event_timestamp: frame[event_timestamp].to_numpy() if event_timestamp in frame else pd.NaT,
+            "champion_version": np.full(n, int(champion), dtype="int64"),
+            "champion_score": champion_scores.astype("float64"),
+            "decision": champion_scores >= threshold,
+            "challenger_version": pd.array([int(challenger) if challenger_scores is not None else None] * n,
+                                           dtype="Int64"),
+            "challenger_score": pd.array(challenger_scores if challenger_scores is not None else [None] * n,
+                                         dtype="Float64"),
+        }
+    )
+
+
+def summarize(champion_scores: Any, challenger_scores: Any, *, threshold: float, champion: str,
+              challenger: str | None, model_name: str = "") -> dict[str, Any]:
+    """The day's scoring summary: alert counts, and champion-vs-challenger agreement when one shadowed."""
+    import numpy as np
+
+    n = len(champion_scores)
+    decisions = champion_scores >= threshold
+    shadowed = challenger is not None and challenger_scores is not None and len(challenger_scores) == n and n
+    summary: dict[str, Any] = {
+        "rows": n,
+        "alerts": int(decisions.sum()),
+        "alert_rate": float(decisions.mean()) if n else 0.0,
+        "threshold": float(threshold),
+        "champion_version": champion,
+        "challenger_version": challenger if shadowed else None,
+        "mean_champion_score": float(champion_scores.mean()) if n else None,
+        "challenger_alerts": None,
+        "agreement_rate": None,
+        "mean_abs_score_diff": None,
+        "ks_statistic": None,
+    }
+    if shadowed:
+        challenger_decisions = challenger_scores >= threshold
+        summary.update(
+            challenger_alerts=int(challenger_decisions.sum()),
+            agreement_rate=float((challenger_decisions == decisions).mean()),
+            mean_abs_score_diff=float(np.abs(challenger_scores - champion_scores).mean()),
+            ks_statistic=ks_statistic(champion_scores, challenger_scores),
+        )
+    log.info(
+        "scored %d rows with %s v%s: %d alerts%s", n, model_name, champion, summary["alerts"],
+        "" if not shadowed else
+        f"; shadow v{challenger} agrees on {summary['agreement_rate']:.1%}, KS {summary['ks_statistic']:.3f}",
+    )
+    return summary
+
+
 def score(
     frame: pd.DataFrame,
     *,
@@ -117,76 +211,12 @@ def score(
     event_timestamp: str = "event_timestamp",
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Score ``frame`` with ``models:/model_name@champion``; shadow-score with ``@challenger`` when it differs."""
-    import numpy as np
-    import pandas as pd
-
-    client = registry.client_for(tracking_uri, registry_uri)
-    current = registry.aliases(client, model_name)
-    champion = current[registry.CHAMPION]
-    if champion is None:
-        raise ModelNotFoundError(
-            f"registered model '{model_name}' has no '{registry.CHAMPION}' alias: nothing may score yet. "
-            "Promote a trained version first (the promote task of the training DAG)."
-        )
-    champion_model = load_model(f"models:/{model_name}/{champion}", tracking_uri=tracking_uri, registry_uri=registry_uri)
-    with registry.thread_limit():
-        champion_scores = champion_model.predict_proba(model_features(champion_model, frame))[:, 1]
-    decisions = champion_scores >= threshold
-
-    challenger = current[registry.CHALLENGER]
-    challenger_scores = None
-    if challenger is not None and challenger != champion:
-        try:
-            challenger_model = load_model(
-                f"models:/{model_name}/{challenger}", tracking_uri=tracking_uri, registry_uri=registry_uri
-            )
-            with registry.thread_limit():
-                challenger_scores = challenger_model.predict_proba(model_features(challenger_model, frame))[:, 1]
-        except MlopsError as exc:
-            # Shadow scoring informs; it must never stop the champion's predictions from being written.
-            log.warning("shadow scoring with %s v%s skipped: %s", model_name, challenger, exc)
-            challenger = None
-    else:
-        challenger = None
-
-    n = len(frame)
-    predictions = pd.DataFrame(
-        {
-            record_id: frame[record_id].to_numpy(),
-            entity_key: frame[entity_key].to_numpy(),
-            event_timestamp: frame[event_timestamp].to_numpy() if event_timestamp in frame else pd.NaT,
-            "champion_version": np.full(n, int(champion), dtype="int64"),
-            "champion_score": champion_scores.astype("float64"),
-            "decision": decisions,
-            "challenger_version": pd.array([int(challenger) if challenger else None] * n, dtype="Int64"),
-            "challenger_score": pd.array(challenger_scores if challenger_scores is not None else [None] * n,
-                                         dtype="Float64"),
-        }
-    )
-    summary: dict[str, Any] = {
-        "rows": n,
-        "alerts": int(decisions.sum()),
-        "alert_rate": float(decisions.mean()) if n else 0.0,
-        "threshold": float(threshold),
-        "champion_version": champion,
-        "challenger_version": challenger,
-        "mean_champion_score": float(champion_scores.mean()) if n else None,
-        "challenger_alerts": None,
-        "agreement_rate": None,
-        "mean_abs_score_diff": None,
-        "ks_statistic": None,
-    }
-    if challenger_scores is not None and n:
-        challenger_decisions = challenger_scores >= threshold
-        summary.update(
-            challenger_alerts=int(challenger_decisions.sum()),
-            agreement_rate=float((challenger_decisions == decisions).mean()),
-            mean_abs_score_diff=float(np.abs(challenger_scores - champion_scores).mean()),
-            ks_statistic=ks_statistic(champion_scores, challenger_scores),
-        )
-    log.info(
-        "scored %d rows with %s v%s: %d alerts%s", n, model_name, champion, summary["alerts"],
-        "" if challenger is None else
-        f"; shadow v{challenger} agrees on {summary['agreement_rate']:.1%}, KS {summary['ks_statistic']:.3f}",
-    )
+    versions = resolve_versions(model_name, tracking_uri=tracking_uri, registry_uri=registry_uri)
+    predictions = score_batch(frame, versions=versions, tracking_uri=tracking_uri, model_name=model_name,
+                              record_id=record_id, entity_key=entity_key, threshold=threshold,
+                              registry_uri=registry_uri, event_timestamp=event_timestamp)
+    shadow = predictions["challenger_score"]
+    summary = summarize(predictions["champion_score"].to_numpy(),
+                        shadow.to_numpy(dtype="float64", na_value=float("nan")) if shadow.notna().all() else None,
+                        threshold=threshold, champion=versions[0], challenger=versions[1], model_name=model_name)
     return predictions, summary

@@ -28,6 +28,13 @@ WRITE_BATCH_ROWS = 20_000
 RETRIEVAL_CHUNK_ROWS = 250_000
 
 
+EVENT = "event_timestamp"
+
+
+def _whole_days(ttl: dt.timedelta | None) -> bool:
+    return bool(ttl) and ttl % dt.timedelta(days=1) == dt.timedelta(0)
+
+
 def _utc(value: dt.datetime | dt.date | str) -> dt.datetime:
     """A tz-aware UTC datetime; a date means its midnight UTC, a naive datetime is taken as UTC."""
     if isinstance(value, str):
@@ -312,15 +319,28 @@ class FeastHook(BaseHook):
         """Point-in-time join of the model's feature service onto ``entity_df`` (same rows, same order).
 
         ``entity_df`` needs the entity key, the record id and an ``event_timestamp`` column; each row gets
-        the latest feature values with event time <= its own timestamp (never later). An entity without
-        any earlier aggregate row (a new customer) gets no history: zero counts and amounts, missing
-        shares and recency (:func:`~mlops_provider.core.features.fill_missing_history`).
+        the latest feature values with event time <= its own timestamp (never later), within the view's
+        TTL. An entity without any earlier aggregate row (a new customer) gets no history: zero counts and
+        amounts, missing shares and recency (:func:`~mlops_provider.core.features.fill_missing_history`).
 
-        Views are joined one at a time and merged back on a row number: Feast's file (Dask) offline store
-        drops an entity row altogether when every feature row of its key lies after the row's timestamp
-        (its TTL filter keeps only rows whose join found nothing at all), which would silently remove each
-        new customer's first transactions from training sets and scores.
+        The join is Feast's (``FeatureStore.get_historical_features``), fed the smallest input that gives
+        the same answer, because Feast's file (Dask) offline store scans the whole source table and holds
+        every entity row with every candidate feature row (a 1M-row day took ~5 min and 6.6 GiB):
+
+        * **entity aggregates** are stamped at midnights only (:func:`~mlops_provider.core.features.feature_timestamp`)
+          and their TTL is whole days, so every event strictly inside one day sees the same rows: Feast
+          joins one row per (entity, day) -- a few thousand instead of millions -- and the result is
+          spread back onto the events (:meth:`_join_daily_view`);
+        * **record features** are the record's own row, keyed by the record id and stamped with the
+          record's own time: they are read from the lake partitions of the events' days and matched on
+          the record id with the same as-of rule (:meth:`_join_record_view`) instead of a scan of every
+          partition of the table.
+
+        Any other view goes through Feast as it is. Views are joined one at a time and merged back on a
+        row number: Feast's Dask store drops an entity row altogether when every feature row of its key
+        lies after the row's timestamp, which would silently remove each new customer's first events.
         """
+        import numpy as np
         import pandas as pd
 
         from mlops_provider.core import feature_repo as R
@@ -328,40 +348,103 @@ class FeastHook(BaseHook):
 
         store = self.get_conn()
         service = store.get_feature_service(R.feature_service_name(self.project))
-        # Feast's Dask join holds several copies of the entity rows with every candidate feature row;
-        # bounded chunks of entity rows keep that bounded (a 1M-row day peaked at 6.6 GiB in one piece).
-        step = max(1, int(os.environ.get("MLOPS_RETRIEVAL_CHUNK_ROWS", RETRIEVAL_CHUNK_ROWS)))
-        parts = []
+        row = "__mlops_row"
+        frame = entity_df.reset_index(drop=True)
+        frame = frame.assign(**{row: np.arange(len(frame))})
+        frame[EVENT] = pd.to_datetime(frame[EVENT], utc=True)
+        out = frame
         with R.s3_environment(self.lake):
-            for start in range(0, max(len(entity_df), 1), step):
-                chunk = entity_df.iloc[start:start + step]
-                if len(entity_df) > step:
-                    log.info("point-in-time join: entity rows %d-%d of %d", start + 1, start + len(chunk),
-                             len(entity_df))
-                parts.append(self._join_views(store, service, chunk))
-        out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+            for projection in service.feature_view_projections:
+                names = [f.name for f in projection.features]
+                view = store.get_feature_view(projection.name)
+                if projection.name == R.record_view_name(self.project):
+                    part = self._join_record_view(view, frame, names, row)
+                elif projection.name == R.entity_view_name(self.project) and _whole_days(view.ttl):
+                    part = self._join_daily_view(store, projection, frame, names, row)
+                else:
+                    part = self._feast_join(store, projection, frame, names, row)
+                out = out.merge(part[[row, *names]], on=row, how="left", validate="one_to_one")
+        out = out.sort_values(row).drop(columns=[row]).reset_index(drop=True)
         return fill_missing_history(self.project, out)
 
-    def _join_views(self, store: FeatureStore, service: Any, entity_df: pd.DataFrame) -> pd.DataFrame:
+    def _feast_join(self, store: FeatureStore, projection: Any, frame: pd.DataFrame, names: list[str],
+                    row: str) -> pd.DataFrame:
+        """Feast's own point-in-time join of one view onto ``frame``, in bounded chunks of entity rows."""
         import numpy as np
+        import pandas as pd
 
-        row = "__mlops_row"
-        frame = entity_df.reset_index(drop=True).assign(**{row: np.arange(len(entity_df))})
-        out = frame
-        for projection in service.feature_view_projections:
-            names = [f.name for f in projection.features]
+        step = max(1, int(os.environ.get("MLOPS_RETRIEVAL_CHUNK_ROWS", RETRIEVAL_CHUNK_ROWS)))
+        refs = [f"{projection.name_to_use()}:{n}" for n in names]
+        parts = []
+        for start in range(0, max(len(frame), 1), step):
+            chunk = frame.iloc[start:start + step]
+            if len(frame) > step:
+                log.info("point-in-time join of %s: entity rows %d-%d of %d", projection.name_to_use(), start + 1,
+                         start + len(chunk), len(frame))
             try:
-                part = store.get_historical_features(
-                    entity_df=frame, features=[f"{projection.name_to_use()}:{n}" for n in names]
-                ).to_df()
-                out = out.merge(part[[row, *names]], on=row, how="left", validate="one_to_one")
+                parts.append(store.get_historical_features(entity_df=chunk, features=refs).to_df()[[row, *names]])
             except NotImplementedError as exc:
                 # Feast's Dask store cannot sort a view's rows when no entity row matched the view at all.
                 if "Divisions calculation failed" not in str(exc):
                     raise
                 log.info("feature view %s: no value for any entity row", projection.name_to_use())
-                out = out.assign(**{n: np.nan for n in names})
-        return out.sort_values(row).drop(columns=[row]).reset_index(drop=True)
+                parts.append(chunk[[row]].assign(**{n: np.nan for n in names}))
+        return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+
+    def _join_daily_view(self, store: FeatureStore, projection: Any, frame: pd.DataFrame, names: list[str],
+                         row: str) -> pd.DataFrame:
+        """Feast's join of a view stamped at midnights, run once per (entity, day) instead of once per event.
+
+        For an event at ``t`` strictly inside day ``d`` the rows Feast may pick (``t - ttl <= ts <= t``,
+        ``ts`` a midnight, ``ttl`` whole days) are those of ``[d - ttl + 1 day, d]`` whatever ``t`` is; the
+        probe time ``d + 1 µs`` selects exactly those. An event exactly at midnight keeps its own time
+        (its window also admits midnight ``d - ttl``).
+        """
+        import pandas as pd
+
+        key = self.project.entity_key
+        ts = frame[EVENT]
+        day = ts.dt.floor("D")
+        probe = ts.where(ts == day, day + pd.Timedelta(microseconds=1))
+        probes = pd.DataFrame({key: frame[key], EVENT: probe})
+        unique = probes.drop_duplicates().reset_index(drop=True)
+        unique["__probe"] = range(len(unique))
+        log.info("point-in-time join of %s: %d events -> %d (entity, day) probes", projection.name_to_use(),
+                 len(frame), len(unique))
+        joined = self._feast_join(store, projection, unique, names, "__probe")
+        values = unique.merge(joined, on="__probe", how="left", validate="one_to_one").drop(columns="__probe")
+        spread = probes.assign(**{row: frame[row]}).merge(values, on=[key, EVENT], how="left",
+                                                          validate="many_to_one")
+        return spread[[row, *names]]
+
+    def _join_record_view(self, view: Any, frame: pd.DataFrame, names: list[str], row: str) -> pd.DataFrame:
+        """A record's own features: its row in the partition of its day, with Feast's as-of rule and TTL."""
+        import pandas as pd
+
+        from mlops_provider.core import features as F
+
+        rid = self.project.record_id
+        table = F.record_table(self.project)
+        ttl = view.ttl or dt.timedelta(0)
+        wanted = frame[[row, rid, EVENT]].assign(**{rid: frame[rid].astype(str)})
+        found = []
+        for day in sorted(set(wanted[EVENT].dt.date)):
+            if not self.lake.exists(table, day):
+                continue
+            events = wanted[wanted[EVENT].dt.date == day]
+            # Only the rows of these records (a batch of a large day reads its own slice of the partition).
+            ids = events[rid].unique().tolist()
+            part = self.lake.read(table, day, columns=[rid, EVENT, F.CREATED_TIMESTAMP, *names],
+                                  filters=[(rid, "in", ids)])
+            cand = events.merge(part.rename(columns={EVENT: "__feature_ts"}), on=rid, how="inner")
+            feature_ts = pd.to_datetime(cand["__feature_ts"], utc=True)
+            in_window = (feature_ts <= cand[EVENT]) & (feature_ts >= cand[EVENT] - pd.Timedelta(ttl))
+            found.append(cand[in_window].assign(__feature_ts=feature_ts[in_window]))
+        if not found:
+            return wanted[[row]].assign(**{n: float("nan") for n in names})
+        cand = pd.concat(found, ignore_index=True)
+        latest = cand.sort_values(["__feature_ts", F.CREATED_TIMESTAMP], kind="stable").drop_duplicates(row, keep="last")
+        return wanted[[row]].merge(latest[[row, *names]], on=row, how="left", validate="one_to_one")
 
     def get_online_features(self, entity_rows: list[dict[str, Any]],
                             include_event_timestamps: bool = False) -> dict[str, list[Any]]:
