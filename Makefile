@@ -8,7 +8,8 @@ install:
 	scripts/bootstrap.sh
 
 airflow-db: install
-	$(ENV) mkdir -p "$$AIRFLOW_HOME" && airflow db migrate >/dev/null
+	$(ENV) mkdir -p "$$AIRFLOW_HOME" && airflow db migrate >/dev/null && \
+	  airflow pools set mlops_promotion 1 "one alias writer at a time (promote / rollback)" >/dev/null
 
 demo: airflow-db
 	$(ENV) python scripts/demo.py $(DEMO_ARGS)

@@ -1,4 +1,4 @@
-"""Feast objects of the fraud project for the Feast CLI, built from include/projects/fraud.yaml.
+"""Feast objects for the Feast CLI, built from the project YAML named by ``project:`` in feature_store.yaml.
 
 ``feast apply`` collects Feast objects from module globals, so each object built by
 ``mlops_provider.core.feature_repo.feature_definitions`` is bound to a global named after it.
@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
+import yaml
 from mlops_provider.core import state
 from mlops_provider.core.config import load_project
 from mlops_provider.core.feature_repo import feature_definitions
@@ -15,7 +17,8 @@ from mlops_provider.core.lake import Lake
 
 os.environ.setdefault("FEAST_USAGE", "False")
 
-PROJECT = load_project("fraud")
+# One source of truth for which project this repository serves: feature_store.yaml's `project:`.
+PROJECT = load_project(yaml.safe_load((Path(__file__).parent / "feature_store.yaml").read_text())["project"])
 # feast apply imports this file before it opens the registry and online store that live here.
 (state.feast_dir() / PROJECT.name).mkdir(parents=True, exist_ok=True)
 
