@@ -166,7 +166,6 @@ def test_shadow_record_is_kept_on_the_challenger_for_promotion_to_cite(world):
 def test_scoring_in_batches_writes_the_same_predictions(world, monkeypatch):
     """A large day is streamed in batches (bounded memory); the result must not depend on the batch size."""
     import pandas as pd
-
     from mlops_provider.core import stages, state
     from mlops_provider.core.config import load_project
     from mlops_provider.core.lake import Lake
@@ -202,6 +201,12 @@ def test_covariate_drift_day_sends_one_alert_and_causes_one_retrain(world):
     assert verdict["kind"] in ("drift", "drift+performance")
     assert {"amount", "channel"} & set(verdict["drifted_columns"])
     assert verdict["retrain_requested"] is True and monitor.tasks["request_retrain"] == "success"
+    # The report (HTML, Evidently snapshot, verdict) is logged to the MLflow run of the champion that saw it.
+    from mlops_provider.core import registry
+
+    logged = {a.path for a in registry.client_for().list_artifacts(verdict["run_id"], "monitoring/dt=2024-01-12")}
+    assert logged == {f"monitoring/dt=2024-01-12/{n}" for n in ("report.html", "evidently_snapshot.json",
+                                                                "verdict.json")}
     drift_trains = [r for r in runs(world, "train") if r.returns.get("train", {}).get("trigger") == "drift"]
     assert len(drift_trains) == 1 and drift_trains[0].day == world["sim"].day(12)
 

@@ -241,8 +241,7 @@ def monitor_day(project: ProjectConfig, *, lake: Lake, reports: Lake, day: str |
     )
     uris = monitoring.save_report(result, reports, f"{project.name}/monitoring/dt={day.isoformat()}/report")
     with tempfile.TemporaryDirectory(prefix="mlops-report-") as tmp:
-        for kind in ("html", "verdict"):
-            name = "report.html" if kind == "html" else "verdict.json"
+        for kind, name in (("html", "report.html"), ("json", "evidently_snapshot.json"), ("verdict", "verdict.json")):
             path = Path(tmp) / name
             path.write_bytes(reports.read_bytes(uris[kind].split(reports.root, 1)[1].lstrip("/")))
             client.log_artifact(mv.run_id, str(path), f"monitoring/dt={day.isoformat()}")
