@@ -150,7 +150,8 @@ def score_batch(frame: pd.DataFrame, *, versions: tuple[str, str | None], tracki
         {
             record_id: frame[record_id].to_numpy(),
             entity_key: frame[entity_key].to_numpy(),
-            event_timestamp: frame[event_timestamp].to_numpy() if event_timestamp in frame else pd.NaT,
+            # ``.array`` keeps a tz-aware column as it is; ``to_numpy()`` would build one Timestamp object per row.
+            event_timestamp: frame[event_timestamp].array if event_timestamp in frame else pd.NaT,
             "champion_version": np.full(n, int(champion), dtype="int64"),
             "champion_score": champion_scores.astype("float64"),
             "decision": champion_scores >= threshold,
