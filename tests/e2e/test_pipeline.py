@@ -166,7 +166,6 @@ def test_shadow_record_is_kept_on_the_challenger_for_promotion_to_cite(world):
 def test_scoring_in_batches_writes_the_same_predictions(world, monkeypatch):
     """A large day is streamed in batches (bounded memory); the result must not depend on the batch size."""
     import pandas as pd
-
     from mlops_provider.core import stages, state
     from mlops_provider.core.config import load_project
     from mlops_provider.core.lake import Lake
