@@ -14,15 +14,16 @@ from mlops_provider.operators.features import ComputeFeaturesOperator, Materiali
 from mlops_provider.pipeline import DAYS_TEMPLATE, assets, dag_kwargs, day_param
 
 for project in load_projects():
+    project_assets = assets(project)
     with DAG(
-        schedule=[assets(project).validated],
+        schedule=[project_assets.validated],
         params={"day": day_param()},
         **dag_kwargs(project, "features", __doc__),
     ) as dag:
         compute = ComputeFeaturesOperator(task_id="compute_features", project_name=project.name, day=DAYS_TEMPLATE)
         materialize = MaterializeFeaturesOperator(
             task_id="materialize", project_name=project.name, start=DAYS_TEMPLATE, end=DAYS_TEMPLATE,
-            outlets=[assets(project).features],
+            outlets=[project_assets.features],
         )
         compute >> materialize
     globals()[dag.dag_id] = dag

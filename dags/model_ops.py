@@ -16,12 +16,17 @@ champion emits `<project>.model`, so scoring redoes the newest scored day with t
 Runs in the `mlops_promotion` pool (size 1) so that two alias moves never interleave.
 """
 
-from airflow.sdk import DAG, Param, task
+from airflow.sdk import DAG, Param
 from mlops_provider.core.config import load_projects
-from mlops_provider.operators.registry import PromoteModelOperator, RollbackModelOperator
+from mlops_provider.operators.registry import (
+    ModelOpsActionOperator,
+    PromoteModelOperator,
+    RollbackModelOperator,
+)
 from mlops_provider.pipeline import PROMOTION_POOL, assets, dag_kwargs
 
 for project in load_projects():
+    model = assets(project).model
     with DAG(
         schedule=None,
         params={
@@ -32,22 +37,16 @@ for project in load_projects():
         },
         **dag_kwargs(project, "model_ops", __doc__),
     ) as dag:
-
-        @task.branch(task_id="choose_action")
-        def choose_action(params=None) -> str:
-            from mlops_provider.operators.registry import check_model_ops_request
-
-            check_model_ops_request(params["action"], params["version"])
-            return params["action"]
-
+        choose_action = ModelOpsActionOperator(task_id="choose_action", action="{{ params.action }}",
+                                               version="{{ params.version }}")
         rollback = RollbackModelOperator(
             task_id="rollback", project_name=project.name, to="{{ params.version }}", reason="{{ params.reason }}",
-            pool=PROMOTION_POOL, outlets=[assets(project).model],
+            pool=PROMOTION_POOL, outlets=[model],
         )
         promote = PromoteModelOperator(
             task_id="promote", project_name=project.name, version="{{ params.version }}",
             request_reason="{{ params.reason }}", skip_if_refused=True, pool=PROMOTION_POOL,
-            outlets=[assets(project).model],
+            outlets=[model],
         )
-        choose_action() >> [rollback, promote]
+        choose_action >> [rollback, promote]
     globals()[dag.dag_id] = dag

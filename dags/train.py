@@ -12,14 +12,16 @@ was not on cooldown), and can be triggered from the UI with typed params.
 2. **promote**: challenger vs champion on the challenger's holdout; primary metric, minimum
    improvement and guardrails from the project YAML. A refusal is recorded on the version and in the log.
    With `promotion.require_approval` a human approves in the Airflow UI (Required actions) first.
-3. **announce_champion**: only when the champion changed, emits `<project>.model` (scoring reruns).
+3. **announce_champion**: when the champion changed, emits `<project>.model` (scoring reruns);
+   otherwise (a refusal, or the challenger already was champion) it is skipped and emits nothing.
 
 Params: `day` (last day whose labels may be used; empty = the day before the run date, or the drift
 event's day), `training_window_days`, `hpo_trials`.
 """
 
-from airflow.sdk import DAG, Asset, AssetOrTimeSchedule, CronTriggerTimetable, Param, task
+from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param
 from mlops_provider.core.config import load_projects
+from mlops_provider.operators.announce import AnnounceChampionOperator, ApprovalNeededOperator
 from mlops_provider.operators.registry import PromoteModelOperator
 from mlops_provider.operators.training import TrainModelOperator
 from mlops_provider.pipeline import (
@@ -32,32 +34,6 @@ from mlops_provider.pipeline import (
 
 TRIGGER = ("{{ params.trigger or ('drift' if triggering_asset_events else "
            "('nightly' if dag_run.run_type == 'scheduled' else 'manual')) }}")
-
-
-@task.short_circuit(task_id="champion_changed")
-def champion_changed(decision_task: str, ti=None) -> bool:
-    result = ti.xcom_pull(task_ids=decision_task) or {}
-    return bool(result.get("promoted") and not result.get("already_champion"))
-
-
-def announce_champion_task(model: Asset, decision_task: str):
-    """The task that emits the ``model`` asset event (scoring reruns with the new champion)."""
-
-    @task(task_id="announce_champion", outlets=[model])
-    def announce_champion(as_of: str, ti=None, outlet_events=None) -> dict:
-        result = ti.xcom_pull(task_ids=decision_task)
-        extra = {"day": as_of, "model_name": result["model_name"], "version": result["version"],
-                 "replaced": result.get("replaced")}
-        outlet_events[model].extra = extra
-        return extra
-
-    return announce_champion(PREVIOUS_DAY_TEMPLATE)
-
-
-@task.short_circuit(task_id="needs_approval")
-def needs_approval(ti=None) -> bool:
-    return bool((ti.xcom_pull(task_ids="promote") or {}).get("awaiting_approval"))
-
 
 for project in load_projects():
     project_assets = assets(project)
@@ -87,7 +63,7 @@ for project in load_projects():
             version="{{ ti.xcom_pull(task_ids='train')['version'] }}",
         )
         train >> promote
-        decision = "promote"
+        decision = promote
         if project.promotion.get("require_approval"):
             # Imported only when a project asks for approval: the HITL module costs ~50 ms per parse.
             from airflow.providers.standard.operators.hitl import ApprovalOperator
@@ -101,8 +77,10 @@ for project in load_projects():
                 task_id="promote_approved", project_name=project.name, pool=PROMOTION_POOL, approved=True,
                 version="{{ ti.xcom_pull(task_ids='train')['version'] }}",
             )
-            promote >> needs_approval() >> approve >> promote_approved
-            decision = "promote_approved"
+            needs_approval = ApprovalNeededOperator(task_id="needs_approval", decision_task_id="promote")
+            promote >> needs_approval >> approve >> promote_approved
+            decision = promote_approved
 
-        dag.get_task(decision) >> champion_changed(decision) >> announce_champion_task(project_assets.model, decision)
+        decision >> AnnounceChampionOperator(task_id="announce_champion", decision_task_id=decision.task_id,
+                                             as_of=PREVIOUS_DAY_TEMPLATE, outlets=[project_assets.model])
     globals()[dag.dag_id] = dag

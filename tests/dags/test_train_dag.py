@@ -35,8 +35,7 @@ def test_nightly_or_on_drift_with_typed_params(monkeypatch, tmp_path):
     assert schema["type"] == "integer" and schema["maximum"] == 20
     with pytest.raises(Exception, match="maximum|less than"):
         params.get_param("hpo_trials").resolve(value=50)
-    assert [t.task_id for t in dag.topological_sort()] == ["train", "promote", "champion_changed",
-                                                            "announce_champion"]
+    assert [t.task_id for t in dag.topological_sort()] == ["train", "promote", "announce_champion"]
     assert dag.get_task("promote").pool == "mlops_promotion"
     assert [o.name for o in dag.get_task("announce_champion").outlets] == ["fraud.model"]
 
@@ -46,9 +45,9 @@ def test_required_approval_adds_a_hitl_step_before_the_alias_moves(monkeypatch, 
 
     dag = _train_dag(monkeypatch, tmp_path, require_approval=True)
     order = [t.task_id for t in dag.topological_sort()]
-    assert order == ["train", "promote", "needs_approval", "approve", "promote_approved", "champion_changed",
-                     "announce_champion"]
+    assert order == ["train", "promote", "needs_approval", "approve", "promote_approved", "announce_champion"]
     assert isinstance(dag.get_task("approve"), ApprovalOperator)
     approved = dag.get_task("promote_approved")
     assert approved.approved is True and approved.pool == "mlops_promotion"
-    assert dag.get_task("champion_changed").upstream_task_ids == {"promote_approved"}
+    assert dag.get_task("announce_champion").upstream_task_ids == {"promote_approved"}
+    assert dag.get_task("announce_champion").decision_task_id == "promote_approved"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 
 import pytest
@@ -70,3 +71,33 @@ def test_not_yaml(tmp_path):
     path.write_text("name: [unclosed")
     with pytest.raises(ProjectConfigError, match="not valid YAML"):
         load_project_file(path)
+
+
+def test_validated_configs_are_cached_by_content_and_a_changed_file_is_validated_again(tmp_path, mlops_home):
+    cache = mlops_home / "cache" / "projects"
+    path = _write(tmp_path, "cached", lambda d: None)
+    first = load_project_file(path)
+    entries = list(cache.glob("*.json"))
+    assert len(entries) == 1
+    assert load_project_file(path).raw == first.raw  # served from the cache, same data
+
+    data = yaml.safe_load(path.read_text())
+    data["source"]["kind"] = "ftp"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ProjectConfigError, match="key 'source.kind'"):
+        load_project_file(path)
+    assert list(cache.glob("*.json")) == entries  # an invalid file is never stored
+
+    entries[0].write_text("{not json")  # a damaged entry is ignored: validated again, rewritten
+    data["source"]["kind"] = first.raw["source"]["kind"]
+    path.write_text(yaml.safe_dump(data))
+    assert load_project_file(path).raw == first.raw
+    assert list(cache.glob("*.json")) == entries and json.loads(entries[0].read_text()) == first.raw
+
+
+def test_cached_config_still_checks_its_file_name(tmp_path, mlops_home):
+    path = _write(tmp_path, "other", lambda d: None)
+    load_project_file(path)
+    shutil.copy(path, tmp_path / "renamed.yaml")  # same bytes, same cache entry, other name
+    with pytest.raises(ProjectConfigError, match="must match the file name 'renamed'"):
+        load_project_file(tmp_path / "renamed.yaml")

@@ -164,16 +164,13 @@ def _check_references(path: Path, data: dict[str, Any]) -> None:
         raise ProjectConfigError(f"{path}: key 'validation.min_rows': greater than validation.max_rows")
 
 
-def load_project_file(path: str | Path) -> ProjectConfig:
-    """Parse and validate one project YAML; errors name the file, the key and the problem."""
+def _validate(path: Path, text: bytes) -> dict[str, Any]:
+    """The project's data, parsed, checked against the JSON Schema and its cross-references, defaults filled."""
     from jsonschema import Draft202012Validator
 
-    path = Path(path)
     try:
         # libyaml's loader: the pure-Python one costs ~25 ms per project on every DAG file parse.
-        data = yaml.load(path.read_text(), Loader=_YAML_LOADER)
-    except OSError as exc:
-        raise ProjectConfigError(f"{path}: cannot read project file: {exc}") from exc
+        data = yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         raise ProjectConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
@@ -190,6 +187,103 @@ def load_project_file(path: str | Path) -> ProjectConfig:
         raise ProjectConfigError("invalid project config:\n" + "\n".join(lines))
     _apply_defaults(_schema(), data)
     _check_references(path, data)
+    return data
+
+
+# -- validated-config cache ----------------------------------------------------------------------------
+# Every DAG file parse (a fresh interpreter each time) loads every project: parsing and validating 10
+# YAMLs costs ~15 ms CPU per DAG file. A valid project's data is therefore kept as JSON under
+# MLOPS_HOME/cache/projects/<key>.json, where the key is a SHA-256 over everything that decides the
+# result: the file's bytes, the JSON Schema, this module's source, and the YAML and jsonschema
+# installs. A changed file (or schema, or validation code) has a new key and is validated again;
+# invalid files are never stored. Entries are never updated in place, so concurrent parsers cannot see
+# a half-written one (writes go through a temporary file and os.replace). Reading, writing or
+# decoding problems fall back to validating. Anyone who can write to MLOPS_HOME can already change
+# the platform's state; delete the directory at any time.
+_CACHE_FORMAT = "1"
+
+
+@cache
+def _validation_fingerprint() -> bytes | None:
+    """Digest of what, besides the file itself, decides a validation result (``None``: do not cache)."""
+    import hashlib
+
+    import jsonschema
+
+    try:
+        parts = [_CACHE_FORMAT.encode(), Path(__file__).read_bytes(),
+                 resources.files("mlops_provider").joinpath("schemas/project.schema.json").read_bytes(),
+                 f"yaml {yaml.__version__} {_YAML_LOADER.__name__}".encode()]
+        # jsonschema has no cheap version attribute (importlib.metadata costs ~1 ms): its install's stat will do.
+        installed = Path(jsonschema.__file__).stat()
+    except OSError:  # e.g. an install without sources: validate every time
+        return None
+    parts.append(f"jsonschema {installed.st_mtime_ns} {installed.st_size}".encode())
+    return hashlib.sha256(b"\0".join(parts)).digest()
+
+
+def _cache_path(text: bytes) -> Path | None:
+    import hashlib
+
+    fingerprint = _validation_fingerprint()
+    if fingerprint is None:
+        return None
+    key = hashlib.sha256(fingerprint + text).hexdigest()
+    return state.mlops_home() / "cache" / "projects" / f"{key}.json"
+
+
+def _cache_read(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and "name" in data else None
+
+
+def _cache_write(path: Path | None, data: dict[str, Any]) -> None:
+    import os
+    import tempfile
+
+    if path is None:
+        return
+    try:
+        text = json.dumps(data, sort_keys=True)
+    except (TypeError, ValueError):  # a value JSON cannot hold (a YAML date, a set): not cached
+        return
+    if json.loads(text) != data:  # e.g. non-string keys or NaN would not come back the same
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError:  # a read-only MLOPS_HOME only costs the speed-up
+        return
+
+
+def load_project_file(path: str | Path) -> ProjectConfig:
+    """Parse and validate one project YAML; errors name the file, the key and the problem.
+
+    A file whose exact bytes were validated before (same schema and code) is read from the cache of
+    validated configs under ``MLOPS_HOME/cache/projects`` instead (see ``_validation_fingerprint``).
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes()
+    except OSError as exc:
+        raise ProjectConfigError(f"{path}: cannot read project file: {exc}") from exc
+    cached = _cache_path(text)
+    data = _cache_read(cached)
+    if data is None:
+        data = _validate(path, text)
+        _cache_write(cached, data)
     stem = path.stem.removesuffix(".project")
     if stem != data["name"]:
         raise ProjectConfigError(f"{path}: key 'name': '{data['name']}' must match the file name '{stem}'")

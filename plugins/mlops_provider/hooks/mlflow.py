@@ -13,7 +13,7 @@ from urllib.parse import quote
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from mlops_provider.core import registry, state
+from mlops_provider.core import state
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -100,6 +100,8 @@ class MlflowHook(BaseHook):
         root = self.settings["artifact_location_root"]
         if root:
             return f"{root.rstrip('/')}/{experiment_name}"
+        from mlops_provider.core import registry  # not at module level: DAG files import this hook to parse
+
         return registry.default_artifact_location(self.tracking_uri, experiment_name)
 
     # -- use --------------------------------------------------------------------------------------
@@ -114,6 +116,8 @@ class MlflowHook(BaseHook):
             "MLFLOW_TRACKING_USERNAME": self.settings["username"],
             "MLFLOW_TRACKING_PASSWORD": self.settings["password"],
         }
+        from mlops_provider.core import registry
+
         saved = {k: os.environ.get(k) for k in _CREDENTIAL_ENV}
         try:
             for key, value in wanted.items():
@@ -130,10 +134,14 @@ class MlflowHook(BaseHook):
 
     def get_conn(self) -> MlflowClient:
         """An ``MlflowClient`` bound to this connection's tracking and registry URIs."""
+        from mlops_provider.core import registry
+
         return registry.client_for(self.tracking_uri, self.registry_uri)
 
     def ensure_experiment(self, name: str) -> str:
         """The id of experiment ``name``, created with this connection's artifact location if missing."""
+        from mlops_provider.core import registry
+
         with self.environment():
             return registry.ensure_experiment(self.get_conn(), name, self.artifact_location(name))
 

@@ -9,8 +9,6 @@ from urllib.parse import quote
 
 from airflow.sdk import BaseNotifier
 
-from mlops_provider.core import alerts
-
 if TYPE_CHECKING:
     from email.message import EmailMessage
 
@@ -63,6 +61,10 @@ class OnCallEmailNotifier(BaseNotifier):
         return (conf.get("api", "base_url", fallback=None) or "http://localhost:8080/").rstrip("/")
 
     def _facts(self, context: Context) -> dict[str, Any]:
+        # core.alerts is imported when a failure is reported, not at module level: every DAG file
+        # builds this notifier (default_args) at parse time.
+        from mlops_provider.core import alerts
+
         ti = context.get("ti")
         dag = context.get("dag")
         dag_id = getattr(ti, "dag_id", None) or getattr(dag, "dag_id", None) or "unknown_dag"
@@ -109,6 +111,8 @@ class OnCallEmailNotifier(BaseNotifier):
     # -- message -------------------------------------------------------------------------------
     def compose(self, context: Context) -> tuple[EmailMessage, str, str]:
         """The failure email for ``context``, its dedup key and the SMTP connection id to send it with."""
+        from mlops_provider.core import alerts
+
         f = self._facts(context)
         project, recipients, conn_id = self._routing(f["dag_id"])
         if f["dag_level"]:
@@ -168,6 +172,8 @@ class OnCallEmailNotifier(BaseNotifier):
         return message, key, conn_id
 
     def notify(self, context: Context) -> None:
+        from mlops_provider.core import alerts
+
         message, key, conn_id = self.compose(context)
         result = alerts.send_alert(message, smtp_conn_id=conn_id, dedup_key=key)
         log.info("on-call failure email: %s", result)

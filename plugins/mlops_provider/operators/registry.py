@@ -1,4 +1,4 @@
-"""Operators that move the ``champion`` alias: gated promotion of a challenger, and rollback.
+"""Operators that move the ``champion`` alias: gated promotion of a challenger, rollback, and the on-call router.
 
 Both take the per-model lock of ``core.registry``; with several worker hosts, also put these tasks in an
 Airflow pool of size 1 (e.g. ``pool="mlops_registry"``) so only one alias writer runs at a time.
@@ -10,7 +10,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from airflow.sdk import BaseBranchOperator, BaseOperator
 
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.links.artifacts import MlflowRunLink, ModelVersionLink
@@ -51,6 +51,26 @@ def _latest_scored_day(lake_conn_id: str, project: Any) -> str | None:
 def _announce(context: Context, outlets: list[Any], extra: dict[str, Any]) -> None:
     for outlet in outlets:
         context["outlet_events"][outlet].extra = {k: v for k, v in extra.items() if v is not None}
+
+
+class ModelOpsActionOperator(BaseBranchOperator):
+    """Route an on-call request of the model_ops DAG to the task named by ``action`` (``rollback`` or ``promote``).
+
+    Contradictory params (:func:`check_model_ops_request`) fail this task, before anything moves; the
+    task of the other action is skipped. ``action`` and ``version`` are templated (the DAG's params).
+    """
+
+    template_fields: Sequence[str] = ("action", "version")
+    ui_color = "#f3ecd8"
+
+    def __init__(self, *, action: str, version: str | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.action = action
+        self.version = version
+
+    def choose_branch(self, context: Context) -> str:
+        check_model_ops_request(self.action, self.version)
+        return self.action
 
 
 class PromoteModelOperator(BaseOperator):

@@ -1,0 +1,106 @@
+"""Operators that announce a pipeline decision as an asset event, or skip when there is nothing to announce.
+
+Each reads the XCom of the task that decided (the monitor, the promotion gate) and either emits its
+``outlets`` with a small ``extra`` or raises ``AirflowSkipException``: a skipped task emits no asset event,
+and the default trigger rule skips what follows it. They replace small TaskFlow tasks (``@task``,
+``@task.short_circuit``), whose decorators import ``airflow.providers.standard.operators.python`` and
+``packaging.requirements`` on every parse of a DAG file (~100 ms).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+
+def _skip(reason: str) -> None:
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    raise AirflowSkipException(reason)
+
+
+def _emit(context: Context, outlets: list[Any], extra: dict[str, Any]) -> dict[str, Any]:
+    for outlet in outlets:
+        context["outlet_events"][outlet].extra = extra
+    return extra
+
+
+class RequestRetrainOperator(BaseOperator):
+    """Announce the monitor's retrain request on ``outlets`` (the ``drift`` asset); skipped when none was requested.
+
+    The event's extra is ``{day, kind, model_version, drifted_columns (first 20), roc_auc, report}``, read
+    from the return value of ``monitor_task_id`` (a :class:`MonitorDriftOperator`).
+    """
+
+    template_fields: Sequence[str] = ("monitor_task_id",)
+    ui_color = "#fdebe8"
+
+    def __init__(self, *, monitor_task_id: str = "monitor", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.monitor_task_id = monitor_task_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        result = context["ti"].xcom_pull(task_ids=self.monitor_task_id) or {}
+        if not result.get("retrain_requested"):
+            _skip(f"{self.monitor_task_id} requested no retraining: {(result.get('retrain') or {}).get('reason')}")
+        extra = {"day": result["day"], "kind": result["kind"], "model_version": result["model_version"],
+                 "drifted_columns": result["drifted_columns"][:20], "roc_auc": result["roc_auc"],
+                 "report": result["report"]["html"]}
+        self.log.info("retraining requested: %s", extra)
+        return _emit(context, self.outlets, extra)
+
+
+class AnnounceChampionOperator(BaseOperator):
+    """Announce a new champion on ``outlets`` (the ``model`` asset: scoring reruns); skipped when it did not change.
+
+    Reads the return value of ``decision_task_id`` (a :class:`PromoteModelOperator`): a refused promotion,
+    or a challenger that already was champion, announces nothing. The event's extra is
+    ``{day: as_of, model_name, version, replaced}``.
+
+    :param as_of: the day the new champion is announced for (templated).
+    """
+
+    template_fields: Sequence[str] = ("decision_task_id", "as_of")
+    ui_color = "#d7f0e3"
+
+    def __init__(self, *, decision_task_id: str, as_of: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.decision_task_id = decision_task_id
+        self.as_of = as_of
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        result = context["ti"].xcom_pull(task_ids=self.decision_task_id) or {}
+        if not result.get("promoted"):
+            _skip(f"{self.decision_task_id} promoted nothing: {result.get('reason')}")
+        if result.get("already_champion"):
+            _skip(f"v{result.get('version')} already was champion: nothing changed")
+        extra = {"day": self.as_of, "model_name": result["model_name"], "version": result["version"],
+                 "replaced": result.get("replaced")}
+        self.log.info("new champion: %s", extra)
+        return _emit(context, self.outlets, extra)
+
+
+class ApprovalNeededOperator(BaseOperator):
+    """Gate before a human approval step: skipped (and with it the approval) unless the promotion awaits one.
+
+    Reads ``awaiting_approval`` from the return value of ``decision_task_id`` (a :class:`PromoteModelOperator`
+    of a project with ``promotion.require_approval``): a challenger the gate refused asks nobody.
+    """
+
+    template_fields: Sequence[str] = ("decision_task_id",)
+    ui_color = "#d7f0e3"
+
+    def __init__(self, *, decision_task_id: str = "promote", **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.decision_task_id = decision_task_id
+
+    def execute(self, context: Context) -> bool:
+        result = context["ti"].xcom_pull(task_ids=self.decision_task_id) or {}
+        if not result.get("awaiting_approval"):
+            _skip(f"{self.decision_task_id} awaits no approval: {result.get('reason')}")
+        return True
