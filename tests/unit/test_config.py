@@ -101,3 +101,13 @@ def test_cached_config_still_checks_its_file_name(tmp_path, mlops_home):
     shutil.copy(path, tmp_path / "renamed.yaml")  # same bytes, same cache entry, other name
     with pytest.raises(ProjectConfigError, match="must match the file name 'renamed'"):
         load_project_file(tmp_path / "renamed.yaml")
+
+
+def test_cached_config_keeps_the_yaml_key_order(mlops_home):
+    """Column order is meaning (the suite's column set, the schema): a cache hit must not reorder keys."""
+    from mlops_provider.core.config import load_project
+
+    first = load_project("fraud")
+    again = load_project("fraud")  # served from MLOPS_HOME/cache/projects
+    assert list(first.columns) == list(again.columns)
+    assert list(again.columns)[:3] == ["transaction_id", "customer_id", "event_timestamp"]

@@ -249,7 +249,8 @@ def _cache_write(path: Path | None, data: dict[str, Any]) -> None:
     if path is None:
         return
     try:
-        text = json.dumps(data, sort_keys=True)
+        # Key order is meaning (column order of the suite and the schema): never sort.
+        text = json.dumps(data)
     except (TypeError, ValueError):  # a value JSON cannot hold (a YAML date, a set): not cached
         return
     if json.loads(text) != data:  # e.g. non-string keys or NaN would not come back the same
