@@ -49,8 +49,9 @@ def _latest_scored_day(lake_conn_id: str, project: Any) -> str | None:
 
 
 def _announce(context: Context, outlets: list[Any], extra: dict[str, Any]) -> None:
-    for outlet in outlets:
-        context["outlet_events"][outlet].extra = {k: v for k, v in extra.items() if v is not None}
+    from mlops_provider.operators.announce import _emit
+
+    _emit(context, outlets, {k: v for k, v in extra.items() if v is not None})
 
 
 class ModelOpsActionOperator(BaseBranchOperator):
