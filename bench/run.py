@@ -20,7 +20,7 @@ from typing import Any
 from bench import report
 from bench.common import REPO, machine
 
-BENCHMARKS = ("parse", "drift", "feature_store", "chain")
+BENCHMARKS = ("parse", "drift", "feature_store", "chain", "alert")
 
 
 def _ints(text: str | None) -> list[int] | None:
@@ -28,7 +28,7 @@ def _ints(text: str | None) -> list[int] | None:
 
 
 def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    from bench import chain, drift, feature_store, parse
+    from bench import alert, chain, drift, feature_store, parse
 
     if name == "parse":
         return parse.run(quick=args.quick, repeats=args.repeats, ref=args.parse_ref)
@@ -39,7 +39,10 @@ def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
         return feature_store.run(quick=args.quick, rows=args.feast_rows, iterations=args.read_iterations)
     if name == "chain":
         return chain.run(quick=args.quick, sizes=_ints(args.chain_sizes), history_rows=args.history_rows,
-                         template=args.chain_template, partial=str(args.out / "chain.partial.json"))
+                         template=args.chain_template, partial=str(args.out / "chain.partial.json"),
+                         log_dir=str(args.out / "chain-logs"))
+    if name == "alert":
+        return alert.run(quick=args.quick, rows=args.alert_rows, repeats=args.alert_repeats)
     raise ValueError(name)
 
 
@@ -61,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chain-sizes", help="chain: rows of the measured day, e.g. 100000,1000000")
     parser.add_argument("--history-rows", type=int, help="chain: rows per history day (setup)")
     parser.add_argument("--chain-template", help="chain: reuse a prepared MLOPS_HOME (skips the history setup)")
+    parser.add_argument("--alert-rows", type=int, help="alert: rows of each drifted day landed on the stack")
+    parser.add_argument("--alert-repeats", type=int, help="alert: drifted days measured one after another")
     args = parser.parse_args(argv)
 
     names = [n.strip() for n in args.only.split(",") if n.strip()]

@@ -55,3 +55,25 @@ def test_report_renders_every_section_from_minimal_results():
     assert "| dags/x.py | 1 |" in block and "**Failed:** `RuntimeError: boom`" in block
     doc = report.update_doc("# P\n\nnotes\n", block)
     assert report.update_doc(doc, block) == doc
+
+
+def test_chain_and_alert_tables_show_the_floor_one_process_run_and_hand_offs():
+    from bench import report
+
+    size = {"rows": 1000, "airflow_ok": True, "airflow_seconds": 40.0, "plain_seconds": 10.0,
+            "ratio_airflow_vs_plain": 4.0, "ratio_cpu": 3.9, "ratio_excluding_cli_floor": 1.2,
+            "airflow": [{"dag_id": "fraud__ingest", "seconds": 40.0, "ok": True, "peak_rss_mib": 500.0}],
+            "plain_stage_seconds": {"ingest": 10.0}, "plain_peak_rss_mib": 400.0,
+            "dagtest_seconds": 12.0, "ratio_dagtest_vs_plain": 1.2, "dagtest_stage_seconds": {"parse": 1.0, "ingest": 11.0},
+            "dagtest_peak_rss_mib": 450.0}
+    chain = report.chain_md({"project": "fraud", "history_days": 2, "history_rows": 100, "sizes": [size],
+                             "cli_floor": {"seconds": 5.6, "cpu_seconds": 5.4, "samples": [5.5, 5.6, 5.7]}})
+    assert "| 1,000 | 40.0 s | 10.0 s | 4.00x | 3.90x | 1.20x |" in chain
+    assert "two empty tasks: 5.6 s per process" in chain and "| 1,000 | 12.0 s | 10.0 s | 1.20x |" in chain
+    alert = report.alert_md({"workers": 2, "history_days": 9, "history_rows": 1500, "setup_seconds": 300.0,
+                             "median_seconds_to_alert": 95.0, "measurements": [
+                                 {"day": "2026-11-30", "rows": 20000, "seconds_to_alert": 95.0, "stages": [
+                                     {"dag_id": "fraud__ingest", "run_seconds": 30.0, "wait_seconds": 0.0},
+                                     {"dag_id": "fraud__features", "run_seconds": 20.0, "wait_seconds": 4.0}]}]})
+    assert "| 2026-11-30 | 20,000 | **95.0 s** | ingest 30.0 s, features 20.0 s (+4.0 s hand-off) |" in alert
+    assert "Median: 95.0 s." in alert

@@ -23,6 +23,9 @@ if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
+# Before any GX import: GX logs ~60 INFO lines while importing ("Skipping registering function ..."),
+# which would bury the validation's own lines in the task log.
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 # pandas dtype names a column of each declared type may arrive as after CSV/Parquet round trips.
 PANDAS_TYPES: dict[str, list[str]] = {
@@ -151,8 +154,6 @@ def validate_frame(project: ProjectConfig, frame: pd.DataFrame, *, interval_star
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
-
-    logging.getLogger("great_expectations").setLevel(logging.WARNING)  # its INFO chatter buries our log lines
 
     context = gx.get_context(mode="file", project_root_dir=str(state.gx_dir()))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
