@@ -57,7 +57,7 @@ def test_report_renders_every_section_from_minimal_results():
     assert report.update_doc(doc, block) == doc
 
 
-def test_chain_and_alert_tables_show_the_floor_one_process_run_and_hand_offs():
+def test_chain_and_alert_tables_show_the_floor_one_process_run_and_stage_spans():
     from bench import report
 
     size = {"rows": 1000, "airflow_ok": True, "airflow_seconds": 40.0, "plain_seconds": 10.0,
@@ -72,8 +72,9 @@ def test_chain_and_alert_tables_show_the_floor_one_process_run_and_hand_offs():
     assert "two empty tasks: 5.6 s per process" in chain and "| 1,000 | 12.0 s | 10.0 s | 1.20x |" in chain
     alert = report.alert_md({"workers": 2, "history_days": 9, "history_rows": 1500, "setup_seconds": 300.0,
                              "median_seconds_to_alert": 95.0, "measurements": [
-                                 {"day": "2026-11-30", "rows": 20000, "seconds_to_alert": 95.0, "stages": [
-                                     {"dag_id": "fraud__ingest", "run_seconds": 30.0, "wait_seconds": 0.0},
-                                     {"dag_id": "fraud__features", "run_seconds": 20.0, "wait_seconds": 4.0}]}]})
-    assert "| 2026-11-30 | 20,000 | **95.0 s** | ingest 30.0 s, features 20.0 s (+4.0 s hand-off) |" in alert
+                                 {"day": "2026-11-30", "rows": 20000, "seconds_to_alert": 95.0,
+                                  "outside_runs_seconds": 45.0, "stages": [
+                                      {"dag_id": "fraud__ingest", "run_seconds": 30.0},
+                                      {"dag_id": "fraud__features", "run_seconds": 20.0}]}]})
+    assert "| 2026-11-30 | 20,000 | **95.0 s** | ingest 30.0 s, features 20.0 s | 45.0 s |" in alert
     assert "Median: 95.0 s." in alert

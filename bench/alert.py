@@ -1,0 +1,190 @@
+"""Time to alert: on the production stack, from a drifted batch landing to the alert email being received.
+
+Setup (not timed): ``scripts/stack.py up --fresh`` with its own databases (prefix ``mlopsbench``), Redis db
+indexes 13/14 and free loopback ports, the ``fraud`` project reading a PostgreSQL table (the stack tests'
+projects). Clean history days are written to the source and ingested through the REST API; the scheduler
+computes their features; a triggered training makes the first champion, whose announcement scores and
+monitors the newest day. Everything is left to settle.
+
+Measured, ``repeats`` times (each on a new day, after the previous one settled): the day's rows, with
+covariate drift, are appended to the source table and ``fraud__ingest`` is triggered for it, as the nightly
+schedule would at midnight (t = 0). From then on nothing is driven by hand: the scheduler chains
+validation -> ``fraud.validated`` -> features -> ``fraud.features`` -> score -> ``fraud.predictions`` ->
+monitor, the monitor task sends the alert through the SMTP server, and the sink stores it. The figure is the
+sink's file time of the message minus t = 0. Each DAG run's start and end (from the REST API) says where the
+time goes; what no run covers is the trigger's own latency and the delivery of the email.
+(The scheduler starts the next DAG run in the same loop that ends the previous one, so the asset hand-offs
+are inside the runs' spans: a run's span includes queueing its tasks to the Celery workers.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import REPO
+
+CHAIN = ("fraud__ingest", "fraud__features", "fraud__score", "fraud__monitor")
+RUN_TIMEOUT = 900
+
+
+def _iso(value: str | None) -> float | None:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
+
+
+def _stack_env(base: Path) -> dict[str, str]:
+    from tests.integration.stack.support import free_port
+
+    env = {**os.environ, "MLOPS_HOME": str(base / "home"), "MLOPS_PROJECTS_DIR": str(base / "projects"),
+           "MLOPS_STACK_DB_PREFIX": "mlopsbench", "MLOPS_STACK_BUCKET": "mlops",
+           "MLOPS_STACK_REDIS_BROKER_DB": "13", "MLOPS_STACK_REDIS_FEAST_DB": "14"}
+    for name in ("API", "S3", "MLFLOW", "SMTP"):
+        env[f"MLOPS_STACK_{name}_PORT"] = str(free_port())
+    log_port = free_port()
+    while log_port + 2 > 65535:
+        log_port = free_port()
+    env["MLOPS_STACK_LOG_PORT"] = str(log_port)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
+def _append_day(stack: Any, fraud: Any, day: dt.date, rows: int, scenario: str) -> None:
+    from tests.integration.stack.support import _source_engine, day_frames
+
+    records, labels = day_frames(fraud, day, rows, scenario)
+    engine = _source_engine(stack)
+    with engine.begin() as conn:
+        records.to_sql("fraud_transactions", conn, index=False, if_exists="append", chunksize=5000)
+        labels.to_sql("fraud_labels", conn, index=False, if_exists="append", chunksize=5000)
+    engine.dispose()
+
+
+def _wait(what: str, probe: Any, timeout: float, interval: float = 1.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := probe()):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}: not there after {timeout:.0f}s")
+        time.sleep(interval)
+    return found
+
+
+def _settle(api: Any, timeout: float = RUN_TIMEOUT) -> None:
+    """Until no run of any chain DAG (or training) is queued or running for 10 s."""
+    dags = (*CHAIN, "fraud__train")
+    quiet_since = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        busy = [r for d in dags for r in api.runs(d) if r["state"] not in ("success", "failed")]
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since > 10:
+            return
+        time.sleep(2)
+    raise RuntimeError("the stack did not settle")
+
+
+def _run_for(api: Any, dag_id: str, day: str, after: float) -> dict[str, Any] | None:
+    """The run of ``dag_id`` that handled ``day`` (conf ``day`` or its triggering events), created after t0."""
+    for run in api.runs(dag_id):
+        if (_iso(run.get("queued_at") or run.get("start_date")) or 0) < after - 1:
+            continue
+        conf_day = (run.get("conf") or {}).get("day")
+        if conf_day == day or conf_day in (None, ""):
+            return run
+    return None
+
+
+def measure_day(stack: Any, api: Any, fraud: Any, day: dt.date, rows: int) -> dict[str, Any]:
+    subject_day = day.isoformat()
+    _append_day(stack, fraud, day, rows, "covariate_drift")
+    t0 = time.time()
+    api.trigger("fraud__ingest", {"day": subject_day})
+    mails = _wait("the alert email", lambda: [
+        p for p in Path(stack.env["MLOPS_STACK_MAILDIR"]).glob("*.eml")
+        if subject_day in p.read_text(errors="replace").split("\n\n", 1)[0] and p.stat().st_mtime >= t0],
+        RUN_TIMEOUT)
+    received = min(p.stat().st_mtime for p in mails)
+    stages = []
+    for dag_id in CHAIN:
+        run = _run_for(api, dag_id, subject_day, t0)
+        if run:
+            stages.append({"dag_id": dag_id, "run_type": run["run_type"], "queued": _iso(run.get("queued_at")),
+                           "start": _iso(run.get("start_date")), "end": _iso(run.get("end_date"))})
+    for s in stages:
+        s["run_seconds"] = round((s["end"] or received) - (s["start"] or t0), 1)
+        for key in ("queued", "start", "end"):
+            s.pop(key)
+    total = received - t0
+    # The rest: trigger -> first task, and what no run's start..end covers (SMTP delivery, gaps between runs).
+    rest = round(total - sum(s["run_seconds"] for s in stages), 1)
+    return {"day": subject_day, "rows": rows, "seconds_to_alert": round(total, 1), "stages": stages,
+            "outside_runs_seconds": rest}
+
+
+def run(quick: bool = False, rows: int | None = None, repeats: int | None = None) -> dict[str, Any]:
+    from tests.integration.stack.airflow_api import AirflowApi
+    from tests.integration.stack.support import (
+        STACK,
+        Stack,
+        project,
+        reachable,
+        read_env,
+        write_projects,
+    )
+
+    if not (reachable(5432) and reachable(6379)):
+        raise RuntimeError("the stack needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379")
+    rows = rows or (1_500 if quick else 100_000)
+    repeats = repeats or (1 if quick else 2)
+    history_rows = 1_500
+    base = Path(tempfile.mkdtemp(prefix="mlops-bench-alert-"))
+    env = _stack_env(base)
+    write_projects(base / "projects")
+    began = time.monotonic()
+    up = subprocess.run([*STACK, "up", "--fresh", "--timeout", "420"], env=env, capture_output=True, text=True,
+                        timeout=600, cwd=REPO)
+    try:
+        if up.returncode != 0:
+            raise RuntimeError(f"stack up failed:\n{up.stdout[-3000:]}\n{up.stderr[-3000:]}")
+        stack = Stack(env=read_env(base / "home" / "stack" / "stack.env"), home=base / "home",
+                      projects=base / "projects")
+        api = AirflowApi(stack.api_url, stack.env["MLOPS_STACK_ADMIN_USER"], stack.env["MLOPS_STACK_ADMIN_PASSWORD"])
+        fraud = project(stack, "fraud")
+        # Days: 9 clean history days, then the measured days, then yesterday: unpausing ingest makes the
+        # scheduler run the last complete interval (yesterday), so that day holds clean data too.
+        yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+        measured = [yesterday - dt.timedelta(days=repeats - n) for n in range(repeats)]
+        history = [measured[0] - dt.timedelta(days=n) for n in range(9, 0, -1)]
+        for day in [*history, yesterday]:
+            _append_day(stack, fraud, day, history_rows, "clean")
+        for dag_id in ("fraud__train", "fraud__features"):
+            api.unpause(dag_id)
+        for day in history:  # queued until ingest is unpaused
+            api.trigger("fraud__ingest", {"day": day.isoformat()})
+        api.unpause("fraud__ingest")
+        _settle(api)
+        for dag_id in ("fraud__score", "fraud__monitor"):
+            api.unpause(dag_id)
+        train = api.trigger("fraud__train", {"day": history[-1].isoformat(), "hpo_trials": 1})
+        api.wait_run("fraud__train", train, RUN_TIMEOUT, describe=stack.logs)
+        _settle(api)
+        setup_seconds = round(time.monotonic() - began, 1)
+        results = []
+        for day in measured:
+            results.append(measure_day(stack, api, fraud, day, rows))
+            _settle(api)
+        return {"rows": rows, "history_rows": history_rows, "history_days": len(history), "workers": 2,
+                "setup_seconds": setup_seconds, "measurements": results,
+                "median_seconds_to_alert": sorted(r["seconds_to_alert"] for r in results)[len(results) // 2]}
+    finally:
+        down = subprocess.run([*STACK, "down"], env=env, capture_output=True, text=True, timeout=180, cwd=REPO)
+        if down.returncode == 0:
+            shutil.rmtree(base, ignore_errors=True)
