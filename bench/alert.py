@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import shutil
+import statistics
 import subprocess
 import tempfile
 import time
@@ -124,7 +125,7 @@ def measure_day(stack: Any, api: Any, fraud: Any, day: dt.date, rows: int) -> di
             s.pop(key)
     total = received - t0
     # The rest: trigger -> first task, and what no run's start..end covers (SMTP delivery, gaps between runs).
-    rest = round(total - sum(s["run_seconds"] for s in stages), 1)
+    rest = max(0.0, round(total - sum(s["run_seconds"] for s in stages), 1))
     return {"day": subject_day, "rows": rows, "seconds_to_alert": round(total, 1), "stages": stages,
             "outside_runs_seconds": rest}
 
@@ -183,7 +184,7 @@ def run(quick: bool = False, rows: int | None = None, repeats: int | None = None
             _settle(api)
         return {"rows": rows, "history_rows": history_rows, "history_days": len(history), "workers": 2,
                 "setup_seconds": setup_seconds, "measurements": results,
-                "median_seconds_to_alert": sorted(r["seconds_to_alert"] for r in results)[len(results) // 2]}
+                "median_seconds_to_alert": round(statistics.median(r["seconds_to_alert"] for r in results), 1)}
     finally:
         down = subprocess.run([*STACK, "down"], env=env, capture_output=True, text=True, timeout=180, cwd=REPO)
         if down.returncode == 0:
