@@ -213,8 +213,9 @@ class FeastHook(BaseHook):
         Works through the window ``chunk_days`` at a time, oldest first, reading only the lake
         partitions of the chunk: memory is bounded by one chunk, whatever the history length. Feast's
         own ``materialize`` with the file offline store loads the whole source table on every call,
-        which does not scale; rows are therefore written with ``write_to_online_store`` (the same
-        online write path) and each chunk is recorded in the registry as a materialization interval.
+        which does not scale; rows are therefore written through the provider's ``online_write_batch``
+        (Feast's own materialization write path, :meth:`_write_online`) and each chunk is recorded in the
+        registry as a materialization interval.
         """
         start, end = _utc(start), _utc(end)
         if start > end:
