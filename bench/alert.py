@@ -20,16 +20,14 @@ are inside the runs' spans: a run's span includes queueing its tasks to the Cele
 from __future__ import annotations
 
 import datetime as dt
-import os
 import shutil
-import statistics
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO
+from bench.common import REPO, median
 
 CHAIN = ("fraud__ingest", "fraud__features", "fraud__score", "fraud__monitor")
 RUN_TIMEOUT = 900
@@ -37,42 +35,6 @@ RUN_TIMEOUT = 900
 
 def _iso(value: str | None) -> float | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
-
-
-def _stack_env(base: Path) -> dict[str, str]:
-    from tests.integration.stack.support import free_port
-
-    env = {**os.environ, "MLOPS_HOME": str(base / "home"), "MLOPS_PROJECTS_DIR": str(base / "projects"),
-           "MLOPS_STACK_DB_PREFIX": "mlopsbench", "MLOPS_STACK_BUCKET": "mlops",
-           "MLOPS_STACK_REDIS_BROKER_DB": "13", "MLOPS_STACK_REDIS_FEAST_DB": "14"}
-    for name in ("API", "S3", "MLFLOW", "SMTP"):
-        env[f"MLOPS_STACK_{name}_PORT"] = str(free_port())
-    log_port = free_port()
-    while log_port + 2 > 65535:
-        log_port = free_port()
-    env["MLOPS_STACK_LOG_PORT"] = str(log_port)
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    return env
-
-
-def _append_day(stack: Any, fraud: Any, day: dt.date, rows: int, scenario: str) -> None:
-    from tests.integration.stack.support import _source_engine, day_frames
-
-    records, labels = day_frames(fraud, day, rows, scenario)
-    engine = _source_engine(stack)
-    with engine.begin() as conn:
-        records.to_sql("fraud_transactions", conn, index=False, if_exists="append", chunksize=5000)
-        labels.to_sql("fraud_labels", conn, index=False, if_exists="append", chunksize=5000)
-    engine.dispose()
-
-
-def _wait(what: str, probe: Any, timeout: float, interval: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (found := probe()):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what}: not there after {timeout:.0f}s")
-        time.sleep(interval)
-    return found
 
 
 def _settle(api: Any, timeout: float = RUN_TIMEOUT) -> None:
@@ -103,26 +65,24 @@ def _run_for(api: Any, dag_id: str, day: str, after: float) -> dict[str, Any] | 
     return None
 
 
-def measure_day(stack: Any, api: Any, fraud: Any, day: dt.date, rows: int) -> dict[str, Any]:
+def measure_day(stack: Any, api: Any, day: dt.date, rows: int) -> dict[str, Any]:
+    from tests.integration.stack.support import append_fraud_days, wait_for
+
     subject_day = day.isoformat()
-    _append_day(stack, fraud, day, rows, "covariate_drift")
+    append_fraud_days(stack, {day: "covariate_drift"}, rows)
     t0 = time.time()
     api.trigger("fraud__ingest", {"day": subject_day})
-    mails = _wait("the alert email", lambda: [
+    mails = wait_for("the alert email", lambda: [
         p for p in Path(stack.env["MLOPS_STACK_MAILDIR"]).glob("*.eml")
         if subject_day in p.read_text(errors="replace").split("\n\n", 1)[0] and p.stat().st_mtime >= t0],
-        RUN_TIMEOUT)
+        RUN_TIMEOUT, stack.logs, interval=1)
     received = min(p.stat().st_mtime for p in mails)
     stages = []
     for dag_id in CHAIN:
         run = _run_for(api, dag_id, subject_day, t0)
         if run:
-            stages.append({"dag_id": dag_id, "run_type": run["run_type"], "queued": _iso(run.get("queued_at")),
-                           "start": _iso(run.get("start_date")), "end": _iso(run.get("end_date"))})
-    for s in stages:
-        s["run_seconds"] = round((s["end"] or received) - (s["start"] or t0), 1)
-        for key in ("queued", "start", "end"):
-            s.pop(key)
+            span = (_iso(run.get("end_date")) or received) - (_iso(run.get("start_date")) or t0)
+            stages.append({"dag_id": dag_id, "run_type": run["run_type"], "run_seconds": round(span, 1)})
     total = received - t0
     # The rest: trigger -> first task, and what no run's start..end covers (SMTP delivery, gaps between runs).
     rest = max(0.0, round(total - sum(s["run_seconds"] for s in stages), 1))
@@ -135,9 +95,10 @@ def run(quick: bool = False, rows: int | None = None, repeats: int | None = None
     from tests.integration.stack.support import (
         STACK,
         Stack,
-        project,
+        append_fraud_days,
         reachable,
         read_env,
+        stack_env,
         write_projects,
     )
 
@@ -147,7 +108,8 @@ def run(quick: bool = False, rows: int | None = None, repeats: int | None = None
     repeats = repeats or (1 if quick else 2)
     history_rows = 1_500
     base = Path(tempfile.mkdtemp(prefix="mlops-bench-alert-"))
-    env = _stack_env(base)
+    env = stack_env(base / "home", base / "projects", db_prefix="mlopsbench", broker_db="13", feast_db="14")
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode as deployed (see bench.common)
     write_projects(base / "projects")
     began = time.monotonic()
     up = subprocess.run([*STACK, "up", "--fresh", "--timeout", "420"], env=env, capture_output=True, text=True,
@@ -158,14 +120,12 @@ def run(quick: bool = False, rows: int | None = None, repeats: int | None = None
         stack = Stack(env=read_env(base / "home" / "stack" / "stack.env"), home=base / "home",
                       projects=base / "projects")
         api = AirflowApi(stack.api_url, stack.env["MLOPS_STACK_ADMIN_USER"], stack.env["MLOPS_STACK_ADMIN_PASSWORD"])
-        fraud = project(stack, "fraud")
         # Days: 9 clean history days, then the measured days, then yesterday: unpausing ingest makes the
         # scheduler run the last complete interval (yesterday), so that day holds clean data too.
         yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
         measured = [yesterday - dt.timedelta(days=repeats - n) for n in range(repeats)]
         history = [measured[0] - dt.timedelta(days=n) for n in range(9, 0, -1)]
-        for day in [*history, yesterday]:
-            _append_day(stack, fraud, day, history_rows, "clean")
+        append_fraud_days(stack, dict.fromkeys([*history, yesterday], "clean"), history_rows)
         for dag_id in ("fraud__train", "fraud__features"):
             api.unpause(dag_id)
         for day in history:  # queued until ingest is unpaused
@@ -180,11 +140,11 @@ def run(quick: bool = False, rows: int | None = None, repeats: int | None = None
         setup_seconds = round(time.monotonic() - began, 1)
         results = []
         for day in measured:
-            results.append(measure_day(stack, api, fraud, day, rows))
+            results.append(measure_day(stack, api, day, rows))
             _settle(api)
         return {"rows": rows, "history_rows": history_rows, "history_days": len(history), "workers": 2,
                 "setup_seconds": setup_seconds, "measurements": results,
-                "median_seconds_to_alert": round(statistics.median(r["seconds_to_alert"] for r in results), 1)}
+                "median_seconds_to_alert": round(median([r["seconds_to_alert"] for r in results]), 1)}
     finally:
         down = subprocess.run([*STACK, "down"], env=env, capture_output=True, text=True, timeout=180, cwd=REPO)
         if down.returncode == 0:

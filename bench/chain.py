@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import PYTHON, REPO, bench_env, run_cmd, run_step
+from bench.common import PYTHON, REPO, bench_env, median, run_cmd, run_step
 
 PROJECT = "fraud"
 START = dt.date(2024, 1, 1)
@@ -175,8 +175,6 @@ def cli_floor(tmp: Path, template: Path, repeats: int = 3) -> dict[str, Any]:
 
     Starting the CLI, filling the DagBag and starting the in-process execution API (~2.8 s before the first
     task runs, whatever the task) is paid by every process of the orchestrated side."""
-    import statistics
-
     folder = tmp / "trivial_dags"
     folder.mkdir(exist_ok=True)
     (folder / "bench_trivial.py").write_text(TRIVIAL_DAG)
@@ -190,8 +188,8 @@ def cli_floor(tmp: Path, template: Path, repeats: int = 3) -> dict[str, Any]:
             raise RuntimeError(f"trivial airflow dags test failed:\n{res['stdout'][-3000:]}")
         runs.append(res)
     shutil.rmtree(tmp / "floor", ignore_errors=True)
-    return {"seconds": round(statistics.median(r["seconds"] for r in runs), 2),
-            "cpu_seconds": round(statistics.median(r["cpu_seconds"] for r in runs), 2),
+    return {"seconds": round(median([r["seconds"] for r in runs]), 2),
+            "cpu_seconds": round(median([r["cpu_seconds"] for r in runs]), 2),
             "samples": [round(r["seconds"], 2) for r in runs]}
 
 
@@ -292,10 +290,10 @@ def run(quick: bool = False, sizes: list[int] | None = None, history_days: int =
         prepared = Path(template) if template else _prepare_template(tmp, history_days, history_rows)
         setup_s = time.perf_counter() - t0
         floor = cli_floor(tmp, prepared)
+        if log_dir:
+            Path(log_dir).mkdir(parents=True, exist_ok=True)
         rows = []
         for n in sizes:
-            if log_dir:
-                Path(log_dir).mkdir(parents=True, exist_ok=True)
             rows.append(run_size(n, prepared, tmp, history_days, Path(log_dir) if log_dir else None))
             if rows[-1]["airflow_ok"]:
                 # The orchestrated side minus Airflow's fixed CLI cost of its five processes.

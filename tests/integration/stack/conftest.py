@@ -18,10 +18,10 @@ from tests.integration.stack.support import (
     STACK,
     UP_TIMEOUT,
     Stack,
-    free_port,
     reachable,
     read_env,
     seed_sources,
+    stack_env,
     write_projects,
 )
 
@@ -32,26 +32,12 @@ def stack(tmp_path_factory) -> Stack:
         pytest.skip("the stack needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379")
     base = tmp_path_factory.mktemp("stack")
     home, projects = base / "home", base / "projects"
-    env = {
-        **os.environ,
-        "MLOPS_HOME": str(home),
-        "MLOPS_PROJECTS_DIR": str(projects),
-        "MLOPS_STACK_API_PORT": str(free_port()),
-        "MLOPS_STACK_S3_PORT": str(free_port()),
-        "MLOPS_STACK_MLFLOW_PORT": str(free_port()),
-        "MLOPS_STACK_SMTP_PORT": str(free_port()),
-        # Two test sessions on one machine (a CI checkout next to a developer's) need their own databases and
-        # Redis db indexes: `up --fresh` drops them, whoever else uses them.
-        "MLOPS_STACK_DB_PREFIX": os.environ.get("MLOPS_STACK_TEST_DB_PREFIX") or "mlopstest",
-        "MLOPS_STACK_BUCKET": "mlops",
-        "MLOPS_STACK_REDIS_BROKER_DB": os.environ.get("MLOPS_STACK_TEST_REDIS_BROKER_DB") or "10",
-        "MLOPS_STACK_REDIS_FEAST_DB": os.environ.get("MLOPS_STACK_TEST_REDIS_FEAST_DB") or "11",
-        "MLOPS_STACK_HEARTBEAT_TIMEOUT": "30",
-    }
-    log_port = free_port()
-    while reachable(log_port + 2) or log_port + 2 > 65535:
-        log_port = free_port()
-    env["MLOPS_STACK_LOG_PORT"] = str(log_port)
+    # Two test sessions on one machine (a CI checkout next to a developer's) need their own databases and
+    # Redis db indexes: `up --fresh` drops them, whoever else uses them.
+    env = stack_env(home, projects, db_prefix=os.environ.get("MLOPS_STACK_TEST_DB_PREFIX") or "mlopstest",
+                    broker_db=os.environ.get("MLOPS_STACK_TEST_REDIS_BROKER_DB") or "10",
+                    feast_db=os.environ.get("MLOPS_STACK_TEST_REDIS_FEAST_DB") or "11")
+    env["MLOPS_STACK_HEARTBEAT_TIMEOUT"] = "30"
     write_projects(projects)
 
     def down() -> subprocess.CompletedProcess:

@@ -40,6 +40,35 @@ def reachable(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+def wait_for(what: str, probe, timeout: float, describe=None, interval: float = 3):
+    """``probe()``'s first truthy result, polled every ``interval`` s; AssertionError after ``timeout``."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not (found := probe()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not there after {timeout:.0f}s" + (f"\n{describe()}" if describe else ""))
+        time.sleep(interval)
+    return found
+
+
+def stack_env(home: Path, projects: Path, *, db_prefix: str, broker_db: str, feast_db: str) -> dict[str, str]:
+    """Environment of a ``scripts/stack.py`` stack of its own: MLOPS_HOME, free loopback ports, databases
+    ``<db_prefix>_*`` and Redis db indexes, so it never collides with a developer's ``make stack-up``."""
+    import os
+
+    env = {**os.environ, "MLOPS_HOME": str(home), "MLOPS_PROJECTS_DIR": str(projects),
+           "MLOPS_STACK_DB_PREFIX": db_prefix, "MLOPS_STACK_BUCKET": "mlops",
+           "MLOPS_STACK_REDIS_BROKER_DB": broker_db, "MLOPS_STACK_REDIS_FEAST_DB": feast_db}
+    for name in ("API", "S3", "MLFLOW", "SMTP"):
+        env[f"MLOPS_STACK_{name}_PORT"] = str(free_port())
+    log_port = free_port()  # worker n serves its logs on log_port + 2(n-1)
+    while reachable(log_port + 2) or log_port + 2 > 65535:
+        log_port = free_port()
+    env["MLOPS_STACK_LOG_PORT"] = str(log_port)
+    return env
+
+
 @dataclass
 class Stack:
     env: dict[str, str]  # stack.env: URLs, credentials, Airflow configuration
@@ -162,19 +191,23 @@ def _source_engine(stack: Stack):
         f"{e['MLOPS_SOURCE_PG_HOST']}:{e['MLOPS_SOURCE_PG_PORT']}/{e['MLOPS_SOURCE_PG_DB']}")
 
 
-def seed_history(stack: Stack) -> None:
-    """Append HISTORY_DAYS (DRIFT_DAY with covariate drift) to the fraud tables of the PostgreSQL source."""
+def append_fraud_days(stack: Stack, days: dict[dt.date, str], rows: int) -> None:
+    """Append ``rows`` records per day (``{day: scenario}``) and their labels to the fraud source tables."""
     import pandas as pd
 
     fraud = project(stack, "fraud")
-    frames = [day_frames(fraud, day, FRAUD_ROWS, "covariate_drift" if day == DRIFT_DAY else "clean")
-              for day in HISTORY_DAYS]
-    records, labels = zip(*frames, strict=True)
+    records, labels = zip(*(day_frames(fraud, day, rows, scenario) for day, scenario in days.items()), strict=True)
     engine = _source_engine(stack)
     with engine.begin() as conn:
         pd.concat(records).to_sql("fraud_transactions", conn, index=False, if_exists="append", chunksize=5000)
         pd.concat(labels).to_sql("fraud_labels", conn, index=False, if_exists="append", chunksize=5000)
     engine.dispose()
+
+
+def seed_history(stack: Stack) -> None:
+    """Append HISTORY_DAYS (DRIFT_DAY with covariate drift) to the fraud tables of the PostgreSQL source."""
+    append_fraud_days(stack, {day: "covariate_drift" if day == DRIFT_DAY else "clean" for day in HISTORY_DAYS},
+                      FRAUD_ROWS)
 
 
 def seed_sources(stack: Stack) -> None:

@@ -28,6 +28,7 @@ from tests.integration.stack.support import (
     YESTERDAY,
     project,
     seed_history,
+    wait_for,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.stack]
@@ -162,17 +163,8 @@ def _features_of(stack, api, days, timeout: float = RUN_TIMEOUT) -> None:
         return [d for d in days if not (_objects(stack, f"lake/fraud/features/entity/dt={d.isoformat()}/")
                                         and _objects(stack, f"lake/fraud/features/record/dt={d.isoformat()}/"))]
 
-    _wait_for(f"feature partitions of {len(days)} days", lambda: not missing(), timeout,
+    wait_for(f"feature partitions of {len(days)} days", lambda: not missing(), timeout,
               lambda: f"missing {missing()}\n{stack.logs()}")
-
-
-def _wait_for(what: str, probe, timeout: float, describe):
-    deadline = time.monotonic() + timeout
-    while not (found := probe()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not there after {timeout:.0f}s\n{describe()}")
-        time.sleep(3)
-    return found
 
 
 def test_train_promote_score_monitor_and_alert_email(stack, api):
@@ -232,7 +224,7 @@ def _train_to_alert(stack, api) -> None:
                         and r["run_type"] == "asset_triggered" and r["state"] in ("success", "failed")]
 
     for dag_id in ("fraud__score", "fraud__monitor"):
-        done = _wait_for(f"an asset-triggered {dag_id} run", settled(dag_id), RUN_TIMEOUT, stack.logs)
+        done = wait_for(f"an asset-triggered {dag_id} run", settled(dag_id), RUN_TIMEOUT, stack.logs)
         api.wait_run(dag_id, done[-1]["dag_run_id"], 10, describe=stack.logs)
     predictions = _read_parquet(stack, _partition(stack, "fraud/predictions", DRIFT_DAY))
     assert len(predictions) == FRAUD_ROWS
@@ -244,19 +236,19 @@ def _train_to_alert(stack, api) -> None:
     assert verdict["kind"] != "ok" and verdict.get("drift_detected"), verdict
 
     subject = f"[MLOps] fraud / {model_name} v{champion.version} / {DRIFT_DAY.isoformat()}: DATA DRIFT"
-    mails = _wait_for("the drift alert in the SMTP sink",
+    mails = wait_for("the drift alert in the SMTP sink",
                       lambda: [m for m in stack.mails() if str(m["Subject"]).startswith(subject)], 60, stack.logs)
     assert len(mails) == 1, [str(m["Subject"]) for m in mails]
     assert "oncall-fraud@example.com" in str(mails[0]["To"])
     print(f"alert received after {time.monotonic() - began:.0f}s: {mails[0]['Subject']}")
 
     # The drift asset event (monitor -> request_retrain) makes the scheduler start a retraining run.
-    drift_event = _wait_for("the fraud.drift asset event", lambda: [
+    drift_event = wait_for("the fraud.drift asset event", lambda: [
         ev for ev in api.get("/assets/events", limit=100)["asset_events"]
         if (ev.get("extra") or {}).get("day") == DRIFT_DAY.isoformat() and ev.get("uri", "").endswith("/drift")],
         60, stack.logs)
     assert drift_event[0]["extra"]["kind"] != "ok" and drift_event[0]["extra"]["drifted_columns"], drift_event
-    retrain = _wait_for("an asset-triggered fraud__train run", lambda: [
+    retrain = wait_for("an asset-triggered fraud__train run", lambda: [
         r for r in api.runs("fraud__train") if r["run_type"] == "asset_triggered"], 60, stack.logs)
     # (Pausing it now would stop the scheduler from scheduling the rest of this very run; the cooldown keeps
     # later days from requesting another retrain, and the test pauses the model DAGs when it ends.)
