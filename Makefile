@@ -24,7 +24,7 @@ test-fast: install
 	$(ENV) python -m pytest -q -m "not slow and not integration" tests
 
 suites: install
-	$(ENV) python -m mlops_provider.core.validation
+	$(ENV) python -m mlops_provider.io.validation
 
 lock:
 	uv pip compile requirements.in -p 3.11 -o requirements.txt

@@ -57,13 +57,13 @@ def setup_history(days: int, rows: int) -> dict[str, Any]:
 
 def land(day: str, rows: int) -> dict[str, Any]:
     """Write the measured day's landing file (and its labels) with the project's generator."""
-    from mlops_provider.core import state
-    from mlops_provider.core.config import load_project
+    from mlops_provider.config import paths
+    from mlops_provider.config.project import load_project
 
     from include.datagen.landing import write_landing_day
 
     project = load_project(PROJECT)
-    path = write_landing_day(project, state.mlops_home() / project.source["path"], dt.date.fromisoformat(day),
+    path = write_landing_day(project, paths.mlops_home() / project.source["path"], dt.date.fromisoformat(day),
                              rows=rows)
     return {"file": str(path), "bytes": path.stat().st_size}
 
@@ -72,22 +72,24 @@ def plain_chain(day: str) -> dict[str, Any]:
     """The chain's core functions in one process, in DAG order; seconds per stage."""
     import resource
 
-    from mlops_provider.core import registry, stages, state
-    from mlops_provider.core.config import load_project
-    from mlops_provider.core.features import (
+    from mlops_provider.config import paths
+    from mlops_provider.config.project import load_project
+    from mlops_provider.domain.features import (
         compute_entity_features,
         compute_record_features,
         feature_timestamp,
     )
-    from mlops_provider.core.ingest import gate_day, stage_day
-    from mlops_provider.core.lake import Lake
-    from mlops_provider.core.sources import LandingSource
     from mlops_provider.hooks.feast import FeastHook
+    from mlops_provider.io import model_store
+    from mlops_provider.io.lake import Lake
+    from mlops_provider.io.sources import LandingSource
+    from mlops_provider.stages import model as stages
+    from mlops_provider.stages.ingest import gate_day, stage_day
 
     project = load_project(PROJECT)
     d = dt.date.fromisoformat(day)
-    lake, reports = Lake(state.lake_uri()), Lake(state.reports_uri())
-    tracking = state.mlflow_tracking_uri()
+    lake, reports = Lake(paths.lake_uri()), Lake(paths.reports_uri())
+    tracking = paths.mlflow_tracking_uri()
     run_id = f"plain__{day}"
     timings: dict[str, float] = {}
     peaks: dict[str, float] = {}
@@ -99,7 +101,7 @@ def plain_chain(day: str) -> dict[str, Any]:
         peaks[name] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         return out
 
-    source = LandingSource(state.mlops_home() / project.source["path"])
+    source = LandingSource(paths.mlops_home() / project.source["path"])
     timed("ingest", lambda: (stage_day(project, lake, source, d, run_id=run_id),
                              gate_day(project, lake, reports, d, run_id=run_id)))
 
@@ -118,7 +120,7 @@ def plain_chain(day: str) -> dict[str, Any]:
     def train() -> dict[str, Any]:
         stages.train_model(project, lake=lake, reports=reports, feature_store=FeastHook(project, lake=lake),
                            as_of=d, tracking_uri=tracking, run_tags={"trigger": "bench"})
-        return registry.gate_and_promote(project, registry.client_for(tracking), version=None,
+        return model_store.gate_and_promote(project, model_store.client_for(tracking), version=None,
                                          tracking_uri=tracking, registry_uri=None, approved=False,
                                          decision_key=f"bench|{run_id}")
 

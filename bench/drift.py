@@ -35,7 +35,7 @@ def feature_columns() -> list[str]:
 
 def synthetic_project() -> Any:
     """A ProjectConfig with the synthetic columns declared (no YAML file needed)."""
-    from mlops_provider.core.config import ProjectConfig
+    from mlops_provider.config.project import ProjectConfig
 
     columns = {f"f{i:02d}": {"type": "float"} for i in range(N_NUM)}
     columns |= {f"c{i:02d}": {"type": "category", "allowed": [f"l{j}" for j in range(N_LEVELS)]} for i in range(N_CAT)}
@@ -96,7 +96,7 @@ def _warm_up() -> None:
     """Import Evidently and run both code paths once on tiny data: first-call costs are not the step's."""
     import numpy as np
     import pandas as pd
-    from mlops_provider.core.monitoring import monitor_day
+    from mlops_provider.domain.drift import monitor_day
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame({c: rng.standard_normal(500) if c.startswith("f") else rng.choice(["a", "b"], 500)
@@ -115,7 +115,7 @@ def _read(path: str) -> Any:
 
 def run_monitor(reference: str, current: str) -> dict[str, Any]:
     """monitor_day on the two files; seconds of the call alone, read time reported apart."""
-    from mlops_provider.core.monitoring import monitor_day
+    from mlops_provider.domain.drift import monitor_day
 
     _warm_up()
     t0 = time.perf_counter()
@@ -138,7 +138,7 @@ def _evidently_full(ref: Any, cur: Any, numerical: list[str], categorical: list[
     from evidently import DataDefinition, Dataset, Report
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
-    from mlops_provider.core.monitoring import CAT_METHOD, NUM_METHOD, _drift_values
+    from mlops_provider.domain.drift import CAT_METHOD, NUM_METHOD, _drift_values
 
     columns = numerical + categorical
     definition = DataDefinition(numerical_columns=numerical + ([score] if score else []),
@@ -170,8 +170,8 @@ def run_evidently(reference: str, current: str) -> dict[str, Any]:
 
 def run_scenario(project_name: str, scenario: str, rows: int) -> dict[str, Any]:
     """A bundled project's clean reference day vs a ``scenario`` day: monitor_day and full Evidently verdicts."""
-    from mlops_provider.core.config import load_project
-    from mlops_provider.core.monitoring import monitor_day
+    from mlops_provider.config.project import load_project
+    from mlops_provider.domain.drift import monitor_day
 
     from include.datagen.landing import generate_day
 

@@ -43,10 +43,10 @@ def _prepare(rows: int) -> tuple[Any, Any]:
     """Write one entity-aggregate partition of ``rows`` entities and apply the Feast definitions."""
     import numpy as np
     import pandas as pd
-    from mlops_provider.core import features as F
-    from mlops_provider.core.config import load_project
-    from mlops_provider.core.lake import Lake
+    from mlops_provider.config.project import load_project
+    from mlops_provider.domain import features as F
     from mlops_provider.hooks.feast import FeastHook
+    from mlops_provider.io.lake import Lake
 
     project = load_project(PROJECT)
     lake = Lake()
@@ -68,7 +68,7 @@ def _prepare(rows: int) -> tuple[Any, Any]:
 
 
 def _window() -> tuple[dt.datetime, dt.datetime]:
-    from mlops_provider.core import features as F
+    from mlops_provider.domain import features as F
 
     ts = F.feature_timestamp(DAY)
     return ts - dt.timedelta(days=1), ts + dt.timedelta(seconds=1)
@@ -76,7 +76,7 @@ def _window() -> tuple[dt.datetime, dt.datetime]:
 
 def materialize(rows: int, store: str, engine: str) -> dict[str, Any]:
     """One materialization of ``rows`` entities into ``store`` (sqlite|redis) by ``engine`` (hook|feast)."""
-    from mlops_provider.core import feature_repo as R
+    from mlops_provider.io import feast_repo as R
 
     project, hook = _prepare(rows)
     if store == "redis":
@@ -105,7 +105,7 @@ def read_latency(rows: int, iterations: int) -> dict[str, Any]:
     """p50/p99 of Feast SDK ``get_online_features`` from Redis, one entity and batches of 100."""
     import random
 
-    from mlops_provider.core import feature_repo as R
+    from mlops_provider.io import feast_repo as R
 
     project, hook = _prepare(rows)
     _flush_redis()

@@ -24,9 +24,9 @@ Trigger it by hand with the `day` param to re-ingest one day; reruns replace the
 """
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param
-from mlops_provider.core.config import load_projects
+from mlops_provider.config.project import load_projects
+from mlops_provider.dag_factory import assets, dag_kwargs
 from mlops_provider.operators.ingest import IngestOperator, ValidateBatchOperator
-from mlops_provider.pipeline import assets, dag_kwargs
 
 # See "Which day a run ingests" above. A run without a logical date has no logical_date (nor
 # data_interval_*) in its context, hence the `is defined` test under StrictUndefined.

@@ -17,13 +17,13 @@ Runs in the `mlops_promotion` pool (size 1) so that two alias moves never interl
 """
 
 from airflow.sdk import DAG, Param
-from mlops_provider.core.config import load_projects
+from mlops_provider.config.project import load_projects
+from mlops_provider.dag_factory import PROMOTION_POOL, assets, dag_kwargs
 from mlops_provider.operators.registry import (
     ModelOpsActionOperator,
     PromoteModelOperator,
     RollbackModelOperator,
 )
-from mlops_provider.pipeline import PROMOTION_POOL, assets, dag_kwargs
 
 for project in load_projects():
     model = assets(project).model

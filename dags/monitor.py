@@ -15,10 +15,10 @@ One DAG per ML project (`<project>__monitor`), scheduled on the `<project>.predi
 """
 
 from airflow.sdk import DAG
-from mlops_provider.core.config import load_projects
+from mlops_provider.config.project import load_projects
+from mlops_provider.dag_factory import DAYS_TEMPLATE, assets, dag_kwargs, day_param
 from mlops_provider.operators.announce import RequestRetrainOperator
 from mlops_provider.operators.monitoring import MonitorDriftOperator
-from mlops_provider.pipeline import DAYS_TEMPLATE, assets, dag_kwargs, day_param
 
 for project in load_projects():
     project_assets = assets(project)

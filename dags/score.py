@@ -9,9 +9,9 @@ the model name and versions; shadow scores are never used as decisions. Emits `<
 """
 
 from airflow.sdk import DAG
-from mlops_provider.core.config import load_projects
+from mlops_provider.config.project import load_projects
+from mlops_provider.dag_factory import DAYS_TEMPLATE, assets, dag_kwargs, day_param
 from mlops_provider.operators.scoring import ScoreBatchOperator
-from mlops_provider.pipeline import DAYS_TEMPLATE, assets, dag_kwargs, day_param
 
 for project in load_projects():
     project_assets = assets(project)

@@ -20,17 +20,17 @@ event's day), `training_window_days`, `hpo_trials`.
 """
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param
-from mlops_provider.core.config import load_projects
-from mlops_provider.operators.announce import AnnounceChampionOperator, ApprovalNeededOperator
-from mlops_provider.operators.registry import PromoteModelOperator
-from mlops_provider.operators.training import TrainModelOperator
-from mlops_provider.pipeline import (
+from mlops_provider.config.project import load_projects
+from mlops_provider.dag_factory import (
     PREVIOUS_DAY_TEMPLATE,
     PROMOTION_POOL,
     assets,
     dag_kwargs,
     day_param,
 )
+from mlops_provider.operators.announce import AnnounceChampionOperator, ApprovalNeededOperator
+from mlops_provider.operators.registry import PromoteModelOperator
+from mlops_provider.operators.training import TrainModelOperator
 
 TRIGGER = ("{{ params.trigger or ('drift' if triggering_asset_events else "
            "('nightly' if dag_run.run_type == 'scheduled' else 'manual')) }}")

@@ -46,15 +46,15 @@ class Simulation:
     def __init__(self, project_name: str = "fraud", *, start: dt.date = dt.date(2024, 1, 1), rows: int = 2000,
                  dags_folder: str | Path | None = None, echo: Callable[[str], None] | None = None):
         from airflow.dag_processing.dagbag import DagBag
-        from mlops_provider.core import state
-        from mlops_provider.core.config import load_project
+        from mlops_provider.config import paths
+        from mlops_provider.config.project import load_project
 
         self.project = load_project(project_name)
         self.start = start
         self.rows = rows
         self.echo = echo or (lambda line: None)
-        self.landing = state.mlops_home() / self.project.source["path"]
-        self.bag = DagBag(dag_folder=str(dags_folder or state.repo_root() / "dags"))
+        self.landing = paths.mlops_home() / self.project.source["path"]
+        self.bag = DagBag(dag_folder=str(dags_folder or paths.repo_root() / "dags"))
         if self.bag.import_errors:
             raise RuntimeError(f"DAG import errors: {self.bag.import_errors}")
         self.results: list[DagResult] = []
@@ -134,11 +134,11 @@ class Simulation:
         return ran
 
     def has_champion(self) -> bool:
-        from mlops_provider.core import registry
-        from mlops_provider.exceptions import ModelNotFoundError
+        from mlops_provider.domain.errors import ModelNotFoundError
+        from mlops_provider.io import model_store
 
         try:
-            return registry.aliases(registry.client_for(), self.project.model_name)[registry.CHAMPION] is not None
+            return model_store.aliases(model_store.client_for(), self.project.model_name)[model_store.CHAMPION] is not None
         except ModelNotFoundError:
             return False
 

@@ -41,7 +41,7 @@ def main() -> int:
         # Read when Airflow is first imported: task logs below WARNING stay out of the progress output.
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
         logging.getLogger().setLevel(logging.WARNING)
-    from mlops_provider.core import state
+    from mlops_provider.config import paths
 
     from include.simulation import Simulation
 
@@ -50,7 +50,7 @@ def main() -> int:
         number, _, name = item.partition("=")
         scenarios[int(number)] = name
     began = time.monotonic()
-    print(f"MLOPS_HOME={state.mlops_home()}  project={args.project}  {args.days} days from {args.start}, "
+    print(f"MLOPS_HOME={paths.mlops_home()}  project={args.project}  {args.days} days from {args.start}, "
           f"{args.rows} rows/day; scenarios {scenarios}; nightly training from day {args.first_train_day}",
           flush=True)
     sim = Simulation(args.project, start=dt.date.fromisoformat(args.start), rows=args.rows,
@@ -58,10 +58,10 @@ def main() -> int:
     for number in range(1, args.days + 1):
         sim.simulate_day(number, scenarios.get(number, "clean"), nightly_train=number >= args.first_train_day)
 
-    home = state.mlops_home()
+    home = paths.mlops_home()
     project = sim.project
     failed = [r for r in sim.results if r.state != "success"]
-    alerts = sorted(state.outbox_dir().glob("*.eml"))
+    alerts = sorted(paths.outbox_dir().glob("*.eml"))
     print(f"\ndone in {time.monotonic() - began:.0f}s: {len(sim.results)} DAG runs, "
           f"{len(failed)} failed ({', '.join(f'{r.dag_id} {r.day}' for r in failed) or 'none'})")
     print("\nwhere everything is:")
@@ -69,20 +69,20 @@ def main() -> int:
         ("lake partitions", home / "lake" / project.name / "records"),
         ("quarantine", home / "lake" / "_quarantine" / project.name),
         ("features (Feast offline)", home / "lake" / project.name / "features"),
-        ("feature store (registry, online)", state.feast_dir() / project.name),
+        ("feature store (registry, online)", paths.feast_dir() / project.name),
         ("predictions", home / "lake" / project.name / "predictions"),
         ("validation results", home / "reports" / project.name / "validation"),
-        ("data docs", state.gx_dir() / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"),
+        ("data docs", paths.gx_dir() / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"),
         ("drift reports (HTML)", home / "reports" / project.name / "monitoring"),
         ("MLflow store", home / "mlflow"),
-        ("emails (outbox)", state.outbox_dir()),
+        ("emails (outbox)", paths.outbox_dir()),
     ]:
         print(f"  {label:<34} {path}")
     print(f"\n{len(alerts)} emails in the outbox:")
     for path in alerts:
         message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
         print(f"  {path.name}  {message['Subject']}")
-    print(f"\nMLflow UI: mlflow ui --backend-store-uri {state.mlflow_tracking_uri()}")
+    print(f"\nMLflow UI: mlflow ui --backend-store-uri {paths.mlflow_tracking_uri()}")
     print("Airflow UI: . scripts/env.sh && airflow standalone   (the runs above are in its metadata DB)")
     expected_failures = {sim.day(n) for n, name in scenarios.items() if name not in (
         "clean", "covariate_drift", "concept_drift", "label_noise") and n <= args.days}

@@ -19,8 +19,8 @@ from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CON
 CELERY_CONFIG = dict(DEFAULT_CELERY_CONFIG)
 
 PRELOAD = ("pandas", "pyarrow", "pyarrow.parquet", "pyarrow.fs", "great_expectations", "feast", "mlflow",
-           "sklearn.ensemble", "evidently", "mlops_provider.core.ingest", "mlops_provider.core.validation",
-           "mlops_provider.core.features", "mlops_provider.hooks.feast")
+           "sklearn.ensemble", "evidently", "mlops_provider.stages.ingest", "mlops_provider.io.validation",
+           "mlops_provider.domain.features", "mlops_provider.hooks.feast")
 
 if os.environ.get("MLOPS_STACK_PRELOAD", "1") not in ("0", "false", "False", ""):
     began = time.monotonic()

@@ -49,6 +49,6 @@ def mlops_home(tmp_path, monkeypatch):
 
 @pytest.fixture
 def fraud_project():
-    from mlops_provider.core.config import load_project
+    from mlops_provider.config.project import load_project
 
     return load_project("fraud")

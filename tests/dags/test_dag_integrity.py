@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from mlops_provider.core.config import load_projects
+from mlops_provider.config.project import load_projects
 
 DAGS = Path(__file__).resolve().parents[2] / "dags"
 # boto3 is left out: Airflow itself imports it while it discovers the amazon provider's asset URI handlers.

@@ -59,7 +59,7 @@ def test_day_param_wins_and_run_date_is_the_fallback(bag):
 
 
 def test_split_days():
-    from mlops_provider.pipeline import split_days
+    from mlops_provider.dag_factory import split_days
 
     assert split_days("2024-01-04, 2024-01-03,2024-01-04") == ["2024-01-03", "2024-01-04"]
     assert split_days("2024-01-03") == ["2024-01-03"]

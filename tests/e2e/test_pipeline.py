@@ -32,7 +32,8 @@ ROWS = 2000
 
 @pytest.fixture(scope="module")
 def world(airflow_db, tmp_path_factory):
-    from mlops_provider.core import registry, scoring
+    from mlops_provider.domain import scoring
+    from mlops_provider.io import model_store
 
     from include.simulation import Simulation
 
@@ -51,15 +52,15 @@ def world(airflow_db, tmp_path_factory):
         for number in range(1, 21):
             sim.simulate_day(number, SCENARIOS.get(number, "clean"), nightly_train=number == 10)
             if number == 10:
-                log["first_champion"] = registry.aliases(registry.client_for(), "fraud_classifier")
+                log["first_champion"] = model_store.aliases(model_store.client_for(), "fraud_classifier")
             if number == 12:
                 log["emails_before_rerun"] = len(collector.envelopes)
                 first_monitor = next(r for r in sim.results if r.dag_id == "fraud__monitor" and r.day == sim.day(12))
                 log["monitor_rerun"] = sim.rerun(first_monitor)
                 log["emails_after_rerun"] = len(collector.envelopes)
-        log["aliases_before_refusal"] = registry.aliases(registry.client_for(), "fraud_classifier")
+        log["aliases_before_refusal"] = model_store.aliases(model_store.client_for(), "fraud_classifier")
         log["refusal"] = sim.run("train", sim.day(20), {"training_window_days": 8, "hpo_trials": 2})
-        log["aliases_after_refusal"] = registry.aliases(registry.client_for(), "fraud_classifier")
+        log["aliases_after_refusal"] = model_store.aliases(model_store.client_for(), "fraud_classifier")
         # The refused challenger keeps its alias: rescoring the last day shadow-scores it.
         log["shadow_score"] = sim.run("score", sim.day(20))
         yield log
@@ -76,7 +77,7 @@ def subjects(world) -> list[str]:
 
 
 def test_bad_batch_is_quarantined_and_never_reaches_features_or_training(world):
-    from mlops_provider.core.lake import Lake
+    from mlops_provider.io.lake import Lake
 
     day4 = world["sim"].day(4)
     assert runs(world, "ingest", 4)[0].state == "failed"
@@ -90,7 +91,7 @@ def test_bad_batch_is_quarantined_and_never_reaches_features_or_training(world):
 
 
 def test_first_model_becomes_champion_with_full_lineage(world):
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
     train = runs(world, "train", 10)[0]
     assert train.ok, train
@@ -98,7 +99,7 @@ def test_first_model_becomes_champion_with_full_lineage(world):
     assert "first champion" in train.returns["promote"]["reason"]
     assert world["first_champion"]["champion"] == train.returns["train"]["version"]
 
-    client = registry.client_for()
+    client = model_store.client_for()
     run = client.get_run(train.returns["train"]["run_id"])
     tags = run.data.tags
     assert tags["airflow_dag_id"] == "fraud__train" and tags["airflow_run_id"] == train.run_id
@@ -116,9 +117,9 @@ def test_first_model_becomes_champion_with_full_lineage(world):
 
 
 def test_rerunning_a_training_run_registers_no_second_version(world):
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
-    client = registry.client_for()
+    client = model_store.client_for()
     before = len(client.search_model_versions("name = 'fraud_classifier'"))
     rerun = world["sim"].rerun(runs(world, "train", 10)[0])
     assert rerun.ok and rerun.returns["train"]["reused"] is True
@@ -126,7 +127,7 @@ def test_rerunning_a_training_run_registers_no_second_version(world):
 
 
 def test_scoring_writes_champion_and_shadow_predictions(world):
-    from mlops_provider.core.lake import Lake
+    from mlops_provider.io.lake import Lake
 
     lake = Lake((world["home"] / "lake").as_uri())
     day = world["sim"].day(11)
@@ -144,8 +145,8 @@ def test_scoring_writes_champion_and_shadow_predictions(world):
 
 
 def test_shadow_record_is_kept_on_the_challenger_for_promotion_to_cite(world):
-    from mlops_provider.core import registry
-    from mlops_provider.core.lake import Lake
+    from mlops_provider.io import model_store
+    from mlops_provider.io.lake import Lake
 
     shadow = world["shadow_score"]
     assert shadow.ok
@@ -156,20 +157,21 @@ def test_shadow_record_is_kept_on_the_challenger_for_promotion_to_cite(world):
     assert predictions["challenger_score"].notna().all() and (predictions["challenger_version"] == int(challenger)).all()
     # Decisions are the champion's alone.
     assert (predictions["decision"] == (predictions["champion_score"] >= score["threshold"])).all()
-    client = registry.client_for()
+    client = model_store.client_for()
     tag = json.loads(client.get_model_version("fraud_classifier", challenger).tags[f"shadow.{day20}"])
     assert tag["rows"] == ROWS and tag["agreement_rate"] == pytest.approx(score["agreement_rate"])
-    record = registry.shadow_record(client, "fraud_classifier", challenger)
+    record = model_store.shadow_record(client, "fraud_classifier", challenger)
     assert record["days"] >= 1 and record["last_day"] == day20 and record["mean_agreement_rate"] is not None
 
 
 def test_scoring_in_batches_writes_the_same_predictions(world, monkeypatch):
     """A large day is streamed in batches (bounded memory); the result must not depend on the batch size."""
     import pandas as pd
-    from mlops_provider.core import stages, state
-    from mlops_provider.core.config import load_project
-    from mlops_provider.core.lake import Lake
+    from mlops_provider.config import paths
+    from mlops_provider.config.project import load_project
     from mlops_provider.hooks.feast import FeastHook
+    from mlops_provider.io.lake import Lake
+    from mlops_provider.stages import model as stages
 
     project = load_project("fraud")
     lake, reports = Lake((world["home"] / "lake").as_uri()), Lake((world["home"] / "reports").as_uri())
@@ -178,7 +180,7 @@ def test_scoring_in_batches_writes_the_same_predictions(world, monkeypatch):
     def score(batch_rows: int):
         monkeypatch.setenv("MLOPS_SCORE_BATCH_ROWS", str(batch_rows))
         summary = stages.score_day(project, lake=lake, reports=reports, feature_store=FeastHook(project, lake=lake),
-                                   day=day, tracking_uri=state.mlflow_tracking_uri())
+                                   day=day, tracking_uri=paths.mlflow_tracking_uri())
         return summary, lake.read("fraud/predictions", day)
 
     whole, whole_rows = score(10_000_000)
@@ -202,9 +204,9 @@ def test_covariate_drift_day_sends_one_alert_and_causes_one_retrain(world):
     assert {"amount", "channel"} & set(verdict["drifted_columns"])
     assert verdict["retrain_requested"] is True and monitor.tasks["request_retrain"] == "success"
     # The report (HTML, Evidently snapshot, verdict) is logged to the MLflow run of the champion that saw it.
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
-    logged = {a.path for a in registry.client_for().list_artifacts(verdict["run_id"], "monitoring/dt=2024-01-12")}
+    logged = {a.path for a in model_store.client_for().list_artifacts(verdict["run_id"], "monitoring/dt=2024-01-12")}
     assert logged == {f"monitoring/dt=2024-01-12/{n}" for n in ("report.html", "evidently_snapshot.json",
                                                                 "verdict.json")}
     drift_trains = [r for r in runs(world, "train") if r.returns.get("train", {}).get("trigger") == "drift"]
@@ -252,7 +254,7 @@ def test_concept_drift_raises_performance_alert_when_its_labels_arrive(world):
 
 
 def test_worse_challenger_is_refused_and_champion_untouched(world):
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
     refusal = world["refusal"]
     assert refusal.ok
@@ -262,26 +264,26 @@ def test_worse_challenger_is_refused_and_champion_untouched(world):
     before, after = world["aliases_before_refusal"], world["aliases_after_refusal"]
     assert after["champion"] == before["champion"]
     assert after["challenger"] == train["version"]
-    version = registry.client_for().get_model_version("fraud_classifier", train["version"])
+    version = model_store.client_for().get_model_version("fraud_classifier", train["version"])
     assert version.tags["promotion_decision"] == "refused"
     assert version.tags["promotion_reason"] == promote["reason"]
 
 
 def test_rollback_restores_the_previous_champion(world):
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
     sim = world["sim"]
-    client = registry.client_for()
-    current = registry.aliases(client, "fraud_classifier")
+    client = model_store.client_for()
+    current = model_store.aliases(client, "fraud_classifier")
     if current["previous_champion"] is None:
         # The drift retrain was not promoted: pin another version first, as on-call could.
         other = next(v.version for v in client.search_model_versions("name = 'fraud_classifier'")
                      if v.version != current["champion"])
         pinned = sim.run("model_ops", sim.day(20), {"action": "rollback", "version": str(other)})
         assert pinned.ok
-        current = registry.aliases(client, "fraud_classifier")
+        current = model_store.aliases(client, "fraud_classifier")
     rollback = sim.run("model_ops", sim.day(20), {"action": "rollback", "version": "previous"})
     assert rollback.ok and rollback.tasks["promote"] == "skipped"
-    after = registry.aliases(client, "fraud_classifier")
+    after = model_store.aliases(client, "fraud_classifier")
     assert after["champion"] == current["previous_champion"]
     assert after["previous_champion"] == current["champion"]

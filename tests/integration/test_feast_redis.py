@@ -28,10 +28,10 @@ def redis_db():
 
 @pytest.mark.integration
 def test_materialize_into_redis_and_read_back(redis_db, mlops_home, fraud_project, monkeypatch):
-    from mlops_provider.core import features as F
-    from mlops_provider.core.lake import Lake
-    from mlops_provider.exceptions import FeatureFreshnessError
+    from mlops_provider.domain import features as F
+    from mlops_provider.domain.errors import FeatureFreshnessError
     from mlops_provider.hooks.feast import FeastHook
+    from mlops_provider.io.lake import Lake
 
     monkeypatch.setenv("AIRFLOW_CONN_FEAST_REDIS", json.dumps({"conn_type": "feast", "extra": {
         "online_store": {"type": "redis", "connection_string": f"127.0.0.1:6379,db={REDIS_DB}"}}}))

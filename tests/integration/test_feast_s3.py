@@ -28,7 +28,7 @@ AWS_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "
 
 def _fill(project, lake) -> pd.DataFrame:
     """Write the days' records, compute their features; return the records (the entity rows to retrieve)."""
-    from mlops_provider.core import features as F
+    from mlops_provider.domain import features as F
 
     raw = []
     for day in DAYS:
@@ -52,9 +52,9 @@ def _retrieve(project, lake, home, monkeypatch, entity_df: pd.DataFrame) -> pd.D
 def test_historical_features_from_an_s3_lake_match_a_local_lake(s3_endpoint, tmp_path, monkeypatch):  # noqa: F811
     import boto3
     import pyarrow.fs as pafs
-    from mlops_provider.core import feature_repo as R
-    from mlops_provider.core.config import load_project
-    from mlops_provider.core.lake import Lake
+    from mlops_provider.config.project import load_project
+    from mlops_provider.io import feast_repo as R
+    from mlops_provider.io.lake import Lake
 
     for var in AWS_VARS:
         monkeypatch.delenv(var, raising=False)

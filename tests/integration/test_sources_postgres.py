@@ -125,9 +125,9 @@ def pg_conn(pg_source_db, monkeypatch):
 def _write_project(directory, table: str, labels_table: str | None = f"{SCHEMA}.{LABELS}"):
     """The fraud project with a Postgres source, written as a YAML into ``directory``."""
     import yaml
-    from mlops_provider.core import state
+    from mlops_provider.config import paths
 
-    raw = yaml.safe_load((state.repo_root() / "include" / "projects" / "fraud.yaml").read_text())
+    raw = yaml.safe_load((paths.repo_root() / "include" / "projects" / "fraud.yaml").read_text())
     raw["source"] = {"kind": "postgres", "conn_id": CONN_ID, "table": table}
     if labels_table:
         raw["source"]["labels_table"] = labels_table
@@ -138,9 +138,9 @@ def _write_project(directory, table: str, labels_table: str | None = f"{SCHEMA}.
 @pytest.fixture
 def pg_project(pg_conn, mlops_home, tmp_path, monkeypatch):
     """(project, lake, reports, source) with the Postgres source built the way the operator builds it."""
-    from mlops_provider.core import state
-    from mlops_provider.core.config import load_project
-    from mlops_provider.core.lake import Lake
+    from mlops_provider.config import paths
+    from mlops_provider.config.project import load_project
+    from mlops_provider.io.lake import Lake
     from mlops_provider.operators.ingest import _source
 
     projects = tmp_path / "projects"
@@ -148,7 +148,7 @@ def pg_project(pg_conn, mlops_home, tmp_path, monkeypatch):
     _write_project(projects, f"{SCHEMA}.{TABLE}")
     project = load_project("fraud")
     assert project.source["kind"] == "postgres"
-    return project, Lake(), Lake(state.reports_uri()), _source(project)
+    return project, Lake(), Lake(paths.reports_uri()), _source(project)
 
 
 def _expected_ids(day: dt.date) -> set[str]:
@@ -156,7 +156,7 @@ def _expected_ids(day: dt.date) -> set[str]:
 
 
 def test_stage_and_gate_extract_exactly_the_day(pg_project):
-    from mlops_provider.core.ingest import gate_day, labels_table, records_table, stage_day, staging_table
+    from mlops_provider.stages.ingest import gate_day, labels_table, records_table, stage_day, staging_table
 
     project, lake, reports, source = pg_project
     staged = stage_day(project, lake, source, DAY, run_id="scheduled__2024-03-02")
@@ -189,7 +189,7 @@ def test_stage_and_gate_extract_exactly_the_day(pg_project):
 
 
 def test_rerun_replaces_the_partition(pg_project, pg_source_db):
-    from mlops_provider.core.ingest import gate_day, records_table, stage_day
+    from mlops_provider.stages.ingest import gate_day, records_table, stage_day
     from psycopg2 import sql
 
     project, lake, reports, source = pg_project
@@ -211,8 +211,8 @@ def test_rerun_replaces_the_partition(pg_project, pg_source_db):
 
 
 def test_missing_day_is_a_source_error(pg_project):
-    from mlops_provider.core.ingest import stage_day
-    from mlops_provider.exceptions import SourceError
+    from mlops_provider.domain.errors import SourceError
+    from mlops_provider.stages.ingest import stage_day
 
     project, lake, _, source = pg_project
     with pytest.raises(SourceError, match=r"fraud 2024-03-09: nothing has landed .* postgres source") as err:
@@ -230,10 +230,10 @@ def test_missing_day_is_a_source_error(pg_project):
     ],
 )
 def test_table_name_from_config_cannot_inject_sql(table, pg_conn, pg_source_db, mlops_home, tmp_path, monkeypatch):
-    from mlops_provider.core.config import load_project
-    from mlops_provider.core.ingest import stage_day
-    from mlops_provider.core.lake import Lake
+    from mlops_provider.config.project import load_project
+    from mlops_provider.io.lake import Lake
     from mlops_provider.operators.ingest import _source
+    from mlops_provider.stages.ingest import stage_day
 
     monkeypatch.setenv("MLOPS_PROJECTS_DIR", str(tmp_path / "projects"))
     _write_project(tmp_path / "projects", table, labels_table=None)
@@ -250,8 +250,8 @@ def test_table_name_from_config_cannot_inject_sql(table, pg_conn, pg_source_db, 
 
 
 def test_ingest_operator_extracts_the_day_through_the_connection(pg_project):
-    from mlops_provider.core.ingest import staging_table
     from mlops_provider.operators.ingest import IngestOperator
+    from mlops_provider.stages.ingest import staging_table
 
     project, lake, _, _ = pg_project
     operator = IngestOperator(task_id="extract", project_name="fraud", day=DAYS[3].isoformat())

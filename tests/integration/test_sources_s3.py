@@ -110,8 +110,8 @@ def _upload_dir(client, local: Path, bucket: str, prefix: str) -> list[str]:
 def s3_project(s3_client, mlops_home, tmp_path, monkeypatch, fraud_project):
     """The fraud project reading daily CSVs from ``s3://raw-data/exports/fraud`` (three days uploaded)."""
     import yaml
-    from mlops_provider.core import state
-    from mlops_provider.core.config import load_project
+    from mlops_provider.config import paths
+    from mlops_provider.config.project import load_project
 
     bucket = f"{SOURCE_BUCKET}-{tmp_path.name.lower().replace('_', '-')[-30:]}"
     s3_client.create_bucket(Bucket=bucket)
@@ -120,7 +120,7 @@ def s3_project(s3_client, mlops_home, tmp_path, monkeypatch, fraud_project):
         write_landing_day(fraud_project, local, day, rows=300)
     _upload_dir(s3_client, local, bucket, PREFIX)
 
-    raw = yaml.safe_load((state.repo_root() / "include" / "projects" / "fraud.yaml").read_text())
+    raw = yaml.safe_load((paths.repo_root() / "include" / "projects" / "fraud.yaml").read_text())
     raw["source"] = {"kind": "s3", "conn_id": S3_CONN_ID, "bucket": bucket, "prefix": f"/{PREFIX}/"}
     projects = tmp_path / "projects"
     projects.mkdir()
@@ -138,12 +138,12 @@ def _source(project):
 
 
 def test_s3_source_extracts_exactly_the_day_and_rerun_replaces(s3_project, s3_client):
-    from mlops_provider.core import state
-    from mlops_provider.core.ingest import gate_day, labels_table, records_table, stage_day
-    from mlops_provider.core.lake import Lake
+    from mlops_provider.config import paths
+    from mlops_provider.io.lake import Lake
+    from mlops_provider.stages.ingest import gate_day, labels_table, records_table, stage_day
 
     project, bucket, local = s3_project
-    lake, reports, source = Lake(), Lake(state.reports_uri()), _source(project)
+    lake, reports, source = Lake(), Lake(paths.reports_uri()), _source(project)
     staged = stage_day(project, lake, source, DAY, run_id="scheduled__2024-05-02")
     assert staged["sources"] == [f"s3://{bucket}/{PREFIX}/records/{DAY}.csv"]
     assert staged["rows"] == 300
@@ -173,9 +173,9 @@ def test_s3_source_extracts_exactly_the_day_and_rerun_replaces(s3_project, s3_cl
 
 
 def test_s3_unreadable_file_is_quarantined_with_a_clear_error(s3_project, s3_client):
-    from mlops_provider.core.ingest import records_table, stage_day, staging_table
-    from mlops_provider.core.lake import Lake
-    from mlops_provider.exceptions import DataValidationError
+    from mlops_provider.domain.errors import DataValidationError
+    from mlops_provider.io.lake import Lake
+    from mlops_provider.stages.ingest import records_table, stage_day, staging_table
 
     project, bucket, local = s3_project
     bad = dt.date(2024, 5, 10)
@@ -194,9 +194,9 @@ def test_s3_unreadable_file_is_quarantined_with_a_clear_error(s3_project, s3_cli
 
 
 def test_s3_missing_day_is_a_source_error_naming_it(s3_project):
-    from mlops_provider.core.ingest import stage_day
-    from mlops_provider.core.lake import Lake
-    from mlops_provider.exceptions import SourceError
+    from mlops_provider.domain.errors import SourceError
+    from mlops_provider.io.lake import Lake
+    from mlops_provider.stages.ingest import stage_day
 
     project, bucket, _ = s3_project
     with pytest.raises(SourceError, match=r"fraud 2024-05-20: nothing has landed for this interval in the s3 source") as err:

@@ -10,8 +10,9 @@ from email import policy
 from email.parser import BytesParser
 
 import pytest
-from mlops_provider.core import alerts, state
-from mlops_provider.exceptions import MlopsError
+from mlops_provider.config import paths
+from mlops_provider.domain import alerts
+from mlops_provider.domain.errors import MlopsError
 
 from tests.smtp import Collector, free_port, start_smtp_server
 
@@ -174,7 +175,7 @@ def test_without_a_connection_the_alert_lands_in_the_outbox(fraud_project, mlops
     result = alerts.send_alert(message, smtp_conn_id="smtp_not_configured", dedup_key="outbox-1")
 
     assert result["sent"] is True and result["via"] == "outbox"
-    path = state.outbox_dir() / result["path"].rsplit("/", 1)[-1]
+    path = paths.outbox_dir() / result["path"].rsplit("/", 1)[-1]
     assert path.suffix == ".eml" and path.parent == mlops_home / "outbox"
     parsed = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
     assert parsed["Subject"].endswith("+ PERFORMANCE (ROC AUC 0.61 < 0.75)")

@@ -97,7 +97,7 @@ def test_approval_gate_skips_unless_the_promotion_awaits_approval():
 
 
 def test_model_ops_router_refuses_contradictions_and_names_the_branch():
-    from mlops_provider.exceptions import ModelOpsRequestError
+    from mlops_provider.domain.errors import ModelOpsRequestError
     from mlops_provider.operators.registry import ModelOpsActionOperator
 
     def route(action, version):
@@ -106,7 +106,12 @@ def test_model_ops_router_refuses_contradictions_and_names_the_branch():
     assert route("rollback", "previous") == "rollback"
     assert route("promote", "challenger") == "promote"
     assert route("promote", "7") == "promote"
-    with pytest.raises(ModelOpsRequestError, match="action=promote"):
+    # The domain error reaches Airflow as AirflowFailException: the task fails without retries.
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException, match="action=promote") as refused:
         route("rollback", "challenger")
-    with pytest.raises(ModelOpsRequestError, match="action=rollback"):
+    assert isinstance(refused.value.__cause__, ModelOpsRequestError)
+    with pytest.raises(AirflowFailException, match="action=rollback") as refused:
         route("promote", "previous")
+    assert isinstance(refused.value.__cause__, ModelOpsRequestError)

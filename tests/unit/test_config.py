@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 import yaml
-from mlops_provider.core.config import load_project, load_project_file, load_projects
-from mlops_provider.core.state import projects_dir
-from mlops_provider.exceptions import ProjectConfigError
+from mlops_provider.config.paths import projects_dir
+from mlops_provider.config.project import load_project, load_project_file, load_projects
+from mlops_provider.domain.errors import ProjectConfigError
 
 
 def test_bundled_projects_load():
@@ -105,7 +105,7 @@ def test_cached_config_still_checks_its_file_name(tmp_path, mlops_home):
 
 def test_cached_config_keeps_the_yaml_key_order(mlops_home):
     """Column order is meaning (the suite's column set, the schema): a cache hit must not reorder keys."""
-    from mlops_provider.core.config import load_project
+    from mlops_provider.config.project import load_project
 
     first = load_project("fraud")
     again = load_project("fraud")  # served from MLOPS_HOME/cache/projects

@@ -24,10 +24,10 @@ def world(tmp_path_factory):
     home = tmp_path_factory.mktemp("features-home")
     mp = pytest.MonkeyPatch()
     mp.setenv("MLOPS_HOME", str(home))
-    from mlops_provider.core import features as F
-    from mlops_provider.core.config import load_project
-    from mlops_provider.core.lake import Lake
+    from mlops_provider.config.project import load_project
+    from mlops_provider.domain import features as F
     from mlops_provider.hooks.feast import FeastHook
+    from mlops_provider.io.lake import Lake
 
     project = load_project("fraud")
     lake = Lake()
@@ -92,7 +92,7 @@ def test_record_features_typed_for_the_model(world):
 
 
 def test_definitions_and_references(world):
-    from mlops_provider.core import feature_repo as R
+    from mlops_provider.io import feast_repo as R
 
     project, store = world["project"], world["hook"].get_conn()
     assert {fv.name for fv in store.list_feature_views()} == {"fraud_entity_aggregates", "fraud_record_features"}
@@ -172,7 +172,7 @@ def test_fast_retrieval_equals_feast_join_row_for_row(world):
     with no history and a record id that does not exist.
     """
     import numpy as np
-    from mlops_provider.core import feature_repo as R
+    from mlops_provider.io import feast_repo as R
 
     hook, raw = world["hook"], world["raw"]
     events = raw.sample(n=600, random_state=3)[["customer_id", "transaction_id", "event_timestamp"]].copy()
@@ -198,7 +198,7 @@ def test_fast_retrieval_equals_feast_join_row_for_row(world):
         names = [f.name for f in projection.features]
         part = hook._feast_join(store, projection, frame, names, "__row")
         plain = plain.merge(part, on="__row", how="left")
-    from mlops_provider.core.features import fill_missing_history
+    from mlops_provider.domain.features import fill_missing_history
 
     plain = fill_missing_history(hook.project, plain.sort_values("__row").drop(columns="__row").reset_index(drop=True))
     names = R.feature_names(hook.project)
@@ -237,7 +237,7 @@ def test_partition_being_written_is_invisible_to_feast(world):
 
 
 def test_rerun_is_idempotent(world):
-    from mlops_provider.core import features as F
+    from mlops_provider.domain import features as F
 
     project, lake, hook, day = world["project"], world["lake"], world["hook"], DAYS[-1]
     before = lake.read("fraud/features/entity", day).drop(columns=["created_timestamp"])
@@ -275,7 +275,7 @@ def test_operators_compute_and_materialize(world):
 
 def test_tampered_online_value_is_detected(world):
     """Runs last among the stateful tests: it corrupts one online value."""
-    from mlops_provider.exceptions import FeatureFreshnessError
+    from mlops_provider.domain.errors import FeatureFreshnessError
 
     lake, hook, day = world["lake"], world["hook"], DAYS[-1]
     offline = lake.read("fraud/features/entity", day)

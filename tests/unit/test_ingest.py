@@ -6,12 +6,12 @@ import datetime as dt
 import json
 
 import pytest
-from mlops_provider.core import state
-from mlops_provider.core.ingest import gate_day, records_table, stage_day, staging_table
-from mlops_provider.core.lake import Lake
-from mlops_provider.core.sources import LandingSource
-from mlops_provider.core.validation import build_suite_dict, suite_path
-from mlops_provider.exceptions import DataValidationError, SourceError
+from mlops_provider.config import paths
+from mlops_provider.domain.errors import DataValidationError, SourceError
+from mlops_provider.io.lake import Lake
+from mlops_provider.io.sources import LandingSource
+from mlops_provider.io.validation import build_suite_dict, suite_path
+from mlops_provider.stages.ingest import gate_day, records_table, stage_day, staging_table
 
 from include.datagen.landing import write_landing_day
 
@@ -20,8 +20,8 @@ DAY = dt.date(2024, 1, 10)
 
 @pytest.fixture
 def env(mlops_home, fraud_project):
-    landing = state.landing_dir() / "fraud"
-    return fraud_project, Lake(), Lake(state.reports_uri()), LandingSource(landing), landing
+    landing = paths.landing_dir() / "fraud"
+    return fraud_project, Lake(), Lake(paths.reports_uri()), LandingSource(landing), landing
 
 
 def run(project, lake, reports, source, run_id="scheduled__2024-01-10"):
@@ -70,7 +70,7 @@ def test_bad_batch_fails_clearly_and_is_quarantined(env, scenario, names):
     assert "quarantined" in message
     assert not lake.exists(records_table(project), DAY), "a bad batch must never reach the lake"
     assert not lake.exists(staging_table(project), DAY)
-    quarantined = state.mlops_home() / "lake" / "_quarantine" / "fraud" / "dt=2024-01-10" / "scheduled__2024-01-10"
+    quarantined = paths.mlops_home() / "lake" / "_quarantine" / "fraud" / "dt=2024-01-10" / "scheduled__2024-01-10"
     assert (quarantined / "validation.json").exists()
     assert any(p.name != "validation.json" for p in quarantined.iterdir()), "the batch itself is kept"
 
@@ -94,10 +94,10 @@ def test_nothing_landed_is_a_retryable_source_error(env):
 
 @pytest.mark.parametrize("name", ["fraud", "churn"])
 def test_committed_suite_matches_project_yaml(name):
-    from mlops_provider.core.config import load_project
+    from mlops_provider.config.project import load_project
 
     project = load_project(name)
     committed = json.loads(suite_path(project).read_text())
     assert committed == json.loads(json.dumps(build_suite_dict(project))), (
-        f"{suite_path(project)} is stale: run `python -m mlops_provider.core.validation`"
+        f"{suite_path(project)} is stale: run `python -m mlops_provider.io.validation`"
     )

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from mlops_provider.core.config import ProjectConfig
-from mlops_provider.core.lake import Lake
-from mlops_provider.core.monitoring import monitor_day, save_report
+from mlops_provider.config.project import ProjectConfig
+from mlops_provider.domain.drift import monitor_day, save_report
+from mlops_provider.io.lake import Lake
 
 from include.datagen import fraud
 
@@ -52,7 +52,7 @@ def days() -> dict[str, pd.DataFrame]:
 
 @pytest.fixture(scope="module")
 def project() -> ProjectConfig:
-    from mlops_provider.core.config import load_project
+    from mlops_provider.config.project import load_project
 
     return load_project("fraud")
 
@@ -198,7 +198,7 @@ def test_report_saved_as_html_and_evidently_snapshot(covariate_result, tmp_path)
 
 
 def test_real_verdict_composes_an_alert(project, covariate_result):
-    from mlops_provider.core.alerts import compose_alert
+    from mlops_provider.domain.alerts import compose_alert
 
     message = compose_alert(project, covariate_result.verdict, day=DAY, model_version=3, run_url=None,
                             report_url=None, mlflow_run_url=None, actions=["retraining triggered"],

@@ -33,22 +33,24 @@ def fraud_frame(days: int = 8, rows: int = 3000, shuffle_train_days: int = 0) ->
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
     """A store with v1 (good model), v2 (trained on noise labels, same clean holdout days) and v3 (v1's files)."""
-    from mlops_provider.core import registry, state, training
-    from mlops_provider.core.config import load_project
+    from mlops_provider.config import paths
+    from mlops_provider.config.project import load_project
+    from mlops_provider.domain import training
+    from mlops_provider.io import model_store
 
     home = tmp_path_factory.mktemp("registry") / "mlops"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLOPS_HOME", str(home))
         project = load_project("fraud")
-        uri = state.mlflow_tracking_uri()
+        uri = paths.mlflow_tracking_uri()
         common = dict(feature_columns=FEATURES, categorical_columns=CATEGORICAL, tracking_uri=uri,
                       dataset_sources=[], hpo_trials=2)
         good = training.train_and_register(project, fraud_frame(), run_tags={"airflow_run_id": "run-1"}, **common)
         bad = training.train_and_register(project, fraud_frame(shuffle_train_days=4),
                                           run_tags={"airflow_run_id": "run-2"}, **{**common, "hpo_trials": 1})
-        client = registry.client_for(uri)
+        client = model_store.client_for(uri)
         v1 = client.get_model_version(MODEL, "1")
-        with registry.tracking(uri):  # MLflow resolves a models:/m-... source through the fluent URI
+        with model_store.tracking(uri):  # MLflow resolves a models:/m-... source through the fluent URI
             v3 = client.create_model_version(MODEL, v1.source, run_id=v1.run_id, tags={"copy_of": "1"})
         assert (good["version"], bad["version"], str(v3.version)) == ("1", "2", "3")
         yield {"db": home / "mlflow" / "mlflow.db", "project": project, "good": good, "bad": bad}
@@ -57,22 +59,23 @@ def template(tmp_path_factory):
 @pytest.fixture
 def client(template, mlops_home):
     """A private copy of the template registry in this test's MLOPS_HOME (artifacts are shared, read-only)."""
-    from mlops_provider.core import registry, state
+    from mlops_provider.config import paths
+    from mlops_provider.io import model_store
 
     target = mlops_home / "mlflow" / "mlflow.db"
     target.parent.mkdir(parents=True)
     with sqlite3.connect(template["db"]) as src, sqlite3.connect(target) as dst:
         src.backup(dst)
-    c = registry.client_for(state.mlflow_tracking_uri())
+    c = model_store.client_for(paths.mlflow_tracking_uri())
     for alias in ("champion", "challenger", "previous_champion"):
         c.delete_registered_model_alias(MODEL, alias) if alias in c.get_registered_model(MODEL).aliases else None
     return c
 
 
 def aliases(client):
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
-    return {k: v for k, v in registry.aliases(client, MODEL).items() if v is not None}
+    return {k: v for k, v in model_store.aliases(client, MODEL).items() if v is not None}
 
 
 def check_consistent(current: dict) -> None:
@@ -82,7 +85,7 @@ def check_consistent(current: dict) -> None:
 
 # -- decide -------------------------------------------------------------------------------------------
 def test_decide_rules(fraud_project):
-    from mlops_provider.core.registry import decide
+    from mlops_provider.io.model_store import decide
 
     base = {"pr_auc": 0.20, "roc_auc": 0.80}
     first = decide(fraud_project, {"pr_auc": 0.30, "roc_auc": 0.85}, None, base)
@@ -106,10 +109,10 @@ def test_decide_rules(fraud_project):
 
 # -- the gate on real models --------------------------------------------------------------------------
 def test_first_model_becomes_champion_when_it_beats_baseline(client, template):
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
     client.set_registered_model_alias(MODEL, "challenger", "1")
-    result = registry.gate_and_promote(template["project"], client)
+    result = model_store.gate_and_promote(template["project"], client)
     assert result["promoted"] and result["version"] == "1" and result["compared_with"] is None
     assert result["challenger_value"] > result["baseline_value"]
     assert aliases(client) == {"champion": "1"}  # the challenger alias went with the promotion
@@ -119,11 +122,11 @@ def test_first_model_becomes_champion_when_it_beats_baseline(client, template):
 
 
 def test_worse_challenger_is_refused_and_champion_unchanged(client, template):
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
-    registry.promote(client, MODEL, "1", reason="setup")
+    model_store.promote(client, MODEL, "1", reason="setup")
     client.set_registered_model_alias(MODEL, "challenger", "2")
-    result = registry.gate_and_promote(template["project"], client)
+    result = model_store.gate_and_promote(template["project"], client)
     assert result["promoted"] is False and result["version"] == "2" and result["compared_with"] == "1"
     assert result["challenger_value"] < result["champion_value"]
     assert aliases(client) == {"champion": "1", "challenger": "2"}
@@ -133,10 +136,10 @@ def test_worse_challenger_is_refused_and_champion_unchanged(client, template):
 
 
 def test_better_challenger_replaces_champion_on_the_same_holdout(client, template):
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
-    registry.promote(client, MODEL, "2", reason="setup: a weak champion")
-    result = registry.gate_and_promote(template["project"], client, version=1)
+    model_store.promote(client, MODEL, "2", reason="setup: a weak champion")
+    result = model_store.gate_and_promote(template["project"], client, version=1)
     assert result["promoted"] and result["compared_with"] == "2"
     # Both were scored on v1's holdout: the champion's number differs from what its own run logged.
     own = client.get_run(template["bad"]["run_id"]).data.metrics["pr_auc"]
@@ -146,58 +149,59 @@ def test_better_challenger_replaces_champion_on_the_same_holdout(client, templat
 
 
 def test_gate_without_challenger_raises(client, template):
-    from mlops_provider.core import registry
-    from mlops_provider.exceptions import ModelNotFoundError
+    from mlops_provider.domain.errors import ModelNotFoundError
+    from mlops_provider.io import model_store
 
     with pytest.raises(ModelNotFoundError, match="no 'challenger' alias"):
-        registry.gate_and_promote(template["project"], client)
+        model_store.gate_and_promote(template["project"], client)
 
 
 # -- rollback -----------------------------------------------------------------------------------------
 def test_rollback_restores_previous_champion_and_swaps(client):
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
-    registry.promote(client, MODEL, "1", reason="first")
-    registry.promote(client, MODEL, "3", reason="second")
+    model_store.promote(client, MODEL, "1", reason="first")
+    model_store.promote(client, MODEL, "3", reason="second")
     assert aliases(client) == {"champion": "3", "previous_champion": "1"}
-    result = registry.rollback(client, MODEL)
+    result = model_store.rollback(client, MODEL)
     assert result["version"] == "1" and result["rolled_back_from"] == "3"
     assert aliases(client) == {"champion": "1", "previous_champion": "3"}
     assert client.get_model_version(MODEL, "1").tags["rollback_from"] == "3"
-    registry.rollback(client, MODEL)  # rolling back a rollback swaps again
+    model_store.rollback(client, MODEL)  # rolling back a rollback swaps again
     assert aliases(client) == {"champion": "3", "previous_champion": "1"}
-    registry.rollback(client, MODEL, to=2)
+    model_store.rollback(client, MODEL, to=2)
     assert aliases(client) == {"champion": "2", "previous_champion": "3"}
 
 
 def test_rollback_with_nothing_to_roll_back_to_is_a_clear_error(client):
-    from mlops_provider.core import registry
-    from mlops_provider.exceptions import ModelNotFoundError
+    from mlops_provider.domain.errors import ModelNotFoundError
+    from mlops_provider.io import model_store
 
     with pytest.raises(ModelNotFoundError, match="nothing to roll back to"):
-        registry.rollback(client, MODEL)
-    registry.promote(client, MODEL, "1", reason="only one")
+        model_store.rollback(client, MODEL)
+    model_store.promote(client, MODEL, "1", reason="only one")
     with pytest.raises(ModelNotFoundError, match=r"no 'previous_champion' alias \(champion is v1\)"):
-        registry.rollback(client, MODEL)
+        model_store.rollback(client, MODEL)
     with pytest.raises(ModelNotFoundError, match="already the champion"):
-        registry.rollback(client, MODEL, to="1")
+        model_store.rollback(client, MODEL, to="1")
     with pytest.raises(ModelNotFoundError, match="v99 does not exist"):
-        registry.rollback(client, MODEL, to=99)
+        model_store.rollback(client, MODEL, to=99)
     assert aliases(client) == {"champion": "1"}
 
 
 # -- concurrency and crash consistency ---------------------------------------------------------------
 def _race(targets, **kwargs):
-    from mlops_provider.core import registry, state
+    from mlops_provider.config import paths
+    from mlops_provider.io import model_store
 
     barrier = threading.Barrier(len(targets))
     results, errors = {}, []
 
     def worker(version):
         try:
-            own = registry.client_for(state.mlflow_tracking_uri())  # separate client, like separate tasks
+            own = model_store.client_for(paths.mlflow_tracking_uri())  # separate client, like separate tasks
             barrier.wait()
-            results[version] = registry.promote(own, MODEL, version, reason=f"race {version}", **kwargs)
+            results[version] = model_store.promote(own, MODEL, version, reason=f"race {version}", **kwargs)
         except Exception as exc:  # surfaced by the assertion below
             errors.append(exc)
 
@@ -211,10 +215,10 @@ def _race(targets, **kwargs):
 
 
 def test_two_promotions_racing_end_consistent(client):
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
     for round_ in range(4):
-        registry.promote(client, MODEL, "1", reason="reset")
+        model_store.promote(client, MODEL, "1", reason="reset")
         racers = ["2", "3"] if round_ % 2 == 0 else ["3", "2"]
         _race(racers)
         final = aliases(client)
@@ -227,9 +231,9 @@ def test_two_promotions_racing_end_consistent(client):
 
 
 def test_racing_promotions_with_stale_decisions_let_only_one_through(client):
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
-    registry.promote(client, MODEL, "1", reason="reset")
+    model_store.promote(client, MODEL, "1", reason="reset")
     results = _race(["2", "3"], expected_champion="1")
     promoted = [v for v, r in results.items() if r["promoted"]]
     stale = [v for v, r in results.items() if r.get("stale")]
@@ -239,11 +243,11 @@ def test_racing_promotions_with_stale_decisions_let_only_one_through(client):
 
 
 def test_promotion_waits_for_the_lock(client):
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
-    registry.promote(client, MODEL, "1", reason="reset")
-    with registry.model_lock(MODEL):
-        t = threading.Thread(target=registry.promote, args=(client, MODEL, "2"), kwargs={"reason": "waits"})
+    model_store.promote(client, MODEL, "1", reason="reset")
+    with model_store.model_lock(MODEL):
+        t = threading.Thread(target=model_store.promote, args=(client, MODEL, "2"), kwargs={"reason": "waits"})
         t.start()
         time.sleep(0.7)
         assert t.is_alive() and aliases(client)["champion"] == "1"
@@ -252,37 +256,37 @@ def test_promotion_waits_for_the_lock(client):
 
 
 def test_retry_after_crash_between_alias_writes_finishes_bookkeeping(client):
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
-    registry.promote(client, MODEL, "1", reason="reset")
+    model_store.promote(client, MODEL, "1", reason="reset")
     client.set_registered_model_alias(MODEL, "challenger", "2")
     # What a promotion of v2 leaves behind when the worker dies right after moving `champion`:
     client.set_model_version_tag(MODEL, "2", "pending_previous_champion", "1")
     client.set_registered_model_alias(MODEL, "champion", "2")
     check_consistent(aliases(client))
-    result = registry.promote(client, MODEL, "2", reason="retry")
+    result = model_store.promote(client, MODEL, "2", reason="retry")
     assert result["already_champion"]
     assert aliases(client) == {"champion": "2", "previous_champion": "1"}
     assert "pending_previous_champion" not in client.get_model_version(MODEL, "2").tags
 
 
 def test_promoting_the_champion_again_does_not_undo_a_rollback(client):
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
-    registry.promote(client, MODEL, "1", reason="first")
-    registry.promote(client, MODEL, "2", reason="second")
-    registry.promote(client, MODEL, "3", reason="third")
-    registry.rollback(client, MODEL)  # champion 2, previous 3
-    registry.promote(client, MODEL, "2", reason="again")
+    model_store.promote(client, MODEL, "1", reason="first")
+    model_store.promote(client, MODEL, "2", reason="second")
+    model_store.promote(client, MODEL, "3", reason="third")
+    model_store.rollback(client, MODEL)  # champion 2, previous 3
+    model_store.promote(client, MODEL, "2", reason="again")
     assert aliases(client) == {"champion": "2", "previous_champion": "3"}
 
 
 def test_refuse_records_tags_and_leaves_aliases(client):
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
-    registry.promote(client, MODEL, "1", reason="reset")
+    model_store.promote(client, MODEL, "1", reason="reset")
     client.set_registered_model_alias(MODEL, "challenger", "3")
-    out = registry.refuse(client, MODEL, 3, "not better")
+    out = model_store.refuse(client, MODEL, 3, "not better")
     assert out == {"promoted": False, "model_name": MODEL, "version": "3", "reason": "not better"}
     assert client.get_model_version(MODEL, "3").tags["promotion_decision"] == "refused"
     assert aliases(client) == {"champion": "1", "challenger": "3"}
@@ -309,13 +313,13 @@ class _TI:
 
 def test_rerun_of_a_decided_promotion_returns_the_recorded_decision(client, template, fraud_project):
     """A cleared promote task must not re-decide against a champion that has moved since."""
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
-    first = registry.gate_and_promote(fraud_project, client, version="1", decision_key="fraud__train|run-1|promote")
+    first = model_store.gate_and_promote(fraud_project, client, version="1", decision_key="fraud__train|run-1|promote")
     assert first["promoted"] is True
     # A new champion arrives by another run; clearing run-1's promote task must not re-decide for v1.
-    registry.promote(client, MODEL, "3", reason="test: another champion")
-    again = registry.gate_and_promote(fraud_project, client, version="1", decision_key="fraud__train|run-1|promote")
+    model_store.promote(client, MODEL, "3", reason="test: another champion")
+    again = model_store.gate_and_promote(fraud_project, client, version="1", decision_key="fraud__train|run-1|promote")
     assert again["already_decided"] is True and again["promoted"] is True and again["already_champion"] is False
     assert aliases(client)["champion"] == "3"
     assert again["reason"] == client.get_model_version(MODEL, "1").tags["promotion_reason"]
@@ -338,9 +342,9 @@ def test_promote_and_rollback_operators(client, template):
     PromoteModelOperator(task_id="p3", project_name="fraud", version="3").execute({"ti": _TI()})
     # v3 holds v1's files: identical metrics, so the tie is refused.
     assert aliases(client)["champion"] == "1"
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
-    registry.promote(client, MODEL, "3", reason="manual")
+    model_store.promote(client, MODEL, "3", reason="manual")
     rolled = RollbackModelOperator(task_id="rollback", project_name="fraud").execute({"ti": _TI()})
     assert rolled["version"] == "1" and aliases(client)["previous_champion"] == "3"
     assert set(PromoteModelOperator.template_fields) >= {"version"}
@@ -348,7 +352,7 @@ def test_promote_and_rollback_operators(client, template):
 
 
 def test_model_ops_requests_that_contradict_themselves_are_refused_before_anything_moves(client, template):
-    from mlops_provider.exceptions import ModelOpsRequestError
+    from mlops_provider.domain.errors import ModelOpsRequestError
     from mlops_provider.operators.registry import (
         PromoteModelOperator,
         RollbackModelOperator,
@@ -366,10 +370,15 @@ def test_model_ops_requests_that_contradict_themselves_are_refused_before_anythi
     client.set_registered_model_alias(MODEL, "champion", "1")
     client.set_registered_model_alias(MODEL, "previous_champion", "2")
     before = aliases(client)
-    with pytest.raises(ModelOpsRequestError):
+    # Operators raise it as AirflowFailException (no retries), the domain error as its cause.
+    from airflow.sdk.exceptions import AirflowFailException
+
+    with pytest.raises(AirflowFailException) as refused:
         RollbackModelOperator(task_id="rollback", project_name="fraud", to="challenger").execute({"ti": _TI()})
-    with pytest.raises(ModelOpsRequestError):
+    assert isinstance(refused.value.__cause__, ModelOpsRequestError)
+    with pytest.raises(AirflowFailException) as refused:
         PromoteModelOperator(task_id="promote", project_name="fraud", version="previous").execute({"ti": _TI()})
+    assert isinstance(refused.value.__cause__, ModelOpsRequestError)
     assert aliases(client) == before
 
     rolled = RollbackModelOperator(task_id="rollback", project_name="fraud", to="previous",

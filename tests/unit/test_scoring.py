@@ -28,14 +28,15 @@ def fraud_frame(days: int, rows: int, start: dt.date = START) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """Two different registered versions: v1 (8 days x 3000) and v2 (a smaller, differently tuned model)."""
-    from mlops_provider.core import state, training
-    from mlops_provider.core.config import load_project
+    from mlops_provider.config import paths
+    from mlops_provider.config.project import load_project
+    from mlops_provider.domain import training
 
     home = tmp_path_factory.mktemp("scoring") / "mlops"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLOPS_HOME", str(home))
         project = load_project("fraud")
-        uri = state.mlflow_tracking_uri()
+        uri = paths.mlflow_tracking_uri()
         common = dict(feature_columns=FEATURES, categorical_columns=CATEGORICAL, tracking_uri=uri, dataset_sources=[])
         training.train_and_register(project, fraud_frame(8, 3000), run_tags={"airflow_run_id": "a"}, hpo_trials=2,
                                     **common)
@@ -46,9 +47,9 @@ def store(tmp_path_factory):
 
 @pytest.fixture
 def client(store):
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
-    c = registry.client_for(store["uri"])
+    c = model_store.client_for(store["uri"])
     for alias in ("champion", "challenger"):
         if alias in c.get_registered_model(MODEL).aliases:
             c.delete_registered_model_alias(MODEL, alias)
@@ -56,14 +57,14 @@ def client(store):
 
 
 def run_score(store, frame=None):
-    from mlops_provider.core.scoring import score
+    from mlops_provider.domain.scoring import score
 
     return score(frame if frame is not None else store["batch"], tracking_uri=store["uri"], model_name=MODEL,
                  record_id="transaction_id", entity_key="customer_id", threshold=THRESHOLD)
 
 
 def test_scoring_without_champion_is_a_clear_error(store, client):
-    from mlops_provider.exceptions import ModelNotFoundError
+    from mlops_provider.domain.errors import ModelNotFoundError
 
     with pytest.raises(ModelNotFoundError, match="has no 'champion' alias"):
         run_score(store)
@@ -115,7 +116,7 @@ def test_challenger_equal_to_champion_is_not_shadow_scored(store, client):
 
 
 def test_models_are_cached_per_version_and_follow_the_alias(store, client):
-    from mlops_provider.core import scoring
+    from mlops_provider.domain import scoring
 
     first = scoring.load_model(f"models:/{MODEL}/1", tracking_uri=store["uri"])
     assert scoring.load_model(f"models:/{MODEL}/1", tracking_uri=store["uri"]) is first
@@ -128,7 +129,7 @@ def test_models_are_cached_per_version_and_follow_the_alias(store, client):
 
 
 def test_missing_feature_column_names_the_columns(store, client):
-    from mlops_provider.exceptions import MlopsError
+    from mlops_provider.domain.errors import MlopsError
 
     client.set_registered_model_alias(MODEL, "champion", "1")
     with pytest.raises(MlopsError, match=r"lacks model input columns \['hour'\]"):

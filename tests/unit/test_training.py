@@ -44,8 +44,9 @@ RUN_TAGS = {
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """One trained and registered model in a fresh MLflow SQLite store (shared by this module's tests)."""
-    from mlops_provider.core import state, training
-    from mlops_provider.core.config import load_project
+    from mlops_provider.config import paths
+    from mlops_provider.config.project import load_project
+    from mlops_provider.domain import training
 
     home = tmp_path_factory.mktemp("train") / "mlops"
     with pytest.MonkeyPatch.context() as mp:
@@ -54,13 +55,13 @@ def store(tmp_path_factory):
         frame = fraud_frame()
         result = training.train_and_register(
             project, frame, feature_columns=FEATURES, categorical_columns=CATEGORICAL,
-            tracking_uri=state.mlflow_tracking_uri(), run_tags=RUN_TAGS, dataset_sources=sources(), hpo_trials=2,
+            tracking_uri=paths.mlflow_tracking_uri(), run_tags=RUN_TAGS, dataset_sources=sources(), hpo_trials=2,
         )
-        yield {"project": project, "frame": frame, "result": result, "uri": state.mlflow_tracking_uri(), "home": home}
+        yield {"project": project, "frame": frame, "result": result, "uri": paths.mlflow_tracking_uri(), "home": home}
 
 
 def test_time_split_uses_most_recent_days_for_holdout(fraud_project):
-    from mlops_provider.core.training import time_split
+    from mlops_provider.domain.training import time_split
 
     frame = fraud_frame(days=6, rows=400)
     splits = time_split(frame, event_timestamp="event_timestamp", label_column="is_fraud",
@@ -74,8 +75,8 @@ def test_time_split_uses_most_recent_days_for_holdout(fraud_project):
 
 
 def test_time_split_rejects_missing_positives_and_short_frames():
-    from mlops_provider.core.training import time_split
-    from mlops_provider.exceptions import TrainingDataError
+    from mlops_provider.domain.errors import TrainingDataError
+    from mlops_provider.domain.training import time_split
 
     frame = fraud_frame(days=6, rows=400)
     no_fraud_in_holdout = frame.copy()
@@ -108,9 +109,9 @@ def test_metrics_are_present_and_sane(store):
 
 
 def test_run_records_params_tags_datasets_and_artifacts(store):
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
-    client = registry.client_for(store["uri"])
+    client = model_store.client_for(store["uri"])
     run = client.get_run(store["result"]["run_id"])
     params, tags = run.data.params, run.data.tags
     assert params["holdout_start"] == "2024-03-07" and params["holdout_end"] == "2024-03-08"
@@ -144,36 +145,37 @@ def test_run_records_params_tags_datasets_and_artifacts(store):
 
 
 def test_holdout_artifact_is_the_most_recent_days(store):
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
-    holdout = registry.load_holdout(registry.client_for(store["uri"]), store["result"]["run_id"])
+    holdout = model_store.load_holdout(model_store.client_for(store["uri"]), store["result"]["run_id"])
     assert set(holdout["event_timestamp"].dt.date) == {dt.date(2024, 3, 7), dt.date(2024, 3, 8)}
     assert set(FEATURES) | {"is_fraud", "event_timestamp", "transaction_id"} <= set(holdout.columns)
     assert len(holdout) == 6000
 
 
 def test_version_is_challenger_with_tags_and_loads_back(store):
-    from mlops_provider.core import registry
+    from mlops_provider.io import model_store
 
-    client = registry.client_for(store["uri"])
+    client = model_store.client_for(store["uri"])
     result = store["result"]
-    assert registry.aliases(client, "fraud_classifier")["challenger"] == "1"
+    assert model_store.aliases(client, "fraud_classifier")["challenger"] == "1"
     mv = client.get_model_version("fraud_classifier", "1")
     assert mv.tags["run_id"] == result["run_id"]
     assert mv.tags["config_hash"] == store["project"].config_hash()
     assert float(mv.tags["baseline_pr_auc"]) == pytest.approx(result["baseline_metrics"]["pr_auc"])
     assert mv.tags["airflow_run_id"] == RUN_TAGS["airflow_run_id"]
     # The registered model scores the holdout exactly as training measured it.
-    holdout = registry.load_holdout(client, result["run_id"])
-    again = registry.evaluate("models:/fraud_classifier/1", holdout, "is_fraud", 0.5, tracking_uri=store["uri"])
+    holdout = model_store.load_holdout(client, result["run_id"])
+    again = model_store.evaluate("models:/fraud_classifier/1", holdout, "is_fraud", 0.5, tracking_uri=store["uri"])
     assert again["pr_auc"] == pytest.approx(result["metrics"]["pr_auc"])
 
 
 def test_retry_of_same_airflow_run_registers_nothing_new(store, monkeypatch):
-    from mlops_provider.core import registry, training
+    from mlops_provider.domain import training
+    from mlops_provider.io import model_store
 
     monkeypatch.setenv("MLOPS_HOME", str(store["home"]))
-    client = registry.client_for(store["uri"])
+    client = model_store.client_for(store["uri"])
     runs_before = len(client.search_runs([store["result"]["experiment_id"]]))
     again = training.train_and_register(
         store["project"], store["frame"], feature_columns=FEATURES, categorical_columns=CATEGORICAL,

@@ -20,10 +20,10 @@ def world(tmp_path_factory):
     home = tmp_path_factory.mktemp("trainset-home")
     mp = pytest.MonkeyPatch()
     mp.setenv("MLOPS_HOME", str(home))
-    from mlops_provider.core import features as F
-    from mlops_provider.core.config import load_project
-    from mlops_provider.core.lake import Lake
+    from mlops_provider.config.project import load_project
+    from mlops_provider.domain import features as F
     from mlops_provider.hooks.feast import FeastHook
+    from mlops_provider.io.lake import Lake
 
     project = load_project("fraud")
     lake = Lake()
@@ -45,7 +45,7 @@ def world(tmp_path_factory):
 
 
 def test_only_labels_arrived_by_as_of_are_used(world):
-    from mlops_provider.core.training_set import labelled_events
+    from mlops_provider.stages.training_set import labelled_events
 
     as_of = DAYS[-1]  # labels of days 1..3 have arrived (days 4..6), the later ones not yet
     events = labelled_events(world["project"], world["lake"], DAYS[0], as_of)
@@ -57,7 +57,7 @@ def test_only_labels_arrived_by_as_of_are_used(world):
 
 def test_training_set_is_point_in_time_and_keeps_new_customers(world):
     """THE LEAKAGE TEST at the training-set level: each row's aggregates count only events before its day."""
-    from mlops_provider.core.training_set import build_training_set
+    from mlops_provider.stages.training_set import build_training_set
 
     training = build_training_set(world["project"], world["lake"], world["hook"], DAYS[-1], window_days=10)
     frame, raw = training.frame, world["raw"]
@@ -83,8 +83,8 @@ def test_training_set_is_point_in_time_and_keeps_new_customers(world):
 
 
 def test_too_few_labels_is_a_clear_error(world):
-    from mlops_provider.core.training_set import build_training_set
-    from mlops_provider.exceptions import TrainingDataError
+    from mlops_provider.domain.errors import TrainingDataError
+    from mlops_provider.stages.training_set import build_training_set
 
     with pytest.raises(TrainingDataError, match="no labelled events"):
         build_training_set(world["project"], world["lake"], world["hook"], DAYS[1], window_days=5)

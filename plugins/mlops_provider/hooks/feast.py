@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from mlops_provider.core import state
+from mlops_provider.config import paths
 
 if TYPE_CHECKING:
     import pandas as pd
     from feast import FeatureStore, RepoConfig
 
-    from mlops_provider.core.config import ProjectConfig
-    from mlops_provider.core.lake import Lake
+    from mlops_provider.config.project import ProjectConfig
+    from mlops_provider.io.lake import Lake
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def _utc(value: dt.datetime | dt.date | str) -> dt.datetime:
 
 def store_dir(project_name: str) -> str:
     """Where the embedded registry and SQLite online store of a project live."""
-    return str(state.feast_dir() / project_name)
+    return str(paths.feast_dir() / project_name)
 
 
 def default_store_settings(project_name: str) -> dict[str, Any]:
@@ -78,7 +78,7 @@ class FeastHook(BaseHook):
                  lake: Lake | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if isinstance(project, str):
-            from mlops_provider.core.config import load_project
+            from mlops_provider.config.project import load_project
 
             project = load_project(project)
         self.project = project
@@ -99,7 +99,7 @@ class FeastHook(BaseHook):
     @property
     def lake(self) -> Lake:
         if self._lake is None:
-            from mlops_provider.core.lake import Lake
+            from mlops_provider.io.lake import Lake
 
             self._lake = Lake()
         return self._lake
@@ -163,7 +163,7 @@ class FeastHook(BaseHook):
 
     # -- definitions ---------------------------------------------------------------------------
     def definitions(self) -> list[Any]:
-        from mlops_provider.core.feature_repo import feature_definitions
+        from mlops_provider.io.feast_repo import feature_definitions
 
         return feature_definitions(self.project, self.lake)
 
@@ -178,8 +178,8 @@ class FeastHook(BaseHook):
     # -- materialization -----------------------------------------------------------------------
     def _online_views(self) -> dict[str, str]:
         """Online feature view name -> lake table it is computed into."""
-        from mlops_provider.core import feature_repo as R
-        from mlops_provider.core import features as F
+        from mlops_provider.domain import features as F
+        from mlops_provider.io import feast_repo as R
 
         return {R.entity_view_name(self.project): F.entity_table(self.project)}
 
@@ -187,8 +187,8 @@ class FeastHook(BaseHook):
         """Latest row per key with ``start <= event_timestamp <= end``, read one partition at a time."""
         import pandas as pd
 
-        from mlops_provider.core import features as F
-        from mlops_provider.core.lake import days
+        from mlops_provider.domain import features as F
+        from mlops_provider.io.lake import days
 
         frames = []
         # A partition holds rows timestamped on its own day or (entity aggregates) at the next midnight.
@@ -281,9 +281,9 @@ class FeastHook(BaseHook):
         """
         import pandas as pd
 
-        from mlops_provider.core import features as F
-        from mlops_provider.core.lake import as_date
-        from mlops_provider.exceptions import FeatureFreshnessError
+        from mlops_provider.domain import features as F
+        from mlops_provider.domain.errors import FeatureFreshnessError
+        from mlops_provider.io.lake import as_date
 
         day = as_date(day)
         key = self.project.entity_key
@@ -344,13 +344,13 @@ class FeastHook(BaseHook):
         ``entity_df`` needs the entity key, the record id and an ``event_timestamp`` column; each row gets
         the latest feature values with event time <= its own timestamp (never later), within the view's
         TTL. An entity without any earlier aggregate row (a new customer) gets no history: zero counts and
-        amounts, missing shares and recency (:func:`~mlops_provider.core.features.fill_missing_history`).
+        amounts, missing shares and recency (:func:`~mlops_provider.domain.features.fill_missing_history`).
 
         The join is Feast's (``FeatureStore.get_historical_features``), fed the smallest input that gives
         the same answer, because Feast's file (Dask) offline store scans the whole source table and holds
         every entity row with every candidate feature row (a 1M-row day took ~5 min and 6.6 GiB):
 
-        * **entity aggregates** are stamped at midnights only (:func:`~mlops_provider.core.features.feature_timestamp`)
+        * **entity aggregates** are stamped at midnights only (:func:`~mlops_provider.domain.features.feature_timestamp`)
           and their TTL is whole days, so every event strictly inside one day sees the same rows: Feast
           joins one row per (entity, day) -- a few thousand instead of millions -- and the result is
           spread back onto the events (:meth:`_join_daily_view`);
@@ -366,8 +366,8 @@ class FeastHook(BaseHook):
         import numpy as np
         import pandas as pd
 
-        from mlops_provider.core import feature_repo as R
-        from mlops_provider.core.features import fill_missing_history
+        from mlops_provider.domain.features import fill_missing_history
+        from mlops_provider.io import feast_repo as R
 
         store = self.get_conn()
         service = store.get_feature_service(R.feature_service_name(self.project))
@@ -444,7 +444,7 @@ class FeastHook(BaseHook):
         """A record's own features: its row in the partition of its day, with Feast's as-of rule and TTL."""
         import pandas as pd
 
-        from mlops_provider.core import features as F
+        from mlops_provider.domain import features as F
 
         rid = self.project.record_id
         table = F.record_table(self.project)
@@ -472,7 +472,7 @@ class FeastHook(BaseHook):
     def get_online_features(self, entity_rows: list[dict[str, Any]],
                             include_event_timestamps: bool = False) -> dict[str, list[Any]]:
         """Latest online entity aggregates for ``entity_rows`` (``[{entity_key: value}, ...]``), column-wise."""
-        from mlops_provider.core import feature_repo as R
+        from mlops_provider.io import feast_repo as R
 
         response = self.get_conn().get_online_features(
             features=R.online_feature_references(self.project), entity_rows=entity_rows

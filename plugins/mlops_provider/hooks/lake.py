@@ -7,14 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseHook
 
-from mlops_provider.core import state
+from mlops_provider.config import paths
 
 if TYPE_CHECKING:
-    from mlops_provider.core.lake import Lake
+    from mlops_provider.io.lake import Lake
 
 
 class LakeHook(BaseHook):
-    """Builds :class:`~mlops_provider.core.lake.Lake` objects from an ``mlops_lake`` connection.
+    """Builds :class:`~mlops_provider.io.lake.Lake` objects from an ``mlops_lake`` connection.
 
     Connection extra: ``{"lake_uri": "s3://bucket/lake", "reports_uri": "s3://bucket/reports",
     "aws_conn_id": "aws_default"}``. Without the connection the embedded default under MLOPS_HOME
@@ -62,18 +62,18 @@ class LakeHook(BaseHook):
 
     def get_conn(self) -> Lake:
         """The data lake."""
-        from mlops_provider.core.lake import Lake
+        from mlops_provider.io.lake import Lake
 
         extra = self._extra()
-        uri = extra.get("lake_uri") or state.lake_uri()
+        uri = extra.get("lake_uri") or paths.lake_uri()
         return Lake(uri, filesystem=self._filesystem(uri, extra))
 
     def get_reports(self) -> Lake:
         """The report store (validation results, drift reports)."""
-        from mlops_provider.core.lake import Lake
+        from mlops_provider.io.lake import Lake
 
         extra = self._extra()
-        uri = extra.get("reports_uri") or state.reports_uri()
+        uri = extra.get("reports_uri") or paths.reports_uri()
         return Lake(uri, filesystem=self._filesystem(uri, extra))
 
     def browser_url(self, uri: str, expires_in: int = 7 * 24 * 3600) -> str:

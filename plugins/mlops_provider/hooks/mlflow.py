@@ -13,7 +13,7 @@ from urllib.parse import quote
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
-from mlops_provider.core import state
+from mlops_provider.config import paths
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -50,12 +50,12 @@ class MlflowHook(BaseHook):
             conn = self.get_connection(self.mlflow_conn_id)
         except AirflowNotFoundException:
             log.info("no connection '%s': using the embedded MLflow store %s", self.mlflow_conn_id,
-                     state.mlflow_tracking_uri())
-            tracking = state.mlflow_tracking_uri()
+                     paths.mlflow_tracking_uri())
+            tracking = paths.mlflow_tracking_uri()
             return {
                 "tracking_uri": tracking,
                 "registry_uri": tracking,
-                "artifact_location_root": state.mlflow_artifact_root(),
+                "artifact_location_root": paths.mlflow_artifact_root(),
                 "username": None,
                 "password": None,
                 "embedded": True,
@@ -100,9 +100,9 @@ class MlflowHook(BaseHook):
         root = self.settings["artifact_location_root"]
         if root:
             return f"{root.rstrip('/')}/{experiment_name}"
-        from mlops_provider.core import registry  # not at module level: DAG files import this hook to parse
+        from mlops_provider.io import model_store  # not at module level: DAG files import this hook to parse
 
-        return registry.default_artifact_location(self.tracking_uri, experiment_name)
+        return model_store.default_artifact_location(self.tracking_uri, experiment_name)
 
     # -- use --------------------------------------------------------------------------------------
     @contextmanager
@@ -116,14 +116,14 @@ class MlflowHook(BaseHook):
             "MLFLOW_TRACKING_USERNAME": self.settings["username"],
             "MLFLOW_TRACKING_PASSWORD": self.settings["password"],
         }
-        from mlops_provider.core import registry
+        from mlops_provider.io import model_store
 
         saved = {k: os.environ.get(k) for k in _CREDENTIAL_ENV}
         try:
             for key, value in wanted.items():
                 if value is not None:
                     os.environ[key] = value
-            with registry.tracking(self.tracking_uri, self.registry_uri):
+            with model_store.tracking(self.tracking_uri, self.registry_uri):
                 yield
         finally:
             for key, value in saved.items():
@@ -134,16 +134,16 @@ class MlflowHook(BaseHook):
 
     def get_conn(self) -> MlflowClient:
         """An ``MlflowClient`` bound to this connection's tracking and registry URIs."""
-        from mlops_provider.core import registry
+        from mlops_provider.io import model_store
 
-        return registry.client_for(self.tracking_uri, self.registry_uri)
+        return model_store.client_for(self.tracking_uri, self.registry_uri)
 
     def ensure_experiment(self, name: str) -> str:
         """The id of experiment ``name``, created with this connection's artifact location if missing."""
-        from mlops_provider.core import registry
+        from mlops_provider.io import model_store
 
         with self.environment():
-            return registry.ensure_experiment(self.get_conn(), name, self.artifact_location(name))
+            return model_store.ensure_experiment(self.get_conn(), name, self.artifact_location(name))
 
     # -- links ------------------------------------------------------------------------------------
     def _ui_base(self) -> str | None:

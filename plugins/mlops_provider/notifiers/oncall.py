@@ -26,7 +26,7 @@ class OnCallEmailNotifier(BaseNotifier):
 
     Recipients and the SMTP connection come from the project's ``alerts`` section unless given; the
     project defaults to the part of the dag id before ``__`` (``fraud__ingest`` -> ``fraud``).
-    Delivery goes through :func:`mlops_provider.core.alerts.send_alert` (SMTP connection, or the
+    Delivery goes through :func:`mlops_provider.domain.alerts.send_alert` (SMTP connection, or the
     outbox without one), deduplicated per task instance and try, so a callback that runs twice for
     the same failure sends one email.
 
@@ -63,7 +63,7 @@ class OnCallEmailNotifier(BaseNotifier):
     def _facts(self, context: Context) -> dict[str, Any]:
         # core.alerts is imported when a failure is reported, not at module level: every DAG file
         # builds this notifier (default_args) at parse time.
-        from mlops_provider.core import alerts
+        from mlops_provider.domain import alerts
 
         ti = context.get("ti")
         dag = context.get("dag")
@@ -95,7 +95,7 @@ class OnCallEmailNotifier(BaseNotifier):
                 "run_url": run_url, "log_url": log_url}
 
     def _routing(self, dag_id: str) -> tuple[str, list[str], str]:
-        from mlops_provider.core.config import load_project
+        from mlops_provider.config.project import load_project
 
         project = self.project or dag_id.split("__", 1)[0]
         recipients = self.recipients
@@ -111,7 +111,7 @@ class OnCallEmailNotifier(BaseNotifier):
     # -- message -------------------------------------------------------------------------------
     def compose(self, context: Context) -> tuple[EmailMessage, str, str]:
         """The failure email for ``context``, its dedup key and the SMTP connection id to send it with."""
-        from mlops_provider.core import alerts
+        from mlops_provider.domain import alerts
 
         f = self._facts(context)
         project, recipients, conn_id = self._routing(f["dag_id"])
@@ -172,7 +172,7 @@ class OnCallEmailNotifier(BaseNotifier):
         return message, key, conn_id
 
     def notify(self, context: Context) -> None:
-        from mlops_provider.core import alerts
+        from mlops_provider.domain import alerts
 
         message, key, conn_id = self.compose(context)
         result = alerts.send_alert(message, smtp_conn_id=conn_id, dedup_key=key)

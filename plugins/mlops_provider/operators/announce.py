@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from mlops_provider.operators.base import MlopsBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -30,7 +30,7 @@ def _emit(context: Context, outlets: list[Any], extra: dict[str, Any]) -> dict[s
     return extra
 
 
-class RequestRetrainOperator(BaseOperator):
+class RequestRetrainOperator(MlopsBaseOperator):
     """Announce the monitor's retrain request on ``outlets`` (the ``drift`` asset); skipped when none was requested.
 
     The event's extra is ``{day, kind, model_version, drifted_columns (first 20), roc_auc, report}``, read
@@ -55,7 +55,7 @@ class RequestRetrainOperator(BaseOperator):
         return _emit(context, self.outlets, extra)
 
 
-class AnnounceChampionOperator(BaseOperator):
+class AnnounceChampionOperator(MlopsBaseOperator):
     """Announce a new champion on ``outlets`` (the ``model`` asset: scoring reruns); skipped when it did not change.
 
     Reads the return value of ``decision_task_id`` (a :class:`PromoteModelOperator`): a refused promotion,
@@ -85,7 +85,7 @@ class AnnounceChampionOperator(BaseOperator):
         return _emit(context, self.outlets, extra)
 
 
-class ApprovalNeededOperator(BaseOperator):
+class ApprovalNeededOperator(MlopsBaseOperator):
     """Gate before a human approval step: skipped (and with it the approval) unless the promotion awaits one.
 
     Reads ``awaiting_approval`` from the return value of ``decision_task_id`` (a :class:`PromoteModelOperator`

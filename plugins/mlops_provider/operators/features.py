@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
+from mlops_provider.operators.base import MlopsBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class ComputeFeaturesOperator(BaseOperator):
+class ComputeFeaturesOperator(MlopsBaseOperator):
     """Write partition ``day`` of the entity-aggregate and record feature tables from validated records.
 
     ``day`` may name several days, comma-separated (asset events merged into one run): they are
@@ -28,10 +28,10 @@ class ComputeFeaturesOperator(BaseOperator):
         self.lake_conn_id = lake_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.core.config import load_project
-        from mlops_provider.core.features import compute_entity_features, compute_record_features
+        from mlops_provider.config.project import load_project
+        from mlops_provider.dag_factory import split_days
+        from mlops_provider.domain.features import compute_entity_features, compute_record_features
         from mlops_provider.hooks.lake import LakeHook
-        from mlops_provider.pipeline import split_days
 
         project = load_project(self.project_name)
         lake = LakeHook(lake_conn_id=self.lake_conn_id).get_conn()
@@ -45,7 +45,7 @@ class ComputeFeaturesOperator(BaseOperator):
                 "per_day": results}
 
 
-class MaterializeFeaturesOperator(BaseOperator):
+class MaterializeFeaturesOperator(MlopsBaseOperator):
     """Apply the Feast definitions, load partitions ``start - overlap .. end`` online, then verify them.
 
     ``start`` and ``end`` are partition days (comma-separated lists allowed: the earliest start and the
@@ -70,16 +70,16 @@ class MaterializeFeaturesOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         import datetime as dt
 
-        from mlops_provider.core.config import load_project
-        from mlops_provider.core.features import feature_timestamp
-        from mlops_provider.core.lake import as_date
+        from mlops_provider.config.project import load_project
+        from mlops_provider.domain.features import feature_timestamp
         from mlops_provider.hooks.feast import FeastHook
         from mlops_provider.hooks.lake import LakeHook
+        from mlops_provider.io.lake import as_date
 
         project = load_project(self.project_name)
         hook = FeastHook(project, feast_conn_id=self.feast_conn_id,
                          lake=LakeHook(lake_conn_id=self.lake_conn_id).get_conn())
-        from mlops_provider.pipeline import split_days
+        from mlops_provider.dag_factory import split_days
 
         start, end = as_date(split_days(self.start)[0]), as_date(split_days(self.end)[-1])
         first = start - dt.timedelta(days=int(project.features.get("materialize_overlap_days", 1)))

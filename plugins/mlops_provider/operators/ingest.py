@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from mlops_provider.links.artifacts import ValidationReportLink
+from mlops_provider.operators.base import MlopsBaseOperator
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -15,14 +14,15 @@ if TYPE_CHECKING:
 
 def _source(project, lake_home=None):
     """The reader for the project's configured source kind, built from Airflow connections."""
-    from mlops_provider.core import sources, state
+    from mlops_provider.config import paths
+    from mlops_provider.io import sources
 
     spec = project.source
     if spec["kind"] == "landing":
         from pathlib import Path
 
         path = Path(spec["path"])
-        return sources.LandingSource(path if path.is_absolute() else state.mlops_home() / path)
+        return sources.LandingSource(path if path.is_absolute() else paths.mlops_home() / path)
     if spec["kind"] == "postgres":
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
@@ -35,7 +35,7 @@ def _source(project, lake_home=None):
     return sources.S3Source(client, spec["bucket"], spec["prefix"])
 
 
-class IngestOperator(BaseOperator):
+class IngestOperator(MlopsBaseOperator):
     """Extract exactly one day of a project's source (and the labels that arrived that day) into staging."""
 
     template_fields: Sequence[str] = ("project_name", "day")
@@ -48,16 +48,16 @@ class IngestOperator(BaseOperator):
         self.lake_conn_id = lake_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.core.config import load_project
-        from mlops_provider.core.ingest import stage_day
+        from mlops_provider.config.project import load_project
         from mlops_provider.hooks.lake import LakeHook
+        from mlops_provider.stages.ingest import stage_day
 
         project = load_project(self.project_name)
         lake = LakeHook(lake_conn_id=self.lake_conn_id).get_conn()
         return stage_day(project, lake, _source(project), self.day, run_id=context["run_id"])
 
 
-class ValidateBatchOperator(BaseOperator):
+class ValidateBatchOperator(MlopsBaseOperator):
     """Run the Great Expectations suite on the staged batch; publish it, or quarantine it and fail.
 
     On success the ``outlets`` asset event carries ``{"day": ..., "partition": ...}`` for downstream DAGs.
@@ -74,10 +74,10 @@ class ValidateBatchOperator(BaseOperator):
         self.lake_conn_id = lake_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.core.config import load_project
-        from mlops_provider.core.ingest import gate_day
-        from mlops_provider.exceptions import DataValidationError
+        from mlops_provider.config.project import load_project
+        from mlops_provider.domain.errors import DataValidationError
         from mlops_provider.hooks.lake import LakeHook
+        from mlops_provider.stages.ingest import gate_day
 
         project = load_project(self.project_name)
         hook = LakeHook(lake_conn_id=self.lake_conn_id)

@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.links.artifacts import DriftReportLink, MlflowRunLink, dag_run_url
+from mlops_provider.operators.base import MlopsBaseOperator
 from mlops_provider.operators.common import json_safe
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class MonitorDriftOperator(BaseOperator):
+class MonitorDriftOperator(MlopsBaseOperator):
     """Monitor day ``day``: drift, data quality and delayed-label performance against the champion's reference.
 
     Saves the report (HTML, Evidently JSON, verdict JSON) to the report store and the champion's MLflow
@@ -38,9 +37,9 @@ class MonitorDriftOperator(BaseOperator):
         self.lake_conn_id = lake_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.core.config import load_project
+        from mlops_provider.config.project import load_project
+        from mlops_provider.dag_factory import split_days
         from mlops_provider.hooks.lake import LakeHook
-        from mlops_provider.pipeline import split_days
 
         project = load_project(self.project_name)
         lake_hook = LakeHook(lake_conn_id=self.lake_conn_id)
@@ -53,7 +52,7 @@ class MonitorDriftOperator(BaseOperator):
 
     def _monitor(self, context: Context, project: Any, lake_hook: Any, mlflow_hook: MlflowHook,
                  day: str) -> dict[str, Any]:
-        from mlops_provider.core import stages
+        from mlops_provider.stages import model as stages
 
         reports = lake_hook.get_reports()
         with mlflow_hook.environment():

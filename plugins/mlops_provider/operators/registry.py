@@ -10,10 +10,9 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseBranchOperator, BaseOperator
-
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.links.artifacts import MlflowRunLink, ModelVersionLink
+from mlops_provider.operators.base import MlopsBaseBranchOperator, MlopsBaseOperator
 from mlops_provider.operators.common import json_safe
 
 if TYPE_CHECKING:
@@ -24,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def check_model_ops_request(action: str, version: str | None) -> None:
     """Refuse on-call requests whose params contradict each other, naming the fix (before anything moves)."""
-    from mlops_provider.exceptions import ModelOpsRequestError
+    from mlops_provider.domain.errors import ModelOpsRequestError
 
     version = (version or "").strip()
     if action == "rollback" and version == "challenger":
@@ -41,8 +40,8 @@ def check_model_ops_request(action: str, version: str | None) -> None:
 
 def _latest_scored_day(lake_conn_id: str, project: Any) -> str | None:
     """The newest predictions partition: what scoring redoes when the champion changes by hand."""
-    from mlops_provider.core.stages import predictions_table
     from mlops_provider.hooks.lake import LakeHook
+    from mlops_provider.stages.model import predictions_table
 
     scored = LakeHook(lake_conn_id=lake_conn_id).get_conn().partitions(predictions_table(project))
     return scored[-1].isoformat() if scored else None
@@ -54,7 +53,7 @@ def _announce(context: Context, outlets: list[Any], extra: dict[str, Any]) -> No
     _emit(context, outlets, {k: v for k, v in extra.items() if v is not None})
 
 
-class ModelOpsActionOperator(BaseBranchOperator):
+class ModelOpsActionOperator(MlopsBaseBranchOperator):
     """Route an on-call request of the model_ops DAG to the task named by ``action`` (``rollback`` or ``promote``).
 
     Contradictory params (:func:`check_model_ops_request`) fail this task, before anything moves; the
@@ -74,7 +73,7 @@ class ModelOpsActionOperator(BaseBranchOperator):
         return self.action
 
 
-class PromoteModelOperator(BaseOperator):
+class PromoteModelOperator(MlopsBaseOperator):
     """Compare a challenger with the champion on the challenger's holdout; promote it or record why not.
 
     A refusal is a successful task returning ``{"promoted": False, "reason": ...}``: the pipeline worked,
@@ -110,20 +109,20 @@ class PromoteModelOperator(BaseOperator):
         self.lake_conn_id = lake_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.core import registry
-        from mlops_provider.core.config import load_project
+        from mlops_provider.config.project import load_project
+        from mlops_provider.io import model_store
 
         project = load_project(self.project_name)
         hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
         version = None if self.version in (None, "", "None", "challenger") else str(self.version).strip()
         check_model_ops_request("promote", version)
         with hook.environment():
-            result = registry.gate_and_promote(
+            result = model_store.gate_and_promote(
                 project, hook.get_conn(), version=version,
                 tracking_uri=hook.tracking_uri, registry_uri=hook.registry_uri, approved=self.approved,
                 decision_key=f"{context['ti'].dag_id}|{context['ti'].run_id}|{context['ti'].task_id}",
             )
-            result["shadow"] = registry.shadow_record(hook.get_conn(), result["model_name"], result["version"])
+            result["shadow"] = model_store.shadow_record(hook.get_conn(), result["model_name"], result["version"])
             if self.request_reason:
                 hook.get_conn().set_model_version_tag(result["model_name"], str(result["version"]),
                                                       "promotion_request_reason", str(self.request_reason)[:500])
@@ -148,7 +147,7 @@ class PromoteModelOperator(BaseOperator):
         return json_safe(result)
 
 
-class RollbackModelOperator(BaseOperator):
+class RollbackModelOperator(MlopsBaseOperator):
     """Point ``champion`` back at ``previous_champion`` (``to="previous"``) or at an explicit version.
 
     ``reason`` (an on-call's words) is recorded on the version that becomes champion. The rollback
@@ -177,15 +176,15 @@ class RollbackModelOperator(BaseOperator):
         self.lake_conn_id = lake_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.core import registry
-        from mlops_provider.core.config import load_project
+        from mlops_provider.config.project import load_project
+        from mlops_provider.io import model_store
 
         project = load_project(self.project_name)
         hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
         to = str(self.to).strip() or "previous"
         check_model_ops_request("rollback", to)
         with hook.environment():
-            result = registry.rollback(hook.get_conn(), project.model_name, to=to)
+            result = model_store.rollback(hook.get_conn(), project.model_name, to=to)
             if self.reason:
                 hook.get_conn().set_model_version_tag(result["model_name"], str(result["version"]),
                                                       "rollback_reason", str(self.reason)[:500])

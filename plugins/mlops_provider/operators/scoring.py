@@ -5,17 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.links.artifacts import ModelVersionLink
+from mlops_provider.operators.base import MlopsBaseOperator
 from mlops_provider.operators.common import json_safe
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class ScoreBatchOperator(BaseOperator):
+class ScoreBatchOperator(MlopsBaseOperator):
     """Score partition ``day`` with ``models:/<model>@champion``; write predictions to the lake.
 
     When a different version holds ``challenger`` it scores the same rows in shadow: its scores are
@@ -39,11 +38,11 @@ class ScoreBatchOperator(BaseOperator):
         self.lake_conn_id = lake_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.core import stages
-        from mlops_provider.core.config import load_project
+        from mlops_provider.config.project import load_project
+        from mlops_provider.dag_factory import split_days
         from mlops_provider.hooks.feast import FeastHook
         from mlops_provider.hooks.lake import LakeHook
-        from mlops_provider.pipeline import split_days
+        from mlops_provider.stages import model as stages
 
         project = load_project(self.project_name)
         lake_hook = LakeHook(lake_conn_id=self.lake_conn_id)

@@ -8,10 +8,9 @@ import subprocess
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow.sdk import BaseOperator
-
 from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.links.artifacts import MlflowRunLink, ModelVersionLink, dag_run_url
+from mlops_provider.operators.base import MlopsBaseOperator
 from mlops_provider.operators.common import int_or_none, json_safe
 
 if TYPE_CHECKING:
@@ -24,17 +23,17 @@ def git_commit() -> str:
     """The commit of the checkout the DAGs run from (``MLOPS_GIT_COMMIT`` wins, e.g. baked into an image)."""
     if commit := os.environ.get("MLOPS_GIT_COMMIT"):
         return commit
-    from mlops_provider.core import state
+    from mlops_provider.config import paths
 
     try:
-        out = subprocess.run(["git", "-C", str(state.repo_root()), "rev-parse", "HEAD"], capture_output=True,
+        out = subprocess.run(["git", "-C", str(paths.repo_root()), "rev-parse", "HEAD"], capture_output=True,
                              text=True, timeout=10, check=True)
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 
 
-class TrainModelOperator(BaseOperator):
+class TrainModelOperator(MlopsBaseOperator):
     """Train the project's model on the labelled days up to ``as_of`` and register it as ``challenger``.
 
     Retries of the same DAG run reuse the version an earlier try registered (looked up by the run id
@@ -68,11 +67,12 @@ class TrainModelOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowSkipException
 
-        from mlops_provider.core import registry, stages
-        from mlops_provider.core.config import load_project
-        from mlops_provider.exceptions import ModelNotFoundError, TrainingDataError
+        from mlops_provider.config.project import load_project
+        from mlops_provider.domain.errors import ModelNotFoundError, TrainingDataError
         from mlops_provider.hooks.feast import FeastHook
         from mlops_provider.hooks.lake import LakeHook
+        from mlops_provider.io import model_store
+        from mlops_provider.stages import model as stages
 
         project = load_project(self.project_name)
         lake_hook = LakeHook(lake_conn_id=self.lake_conn_id)
@@ -99,7 +99,7 @@ class TrainModelOperator(BaseOperator):
                 )
             except TrainingDataError as exc:
                 try:
-                    champion = registry.aliases(mlflow_hook.get_conn(), project.model_name)[registry.CHAMPION]
+                    champion = model_store.aliases(mlflow_hook.get_conn(), project.model_name)[model_store.CHAMPION]
                 except ModelNotFoundError:
                     champion = None
                 if champion is None:

@@ -161,7 +161,7 @@ def write_projects(directory: Path) -> None:
 
 # -- source data ------------------------------------------------------------------------------------
 def project(stack: Stack, name: str):
-    from mlops_provider.core.config import load_project_file
+    from mlops_provider.config.project import load_project_file
 
     return load_project_file(stack.projects / f"{name}.yaml")
 

@@ -133,8 +133,8 @@ def test_ingest_from_postgres_and_s3_then_features_into_redis(stack, api):
 def _online_features(stack, customers: list[str]) -> dict:
     """Read the stack's Redis online store through Feast with the stack's own connection settings."""
     import pyarrow.fs as pafs
-    from mlops_provider.core.lake import Lake
     from mlops_provider.hooks.feast import FeastHook
+    from mlops_provider.io.lake import Lake
 
     e = stack.env
     extra = {"online_store": {"type": "redis", "connection_string":

@@ -1,7 +1,7 @@
 """The Great Expectations gate: suites derived from the project YAML (+ hand-written extras), run per batch.
 
 The suite of project P is versioned as ``include/expectations/P.suite.json``; regenerate it with
-``python -m mlops_provider.core.validation`` after changing the YAML or ``P.extras.yaml`` (a test fails
+``python -m mlops_provider.io.validation`` after changing the YAML or ``P.extras.yaml`` (a test fails
 while the committed file and the generated one differ). Interval bounds are suite parameters
 (``interval_start`` / ``interval_end``) filled in at run time.
 """
@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from mlops_provider.core import state
-from mlops_provider.core.config import ProjectConfig
+from mlops_provider.config import paths
+from mlops_provider.config.project import ProjectConfig
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,7 +39,7 @@ PANDAS_TYPES: dict[str, list[str]] = {
 
 
 def suite_path(project: ProjectConfig) -> Path:
-    return state.include_dir() / "expectations" / f"{project.name}.suite.json"
+    return paths.include_dir() / "expectations" / f"{project.name}.suite.json"
 
 
 def _expectation(kind: str, meta: dict[str, Any] | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -87,12 +87,12 @@ def extra_expectations(project: ProjectConfig) -> list[dict[str, Any]]:
     name = project.validation.get("extras")
     if not name:
         return []
-    path = state.include_dir() / "expectations" / name
+    path = paths.include_dir() / "expectations" / name
     out = []
     for i, item in enumerate(yaml.safe_load(path.read_text()) or []):
         cls = getattr(gxe, item["type"], None)
         if cls is None:
-            from mlops_provider.exceptions import ProjectConfigError
+            from mlops_provider.domain.errors import ProjectConfigError
 
             raise ProjectConfigError(f"{path}: entry {i}: unknown expectation '{item['type']}'")
         config = cls(**item["kwargs"]).configuration.to_json_dict()
@@ -105,7 +105,7 @@ def build_suite_dict(project: ProjectConfig) -> dict[str, Any]:
     return {
         "name": f"{project.name}.records",
         "meta": {"generated_from": f"include/projects/{project.name}.yaml",
-                 "regenerate": "python -m mlops_provider.core.validation"},
+                 "regenerate": "python -m mlops_provider.io.validation"},
         "expectations": derived_expectations(project) + extra_expectations(project),
     }
 
@@ -155,7 +155,7 @@ def validate_frame(project: ProjectConfig, frame: pd.DataFrame, *, interval_star
     from great_expectations.data_context.types.base import ProgressBarsConfig
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-    context = gx.get_context(mode="file", project_root_dir=str(state.gx_dir()))
+    context = gx.get_context(mode="file", project_root_dir=str(paths.gx_dir()))
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_or_update_pandas("mlops")
     asset_name = f"{project.name}_records"
@@ -195,7 +195,7 @@ def validate_frame(project: ProjectConfig, frame: pd.DataFrame, *, interval_star
 
 def write_suites() -> list[Path]:
     """Regenerate every project's committed suite file."""
-    from mlops_provider.core.config import load_projects
+    from mlops_provider.config.project import load_projects
 
     written = []
     for project in load_projects():

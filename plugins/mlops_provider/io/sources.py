@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.core.lake import days
-from mlops_provider.exceptions import SourceError
+from mlops_provider.domain.errors import SourceError
+from mlops_provider.io.lake import days
 
 if TYPE_CHECKING:
     import pyarrow as pa

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from mlops_provider.core import state
+from mlops_provider.config import paths
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -48,7 +48,7 @@ class Lake:
     def __init__(self, root_uri: str | None = None, filesystem: pafs.FileSystem | None = None):
         import pyarrow.fs as pafs
 
-        self.root_uri = (root_uri or state.lake_uri()).rstrip("/")
+        self.root_uri = (root_uri or paths.lake_uri()).rstrip("/")
         if filesystem is None:
             filesystem, root = pafs.FileSystem.from_uri(self.root_uri)
         else:

@@ -22,14 +22,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.core import state
-from mlops_provider.exceptions import MlopsError, ModelNotFoundError
+from mlops_provider.config import paths
+from mlops_provider.domain.errors import MlopsError, ModelNotFoundError
 
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
-    from mlops_provider.core.config import ProjectConfig
+    from mlops_provider.config.project import ProjectConfig
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ _DECISION_KEY = "promotion_decision_key"
 def client_for(tracking_uri: str | None = None, registry_uri: str | None = None) -> MlflowClient:
     from mlflow import MlflowClient
 
-    tracking_uri = tracking_uri or state.mlflow_tracking_uri()
+    tracking_uri = tracking_uri or paths.mlflow_tracking_uri()
     return MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
 
 
@@ -74,7 +74,7 @@ def default_artifact_location(tracking_uri: str, experiment_name: str) -> str | 
     """
     scheme = tracking_uri.split(":", 1)[0].split("+", 1)[0] if "://" in tracking_uri else "file"
     if scheme in {"sqlite", "postgresql", "mysql", "mssql", "file"}:
-        return f"{state.mlflow_artifact_root().rstrip('/')}/{experiment_name}"
+        return f"{paths.mlflow_artifact_root().rstrip('/')}/{experiment_name}"
     return None
 
 
@@ -201,7 +201,7 @@ def evaluate(
     registry_uri: str | None = None,
 ) -> dict[str, float]:
     """Metrics of the model at ``model_uri`` (``models:/name/version`` or any MLflow URI) on ``frame``."""
-    from mlops_provider.core import scoring
+    from mlops_provider.domain import scoring
 
     if frame.empty or label_column not in frame.columns:
         raise MlopsError(f"cannot evaluate {model_uri}: the frame is empty or has no label column '{label_column}'")
@@ -321,7 +321,7 @@ def comparison_table(rows: dict[str, dict[str, float] | None], metrics: tuple[st
 # -- aliases ------------------------------------------------------------------------------------------
 def _lock_path(model_name: str):
     safe = re.sub(r"[^A-Za-z0-9_.-]", "_", model_name)
-    return state.mlops_home() / "locks" / f"{safe}.lock"
+    return paths.mlops_home() / "locks" / f"{safe}.lock"
 
 
 @contextmanager

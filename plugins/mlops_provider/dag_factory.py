@@ -10,7 +10,7 @@ from airflow.sdk import Asset
 
 if TYPE_CHECKING:
 
-    from mlops_provider.core.config import ProjectConfig
+    from mlops_provider.config.project import ProjectConfig
 
 PROMOTION_POOL = "mlops_promotion"
 

@@ -1,24 +1,33 @@
-"""Domain errors; each message names what failed and where the full details are."""
+"""Domain errors; each message names what failed and where the full details are.
+
+Plain Python: the Airflow layer maps them once (``operators.base``): an error whose class says
+``retryable = False`` fails the task without retries (``AirflowFailException``), any other is retried.
+"""
 
 from __future__ import annotations
 
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-
-class MlopsError(AirflowException):
+class MlopsError(Exception):
     """Base class of every error this provider raises on purpose."""
 
+    #: Whether a retry of the same task may succeed (a service outage) or never can (bad input, bad config).
+    retryable = True
 
-class ProjectConfigError(MlopsError, AirflowFailException):
+
+class ProjectConfigError(MlopsError):
     """A project YAML is invalid; the message names the file, the key and the problem."""
+
+    retryable = False
 
 
 class SourceError(MlopsError):
     """The source could not be read for the requested interval."""
 
 
-class DataValidationError(MlopsError, AirflowFailException):
+class DataValidationError(MlopsError):
     """A batch failed its Great Expectations suite and was quarantined (retrying cannot help)."""
+
+    retryable = False
 
     def __init__(self, message: str, *, failed: list[str], result_path: str, quarantine_path: str,
                  data_docs_url: str | None = None):
@@ -37,12 +46,11 @@ class TrainingDataError(MlopsError):
     """Not enough labelled data to train or evaluate a model."""
 
 
-class PromotionRefused(MlopsError):
-    """A challenger did not pass the promotion gate (raised only where a refusal must fail a task)."""
 
-
-class ModelOpsRequestError(MlopsError, AirflowFailException):
+class ModelOpsRequestError(MlopsError):
     """A manual promote / rollback request whose params contradict each other (retrying cannot help)."""
+
+    retryable = False
 
 
 class ModelNotFoundError(MlopsError):

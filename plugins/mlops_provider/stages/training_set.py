@@ -13,16 +13,16 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.core import feature_repo as R
-from mlops_provider.core import features as F
-from mlops_provider.core.lake import as_date, days
-from mlops_provider.exceptions import TrainingDataError
+from mlops_provider.domain import features as F
+from mlops_provider.domain.errors import TrainingDataError
+from mlops_provider.io import feast_repo as R
+from mlops_provider.io.lake import as_date, days
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops_provider.core.config import ProjectConfig
-    from mlops_provider.core.lake import Lake
+    from mlops_provider.config.project import ProjectConfig
+    from mlops_provider.io.lake import Lake
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def monitored_features(project: ProjectConfig) -> list[str]:
     chosen = project.monitoring.get("features") or names
     unknown = [c for c in chosen if c not in names]
     if unknown:
-        from mlops_provider.exceptions import ProjectConfigError
+        from mlops_provider.domain.errors import ProjectConfigError
 
         raise ProjectConfigError(f"{project.path}: key 'monitoring.features': {unknown} are not model features "
                                  f"(choose from {names})")

@@ -12,12 +12,12 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.core.lake import Lake, as_date
+from mlops_provider.io.lake import Lake, as_date
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops_provider.core.config import ProjectConfig
+    from mlops_provider.config.project import ProjectConfig
 
 log = logging.getLogger(__name__)
 

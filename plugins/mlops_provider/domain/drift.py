@@ -44,8 +44,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from evidently.core.report import Snapshot
 
-    from mlops_provider.core.config import ProjectConfig
-    from mlops_provider.core.lake import Lake
+    from mlops_provider.config.project import ProjectConfig
+    from mlops_provider.io.lake import Lake
 
 log = logging.getLogger(__name__)
 

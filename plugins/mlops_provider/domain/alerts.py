@@ -25,11 +25,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from mlops_provider.core import state
-from mlops_provider.exceptions import MlopsError
+from mlops_provider.config import paths
+from mlops_provider.domain.errors import MlopsError
 
 if TYPE_CHECKING:
-    from mlops_provider.core.config import ProjectConfig
+    from mlops_provider.config.project import ProjectConfig
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ def link(url: str | None, label: str | None = None) -> str:
 # -- message building blocks (shared with the task-failure notifier) --------------------------------
 def runbook_url(anchor: str = "") -> str:
     """Where on-call finds the runbook: ``MLOPS_RUNBOOK_URL`` or docs/runbook.md in the checkout."""
-    base = os.environ.get("MLOPS_RUNBOOK_URL") or (state.repo_root() / "docs" / "runbook.md").as_uri()
+    base = os.environ.get("MLOPS_RUNBOOK_URL") or (paths.repo_root() / "docs" / "runbook.md").as_uri()
     return f"{base}#{anchor}" if anchor else base
 
 
@@ -403,7 +403,7 @@ def dedup_key(project: ProjectConfig | str, model_version: str | int | None, day
 
 
 def _sent_dir() -> Path:
-    return state.mlops_home() / "alerts" / "sent"
+    return paths.mlops_home() / "alerts" / "sent"
 
 
 def _atomic_write(path: Path, payload: bytes) -> None:
@@ -510,7 +510,7 @@ def send_alert(message: EmailMessage, *, smtp_conn_id: str, dedup_key: str) -> d
             log.info("sent alert %r to %s via connection %s", str(message["Subject"]), ", ".join(to), smtp_conn_id)
         else:
             stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-            path = state.outbox_dir() / f"{stamp}-{digest[:12]}.eml"
+            path = paths.outbox_dir() / f"{stamp}-{digest[:12]}.eml"
             _atomic_write(path, message.as_bytes())
             result = {"sent": True, "via": "outbox", "path": str(path)}
             log.warning("no Airflow connection %r: alert %r written to %s", smtp_conn_id,

@@ -13,22 +13,22 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.core import features as F
-from mlops_provider.core import registry
-from mlops_provider.core.lake import as_date
-from mlops_provider.core.training_set import (
+from mlops_provider.domain import features as F
+from mlops_provider.domain.errors import MlopsError, ModelNotFoundError
+from mlops_provider.io import model_store
+from mlops_provider.io.lake import as_date
+from mlops_provider.stages.training_set import (
     labels_table,
     model_feature_columns,
     monitored_features,
     utc_timestamps,
 )
-from mlops_provider.exceptions import MlopsError, ModelNotFoundError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from mlops_provider.core.config import ProjectConfig
-    from mlops_provider.core.lake import Lake
+    from mlops_provider.config.project import ProjectConfig
+    from mlops_provider.io.lake import Lake
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +52,9 @@ def train_model(project: ProjectConfig, *, lake: Lake, reports: Lake, feature_st
                 window_days: int | None = None, hpo_trials: int | None = None,
                 run_tags: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build the point-in-time training set as of ``as_of``, train, log to MLflow and register a challenger."""
-    from mlops_provider.core import feature_repo as R
-    from mlops_provider.core import training
-    from mlops_provider.core.training_set import build_training_set
+    from mlops_provider.domain import training
+    from mlops_provider.io import feast_repo as R
+    from mlops_provider.stages.training_set import build_training_set
 
     window_days = int(window_days or project.model.get("training_window_days", 21))
     hpo_trials = int(hpo_trials or project.model.get("hpo_trials", 4))
@@ -107,7 +107,7 @@ def score_day(project: ProjectConfig, *, lake: Lake, reports: Lake, feature_stor
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from mlops_provider.core import scoring
+    from mlops_provider.domain import scoring
 
     day = as_date(day)
     rid, key, ts = project.record_id, project.entity_key, project.event_timestamp
@@ -168,7 +168,7 @@ def score_day(project: ProjectConfig, *, lake: Lake, reports: Lake, feature_stor
     summary["shadow_report"] = shadow_uri
     if summary.get("challenger_version"):
         # The challenger's version carries its shadow record, so a promotion decision can cite it.
-        client = registry.client_for(tracking_uri, registry_uri)
+        client = model_store.client_for(tracking_uri, registry_uri)
         shadow = {k: summary[k] for k in ("agreement_rate", "mean_abs_score_diff", "ks_statistic", "rows")}
         client.set_model_version_tag(project.model_name, str(summary["challenger_version"]),
                                      f"shadow.{day.isoformat()}", json.dumps(shadow))
@@ -211,7 +211,7 @@ def monitor_day(project: ProjectConfig, *, lake: Lake, reports: Lake, day: str |
     The report is saved as HTML, Evidently JSON and a verdict JSON in the report store and logged to
     the MLflow run of the model version that scored the day.
     """
-    from mlops_provider.core import monitoring
+    from mlops_provider.domain import drift
 
     day = as_date(day)
     if not lake.exists(predictions_table(project), day):
@@ -221,25 +221,25 @@ def monitor_day(project: ProjectConfig, *, lake: Lake, reports: Lake, day: str |
     columns = list(dict.fromkeys([*monitored_features(project), "champion_score", "champion_version"]))
     current = lake.read(predictions_table(project), day, columns=columns)
     version = str(int(current["champion_version"].iloc[0]))
-    client = registry.client_for(tracking_uri, registry_uri)
+    client = model_store.client_for(tracking_uri, registry_uri)
     mv = client.get_model_version(project.model_name, version)
     run = client.get_run(mv.run_id)
     with tempfile.TemporaryDirectory(prefix="mlops-monitor-") as tmp:
         try:
-            local = client.download_artifacts(mv.run_id, registry.REFERENCE_ARTIFACT, tmp)
+            local = client.download_artifacts(mv.run_id, model_store.REFERENCE_ARTIFACT, tmp)
         except Exception as exc:
             raise ModelNotFoundError(f"{project.model_name} v{version} (run {mv.run_id}) has no training reference "
-                                     f"'{registry.REFERENCE_ARTIFACT}' to monitor against: {exc}") from exc
+                                     f"'{model_store.REFERENCE_ARTIFACT}' to monitor against: {exc}") from exc
         import pandas as pd
 
         reference = pd.read_parquet(local)
     labelled = _labelled_predictions(project, lake, day)
-    result = monitoring.monitor_day(
+    result = drift.monitor_day(
         project, reference=reference, current=current, feature_columns=monitored_features(project),
         labelled=labelled,
         seed=day.toordinal(), reference_metrics=_reference_metrics(run),
     )
-    uris = monitoring.save_report(result, reports, f"{project.name}/monitoring/dt={day.isoformat()}/report")
+    uris = drift.save_report(result, reports, f"{project.name}/monitoring/dt={day.isoformat()}/report")
     with tempfile.TemporaryDirectory(prefix="mlops-report-") as tmp:
         for kind, name in (("html", "report.html"), ("json", "evidently_snapshot.json"), ("verdict", "verdict.json")):
             path = Path(tmp) / name
@@ -300,7 +300,7 @@ def send_monitoring_alert(project: ProjectConfig, summary: dict[str, Any], *, ac
                           run_url: str | None, report_url: str | None, mlflow_run_url: str | None,
                           report_html: bytes | None) -> dict[str, Any]:
     """Email on-call about a non-ok verdict, once per (project, model version, day, kind)."""
-    from mlops_provider.core import alerts
+    from mlops_provider.domain import alerts
 
     verdict, day, version = summary["verdict"], summary["day"], summary["model_version"]
     message = alerts.compose_alert(

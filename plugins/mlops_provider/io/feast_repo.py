@@ -21,13 +21,13 @@ import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.core import features as F
-from mlops_provider.core.lake import PARTITION_FILE
-from mlops_provider.exceptions import ProjectConfigError
+from mlops_provider.domain import features as F
+from mlops_provider.domain.errors import ProjectConfigError
+from mlops_provider.io.lake import PARTITION_FILE
 
 if TYPE_CHECKING:
-    from mlops_provider.core.config import ProjectConfig
-    from mlops_provider.core.lake import Lake
+    from mlops_provider.config.project import ProjectConfig
+    from mlops_provider.io.lake import Lake
 
 PARTITION_COLUMN = "dt"
 # Record features are read at the record's own timestamp; a small TTL keeps the as-of join exact and cheap.

@@ -8,8 +8,8 @@ import threading
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.core import registry
-from mlops_provider.exceptions import MlopsError, ModelNotFoundError
+from mlops_provider.domain.errors import MlopsError, ModelNotFoundError
+from mlops_provider.io import model_store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -57,8 +57,8 @@ def model_features(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
 def _resolve(model_uri: str, tracking_uri: str | None, registry_uri: str | None) -> tuple[str, str | None]:
     """``(uri, version)`` with an alias URI turned into its immutable ``models:/name/version`` form."""
     if match := _ALIAS_URI.match(model_uri):
-        client = registry.client_for(tracking_uri, registry_uri)
-        version = registry.aliases(client, match["name"]).get(match["alias"])
+        client = model_store.client_for(tracking_uri, registry_uri)
+        version = model_store.aliases(client, match["name"]).get(match["alias"])
         if version is None:
             raise ModelNotFoundError(f"registered model '{match['name']}' has no alias '{match['alias']}' ({model_uri})")
         return f"models:/{match['name']}/{version}", version
@@ -72,9 +72,9 @@ def load_model(model_uri: str, *, tracking_uri: str | None = None, registry_uri:
     import mlflow.sklearn
     from mlflow.exceptions import MlflowException
 
-    from mlops_provider.core import state
+    from mlops_provider.config import paths
 
-    tracking_uri = tracking_uri or state.mlflow_tracking_uri()
+    tracking_uri = tracking_uri or paths.mlflow_tracking_uri()
     uri, version = _resolve(model_uri, tracking_uri, registry_uri)
     key = (f"{registry_uri or tracking_uri}|{uri}", version or "")
     with _MODELS_LOCK:
@@ -82,7 +82,7 @@ def load_model(model_uri: str, *, tracking_uri: str | None = None, registry_uri:
             return _MODELS[key]
         log.info("loading %s from %s", uri, registry_uri or tracking_uri)
         try:
-            with registry.tracking(tracking_uri, registry_uri), warnings.catch_warnings():
+            with model_store.tracking(tracking_uri, registry_uri), warnings.catch_warnings():
                 # skops probes every loaded module for ufuncs and trips Airflow's deprecation shims.
                 warnings.simplefilter("ignore")
                 model = mlflow.sklearn.load_model(uri)
@@ -108,15 +108,15 @@ def ks_statistic(a: Any, b: Any) -> float:
 def resolve_versions(model_name: str, *, tracking_uri: str, registry_uri: str | None = None
                      ) -> tuple[str, str | None]:
     """``(champion, challenger or None)`` now: pinned for a whole day, so one partition never mixes versions."""
-    client = registry.client_for(tracking_uri, registry_uri)
-    current = registry.aliases(client, model_name)
-    champion = current[registry.CHAMPION]
+    client = model_store.client_for(tracking_uri, registry_uri)
+    current = model_store.aliases(client, model_name)
+    champion = current[model_store.CHAMPION]
     if champion is None:
         raise ModelNotFoundError(
-            f"registered model '{model_name}' has no '{registry.CHAMPION}' alias: nothing may score yet. "
+            f"registered model '{model_name}' has no '{model_store.CHAMPION}' alias: nothing may score yet. "
             "Promote a trained version first (the promote task of the training DAG)."
         )
-    challenger = current[registry.CHALLENGER]
+    challenger = current[model_store.CHALLENGER]
     return champion, (challenger if challenger is not None and challenger != champion else None)
 
 
@@ -133,7 +133,7 @@ def score_batch(frame: pd.DataFrame, *, versions: tuple[str, str | None], tracki
 
     champion, challenger = versions
     champion_model = load_model(f"models:/{model_name}/{champion}", tracking_uri=tracking_uri, registry_uri=registry_uri)
-    with registry.thread_limit():
+    with model_store.thread_limit():
         champion_scores = champion_model.predict_proba(model_features(champion_model, frame))[:, 1]
     challenger_scores = None
     if challenger is not None:
@@ -141,7 +141,7 @@ def score_batch(frame: pd.DataFrame, *, versions: tuple[str, str | None], tracki
             challenger_model = load_model(
                 f"models:/{model_name}/{challenger}", tracking_uri=tracking_uri, registry_uri=registry_uri
             )
-            with registry.thread_limit():
+            with model_store.thread_limit():
                 challenger_scores = challenger_model.predict_proba(model_features(challenger_model, frame))[:, 1]
         except MlopsError as exc:
             log.warning("shadow scoring with %s v%s skipped: %s", model_name, challenger, exc)

@@ -25,20 +25,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.core import registry
-from mlops_provider.exceptions import TrainingDataError
+from mlops_provider.domain.errors import TrainingDataError
+from mlops_provider.io import model_store
 
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
-    from mlops_provider.core.config import ProjectConfig
+    from mlops_provider.config.project import ProjectConfig
 
 log = logging.getLogger(__name__)
 
 MIN_ROWS = {"train": 200, "validation": 50, "holdout": 50}
-HOLDOUT_ARTIFACT = registry.HOLDOUT_ARTIFACT
-REFERENCE_ARTIFACT = registry.REFERENCE_ARTIFACT
+HOLDOUT_ARTIFACT = model_store.HOLDOUT_ARTIFACT
+REFERENCE_ARTIFACT = model_store.REFERENCE_ARTIFACT
 _DT_IN_URI = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
 
 
@@ -266,8 +266,8 @@ def _split_source(project: ProjectConfig, sources: list[str], days: list[dt.date
     (``label.delay_days`` later), so a split of events on ``days`` draws on those arrival days. The
     returned name is the record-feature table (the split's own rows), or the only partition.
     """
-    from mlops_provider.core.features import record_table
-    from mlops_provider.core.training_set import labels_table
+    from mlops_provider.domain.features import record_table
+    from mlops_provider.stages.training_set import labels_table
 
     delay = dt.timedelta(days=project.label_delay_days)
     event_days = {d.isoformat() for d in days}
@@ -306,7 +306,7 @@ def find_registered_run(
             "experiment_id": experiment_id,
             "model_name": model_name,
             "version": str(version.version),
-            "metrics": {k: v for k, v in metrics.items() if k in registry.METRICS},
+            "metrics": {k: v for k, v in metrics.items() if k in model_store.METRICS},
             "baseline_metrics": {k[9:]: v for k, v in metrics.items() if k.startswith("baseline_")},
             "holdout_uri": run.data.tags.get("holdout_uri") or f"{run.info.artifact_uri}/{HOLDOUT_ARTIFACT}",
             "reused": True,
@@ -325,9 +325,9 @@ def _reference_sample(splits: Splits, columns: list[str], rows: int, seed: int) 
 def registered_by(project: ProjectConfig, tracking_uri: str, registry_uri: str | None, artifact_location: str | None,
                   *, tag: str, value: str) -> dict[str, Any] | None:
     """The registered result of an earlier training run of ``project`` tagged ``tag = value``, if any."""
-    client = registry.client_for(tracking_uri, registry_uri)
-    experiment_id = registry.ensure_experiment(
-        client, project.name, artifact_location or registry.default_artifact_location(tracking_uri, project.name)
+    client = model_store.client_for(tracking_uri, registry_uri)
+    experiment_id = model_store.ensure_experiment(
+        client, project.name, artifact_location or model_store.default_artifact_location(tracking_uri, project.name)
     )
     earlier = find_registered_run(client, experiment_id, project.name, project.model_name, tag=tag, value=value)
     if earlier:
@@ -397,7 +397,7 @@ def train_and_register(
     from sklearn.inspection import permutation_importance
     from sklearn.metrics import average_precision_score
 
-    from mlops_provider.core.scoring import prepare_features
+    from mlops_provider.domain.scoring import prepare_features
 
     model_cfg = project.model
     label, ts = project.label_column, project.event_timestamp
@@ -410,9 +410,9 @@ def train_and_register(
     categorical = [c for c in feature_columns if c in set(categorical_columns)]
     numeric = [c for c in feature_columns if c not in set(categorical_columns)]
 
-    client = registry.client_for(tracking_uri, registry_uri)
-    experiment_id = registry.ensure_experiment(
-        client, project.name, artifact_location or registry.default_artifact_location(tracking_uri, project.name)
+    client = model_store.client_for(tracking_uri, registry_uri)
+    experiment_id = model_store.ensure_experiment(
+        client, project.name, artifact_location or model_store.default_artifact_location(tracking_uri, project.name)
     )
     airflow_run_id = run_tags.get("airflow_run_id")
     if airflow_run_id:
@@ -445,10 +445,10 @@ def train_and_register(
              len(y["train"]), y["train"].sum(), len(y["validation"]), y["validation"].sum(),
              len(y["holdout"]), y["holdout"].sum())
 
-    with registry.thread_limit():
+    with model_store.thread_limit():
         baseline = build_baseline(numeric, categorical, seed).fit(X["train"], y["train"])
-        baseline_scores, seconds = registry.timed_scores(baseline, X["holdout"])
-        baseline_metrics = registry.classification_metrics(y["holdout"], baseline_scores, threshold, scoring_seconds=seconds)
+        baseline_scores, seconds = model_store.timed_scores(baseline, X["holdout"])
+        baseline_metrics = model_store.classification_metrics(y["holdout"], baseline_scores, threshold, scoring_seconds=seconds)
         log.info("baseline holdout: %s", {k: round(v, 4) for k, v in baseline_metrics.items()})
 
         best, best_params, best_score, trial_scores = None, None, -1.0, []
@@ -461,8 +461,8 @@ def train_and_register(
             if val_pr_auc > best_score:
                 best, best_params, best_score = candidate, params, val_pr_auc
         model = calibrate(best, X["validation"], y["validation"])
-        scores, seconds = registry.timed_scores(model, X["holdout"])
-        metrics = registry.classification_metrics(y["holdout"], scores, threshold, scoring_seconds=seconds)
+        scores, seconds = model_store.timed_scores(model, X["holdout"])
+        metrics = model_store.classification_metrics(y["holdout"], scores, threshold, scoring_seconds=seconds)
         log.info("model holdout: %s", {k: round(v, 4) for k, v in metrics.items()})
 
         # Importance of each input column (not of encoded columns), on a sample: enough to rank features.
@@ -490,7 +490,7 @@ def train_and_register(
     tags = {k: (v if isinstance(v, str) else json.dumps(v, default=str)) for k, v in run_tags.items() if v is not None}
     tags.update({"project": project.name, "mlops.stage": "train"})
 
-    with registry.tracking(tracking_uri, registry_uri), tempfile.TemporaryDirectory(prefix="mlops-train-") as tmp:
+    with model_store.tracking(tracking_uri, registry_uri), tempfile.TemporaryDirectory(prefix="mlops-train-") as tmp:
         run_name = f"{project.name}-{splits.days['holdout'][-1].isoformat()}"
         with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
             run_id = run.info.run_id
@@ -528,7 +528,7 @@ def train_and_register(
             # Monitoring compares each day with what this model learnt from: a seeded sample of its
             # training rows with its own scores on them (the drift reference while it is champion).
             reference = _reference_sample(splits, keep, int(project.monitoring.get("sample_rows", 50000)), seed)
-            with registry.thread_limit():
+            with model_store.thread_limit():
                 reference["champion_score"] = model.predict_proba(prepare_features(reference, feature_columns))[:, 1]
             reference_file = Path(tmp) / Path(REFERENCE_ARTIFACT).name
             reference.to_parquet(reference_file, index=False)
@@ -549,7 +549,7 @@ def train_and_register(
                       "airflow_run_id": str(airflow_run_id or ""), "project": project.name,
                       "trigger": str(tags.get("trigger") or "")},
             )
-            client.set_registered_model_alias(model_name, registry.CHALLENGER, version.version)
+            client.set_registered_model_alias(model_name, model_store.CHALLENGER, version.version)
             mlflow.set_tags({"registered_model": model_name, "registered_version": str(version.version),
                              "holdout_uri": holdout_uri})
     log.info("registered %s v%s as challenger (holdout %s %.4f vs baseline %.4f)", model_name, version.version,

@@ -11,15 +11,15 @@ from typing import Any
 
 import yaml
 
-from mlops_provider.core import state
-from mlops_provider.exceptions import ProjectConfigError
+from mlops_provider.config import paths
+from mlops_provider.domain.errors import ProjectConfigError
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @cache
 def _schema() -> dict[str, Any]:
-    return json.loads(resources.files("mlops_provider").joinpath("schemas/project.schema.json").read_text())
+    return json.loads(resources.files("mlops_provider").joinpath("config/project.schema.json").read_text())
 
 
 def _apply_defaults(schema: dict[str, Any], data: dict[str, Any]) -> None:
@@ -212,7 +212,7 @@ def _validation_fingerprint() -> bytes | None:
 
     try:
         parts = [_CACHE_FORMAT.encode(), Path(__file__).read_bytes(),
-                 resources.files("mlops_provider").joinpath("schemas/project.schema.json").read_bytes(),
+                 resources.files("mlops_provider").joinpath("config/project.schema.json").read_bytes(),
                  f"yaml {yaml.__version__} {_YAML_LOADER.__name__}".encode()]
         # jsonschema has no cheap version attribute (importlib.metadata costs ~1 ms): its install's stat will do.
         installed = Path(jsonschema.__file__).stat()
@@ -229,7 +229,7 @@ def _cache_path(text: bytes) -> Path | None:
     if fingerprint is None:
         return None
     key = hashlib.sha256(fingerprint + text).hexdigest()
-    return state.mlops_home() / "cache" / "projects" / f"{key}.json"
+    return paths.mlops_home() / "cache" / "projects" / f"{key}.json"
 
 
 def _cache_read(path: Path | None) -> dict[str, Any] | None:
@@ -293,12 +293,12 @@ def load_project_file(path: str | Path) -> ProjectConfig:
 
 def load_projects(directory: str | Path | None = None) -> list[ProjectConfig]:
     """Every ``*.yaml`` project in the projects directory, sorted by name."""
-    directory = Path(directory) if directory else state.projects_dir()
+    directory = Path(directory) if directory else paths.projects_dir()
     return [load_project_file(p) for p in sorted(directory.glob("*.yaml"))]
 
 
 def load_project(name: str, directory: str | Path | None = None) -> ProjectConfig:
-    directory = Path(directory) if directory else state.projects_dir()
+    directory = Path(directory) if directory else paths.projects_dir()
     path = directory / f"{name}.yaml"
     if not path.exists():
         known = ", ".join(p.stem for p in sorted(directory.glob("*.yaml"))) or "none"

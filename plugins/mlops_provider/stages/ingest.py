@@ -13,10 +13,10 @@ import logging
 import re
 from typing import Any
 
-from mlops_provider.core.config import ProjectConfig
-from mlops_provider.core.lake import Lake, as_date
-from mlops_provider.core.sources import UnreadableBatchError
-from mlops_provider.exceptions import DataValidationError, SourceError
+from mlops_provider.config.project import ProjectConfig
+from mlops_provider.domain.errors import DataValidationError, SourceError
+from mlops_provider.io.lake import Lake, as_date
+from mlops_provider.io.sources import UnreadableBatchError
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def stage_day(project: ProjectConfig, lake: Lake, source: Any, day: dt.date | st
 
 def gate_day(project: ProjectConfig, lake: Lake, reports: Lake, day: dt.date | str, *, run_id: str) -> dict[str, Any]:
     """Validate the staged batch; publish it to the lake, or quarantine it and raise DataValidationError."""
-    from mlops_provider.core.validation import validate_frame
+    from mlops_provider.io.validation import validate_frame
 
     day = as_date(day)
     if not lake.exists(staging_table(project), day):

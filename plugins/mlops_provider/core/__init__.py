@@ -1,1 +1,0 @@
-"""Airflow-free logic of each pipeline stage; operators are thin wrappers around it."""
