@@ -220,7 +220,7 @@ def _meaning(verdict: dict[str, Any]) -> list[str]:
         perf = verdict.get("performance") or {}
         lines.append(
             f"On labelled records ROC AUC is {_fmt(perf.get('roc_auc'), 3)}, below the floor of "
-            f"{_fmt(perf.get('min_roc_auc'), 3)}: the model ranks fraud worse than accepted. This is the most "
+            f"{_fmt(perf.get('min_roc_auc'), 3)}: the model ranks positive records worse than accepted. This is the most "
             "serious alert: act today."
         )
     return lines or ["No alert condition: drift and performance are within their thresholds."]

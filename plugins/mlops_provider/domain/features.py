@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 from typing import TYPE_CHECKING, Any
 
+from mlops_provider.domain.layout import entity_table, record_table, records_table  # noqa: F401 (re-exported)
 from mlops_provider.io.lake import Lake, as_date
 
 if TYPE_CHECKING:
@@ -23,18 +24,6 @@ log = logging.getLogger(__name__)
 
 EVENT_TIMESTAMP = "event_timestamp"
 CREATED_TIMESTAMP = "created_timestamp"
-
-
-def records_table(project: ProjectConfig) -> str:
-    return f"{project.name}/records"
-
-
-def entity_table(project: ProjectConfig) -> str:
-    return f"{project.name}/features/entity"
-
-
-def record_table(project: ProjectConfig) -> str:
-    return f"{project.name}/features/record"
 
 
 def windows(project: ProjectConfig) -> list[int]:

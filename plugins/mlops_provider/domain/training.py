@@ -2,7 +2,7 @@
 
 Split: whole days of ``event_timestamp``; the most recent ``model.holdout_days`` are the holdout, the
 ``model.validation_days`` before them the validation set, everything earlier the training set. Time order
-matters: a random split would leak tomorrow's fraud patterns into today's training rows.
+matters: a random split would leak tomorrow's patterns into today's training rows.
 
 Refit choice: the tuned model is fitted on the TRAINING days only and then calibrated (sigmoid) on the
 validation days. Validation already chose the hyperparameters; reusing it to map the class-weighted
@@ -177,10 +177,10 @@ def hpo_candidates(trials: int, y_train: Any, seed: int) -> list[dict[str, Any]]
 
     positives = max(int(np.sum(y_train)), 1)
     ratio = (len(y_train) - positives) / positives
-    # Both options up-weight fraud; full balancing over-corrects on very rare classes, sqrt is gentler.
+    # Both options up-weight the positive class; full balancing over-corrects on very rare classes, sqrt is gentler.
     weights = {"balanced": {0: 1.0, 1: float(ratio)}, "sqrt_balanced": {0: 1.0, 1: float(np.sqrt(ratio))}}
     rng = np.random.default_rng(seed)
-    # First candidate: shallow, regularised trees; fraud labels are rare, deep trees memorise them.
+    # First candidate: shallow, regularised trees; positive labels are often rare, deep trees memorise them.
     out = [
         {"learning_rate": 0.05, "max_leaf_nodes": 7, "min_samples_leaf": 40, "l2_regularization": 1.0,
          "max_iter": 300, "class_weight_name": "sqrt_balanced"}
@@ -244,7 +244,7 @@ def _figures(y_true, scores: dict[str, Any], threshold: float, importance: pd.Se
     ax.imshow(cm, cmap="Blues")
     for (i, j), v in np.ndenumerate(cm):
         ax.text(j, i, str(v), ha="center", va="center", color="black")
-    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["legit", "fraud"], yticklabels=["legit", "fraud"],
+    ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=["negative", "positive"], yticklabels=["negative", "positive"],
            xlabel="predicted", ylabel="actual", title=f"Confusion matrix @ {threshold:g}")
     out["plots/confusion_matrix.png"] = fig
 
@@ -441,7 +441,7 @@ def train_and_register(
                         holdout_days=int(model_cfg.get("holdout_days", 2)))
     X = {name: prepare_features(getattr(splits, name), feature_columns) for name in ("train", "validation", "holdout")}
     y = {name: getattr(splits, name)[label].to_numpy() for name in ("train", "validation", "holdout")}
-    log.info("split %s: train %d rows (%d fraud), validation %d (%d), holdout %d (%d)", splits.describe(),
+    log.info("split %s: train %d rows (%d positive), validation %d (%d), holdout %d (%d)", splits.describe(),
              len(y["train"]), y["train"].sum(), len(y["validation"]), y["validation"].sum(),
              len(y["holdout"]), y["holdout"].sum())
 

@@ -10,35 +10,21 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
 from typing import Any
 
 from mlops_provider.config.project import ProjectConfig
 from mlops_provider.domain.errors import DataValidationError, SourceError
+from mlops_provider.domain.layout import (  # noqa: F401 (re-exported)
+    labels_table,
+    quarantine_dir,
+    records_table,
+    safe_run_id,
+    staging_table,
+)
 from mlops_provider.io.lake import Lake, as_date
 from mlops_provider.io.sources import UnreadableBatchError
 
 log = logging.getLogger(__name__)
-
-
-def staging_table(project: ProjectConfig) -> str:
-    return f"_staging/{project.name}/records"
-
-
-def records_table(project: ProjectConfig) -> str:
-    return f"{project.name}/records"
-
-
-def labels_table(project: ProjectConfig) -> str:
-    return f"{project.name}/labels"
-
-
-def safe_run_id(run_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
-
-
-def quarantine_dir(project: ProjectConfig, day: dt.date, run_id: str) -> str:
-    return f"_quarantine/{project.name}/dt={day.isoformat()}/{safe_run_id(run_id)}"
 
 
 def stage_day(project: ProjectConfig, lake: Lake, source: Any, day: dt.date | str, *, run_id: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_provider.domain import features as F
 from mlops_provider.domain.errors import MlopsError, ModelNotFoundError
+from mlops_provider.domain.layout import predictions_table
 from mlops_provider.io import model_store
 from mlops_provider.io.lake import as_date
 from mlops_provider.stages.training_set import (
@@ -31,10 +32,6 @@ if TYPE_CHECKING:
     from mlops_provider.io.lake import Lake
 
 log = logging.getLogger(__name__)
-
-
-def predictions_table(project: ProjectConfig) -> str:
-    return f"{project.name}/predictions"
 
 
 def validation_results(project: ProjectConfig, reports: Lake, event_days: list[dt.date]) -> list[str]:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_provider.domain import features as F
 from mlops_provider.domain.errors import TrainingDataError
+from mlops_provider.domain.layout import labels_table
 from mlops_provider.io import feast_repo as R
 from mlops_provider.io.lake import as_date, days
 
@@ -27,10 +28,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 LABEL_TIMESTAMP = "label_timestamp"
-
-
-def labels_table(project: ProjectConfig) -> str:
-    return f"{project.name}/labels"
 
 
 def model_feature_columns(project: ProjectConfig) -> tuple[list[str], list[str]]:

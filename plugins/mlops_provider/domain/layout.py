@@ -1,0 +1,53 @@
+"""Where each table and file of a project lives in the lake and the report store: one place for every path.
+
+Tables are relative to the lake root and hold daily partitions ``<table>/dt=YYYY-MM-DD/``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mlops_provider.config.project import ProjectConfig
+
+
+def staging_table(project: ProjectConfig) -> str:
+    """Extracted, not yet validated batches (never read downstream)."""
+    return f"_staging/{project.name}/records"
+
+
+def records_table(project: ProjectConfig) -> str:
+    """Validated records, one partition per event day."""
+    return f"{project.name}/records"
+
+
+def labels_table(project: ProjectConfig) -> str:
+    """Labels, one partition per arrival day."""
+    return f"{project.name}/labels"
+
+
+def entity_table(project: ProjectConfig) -> str:
+    """Per-entity window aggregates (a Feast offline source)."""
+    return f"{project.name}/features/entity"
+
+
+def record_table(project: ProjectConfig) -> str:
+    """Per-record model inputs (a Feast offline source)."""
+    return f"{project.name}/features/record"
+
+
+def predictions_table(project: ProjectConfig) -> str:
+    """Champion scores (and shadow scores) with the model inputs, one partition per event day."""
+    return f"{project.name}/predictions"
+
+
+def safe_run_id(run_id: str) -> str:
+    """An Airflow run id usable as one path segment."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
+
+
+def quarantine_dir(project: ProjectConfig, day: dt.date, run_id: str) -> str:
+    """Where a batch that failed validation is kept, per day and run."""
+    return f"_quarantine/{project.name}/dt={day.isoformat()}/{safe_run_id(run_id)}"
