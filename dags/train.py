@@ -20,7 +20,7 @@ event's day), `training_window_days`, `hpo_trials`.
 """
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, CronTriggerTimetable, Param
-from mlops_provider.config.project import load_projects
+from mlops_provider.config.project import bounds, load_projects
 from mlops_provider.dag_factory import (
     PREVIOUS_DAY_TEMPLATE,
     PROMOTION_POOL,
@@ -45,9 +45,11 @@ for project in load_projects():
         params={
             "day": day_param("Last day whose labels training may use (YYYY-MM-DD); empty = the day before the "
                              "run date, or the day of the drift event"),
-            "training_window_days": Param(project.model.get("training_window_days", 21), type="integer",
-                                          minimum=5, maximum=365, description="Days of events to train on"),
-            "hpo_trials": Param(project.model.get("hpo_trials", 4), type="integer", minimum=1, maximum=20,
+            # Defaults and bounds come from the project config and its schema (one source of truth).
+            "training_window_days": Param(project.model["training_window_days"], type="integer",
+                                          **bounds("model.training_window_days"),
+                                          description="Days of events to train on"),
+            "hpo_trials": Param(project.model["hpo_trials"], type="integer", **bounds("model.hpo_trials"),
                                 description="Hyperparameter candidates tried (bounded search)"),
             "trigger": Param(None, type=["null", "string"], enum=[None, "nightly", "drift", "manual"],
                              description="Why this run trains (recorded on the MLflow run); empty = detect"),

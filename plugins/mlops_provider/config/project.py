@@ -22,6 +22,14 @@ def _schema() -> dict[str, Any]:
     return json.loads(resources.files("mlops_provider").joinpath("config/project.schema.json").read_text())
 
 
+def bounds(key: str) -> dict[str, Any]:
+    """``minimum`` / ``maximum`` of a dotted schema key (``"model.hpo_trials"``): DAG Params take theirs from here."""
+    node: dict[str, Any] = _schema()
+    for part in key.split("."):
+        node = node["properties"][part]
+    return {k: node[k] for k in ("minimum", "maximum") if k in node}
+
+
 def _apply_defaults(schema: dict[str, Any], data: dict[str, Any]) -> None:
     for key, sub in schema.get("properties", {}).items():
         if key not in data and "default" in sub:

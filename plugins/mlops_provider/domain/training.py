@@ -403,7 +403,7 @@ def train_and_register(
     label, ts = project.label_column, project.event_timestamp
     model_name = project.model_name
     threshold = float(model_cfg.get("alert_threshold", 0.5))
-    trials = int(hpo_trials or model_cfg.get("hpo_trials", 4))
+    trials = int(hpo_trials or model_cfg["hpo_trials"])
     unknown = sorted(set(categorical_columns) - set(feature_columns))
     if unknown:
         raise TrainingDataError(f"categorical_columns {unknown} are not in feature_columns {feature_columns}")

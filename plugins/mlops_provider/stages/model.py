@@ -53,8 +53,8 @@ def train_model(project: ProjectConfig, *, lake: Lake, reports: Lake, feature_st
     from mlops_provider.io import feast_repo as R
     from mlops_provider.stages.training_set import build_training_set
 
-    window_days = int(window_days or project.model.get("training_window_days", 21))
-    hpo_trials = int(hpo_trials or project.model.get("hpo_trials", 4))
+    window_days = int(window_days or project.model["training_window_days"])
+    hpo_trials = int(hpo_trials or project.model["hpo_trials"])
     airflow_run_id = (run_tags or {}).get("airflow_run_id")
     if airflow_run_id:
         # A retry (or a cleared rerun) of a run that already registered a version returns it before any
@@ -303,7 +303,7 @@ def send_monitoring_alert(project: ProjectConfig, summary: dict[str, Any], *, ac
     message = alerts.compose_alert(
         project, verdict, day=day, model_version=version, run_url=run_url, report_url=report_url,
         mlflow_run_url=mlflow_run_url, actions=actions, report_html=report_html,
-        attach_max_bytes=int(project.alerts.get("attach_max_bytes", 5_000_000)),
+        attach_max_bytes=int(project.alerts["attach_max_bytes"]),
     )
     return alerts.send_alert(message, smtp_conn_id=project.alerts.get("smtp_conn_id", "smtp_default"),
                              dedup_key=alerts.dedup_key(project, version, day, verdict["kind"]))

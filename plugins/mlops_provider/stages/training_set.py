@@ -102,7 +102,7 @@ def build_training_set(project: ProjectConfig, lake: Lake, feature_store: Any, a
     ``get_historical_features(entity_df)``).
     """
     as_of = as_date(as_of)
-    window_days = int(window_days or project.model.get("training_window_days", 21))
+    window_days = int(window_days or project.model["training_window_days"])
     first = as_of - dt.timedelta(days=window_days - 1)
     events = labelled_events(project, lake, first, as_of)
     if events.empty:
