@@ -18,10 +18,10 @@ lint: install
 	.venv/bin/ruff check plugins dags tests include scripts bench
 
 test: lint
-	$(ENV) python -m pytest -q tests; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
+	$(ENV) python -m pytest -q --durations=15 tests; rc=$$?; [ $$rc -eq 5 ] && rc=0; exit $$rc
 
 test-fast: install
-	$(ENV) python -m pytest -q -m "not slow and not integration" tests
+	$(ENV) python -m pytest -q --durations=15 -m "not slow and not integration and not stack" tests
 
 suites: install
 	$(ENV) python -m mlops_provider.io.validation
