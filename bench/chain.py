@@ -84,6 +84,7 @@ def plain_chain(day: str) -> dict[str, Any]:
     from mlops_provider.io.lake import Lake
     from mlops_provider.io.sources import LandingSource
     from mlops_provider.stages import model as stages
+    from mlops_provider.stages.alerting import send_monitoring_alert
     from mlops_provider.stages.ingest import gate_day, stage_day
 
     project = load_project(PROJECT)
@@ -134,9 +135,9 @@ def plain_chain(day: str) -> dict[str, Any]:
         stages.request_retrain(project, reports, summary["day"], summary["kind"])
         if summary["kind"] != "ok":
             html_path = summary["report"]["html"].split(reports.root, 1)[1].lstrip("/")
-            stages.send_monitoring_alert(project, summary, actions=[], run_url=None,
-                                         report_url=summary["report"]["html"], mlflow_run_url=None,
-                                         report_html=reports.read_bytes(html_path))
+            send_monitoring_alert(project, summary, actions=[], run_url=None,
+                                  report_url=summary["report"]["html"], mlflow_run_url=None,
+                                  report_html=reports.read_bytes(html_path))
         return summary
 
     monitored = timed("monitor", monitor)

@@ -53,6 +53,7 @@ class MonitorDriftOperator(MlopsBaseOperator):
     def _monitor(self, context: Context, project: Any, lake_hook: Any, mlflow_hook: MlflowHook,
                  day: str) -> dict[str, Any]:
         from mlops_provider.stages import model as stages
+        from mlops_provider.stages.alerting import send_monitoring_alert
 
         reports = lake_hook.get_reports()
         with mlflow_hook.environment():
@@ -74,7 +75,7 @@ class MonitorDriftOperator(MlopsBaseOperator):
         alert = None
         if summary["kind"] != "ok":
             html_path = summary["report"]["html"].split(reports.root, 1)[1].lstrip("/")
-            alert = stages.send_monitoring_alert(
+            alert = send_monitoring_alert(
                 project, summary,
                 actions=[retrain["reason"], f"saved the full report to {summary['report']['html']} and logged it "
                          f"to the MLflow run of {project.model_name} v{summary['model_version']}"],

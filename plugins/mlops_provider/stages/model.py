@@ -291,20 +291,3 @@ def record_retrain_request(project: ProjectConfig, reports: Lake, decision: dict
     record = {"day": decision["day"], "kind": decision["kind"],
               "requested_at": dt.datetime.now(dt.UTC).isoformat()}
     return reports.write_bytes(f"{_retrain_prefix(project)}/{decision['day']}.json", json.dumps(record).encode())
-
-
-def send_monitoring_alert(project: ProjectConfig, summary: dict[str, Any], *, actions: list[str],
-                          run_url: str | None, report_url: str | None, mlflow_run_url: str | None,
-                          report_html: bytes | None) -> dict[str, Any]:
-    """Email on-call about a non-ok verdict, once per (project, model version, day, kind)."""
-    from mlops_provider.domain import alerts
-
-    verdict, day, version = summary["verdict"], summary["day"], summary["model_version"]
-    message = alerts.compose_alert(
-        project, verdict, day=day, model_version=version, run_url=run_url, report_url=report_url,
-        mlflow_run_url=mlflow_run_url, actions=actions, report_html=report_html,
-        attach_max_bytes=int(project.alerts["attach_max_bytes"]),
-    )
-    return alerts.send_alert(message, smtp_conn_id=project.alerts.get("smtp_conn_id", "smtp_default"),
-                             dedup_key=alerts.dedup_key(project, version, day, verdict["kind"]))
-
