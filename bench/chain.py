@@ -1,7 +1,7 @@
 """Orchestration overhead and scale: one day through the nightly chain, Airflow vs a plain Python script.
 
 Setup (not timed): a fresh MLOPS_HOME and Airflow SQLite DB, ``history_days`` clean days of
-``history_rows`` rows run through the DAGs with ``include/simulation.py`` (ingest, features, a nightly
+``history_rows`` rows run through the DAGs with ``devkit/simulation.py`` (ingest, features, a nightly
 training that makes the first champion), then copied so both sides start from the same state.
 Measured: day ``history_days + 1`` with ``rows`` rows through ingest (+ validate), features (+ apply,
 materialize, freshness), train (+ promote), score and monitor:
@@ -42,7 +42,7 @@ def _day(number: int) -> dt.date:
 # -- steps in child interpreters ------------------------------------------------------------------
 def setup_history(days: int, rows: int) -> dict[str, Any]:
     """Run ``days`` clean days through the DAGs (dag.test in one process) and train the first champion."""
-    from include.simulation import Simulation, describe
+    from devkit.simulation import Simulation, describe
 
     sim = Simulation(PROJECT, start=START, rows=rows)
     for n in range(1, days + 1):
@@ -60,7 +60,7 @@ def land(day: str, rows: int) -> dict[str, Any]:
     from mlops_provider.config import paths
     from mlops_provider.config.project import load_project
 
-    from include.datagen.landing import write_landing_day
+    from devkit.datagen.landing import write_landing_day
 
     project = load_project(PROJECT)
     path = write_landing_day(project, paths.mlops_home() / project.source["path"], dt.date.fromisoformat(day),
@@ -151,7 +151,7 @@ def dagtest_chain(day: str) -> dict[str, Any]:
     The DAG folder is parsed once (included in the total) and the libraries import once, so the difference
     to the plain script is what Airflow itself adds per run: task runner, in-process execution API,
     metadata DB writes, XComs, rendering, asset events."""
-    from include.simulation import Simulation
+    from devkit.simulation import Simulation
 
     t0 = time.perf_counter()
     sim = Simulation(PROJECT, start=START)

@@ -6,7 +6,7 @@ Four columns drift in the current data, one moves by less than the threshold. Bo
 same DataFrames read from parquet; the baseline uses the same per-column methods and thresholds as
 ``monitor_day`` (normed Wasserstein / Jensen-Shannon, which are also Evidently's automatic choice
 above 1,000 rows), so the drifted-column verdicts can be compared one to one. The verdicts are also
-compared on the bundled scenarios (include/datagen: clean and covariate drift, fraud and churn).
+compared on the bundled scenarios (devkit/datagen: clean and covariate drift, fraud and churn).
 """
 
 from __future__ import annotations
@@ -173,7 +173,7 @@ def run_scenario(project_name: str, scenario: str, rows: int) -> dict[str, Any]:
     from mlops_provider.config.project import load_project
     from mlops_provider.domain.drift import monitor_day
 
-    from include.datagen.landing import generate_day
+    from devkit.datagen.landing import generate_day
 
     _warm_up()
     project = load_project(project_name)

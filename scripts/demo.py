@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 
 def main() -> int:
-    from include.simulation import DEFAULT_FIRST_TRAIN_DAY, DEFAULT_SCENARIOS
+    from devkit.simulation import DEFAULT_FIRST_TRAIN_DAY, DEFAULT_SCENARIOS
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--project", default="fraud")
@@ -43,7 +43,7 @@ def main() -> int:
         logging.getLogger().setLevel(logging.WARNING)
     from mlops_provider.config import paths
 
-    from include.simulation import Simulation
+    from devkit.simulation import Simulation
 
     scenarios = dict(DEFAULT_SCENARIOS)
     for item in args.scenario:

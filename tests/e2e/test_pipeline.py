@@ -35,7 +35,7 @@ def world(airflow_db, tmp_path_factory):
     from mlops_provider.domain import scoring
     from mlops_provider.io import model_store
 
-    from include.simulation import Simulation
+    from devkit.simulation import Simulation
 
     home = tmp_path_factory.mktemp("e2e") / "mlops"
     collector = Collector()

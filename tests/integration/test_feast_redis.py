@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from include.datagen import fraud
+from devkit.datagen import fraud
 
 REDIS_DB = 13
 DAYS = [dt.date(2024, 4, 1) + dt.timedelta(days=i) for i in range(5)]

@@ -15,7 +15,7 @@ import uuid
 import pandas as pd
 import pytest
 
-from include.datagen import fraud
+from devkit.datagen import fraud
 from tests.integration.test_sources_s3 import s3_endpoint  # noqa: F401  (session fixture: moto_server)
 
 pytestmark = pytest.mark.integration

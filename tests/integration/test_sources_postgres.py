@@ -13,7 +13,7 @@ import uuid
 
 import pytest
 
-from include.datagen import fraud
+from devkit.datagen import fraud
 
 PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
 CONN_ID = "mlops_test_pg"

@@ -22,7 +22,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from include.datagen.landing import write_landing_day
+from devkit.datagen.landing import write_landing_day
 
 pytestmark = pytest.mark.integration
 

@@ -8,7 +8,7 @@ import sqlite3
 import pandas as pd
 import pytest
 
-from include.datagen import fraud
+from devkit.datagen import fraud
 
 DAYS = [dt.date(2024, 3, 1) + dt.timedelta(days=i) for i in range(4)]
 ROWS = 2000

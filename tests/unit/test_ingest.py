@@ -13,7 +13,7 @@ from mlops_provider.io.sources import LandingSource
 from mlops_provider.io.validation import build_suite_dict, suite_path
 from mlops_provider.stages.ingest import gate_day, records_table, stage_day, staging_table
 
-from include.datagen.landing import write_landing_day
+from devkit.datagen.landing import write_landing_day
 
 DAY = dt.date(2024, 1, 10)
 

@@ -14,7 +14,7 @@ from mlops_provider.config.project import ProjectConfig
 from mlops_provider.domain.drift import monitor_day, save_report
 from mlops_provider.io.lake import Lake
 
-from include.datagen import fraud
+from devkit.datagen import fraud
 
 ROWS = 5000
 DAY = dt.date(2024, 1, 9)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from include.datagen import fraud
+from devkit.datagen import fraud
 
 FEATURES = ["amount", "amount_vs_customer_mean", "hour", "merchant_category", "channel", "country", "device", "card_present"]
 CATEGORICAL = ["merchant_category", "channel", "country", "device"]

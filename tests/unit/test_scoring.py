@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from scipy.stats import ks_2samp
 
-from include.datagen import fraud
+from devkit.datagen import fraud
 
 FEATURES = ["amount", "amount_vs_customer_mean", "hour", "merchant_category", "channel", "country", "device", "card_present"]
 CATEGORICAL = ["merchant_category", "channel", "country", "device"]

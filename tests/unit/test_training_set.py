@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from include.datagen import fraud
+from devkit.datagen import fraud
 
 DAYS = [dt.date(2024, 5, 1) + dt.timedelta(days=i) for i in range(6)]
 ROWS = 800

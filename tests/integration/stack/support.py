@@ -170,7 +170,7 @@ def day_frames(project, day: dt.date, rows: int, scenario: str = "clean"):
     """(records without label, labels arriving ``label.delay_days`` later) of ``day``, as the landing generator makes them."""
     import pandas as pd
 
-    from include.datagen.landing import generate_day
+    from devkit.datagen.landing import generate_day
 
     full = generate_day(project, day, rows, scenario)
     records = full.drop(columns=[project.label_column])

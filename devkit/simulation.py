@@ -69,7 +69,7 @@ class Simulation:
 
     # -- data --------------------------------------------------------------------------------------
     def land(self, number: int, scenario: str = "clean") -> Path:
-        from include.datagen.landing import write_landing_day
+        from devkit.datagen.landing import write_landing_day
 
         return write_landing_day(self.project, self.landing, self.day(number), rows=self.rows, scenario=scenario)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from include.datagen import fraud, generic
+from devkit.datagen import fraud, generic
 
 DRIFT_SCENARIOS = {"clean", "covariate_drift", "concept_drift", "label_noise"}
 BAD_DATA_SCENARIOS = {

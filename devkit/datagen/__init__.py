@@ -1,5 +1,5 @@
 """Deterministic sample data for the bundled projects, with switches for bad-data and drift scenarios."""
 
-from include.datagen.landing import SCENARIOS, write_landing_day
+from devkit.datagen.landing import SCENARIOS, write_landing_day
 
 __all__ = ["SCENARIOS", "write_landing_day"]
