@@ -66,7 +66,7 @@ def _run_for(api: Any, dag_id: str, day: str, after: float) -> dict[str, Any] | 
 
 
 def measure_day(stack: Any, api: Any, day: dt.date, rows: int) -> dict[str, Any]:
-    from tests.integration.stack.support import append_fraud_days, wait_for
+    from devkit.stack import append_fraud_days, wait_for
 
     subject_day = day.isoformat()
     append_fraud_days(stack, {day: "covariate_drift"}, rows)
@@ -91,8 +91,8 @@ def measure_day(stack: Any, api: Any, day: dt.date, rows: int) -> dict[str, Any]
 
 
 def run(quick: bool = False, rows: int | None = None, repeats: int | None = None) -> dict[str, Any]:
-    from tests.integration.stack.airflow_api import AirflowApi
-    from tests.integration.stack.support import (
+    from devkit.airflow_api import AirflowApi
+    from devkit.stack import (
         STACK,
         Stack,
         append_fraud_days,

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.integration.stack.support import (
+from devkit.stack import (
     STACK,
     UP_TIMEOUT,
     Stack,
@@ -67,6 +67,6 @@ def stack(tmp_path_factory) -> Stack:
 
 @pytest.fixture(scope="session")
 def api(stack):
-    from tests.integration.stack.airflow_api import AirflowApi
+    from devkit.airflow_api import AirflowApi
 
     return AirflowApi(stack.api_url, stack.env["MLOPS_STACK_ADMIN_USER"], stack.env["MLOPS_STACK_ADMIN_PASSWORD"])

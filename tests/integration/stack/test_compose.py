@@ -14,7 +14,7 @@ import subprocess
 import pytest
 import yaml
 
-from tests.integration.stack.support import REPO
+from devkit.stack import REPO
 
 pytestmark = pytest.mark.integration
 

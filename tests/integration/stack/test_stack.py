@@ -19,7 +19,7 @@ import psutil
 import pytest
 import requests
 
-from tests.integration.stack.support import (
+from devkit.stack import (
     CHURN_ROWS,
     DAYS,
     DRIFT_DAY,

@@ -1,4 +1,4 @@
-"""What the stack tests share: a handle on the running stack, its projects, source data and constants."""
+"""The stack tests' and bench/alert.py's handle on a `scripts/stack.py` stack, its projects, source data and constants."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[1]
 STACK = [sys.executable, str(REPO / "scripts" / "stack.py")]
 UP_TIMEOUT = 420
 FRAUD_ROWS = 1500
