@@ -1,9 +1,14 @@
-"""The stack tests' and bench/alert.py's handle on a `scripts/stack.py` stack, its projects, source data and constants."""
+"""A ``scripts/stack.py`` production stack of one's own, for the stack tests and ``bench/alert.py``.
+
+``stack_env`` is the environment of a stack that never collides with a developer's ``make stack-up``;
+``Stack`` is a handle on the running stack (its URLs, logs, S3, Redis, MLflow, received mail);
+``write_projects`` gives it the bundled projects with production sources, and ``append_fraud_days``
+writes generated fraud days into its PostgreSQL source.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
-import io
 import shlex
 import socket
 import sys
@@ -14,18 +19,6 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 STACK = [sys.executable, str(REPO / "scripts" / "stack.py")]
-UP_TIMEOUT = 420
-FRAUD_ROWS = 1500
-CHURN_ROWS = 600
-# The scheduler creates a run for the latest complete interval when an ingest DAG is unpaused, so the
-# sources hold data for yesterday (scheduled run) and the days before it (triggered runs).
-YESTERDAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
-DAYS = [YESTERDAY - dt.timedelta(days=n) for n in (3, 2, 1, 0)]
-# The model half (train -> promote -> score -> monitor) needs labelled history: fraud days before DAYS, the
-# last one with covariate drift. Training as of DRIFT_DAY sees the labels that arrived by then (delay 3
-# days): 6 labelled days, enough for train / validation / holdout; the drift day itself is only scored.
-HISTORY_DAYS = [YESTERDAY - dt.timedelta(days=n) for n in range(12, 3, -1)]
-DRIFT_DAY = HISTORY_DAYS[-1]
 
 
 def free_port() -> int:
@@ -182,7 +175,7 @@ def day_frames(project, day: dt.date, rows: int, scenario: str = "clean"):
     return records, labels
 
 
-def _source_engine(stack: Stack):
+def source_engine(stack: Stack):
     import sqlalchemy
 
     e = stack.env
@@ -197,39 +190,8 @@ def append_fraud_days(stack: Stack, days: dict[dt.date, str], rows: int) -> None
 
     fraud = project(stack, "fraud")
     records, labels = zip(*(day_frames(fraud, day, rows, scenario) for day, scenario in days.items()), strict=True)
-    engine = _source_engine(stack)
+    engine = source_engine(stack)
     with engine.begin() as conn:
         pd.concat(records).to_sql("fraud_transactions", conn, index=False, if_exists="append", chunksize=5000)
         pd.concat(labels).to_sql("fraud_labels", conn, index=False, if_exists="append", chunksize=5000)
     engine.dispose()
-
-
-def seed_history(stack: Stack) -> None:
-    """Append HISTORY_DAYS (DRIFT_DAY with covariate drift) to the fraud tables of the PostgreSQL source."""
-    append_fraud_days(stack, {day: "covariate_drift" if day == DRIFT_DAY else "clean" for day in HISTORY_DAYS},
-                      FRAUD_ROWS)
-
-
-def seed_sources(stack: Stack) -> None:
-    """The fraud days into PostgreSQL tables, the churn days as CSV objects under ``s3://mlops/sources/churn``."""
-    import pandas as pd
-    import sqlalchemy
-
-    fraud, churn = project(stack, "fraud"), project(stack, "churn")
-    records, labels = zip(*(day_frames(fraud, day, FRAUD_ROWS) for day in DAYS), strict=True)
-    engine = _source_engine(stack)
-    with engine.begin() as conn:
-        pd.concat(records).to_sql("fraud_transactions", conn, index=False, if_exists="replace", chunksize=5000)
-        pd.concat(labels).to_sql("fraud_labels", conn, index=False, if_exists="replace", chunksize=5000)
-        conn.execute(sqlalchemy.text("CREATE INDEX ON fraud_transactions (event_timestamp)"))
-    engine.dispose()
-
-    s3 = stack.s3()
-    for day in DAYS:
-        rec, lab = day_frames(churn, day, CHURN_ROWS)
-        arrival = day + dt.timedelta(days=churn.label_delay_days)
-        for key, frame in ((f"sources/churn/records/{day.isoformat()}.csv", rec),
-                           (f"sources/churn/labels/{arrival.isoformat()}.csv", lab)):
-            buffer = io.StringIO()
-            frame.to_csv(buffer, index=False, date_format="%Y-%m-%dT%H:%M:%S")
-            s3.put_object(Bucket=stack.bucket, Key=key, Body=buffer.getvalue().encode())

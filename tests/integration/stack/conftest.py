@@ -14,16 +14,8 @@ import time
 
 import pytest
 
-from devkit.stack import (
-    STACK,
-    UP_TIMEOUT,
-    Stack,
-    reachable,
-    read_env,
-    seed_sources,
-    stack_env,
-    write_projects,
-)
+from devkit.stack import STACK, Stack, reachable, read_env, stack_env, write_projects
+from tests.integration.stack.support import UP_TIMEOUT, seed_sources
 
 
 @pytest.fixture(scope="session")

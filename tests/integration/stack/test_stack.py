@@ -19,16 +19,15 @@ import psutil
 import pytest
 import requests
 
-from devkit.stack import (
+from devkit.stack import project, wait_for
+from tests.integration.stack.support import (
     CHURN_ROWS,
     DAYS,
     DRIFT_DAY,
     FRAUD_ROWS,
     HISTORY_DAYS,
     YESTERDAY,
-    project,
     seed_history,
-    wait_for,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.stack]
