@@ -1,8 +1,8 @@
 """Time to alert: on the production stack, from a drifted batch landing to the alert email being received.
 
 Setup (not timed): ``scripts/stack.py up --fresh`` with its own databases (prefix ``mlopsbench``), Redis db
-indexes 13/14 and free loopback ports, the ``fraud`` project reading a PostgreSQL table (the stack tests'
-projects). Clean history days are written to the source and ingested through the REST API; the scheduler
+indexes 13/14 (assigned in devkit/services.py) and free loopback ports, the ``fraud`` project reading a
+PostgreSQL table (the stack tests' projects). Clean history days are written to the source and ingested through the REST API; the scheduler
 computes their features; a triggered training makes the first champion, whose announcement scores and
 monitors the newest day. Everything is left to settle.
 
@@ -91,24 +91,27 @@ def measure_day(stack: Any, api: Any, day: dt.date, rows: int) -> dict[str, Any]
 
 
 def run(quick: bool = False, rows: int | None = None, repeats: int | None = None) -> dict[str, Any]:
+    from devkit import services
     from devkit.airflow_api import AirflowApi
     from devkit.stack import (
         STACK,
         Stack,
         append_fraud_days,
-        reachable,
         read_env,
+        services_missing,
         stack_env,
         write_projects,
     )
 
-    if not (reachable(5432) and reachable(6379)):
-        raise RuntimeError("the stack needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379")
+    if missing := services_missing():
+        raise RuntimeError(missing)
     rows = rows or (1_500 if quick else 100_000)
     repeats = repeats or (1 if quick else 2)
     history_rows = 1_500
     base = Path(tempfile.mkdtemp(prefix="mlops-bench-alert-"))
-    env = stack_env(base / "home", base / "projects", db_prefix="mlopsbench", broker_db="13", feast_db="14")
+    env = stack_env(base / "home", base / "projects", db_prefix="mlopsbench",
+                    broker_db=str(services.redis_db("bench stack broker")),
+                    feast_db=str(services.redis_db("bench stack feast")))
     env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode as deployed (see bench.common)
     write_projects(base / "projects")
     began = time.monotonic()

@@ -2,7 +2,8 @@
 on the same lake partition, into SQLite and Redis; online read latency through the Feast SDK from Redis.
 
 Each measurement runs in its own interpreter on a fresh MLOPS_HOME (lake partition written and
-``feast apply`` done before the clock starts) and an emptied online store (Redis db 12 is flushed).
+``feast apply`` done before the clock starts) and an emptied online store (its Redis db, 12 in
+devkit/services.py, is flushed).
 The published reference for reads is Feast's Python feature server: p99 7.2 ms for one entity and
 125 ms for a batch of 100.
 """
@@ -20,23 +21,24 @@ from bench.common import bench_env, percentile, run_step
 
 PROJECT = "fraud"
 DAY = dt.date(2024, 1, 10)
-REDIS_URL = "127.0.0.1:6379"
-REDIS_DB = 12
 PUBLISHED_P99_MS = {"single": 7.2, "batch_100": 125.0}
 
 
 def _redis_conn_env() -> str:
     import json
 
-    return json.dumps({"conn_type": "feast", "extra": {"online_store": {
-        "type": "redis", "connection_string": f"{REDIS_URL},db={REDIS_DB}"}}})
+    from devkit import services
+
+    address = f"{services.redis_host()}:{services.redis_port()},db={services.redis_db('bench feast')}"
+    return json.dumps({"conn_type": "feast", "extra": {"online_store": {"type": "redis", "connection_string": address}}})
 
 
 def _flush_redis() -> None:
     import redis
 
-    host, port = REDIS_URL.split(":")
-    redis.Redis(host=host, port=int(port), db=REDIS_DB).flushdb()
+    from devkit import services
+
+    redis.Redis(host=services.redis_host(), port=services.redis_port(), db=services.redis_db("bench feast")).flushdb()
 
 
 def _prepare(rows: int) -> tuple[Any, Any]:

@@ -27,10 +27,20 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def reachable(port: int) -> bool:
+def reachable(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as sock:
         sock.settimeout(1)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
+        return sock.connect_ex((host, port)) == 0
+
+
+def services_missing() -> str | None:
+    """What a stack needs and does not find: the PostgreSQL and Redis of ``devkit.services``, or None."""
+    from devkit import services
+
+    wanted = {"PostgreSQL": (services.pg_host(), services.pg_port()),
+              "Redis": (services.redis_host(), services.redis_port())}
+    missing = [f"{name} on {host}:{port}" for name, (host, port) in wanted.items() if not reachable(port, host)]
+    return f"the stack needs {' and '.join(missing)}" if missing else None
 
 
 def wait_for(what: str, probe, timeout: float, describe=None, interval: float = 3):

@@ -1,4 +1,8 @@
-"""Materialize the fraud entity aggregates into the real Redis on 127.0.0.1:6379 (db 13) and read them back."""
+"""Materialize the fraud entity aggregates into the local Redis and read them back.
+
+Redis host, port and this test's db index (15; ``MLOPS_TEST_REDIS_FEAST_DB``) come from ``devkit/services.py``,
+which gives every user of the shared Redis (stack tests, benchmarks, ``make stack-up``) an index of its own.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +11,21 @@ import json
 
 import pytest
 
+from devkit import services
 from devkit.datagen import fraud
 
-REDIS_DB = 13
+REDIS_HOST, REDIS_PORT, REDIS_DB = services.redis_host(), services.redis_port(), services.redis_db("test feast")
 DAYS = [dt.date(2024, 4, 1) + dt.timedelta(days=i) for i in range(5)]
 
 
 @pytest.fixture
 def redis_db():
     redis = pytest.importorskip("redis")
-    client = redis.Redis(host="127.0.0.1", port=6379, db=REDIS_DB)
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT, db=REDIS_DB)
     try:
         client.ping()
     except redis.exceptions.ConnectionError as exc:
-        pytest.skip(f"no Redis on 127.0.0.1:6379: {exc}")
+        pytest.skip(f"no Redis on {REDIS_HOST}:{REDIS_PORT}: {exc}")
     client.flushdb()  # only this test's db index
     yield client
     client.flushdb()
@@ -34,7 +39,7 @@ def test_materialize_into_redis_and_read_back(redis_db, mlops_home, fraud_projec
     from mlops_provider.io.lake import Lake
 
     monkeypatch.setenv("AIRFLOW_CONN_FEAST_REDIS", json.dumps({"conn_type": "feast", "extra": {
-        "online_store": {"type": "redis", "connection_string": f"127.0.0.1:6379,db={REDIS_DB}"}}}))
+        "online_store": {"type": "redis", "connection_string": f"{REDIS_HOST}:{REDIS_PORT},db={REDIS_DB}"}}}))
     lake = Lake()
     for day in DAYS:
         lake.write("fraud/records", day, fraud.generate(day, 5000).drop(columns=["is_fraud"]))

@@ -1,4 +1,5 @@
-"""The Postgres source against the real PostgreSQL on 127.0.0.1:5432: exact day extraction, quoting, labels.
+"""The Postgres source against the local PostgreSQL (127.0.0.1:5432 unless devkit/services.py's variables say
+otherwise): exact day extraction, quoting, labels.
 
 A throwaway database is created for the test session and dropped after it. Its default TimeZone is
 set away from UTC on purpose: day boundaries must still be UTC midnights.
@@ -13,9 +14,10 @@ import uuid
 
 import pytest
 
+from devkit import services
 from devkit.datagen import fraud
 
-PG = {"host": "127.0.0.1", "port": 5432, "user": "postgres"}
+PG = {"host": services.pg_host(), "port": services.pg_port(), "user": services.pg_admin()}
 CONN_ID = "mlops_test_pg"
 SCHEMA, TABLE, LABELS = "Payments", "Card Transactions", "Fraud Labels"
 DAYS = [dt.date(2024, 3, 1) + dt.timedelta(days=i) for i in range(4)]  # 1st..4th

@@ -1,8 +1,9 @@
 """The production stack for the tests: ``scripts/stack.py up --fresh`` once per session, ``down`` at the end.
 
 The stack gets its own MLOPS_HOME, free loopback ports, databases ``mlopstest_*`` and Redis db indexes
-10/11, so it never collides with a developer's ``make stack-up`` (a second concurrent test session sets
-``MLOPS_STACK_TEST_DB_PREFIX`` and ``MLOPS_STACK_TEST_REDIS_BROKER_DB`` / ``..._FEAST_DB``). Its projects directory holds the two
+10/11 (assigned in ``devkit/services.py``), so it never collides with a developer's ``make stack-up`` (a
+second concurrent test session sets ``MLOPS_STACK_TEST_DB_PREFIX`` and ``MLOPS_STACK_TEST_REDIS_BROKER_DB``
+/ ``..._FEAST_DB`` to indexes no one else owns). Its projects directory holds the two
 bundled projects with production sources: ``fraud`` reads a PostgreSQL table, ``churn`` an S3 prefix.
 """
 
@@ -14,21 +15,22 @@ import time
 
 import pytest
 
-from devkit.stack import STACK, Stack, reachable, read_env, stack_env, write_projects
+from devkit import services
+from devkit.stack import STACK, Stack, read_env, services_missing, stack_env, write_projects
 from tests.integration.stack.support import UP_TIMEOUT, seed_sources
 
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> Stack:
-    if not (reachable(5432) and reachable(6379)):
-        pytest.skip("the stack needs PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379")
+    if missing := services_missing():
+        pytest.skip(missing)
     base = tmp_path_factory.mktemp("stack")
     home, projects = base / "home", base / "projects"
     # Two test sessions on one machine (a CI checkout next to a developer's) need their own databases and
     # Redis db indexes: `up --fresh` drops them, whoever else uses them.
     env = stack_env(home, projects, db_prefix=os.environ.get("MLOPS_STACK_TEST_DB_PREFIX") or "mlopstest",
-                    broker_db=os.environ.get("MLOPS_STACK_TEST_REDIS_BROKER_DB") or "10",
-                    feast_db=os.environ.get("MLOPS_STACK_TEST_REDIS_FEAST_DB") or "11")
+                    broker_db=str(services.redis_db("test stack broker")),
+                    feast_db=str(services.redis_db("test stack feast")))
     env["MLOPS_STACK_HEARTBEAT_TIMEOUT"] = "30"
     write_projects(projects)
 
