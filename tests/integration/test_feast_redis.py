@@ -25,7 +25,7 @@ def redis_db():
     try:
         client.ping()
     except redis.exceptions.ConnectionError as exc:
-        pytest.skip(f"no Redis on {REDIS_HOST}:{REDIS_PORT}: {exc}")
+        pytest.skip(f"no Redis on {REDIS_HOST}:{REDIS_PORT} (start it; .ci/run does): {exc}")
     client.flushdb()  # only this test's db index
     yield client
     client.flushdb()

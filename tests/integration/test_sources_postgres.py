@@ -45,7 +45,7 @@ def pg_database():
     try:
         admin = _connect("postgres")
     except psycopg2.OperationalError as exc:
-        pytest.skip(f"no PostgreSQL on {PG['host']}:{PG['port']} (user {PG['user']}): {exc}")
+        pytest.skip(f"no PostgreSQL on {PG['host']}:{PG['port']} (user {PG['user']}; start it, .ci/run does): {exc}")
     admin.autocommit = True
     name = f"mlops_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with admin.cursor() as cur:

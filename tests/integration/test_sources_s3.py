@@ -41,7 +41,7 @@ def s3_endpoint(tmp_path_factory):
     """``http://127.0.0.1:<port>`` of a ``moto_server`` started for the session and killed after it."""
     exe = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
     if not Path(exe).exists():
-        pytest.skip("moto_server is not installed (pip install 'moto[server]'): no local S3 endpoint")
+        pytest.skip("moto_server is not installed: no local S3 endpoint (make install: moto[server] is in requirements)")
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log = tmp_path_factory.mktemp("moto") / "moto_server.log"

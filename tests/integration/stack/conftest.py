@@ -23,7 +23,7 @@ from tests.integration.stack.support import UP_TIMEOUT, seed_sources
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory) -> Stack:
     if missing := services_missing():
-        pytest.skip(missing)
+        pytest.skip(f"{missing} (start them; .ci/run starts the machine's PostgreSQL and Redis)")
     base = tmp_path_factory.mktemp("stack")
     home, projects = base / "home", base / "projects"
     # Two test sessions on one machine (a CI checkout next to a developer's) need their own databases and

@@ -1,6 +1,7 @@
 """docker-compose.yaml is valid and honest: this machine has no Docker engine, so check what `config` can.
 
-Needs Debian's ``docker-compose`` (``.ci/run`` installs it); skipped without it.
+Needs Debian's ``docker-compose`` (``scripts/test-deps.sh`` installs it, ``make test`` runs that); a plain
+pytest run skips without it, ``make test`` fails (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ ONE_SHOT = {"minio-init", "airflow-init"}
 def _compose(*args: str, env_file) -> subprocess.CompletedProcess:
     binary = shutil.which("docker-compose")
     if not binary:
-        pytest.skip("docker-compose is not installed (apt-get install docker-compose; .ci/run does it)")
+        pytest.skip("docker-compose is not installed (run scripts/test-deps.sh; make test does)")
     return subprocess.run([binary, "-f", str(COMPOSE), "--project-directory", str(REPO), "--env-file", str(env_file),
                            *args], capture_output=True, text=True, timeout=120)
 

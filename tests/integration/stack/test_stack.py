@@ -284,7 +284,7 @@ def _browser(tmp_path):
     webdriver = pytest.importorskip("selenium.webdriver")
     chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not chromium or not driver:
-        pytest.skip("Debian's chromium and chromium-driver are not installed (.ci/run installs them)")
+        pytest.skip("Debian's chromium and chromium-driver are not installed (run scripts/test-deps.sh; make test does)")
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
