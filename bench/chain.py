@@ -80,6 +80,7 @@ def plain_chain(day: str) -> dict[str, Any]:
         feature_timestamp,
     )
     from mlops_provider.hooks.feast import FeastHook
+    from mlops_provider.hooks.smtp import ConnectionTransport
     from mlops_provider.io import model_store
     from mlops_provider.io.lake import Lake
     from mlops_provider.io.sources import LandingSource
@@ -135,7 +136,8 @@ def plain_chain(day: str) -> dict[str, Any]:
         stages.request_retrain(project, reports, summary["day"], summary["kind"])
         if summary["kind"] != "ok":
             html_path = summary["report"]["html"].split(reports.root, 1)[1].lstrip("/")
-            send_monitoring_alert(project, summary, actions=[], run_url=None,
+            send_monitoring_alert(project, summary, transport=ConnectionTransport(project.alerts["smtp_conn_id"]),
+                                  actions=[], run_url=None,
                                   report_url=summary["report"]["html"], mlflow_run_url=None,
                                   report_html=reports.read_bytes(html_path))
         return summary

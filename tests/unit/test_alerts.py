@@ -1,4 +1,7 @@
-"""On-call alerts through a real SMTP server on loopback (aiosmtpd), the outbox fallback and the failure notifier."""
+"""On-call alerts through a real SMTP server on loopback (aiosmtpd), the outbox fallback and the failure notifier.
+
+Delivery goes through the Airflow layer (``hooks.smtp.send_alert``: connection id -> SMTP or outbox).
+"""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ import pytest
 from mlops_provider.config import paths
 from mlops_provider.domain import alerts
 from mlops_provider.domain.errors import MlopsError
+from mlops_provider.hooks.smtp import send_alert
 
 from tests.smtp import Collector, free_port, start_smtp_server
 
@@ -103,7 +107,7 @@ def parts(message):
 
 def test_alert_is_delivered_over_smtp_readable_escaped_and_without_secrets(fraud_project, smtp_server):
     message = compose(fraud_project)
-    result = alerts.send_alert(message, smtp_conn_id=CONN_ID, dedup_key=alerts.dedup_key(fraud_project, 3, DAY, "drift"))
+    result = send_alert(message, smtp_conn_id=CONN_ID, dedup_key=alerts.dedup_key(fraud_project, 3, DAY, "drift"))
 
     assert result["sent"] is True and result["via"] == "smtp"
     assert len(smtp_server.envelopes) == 1
@@ -133,7 +137,7 @@ def test_alert_is_delivered_over_smtp_readable_escaped_and_without_secrets(fraud
 def test_large_report_is_linked_not_attached(fraud_project, smtp_server):
     big = b"<html>" + b"x" * 5000 + b"</html>"
     message = compose(fraud_project, report_html=big, attach_max_bytes=len(big))  # must be smaller than the limit
-    alerts.send_alert(message, smtp_conn_id=CONN_ID, dedup_key="big-report")
+    send_alert(message, smtp_conn_id=CONN_ID, dedup_key="big-report")
 
     html, text, attachments = parts(smtp_server.messages()[0])
     assert attachments == []
@@ -143,10 +147,10 @@ def test_large_report_is_linked_not_attached(fraud_project, smtp_server):
 
 def test_second_send_of_the_same_event_is_not_delivered(fraud_project, smtp_server, mlops_home):
     key = alerts.dedup_key(fraud_project, 3, DAY, "drift")
-    first = alerts.send_alert(compose(fraud_project), smtp_conn_id=CONN_ID, dedup_key=key)
-    second = alerts.send_alert(compose(fraud_project), smtp_conn_id=CONN_ID, dedup_key=key)
-    other_day = alerts.send_alert(compose(fraud_project, day=DAY + dt.timedelta(days=1)), smtp_conn_id=CONN_ID,
-                                  dedup_key=alerts.dedup_key(fraud_project, 3, DAY + dt.timedelta(days=1), "drift"))
+    first = send_alert(compose(fraud_project), smtp_conn_id=CONN_ID, dedup_key=key)
+    second = send_alert(compose(fraud_project), smtp_conn_id=CONN_ID, dedup_key=key)
+    other_day = send_alert(compose(fraud_project, day=DAY + dt.timedelta(days=1)), smtp_conn_id=CONN_ID,
+                           dedup_key=alerts.dedup_key(fraud_project, 3, DAY + dt.timedelta(days=1), "drift"))
 
     assert first["sent"] is True
     assert second == {"sent": False, "duplicate": True, "marker": first["marker"]}
@@ -162,7 +166,7 @@ def test_failed_delivery_leaves_no_marker_so_a_retry_sends(fraud_project, monkey
         "conn_type": "smtp", "host": "127.0.0.1", "port": free_port(),
         "extra": {"disable_ssl": True, "disable_tls": True, "retry_limit": 0, "timeout": 2}}))
     with pytest.raises(MlopsError, match="smtp_down"):
-        alerts.send_alert(compose(fraud_project), smtp_conn_id="smtp_down", dedup_key="retry-me")
+        send_alert(compose(fraud_project), smtp_conn_id="smtp_down", dedup_key="retry-me")
     assert not (mlops_home / "alerts" / "sent").exists() or not list((mlops_home / "alerts" / "sent").iterdir())
 
 
@@ -172,7 +176,7 @@ def test_without_a_connection_the_alert_lands_in_the_outbox(fraud_project, mlops
         "recall": 0.1, "alert_threshold": 0.5, "min_roc_auc": 0.75,
         "reference": {"roc_auc": 0.82, "pr_auc": 0.3, "precision": 0.6, "recall": 0.3, "positive_rate": 0.025},
         "target_drift": None}))
-    result = alerts.send_alert(message, smtp_conn_id="smtp_not_configured", dedup_key="outbox-1")
+    result = send_alert(message, smtp_conn_id="smtp_not_configured", dedup_key="outbox-1")
 
     assert result["sent"] is True and result["via"] == "outbox"
     path = paths.outbox_dir() / result["path"].rsplit("/", 1)[-1]

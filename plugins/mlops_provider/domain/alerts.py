@@ -1,51 +1,54 @@
-"""On-call alert emails: compose a readable drift/performance alert and send it once per event.
+"""On-call alert emails: compose a readable drift/performance alert (pure: no Airflow, no I/O).
 
 Messages are plain :class:`email.message.EmailMessage` objects (HTML body, plain-text alternative,
 optional attachment) so the same message can go through an SMTP server or into the outbox directory
-of the embedded default. Everything that comes from data or from exceptions is HTML-escaped, URLs lose
-their ``user:password@`` part, and secrets Airflow knows about are masked.
+of the embedded default; delivery (and the "send once" markers) lives in :mod:`mlops_provider.io.email`.
+Everything that comes from data or from exceptions is HTML-escaped and URLs lose their
+``user:password@`` part. Secrets an orchestrator knows about are masked too once it plugs its masker in
+with :func:`set_masker` (the Airflow layer registers Airflow's secrets masker,
+``mlops_provider.hooks.smtp.use_airflow_secrets_masker``). Values from the environment (the sender
+address, where the runbook lives) are passed in by the caller.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import hashlib
 import html
-import json
-import logging
-import os
 import re
-import tempfile
-import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from email.message import EmailMessage
-from email.utils import formatdate, getaddresses, make_msgid
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from email.utils import formatdate, make_msgid
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
-
-from mlops_provider.config import paths
-from mlops_provider.domain.errors import MlopsError
 
 if TYPE_CHECKING:
     from mlops_provider.config.project import ProjectConfig
 
-log = logging.getLogger(__name__)
-
 DEFAULT_FROM = "MLOps alerts <mlops-alerts@localhost>"
+#: Runbook location used when the caller passes none (the Airflow layer passes the checkout's file URI).
+DEFAULT_RUNBOOK = "docs/runbook.md"
 # Query parameters that carry credentials (presigned S3 URLs, tokens in links).
 _SECRET_PARAMS = re.compile(r"(pass|pwd|secret|token|signature|credential|sig$|^key$|apikey|api_key)", re.I)
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/\s@]+)@")
 _CLICKABLE = ("http", "https", "file")
-# A claim older than this belongs to a sender that died; a new attempt may take over.
-_CLAIM_STALE_SECONDS = 600
 
 COLORS = {"ok": "#1a7f37", "drift": "#b35900", "performance": "#b42318", "drift+performance": "#b42318",
           "failure": "#b42318"}
 
+_masker: Callable[[str], Any] | None = None
+
 
 # -- sanitising ------------------------------------------------------------------------------------
+def set_masker(masker: Callable[[str], Any] | None) -> None:
+    """Plug in a secrets masker that :func:`redact` applies after stripping URL credentials.
+
+    The Airflow layer registers Airflow's secrets masker before it composes or delivers an alert;
+    ``None`` unplugs it. Without one, only the pure URL-credential stripping applies.
+    """
+    global _masker
+    _masker = masker
+
+
 def strip_userinfo(url: str | None) -> str:
     """``url`` without ``user:password@`` and without credential-bearing query parameters."""
     if not url:
@@ -68,21 +71,17 @@ def strip_userinfo(url: str | None) -> str:
 
 
 def redact(text: Any) -> str:
-    """Free text with URL credentials removed and Airflow-registered secrets masked."""
+    """Free text with URL credentials removed and, with a masker plugged in, known secrets masked."""
     text = _URL_USERINFO.sub(lambda m: m.group("scheme") + "***@", str(text))
-    try:
-        from airflow.sdk.log import redact as airflow_redact
-    except ImportError:  # Airflow-free use of the core package
-        return text
-    return str(airflow_redact(text))
+    return text if _masker is None else str(_masker(text))
 
 
 def esc(value: Any) -> str:
     return html.escape(redact("" if value is None else value), quote=True)
 
 
-def _header(value: Any) -> str:
-    # A newline in a header value would let data inject headers.
+def clean_header(value: Any) -> str:
+    """A redacted, single-line header value (a newline in a header value would let data inject headers)."""
     return re.sub(r"[\r\n]+", " ", redact(value)).strip()
 
 
@@ -100,6 +99,10 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def _day(day: str | dt.date) -> str:
+    return day.isoformat() if isinstance(day, dt.date) else str(day)[:10]
+
+
 def link(url: str | None, label: str | None = None) -> str:
     """An escaped anchor for clickable schemes, escaped text otherwise (never a ``javascript:`` href)."""
     clean = strip_userinfo(url)
@@ -111,19 +114,9 @@ def link(url: str | None, label: str | None = None) -> str:
 
 
 # -- message building blocks (shared with the task-failure notifier) --------------------------------
-def runbook_url(anchor: str = "") -> str:
-    """Where on-call finds the runbook: ``MLOPS_RUNBOOK_URL`` or docs/runbook.md in the checkout."""
-    base = os.environ.get("MLOPS_RUNBOOK_URL") or (paths.repo_root() / "docs" / "runbook.md").as_uri()
+def runbook_url(base: str, anchor: str = "") -> str:
+    """``anchor`` of the runbook at ``base`` (the caller decides where the runbook lives)."""
     return f"{base}#{anchor}" if anchor else base
-
-
-def default_from() -> str:
-    try:
-        from airflow.configuration import conf
-
-        return conf.get("email", "from_email", fallback=None) or DEFAULT_FROM
-    except ImportError:
-        return DEFAULT_FROM
 
 
 def html_page(*, title: str, color: str, headline: str, blocks: Iterable[str]) -> str:
@@ -161,22 +154,32 @@ def bullet_list(items: Iterable[str], ordered: bool = False) -> str:
 
 
 def build_message(*, subject: str, recipients: Sequence[str], html_body: str, text_body: str,
-                  headers: dict[str, str] | None = None) -> EmailMessage:
-    """An EmailMessage with a plain-text part and an HTML alternative."""
+                  headers: dict[str, str] | None = None, sender: str = DEFAULT_FROM) -> EmailMessage:
+    """An EmailMessage from ``sender`` with a plain-text part and an HTML alternative."""
     message = EmailMessage()
-    message["Subject"] = _header(subject)
-    message["From"] = default_from()
+    message["Subject"] = clean_header(subject)
+    message["From"] = sender
     message["To"] = ", ".join(recipients)
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = make_msgid(domain="mlops.local")
     for name, value in (headers or {}).items():
-        message[name] = _header(value)
+        message[name] = clean_header(value)
     message.set_content(text_body, subtype="plain", charset="utf-8")
     message.add_alternative(html_body, subtype="html", charset="utf-8")
     return message
 
 
 # -- drift / performance alert ----------------------------------------------------------------------
+class Block(NamedTuple):
+    """One part of an alert: its HTML blocks and its plain-text lines."""
+
+    html: list[str]
+    text: list[str]
+
+
+_EMPTY = Block([], [])
+
+
 def _headline(verdict: dict[str, Any]) -> str:
     parts = []
     if verdict.get("drift_detected"):
@@ -238,9 +241,9 @@ def _runbook_steps(project: ProjectConfig, verdict: dict[str, Any]) -> list[tupl
         steps.append(("New categories or missing values point at an upstream change: check the source "
                       "and the quarantine (lake/_quarantine) before blaming the model.", "validation-failure"))
     if "drift" in kind:
-        steps.append(("Decide whether the drift is real (a new market, a campaign, seasonality) or a pipeline "
-                      "bug (unit change, broken join). A bug: fix the source and rerun the ingest DAG for the day.",
-                      "data-drift"))
+        steps.append(("Decide whether the drift is real (a new population of entities, a business change, "
+                      "seasonality) or a pipeline bug (unit change, broken join). A bug: fix the source and rerun "
+                      "the ingest DAG for the day.", "data-drift"))
         steps.append(("Real drift with healthy performance: let the scheduled retraining run (see 'What the "
                       "system already did'); no rollback needed.", "data-drift"))
     if (verdict.get("prediction_drift") or {}).get("drift_detected") and "performance" not in kind:
@@ -257,6 +260,123 @@ def _runbook_steps(project: ProjectConfig, verdict: dict[str, Any]) -> list[tupl
     return steps
 
 
+def _intro_block(title: str, verdict: dict[str, Any]) -> Block:
+    meaning = _meaning(verdict)
+    return Block([f"<p style='font-size:15px;margin:12px 0 4px 0'><b>{esc(title)}</b></p>",
+                  "".join(f"<p style='margin:6px 0'>{esc(line)}</p>" for line in meaning)], meaning)
+
+
+def _drift_block(verdict: dict[str, Any]) -> Block:
+    drifted = verdict.get("drifted_columns") or []
+    if not drifted:
+        return _EMPTY
+    rows, text_rows = [], []
+    for d in drifted:
+        summary = d.get("summary") or {}
+        ref, cur = _summary_text(summary, "reference"), _summary_text(summary, "current")
+        rows.append([f"<b>{esc(d['column'])}</b>", esc(d.get("stattest_name") or d.get("stattest")),
+                     f"<b>{esc(_fmt(d.get('score'), 3))}</b>", esc(f">= {_fmt(d.get('threshold'), 3)}"),
+                     esc(ref), esc(cur)])
+        text_rows.append(f"  - {d['column']}: {d.get('stattest_name') or d.get('stattest')} "
+                         f"{_fmt(d.get('score'), 3)} (threshold {_fmt(d.get('threshold'), 3)})\n"
+                         f"      reference: {ref}\n      current:   {cur}")
+    count = f"{len(drifted)}/{verdict.get('n_features', len(drifted))}"
+    header = ["Feature", "Statistic", "Score", "Threshold", "Reference (training)", "Current (today)"]
+    return Block([section(f"Drifted features ({count})", table(header, rows))],
+                 ["", f"DRIFTED FEATURES ({count})", *text_rows])
+
+
+def _prediction_block(verdict: dict[str, Any]) -> Block:
+    pred = verdict.get("prediction_drift") or {}
+    if not pred:
+        return _EMPTY
+    if pred.get("skipped"):
+        line = f"Prediction drift not checked: {pred['skipped']}."
+    else:
+        line = (f"{pred.get('column')}: {pred.get('stattest_name') or pred.get('stattest')} "
+                f"{_fmt(pred.get('score'), 3)} (threshold {_fmt(pred.get('threshold'), 3)}) — "
+                f"{'DRIFT' if pred.get('drift_detected') else 'no drift'}; mean score "
+                f"{_fmt((pred.get('reference') or {}).get('mean'))} -> {_fmt((pred.get('current') or {}).get('mean'))}; "
+                f"alert rate {_pct(pred.get('alert_rate_reference'))} -> {_pct(pred.get('alert_rate_current'))}")
+    return Block([section("Prediction drift", f"<p style='margin:4px 0'>{esc(line)}</p>")],
+                 ["", "PREDICTION DRIFT", "  " + line])
+
+
+def _quality_block(verdict: dict[str, Any]) -> Block:
+    quality = verdict.get("data_quality") or {}
+    lines = []
+    for col, share in sorted((quality.get("missing_share") or {}).items()):
+        ref_share = (quality.get("missing_share_reference") or {}).get(col)
+        if share or ref_share:
+            lines.append(f"{col}: {_pct(share)} missing (training {_pct(ref_share)})")
+    for col, values in sorted((quality.get("new_categories") or {}).items()):
+        count = (quality.get("new_category_rows") or {}).get(col)
+        lines.append(f"{col}: {count} rows with categories never seen in training: {', '.join(map(str, values))}")
+    if not lines:
+        return _EMPTY
+    return Block([section("Data quality (all rows)", bullet_list(esc(x) for x in lines))],
+                 ["", "DATA QUALITY (all rows)", *[f"  - {x}" for x in lines]])
+
+
+def _performance_block(verdict: dict[str, Any]) -> Block:
+    perf = verdict.get("performance")
+    if not perf:
+        return _EMPTY
+    ref = perf.get("reference") or {}
+    rows, text_rows = [], []
+    metrics = [("ROC AUC", "roc_auc"), ("PR AUC", "pr_auc"),
+               (f"Precision @ {_fmt(perf.get('alert_threshold'))}", "precision"),
+               (f"Recall @ {_fmt(perf.get('alert_threshold'))}", "recall"), ("Positive rate", "positive_rate")]
+    for label, key in metrics:
+        cur_v, ref_v = perf.get(key), ref.get(key)
+        change = (f"{cur_v - ref_v:+.3f}" if isinstance(cur_v, (int, float)) and isinstance(ref_v, (int, float))
+                  else "n/a")
+        rows.append([esc(label), esc(_fmt(ref_v)), f"<b>{esc(_fmt(cur_v))}</b>", esc(change)])
+        text_rows.append(f"  {label}: {_fmt(ref_v)} -> {_fmt(cur_v)} ({change})")
+    floor = (f"Alert when ROC AUC < {_fmt(perf.get('min_roc_auc'))}. {perf.get('rows')} labelled rows, "
+             f"{perf.get('positives')} positives.")
+    target = perf.get("target_drift")
+    if target:
+        floor += (f" Label drift ({target.get('column')}): {_fmt(target.get('score'), 3)} "
+                  f"{'DRIFT' if target.get('drift_detected') else 'no drift'}.")
+    return Block([section("Performance (labelled records vs reference)",
+                          table(["Metric", "Reference", "Current", "Change"], rows)
+                          + f"<p style='margin:6px 0;color:#475467'>{esc(floor)}</p>")],
+                 ["", "PERFORMANCE (reference -> current)", *text_rows, "  " + floor])
+
+
+def _actions_block(actions: Sequence[str]) -> Block:
+    actions = list(actions) or ["nothing: no automatic action is configured for this alert"]
+    return Block([section("What the system already did", bullet_list(esc(a) for a in actions))],
+                 ["", "WHAT THE SYSTEM ALREADY DID", *[f"  - {redact(a)}" for a in actions]])
+
+
+def _links_block(links: Sequence[tuple[str, str | None]]) -> Block:
+    return Block([section("Links", bullet_list(f"{esc(name)}: {link(url)}" for name, url in links))],
+                 ["", "LINKS", *[f"  {name}: {strip_userinfo(url) or 'not available'}" for name, url in links]])
+
+
+def _runbook_block(steps: Sequence[tuple[str, str | None]], runbook: str) -> Block:
+    step_items = [
+        esc(step) + (f" <span style='color:#667085'>({link(runbook_url(runbook, anchor), 'runbook section')})</span>"
+                     if anchor else "")
+        for step, anchor in steps
+    ]
+    return Block([section("What to do (runbook)",
+                          bullet_list(step_items, ordered=True)
+                          + f"<p style='margin:6px 0'>Full runbook: {link(runbook, 'docs/runbook.md')}</p>")],
+                 ["", "WHAT TO DO (runbook)", *[f"  {i}. {step}" for i, (step, _) in enumerate(steps, 1)],
+                  f"  Full runbook: {runbook}"])
+
+
+def _attachment_note(report_html: bytes | None, attach_max_bytes: int) -> Block:
+    if report_html is None or len(report_html) < attach_max_bytes:
+        return _EMPTY
+    note = (f"The full report ({len(report_html) / 1e6:.1f} MB) is larger than the attachment limit "
+            f"({attach_max_bytes / 1e6:.1f} MB): open it from the link above.")
+    return Block([f"<p style='margin:10px 0;color:#475467'>{esc(note)}</p>"], ["", note])
+
+
 def compose_alert(
     project: ProjectConfig,
     verdict: dict[str, Any],
@@ -269,256 +389,42 @@ def compose_alert(
     actions: list[str],
     report_html: bytes | None,
     attach_max_bytes: int,
+    sender: str = DEFAULT_FROM,
+    runbook: str = DEFAULT_RUNBOOK,
 ) -> EmailMessage:
-    """The on-call email for one monitoring verdict: verdict first, evidence, actions, links, runbook."""
-    day = day.isoformat() if isinstance(day, dt.date) else str(day)[:10]
+    """The on-call email for one monitoring verdict: verdict first, evidence, actions, links, runbook.
+
+    ``sender`` is the From address and ``runbook`` the URL of the runbook; the Airflow layer passes both.
+    """
+    day = _day(day)
     kind = verdict.get("kind", "ok")
     headline = _headline(verdict)
     version = f"v{model_version}" if model_version not in (None, "") else "(no version)"
-    subject = f"[MLOps] {project.name} / {project.model_name} {version} / {day}: {headline}"
     title = f"{project.name} / {project.model_name} {version} / {day}"
-    html_blocks: list[str] = []
-    text: list[str] = [subject, "", "VERDICT: " + headline]
-
-    meaning = _meaning(verdict)
-    html_blocks.append(f"<p style='font-size:15px;margin:12px 0 4px 0'><b>{esc(title)}</b></p>")
-    html_blocks.append("".join(f"<p style='margin:6px 0'>{esc(line)}</p>" for line in meaning))
-    text += meaning
-
-    drifted = verdict.get("drifted_columns") or []
-    if drifted:
-        rows, text_rows = [], []
-        for d in drifted:
-            summary = d.get("summary") or {}
-            ref, cur = _summary_text(summary, "reference"), _summary_text(summary, "current")
-            rows.append([f"<b>{esc(d['column'])}</b>", esc(d.get("stattest_name") or d.get("stattest")),
-                         f"<b>{esc(_fmt(d.get('score'), 3))}</b>", esc(f">= {_fmt(d.get('threshold'), 3)}"),
-                         esc(ref), esc(cur)])
-            text_rows.append(f"  - {d['column']}: {d.get('stattest_name') or d.get('stattest')} "
-                             f"{_fmt(d.get('score'), 3)} (threshold {_fmt(d.get('threshold'), 3)})\n"
-                             f"      reference: {ref}\n      current:   {cur}")
-        html_blocks.append(section(
-            f"Drifted features ({len(drifted)}/{verdict.get('n_features', len(drifted))})",
-            table(["Feature", "Statistic", "Score", "Threshold", "Reference (training)", "Current (today)"], rows)))
-        text += ["", f"DRIFTED FEATURES ({len(drifted)}/{verdict.get('n_features', len(drifted))})", *text_rows]
-
-    pred = verdict.get("prediction_drift") or {}
-    if pred:
-        if pred.get("skipped"):
-            line = f"Prediction drift not checked: {pred['skipped']}."
-        else:
-            line = (f"{pred.get('column')}: {pred.get('stattest_name') or pred.get('stattest')} "
-                    f"{_fmt(pred.get('score'), 3)} (threshold {_fmt(pred.get('threshold'), 3)}) — "
-                    f"{'DRIFT' if pred.get('drift_detected') else 'no drift'}; mean score "
-                    f"{_fmt((pred.get('reference') or {}).get('mean'))} -> {_fmt((pred.get('current') or {}).get('mean'))}; "
-                    f"alert rate {_pct(pred.get('alert_rate_reference'))} -> {_pct(pred.get('alert_rate_current'))}")
-        html_blocks.append(section("Prediction drift", f"<p style='margin:4px 0'>{esc(line)}</p>"))
-        text += ["", "PREDICTION DRIFT", "  " + line]
-
-    quality = verdict.get("data_quality") or {}
-    q_lines = []
-    for col, share in sorted((quality.get("missing_share") or {}).items()):
-        ref_share = (quality.get("missing_share_reference") or {}).get(col)
-        if share or ref_share:
-            q_lines.append(f"{col}: {_pct(share)} missing (training {_pct(ref_share)})")
-    for col, values in sorted((quality.get("new_categories") or {}).items()):
-        count = (quality.get("new_category_rows") or {}).get(col)
-        q_lines.append(f"{col}: {count} rows with categories never seen in training: {', '.join(map(str, values))}")
-    if q_lines:
-        html_blocks.append(section("Data quality (all rows)", bullet_list(esc(x) for x in q_lines)))
-        text += ["", "DATA QUALITY (all rows)", *[f"  - {x}" for x in q_lines]]
-
-    perf = verdict.get("performance")
-    if perf:
-        ref = perf.get("reference") or {}
-        rows, text_rows = [], []
-        metrics = [("ROC AUC", "roc_auc"), ("PR AUC", "pr_auc"),
-                   (f"Precision @ {_fmt(perf.get('alert_threshold'))}", "precision"),
-                   (f"Recall @ {_fmt(perf.get('alert_threshold'))}", "recall"), ("Positive rate", "positive_rate")]
-        for label, key in metrics:
-            cur_v, ref_v = perf.get(key), ref.get(key)
-            change = (f"{cur_v - ref_v:+.3f}" if isinstance(cur_v, (int, float)) and isinstance(ref_v, (int, float))
-                      else "n/a")
-            rows.append([esc(label), esc(_fmt(ref_v)), f"<b>{esc(_fmt(cur_v))}</b>", esc(change)])
-            text_rows.append(f"  {label}: {_fmt(ref_v)} -> {_fmt(cur_v)} ({change})")
-        floor = (f"Alert when ROC AUC < {_fmt(perf.get('min_roc_auc'))}. {perf.get('rows')} labelled rows, "
-                 f"{perf.get('positives')} positives.")
-        target = perf.get("target_drift")
-        if target:
-            floor += (f" Label drift ({target.get('column')}): {_fmt(target.get('score'), 3)} "
-                      f"{'DRIFT' if target.get('drift_detected') else 'no drift'}.")
-        html_blocks.append(section("Performance (labelled records vs reference)",
-                                   table(["Metric", "Reference", "Current", "Change"], rows)
-                                   + f"<p style='margin:6px 0;color:#475467'>{esc(floor)}</p>"))
-        text += ["", "PERFORMANCE (reference -> current)", *text_rows, "  " + floor]
-
-    actions = list(actions) or ["nothing: no automatic action is configured for this alert"]
-    html_blocks.append(section("What the system already did", bullet_list(esc(a) for a in actions)))
-    text += ["", "WHAT THE SYSTEM ALREADY DID", *[f"  - {redact(a)}" for a in actions]]
-
+    subject = f"[MLOps] {title}: {headline}"
     links = [("Airflow run", run_url), ("Full report", report_url), ("MLflow run", mlflow_run_url)]
-    html_blocks.append(section("Links", bullet_list(f"{esc(name)}: {link(url)}" for name, url in links)))
-    text += ["", "LINKS", *[f"  {name}: {strip_userinfo(url) or 'not available'}" for name, url in links]]
-
-    steps = _runbook_steps(project, verdict)
-    step_items = [
-        esc(step) + (f" <span style='color:#667085'>({link(runbook_url(anchor), 'runbook section')})</span>"
-                     if anchor else "")
-        for step, anchor in steps
+    blocks = [
+        _intro_block(title, verdict), _drift_block(verdict), _prediction_block(verdict), _quality_block(verdict),
+        _performance_block(verdict), _actions_block(actions), _links_block(links),
+        _runbook_block(_runbook_steps(project, verdict), runbook), _attachment_note(report_html, attach_max_bytes),
     ]
-    html_blocks.append(section(
-        "What to do (runbook)",
-        bullet_list(step_items, ordered=True)
-        + f"<p style='margin:6px 0'>Full runbook: {link(runbook_url(), 'docs/runbook.md')}</p>"))
-    text += ["", "WHAT TO DO (runbook)", *[f"  {i}. {step}" for i, (step, _) in enumerate(steps, 1)],
-             f"  Full runbook: {runbook_url()}"]
-
-    attach = report_html is not None and len(report_html) < attach_max_bytes
-    if report_html is not None and not attach:
-        note = (f"The full report ({len(report_html) / 1e6:.1f} MB) is larger than the attachment limit "
-                f"({attach_max_bytes / 1e6:.1f} MB): open it from the link above.")
-        html_blocks.append(f"<p style='margin:10px 0;color:#475467'>{esc(note)}</p>")
-        text += ["", note]
-
+    text = [subject, "", "VERDICT: " + headline, *(line for b in blocks for line in b.text)]
     message = build_message(
         subject=subject,
         recipients=project.alerts["recipients"],
         html_body=html_page(title=subject, color=COLORS.get(kind, COLORS["drift"]), headline=esc(headline),
-                            blocks=html_blocks),
+                            blocks=[h for b in blocks for h in b.html]),
         text_body="\n".join(text) + "\n",
         headers={"X-MLOps-Project": project.name, "X-MLOps-Kind": kind, "X-MLOps-Day": day},
+        sender=sender,
     )
-    if attach:
+    if report_html is not None and len(report_html) < attach_max_bytes:
         message.add_attachment(report_html, maintype="text", subtype="html",
                                filename=f"{project.name}-{day}-monitoring-report.html")
     return message
 
 
-# -- sending ----------------------------------------------------------------------------------------
 def dedup_key(project: ProjectConfig | str, model_version: str | int | None, day: str | dt.date, kind: str) -> str:
     """The identity of one alert event: the same project, model version, day and kind alert once."""
     name = project if isinstance(project, str) else project.name
-    day = day.isoformat() if isinstance(day, dt.date) else str(day)[:10]
-    return f"monitoring|{name}|v{model_version}|{day}|{kind}"
-
-
-def _sent_dir() -> Path:
-    return paths.mlops_home() / "alerts" / "sent"
-
-
-def _atomic_write(path: Path, payload: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(payload)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)  # rename(2): readers see the old file or the whole new one
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
-def _claim(path: Path) -> bool:
-    """Take the in-flight claim for one key; False when another live sender holds it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    for _ in range(2):
-        try:
-            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
-            return True
-        except FileExistsError:
-            try:
-                age = time.time() - path.stat().st_mtime
-            except FileNotFoundError:
-                continue
-            if age < _CLAIM_STALE_SECONDS:
-                return False
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path)
-    return False
-
-
-def _smtp_connection_exists(conn_id: str) -> bool:
-    from airflow.sdk import BaseHook
-    from airflow.sdk.exceptions import AirflowNotFoundException
-
-    try:
-        BaseHook.get_connection(conn_id)
-    except AirflowNotFoundException:
-        return False
-    return True
-
-
-def _recipients(message: EmailMessage) -> list[str]:
-    fields = [v for h in ("To", "Cc", "Bcc") for v in message.get_all(h, [])]
-    return [addr for _, addr in getaddresses(fields) if addr]
-
-
-def _send_smtp(message: EmailMessage, smtp_conn_id: str) -> list[str]:
-    from airflow.providers.smtp.hooks.smtp import SmtpHook
-
-    recipients = _recipients(message)
-    with SmtpHook(smtp_conn_id=smtp_conn_id) as hook:
-        if hook.from_email:
-            del message["From"]
-            message["From"] = hook.from_email
-        # The hook owns connecting, STARTTLS/SSL, login, OAuth2 and connect retries; its
-        # send_email_smtp() can only build an HTML-only message from file paths, so the prepared
-        # multipart message goes through the hook's authenticated client instead.
-        client = hook._smtp_client
-        envelope_from = getaddresses([str(message["From"])])[0][1] or None
-        del message["Bcc"]
-        client.send_message(message, from_addr=envelope_from, to_addrs=recipients)
-    return recipients
-
-
-def send_alert(message: EmailMessage, *, smtp_conn_id: str, dedup_key: str) -> dict[str, Any]:
-    """Deliver ``message`` once per ``dedup_key``: through SMTP when the Airflow connection
-    ``smtp_conn_id`` exists, else as an ``.eml`` file in the outbox (embedded default).
-
-    Sent markers live in ``MLOPS_HOME/alerts/sent/<sha256 of key>.json``, written atomically after
-    delivery; a retried or rerun task finds the marker and sends nothing. Workers on several hosts
-    must share ``MLOPS_HOME`` (or point it at shared storage) for the dedup to hold across hosts.
-    Delivery is at-least-once: a crash between delivery and marker means one duplicate on retry,
-    never a lost alert. A claim file keeps two concurrent senders of one key from both sending.
-    """
-    digest = hashlib.sha256(dedup_key.encode("utf-8")).hexdigest()
-    marker = _sent_dir() / f"{digest}.json"
-    claim = _sent_dir() / f"{digest}.sending"
-    if marker.exists():
-        log.info("alert %r already sent (%s): not sending again", dedup_key, marker)
-        return {"sent": False, "duplicate": True, "marker": str(marker)}
-    if not _claim(claim):
-        log.info("alert %r is being sent by another process: not sending", dedup_key)
-        return {"sent": False, "duplicate": True, "in_flight": True, "marker": str(marker)}
-    try:
-        if marker.exists():  # sent between the first check and the claim
-            return {"sent": False, "duplicate": True, "marker": str(marker)}
-        del message["X-MLOps-Dedup-Key"]
-        message["X-MLOps-Dedup-Key"] = _header(dedup_key)
-        if _smtp_connection_exists(smtp_conn_id):
-            try:
-                to = _send_smtp(message, smtp_conn_id)
-            except Exception as exc:
-                raise MlopsError(
-                    f"alert {str(message['Subject'])!r} was not delivered through SMTP connection "
-                    f"'{smtp_conn_id}': {redact(exc)}; no sent marker was written, so a retry sends it"
-                ) from exc
-            result: dict[str, Any] = {"sent": True, "via": "smtp", "to": to, "conn_id": smtp_conn_id}
-            log.info("sent alert %r to %s via connection %s", str(message["Subject"]), ", ".join(to), smtp_conn_id)
-        else:
-            stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%S")
-            path = paths.outbox_dir() / f"{stamp}-{digest[:12]}.eml"
-            _atomic_write(path, message.as_bytes())
-            result = {"sent": True, "via": "outbox", "path": str(path)}
-            log.warning("no Airflow connection %r: alert %r written to %s", smtp_conn_id,
-                        str(message["Subject"]), path)
-        record = {"key": dedup_key, "sent_at": dt.datetime.now(dt.UTC).isoformat(),
-                  "subject": str(message["Subject"]), "message_id": str(message["Message-ID"]), **result}
-        _atomic_write(marker, json.dumps(record, indent=2).encode("utf-8"))
-        return {**result, "marker": str(marker)}
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            claim.unlink()
+    return f"monitoring|{name}|v{model_version}|{_day(day)}|{kind}"

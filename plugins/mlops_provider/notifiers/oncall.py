@@ -26,9 +26,10 @@ class OnCallEmailNotifier(BaseNotifier):
 
     Recipients and the SMTP connection come from the project's ``alerts`` section unless given; the
     project defaults to the part of the dag id before ``__`` (``fraud__ingest`` -> ``fraud``).
-    Delivery goes through :func:`mlops_provider.domain.alerts.send_alert` (SMTP connection, or the
+    Delivery goes through :func:`mlops_provider.hooks.smtp.send_alert` (SMTP connection, or the
     outbox without one), deduplicated per task instance and try, so a callback that runs twice for
-    the same failure sends one email.
+    the same failure sends one email. Airflow's secrets masker is plugged into the composition, and
+    the sender is Airflow's ``[email] from_email``.
 
     :param project: name of the project in ``include/projects`` (templated).
     :param recipients: override of ``alerts.recipients`` (templated).
@@ -61,7 +62,7 @@ class OnCallEmailNotifier(BaseNotifier):
         return (conf.get("api", "base_url", fallback=None) or "http://localhost:8080/").rstrip("/")
 
     def _facts(self, context: Context) -> dict[str, Any]:
-        # core.alerts is imported when a failure is reported, not at module level: every DAG file
+        # domain.alerts is imported when a failure is reported, not at module level: every DAG file
         # builds this notifier (default_args) at parse time.
         from mlops_provider.domain import alerts
 
@@ -112,7 +113,11 @@ class OnCallEmailNotifier(BaseNotifier):
     def compose(self, context: Context) -> tuple[EmailMessage, str, str]:
         """The failure email for ``context``, its dedup key and the SMTP connection id to send it with."""
         from mlops_provider.domain import alerts
+        from mlops_provider.hooks.smtp import default_sender, use_airflow_secrets_masker
+        from mlops_provider.stages.alerting import runbook_base
 
+        use_airflow_secrets_masker()
+        runbook = runbook_base()
         f = self._facts(context)
         project, recipients, conn_id = self._routing(f["dag_id"])
         if f["dag_level"]:
@@ -154,13 +159,13 @@ class OnCallEmailNotifier(BaseNotifier):
                 f"Task log: {alerts.link(f['log_url'])}", f"DAG run: {alerts.link(f['run_url'])}"])),
             alerts.section("What to do (runbook)", alerts.bullet_list([alerts.esc(s) for s in steps], ordered=True)
                            + f"<p style='margin:6px 0'>Full runbook: "
-                           f"{alerts.link(alerts.runbook_url('task-failure'), 'docs/runbook.md#task-failure')}</p>"),
+                           f"{alerts.link(alerts.runbook_url(runbook, 'task-failure'), 'docs/runbook.md#task-failure')}</p>"),
         ]
         text = [subject, "", *[f"{k}: {v}" for k, v in facts], "", "ERROR", f["error"], "",
                 "WHAT THE SYSTEM ALREADY DID", "  " + did, "", "LINKS",
                 f"  Task log: {alerts.strip_userinfo(f['log_url'])}", f"  DAG run: {alerts.strip_userinfo(f['run_url'])}",
                 "", "WHAT TO DO (runbook)", *[f"  {i}. {s}" for i, s in enumerate(steps, 1)],
-                f"  Full runbook: {alerts.runbook_url('task-failure')}"]
+                f"  Full runbook: {alerts.runbook_url(runbook, 'task-failure')}"]
         message = alerts.build_message(
             subject=subject,
             recipients=recipients,
@@ -168,12 +173,13 @@ class OnCallEmailNotifier(BaseNotifier):
                                        blocks=html_blocks),
             text_body="\n".join(map(str, text)) + "\n",
             headers={"X-MLOps-Project": project, "X-MLOps-Kind": "failure"},
+            sender=default_sender(),
         )
         return message, key, conn_id
 
     def notify(self, context: Context) -> None:
-        from mlops_provider.domain import alerts
+        from mlops_provider.hooks.smtp import send_alert
 
         message, key, conn_id = self.compose(context)
-        result = alerts.send_alert(message, smtp_conn_id=conn_id, dedup_key=key)
+        result = send_alert(message, smtp_conn_id=conn_id, dedup_key=key)
         log.info("on-call failure email: %s", result)

@@ -52,6 +52,7 @@ class MonitorDriftOperator(MlopsBaseOperator):
 
     def _monitor(self, context: Context, project: Any, lake_hook: Any, mlflow_hook: MlflowHook,
                  day: str) -> dict[str, Any]:
+        from mlops_provider.hooks.smtp import ConnectionTransport, default_sender, use_airflow_secrets_masker
         from mlops_provider.stages import model as stages
         from mlops_provider.stages.alerting import send_monitoring_alert
 
@@ -75,8 +76,11 @@ class MonitorDriftOperator(MlopsBaseOperator):
         alert = None
         if summary["kind"] != "ok":
             html_path = summary["report"]["html"].split(reports.root, 1)[1].lstrip("/")
+            use_airflow_secrets_masker()
             alert = send_monitoring_alert(
                 project, summary,
+                transport=ConnectionTransport(project.alerts.get("smtp_conn_id", "smtp_default")),
+                sender=default_sender(),
                 actions=[retrain["reason"], f"saved the full report to {summary['report']['html']} and logged it "
                          f"to the MLflow run of {project.model_name} v{summary['model_version']}"],
                 # The email names the report's own URI: a presigned URL is a credential, which emails never carry.
