@@ -14,8 +14,9 @@ airflow-db: install
 demo: airflow-db
 	$(ENV) python scripts/demo.py $(DEMO_ARGS)
 
+# .pre-commit-config.yaml (local hooks: ruff with the import contracts) over the whole tree, offline.
 lint: install
-	.venv/bin/ruff check plugins dags tests include scripts bench
+	PRE_COMMIT_HOME="$(CURDIR)/.mlops/pre-commit" .venv/bin/pre-commit run --all-files --show-diff-on-failure
 
 # What CI runs (.ci/run = start PostgreSQL and Redis if stopped, then this). MLOPS_REQUIRE_ALL_TESTS=1 turns a
 # test that would skip for something missing (a tool, a service) into a failure (tests/conftest.py).
