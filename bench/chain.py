@@ -74,19 +74,20 @@ def plain_chain(day: str) -> dict[str, Any]:
 
     from mlops_provider.config import paths
     from mlops_provider.config.project import load_project
-    from mlops_provider.domain.features import (
-        compute_entity_features,
-        compute_record_features,
-        feature_timestamp,
-    )
+    from mlops_provider.domain.features import feature_timestamp
     from mlops_provider.hooks.feast import FeastHook
     from mlops_provider.hooks.smtp import ConnectionTransport
     from mlops_provider.io import model_store
     from mlops_provider.io.lake import Lake
     from mlops_provider.io.sources import LandingSource
-    from mlops_provider.stages import model as stages
     from mlops_provider.stages.alerting import send_monitoring_alert
+    from mlops_provider.stages.features import compute_entity_features, compute_record_features
     from mlops_provider.stages.ingest import gate_day, stage_day
+    from mlops_provider.stages.monitor import run_monitor
+    from mlops_provider.stages.promote import gate_and_promote
+    from mlops_provider.stages.retrain import request_retrain
+    from mlops_provider.stages.score import run_score
+    from mlops_provider.stages.train import run_train
 
     project = load_project(PROJECT)
     d = dt.date.fromisoformat(day)
@@ -120,20 +121,20 @@ def plain_chain(day: str) -> dict[str, Any]:
     timed("features", features)
 
     def train() -> dict[str, Any]:
-        stages.train_model(project, lake=lake, reports=reports, feature_store=FeastHook(project, lake=lake),
+        run_train(project, lake=lake, reports=reports, feature_store=FeastHook(project, lake=lake),
                            as_of=d, tracking_uri=tracking, run_tags={"trigger": "bench"})
-        return model_store.gate_and_promote(project, model_store.client_for(tracking), version=None,
+        return gate_and_promote(project, model_store.client_for(tracking), version=None,
                                          tracking_uri=tracking, registry_uri=None, approved=False,
                                          decision_key=f"bench|{run_id}")
 
     promoted = timed("train", train)
-    scored = timed("score", lambda: stages.score_day(project, lake=lake, reports=reports,
+    scored = timed("score", lambda: run_score(project, lake=lake, reports=reports,
                                                       feature_store=FeastHook(project, lake=lake), day=d,
                                                       tracking_uri=tracking))
 
     def monitor() -> dict[str, Any]:
-        summary = stages.monitor_day(project, lake=lake, reports=reports, day=d, tracking_uri=tracking)
-        stages.request_retrain(project, reports, summary["day"], summary["kind"])
+        summary = run_monitor(project, lake=lake, reports=reports, day=d, tracking_uri=tracking)
+        request_retrain(project, reports, summary["day"], summary["kind"])
         if summary["kind"] != "ok":
             html_path = summary["report"]["html"].split(reports.root, 1)[1].lstrip("/")
             send_monitoring_alert(project, summary, transport=ConnectionTransport(project.alerts["smtp_conn_id"]),

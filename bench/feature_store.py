@@ -47,6 +47,7 @@ def _prepare(rows: int) -> tuple[Any, Any]:
     import pandas as pd
     from mlops_provider.config.project import load_project
     from mlops_provider.domain import features as F
+    from mlops_provider.domain import layout as L
     from mlops_provider.hooks.feast import FeastHook
     from mlops_provider.io.lake import Lake
 
@@ -63,7 +64,7 @@ def _prepare(rows: int) -> tuple[Any, Any]:
             frame[name] = rng.integers(0, 50, rows).astype("int64")
         else:
             frame[name] = rng.random(rows) * 100
-    lake.write(F.entity_table(project), DAY, frame)
+    lake.write(L.entity_table(project), DAY, frame)
     hook = FeastHook(project, lake=lake)
     hook.apply()
     return project, hook

@@ -32,7 +32,6 @@ ROWS = 2000
 
 @pytest.fixture(scope="module")
 def world(airflow_db, tmp_path_factory):
-    from mlops_provider.domain import scoring
     from mlops_provider.io import model_store
 
     from devkit.simulation import Simulation
@@ -46,7 +45,7 @@ def world(airflow_db, tmp_path_factory):
             "conn_type": "smtp", "host": "127.0.0.1", "port": port,
             "extra": {"disable_ssl": True, "disable_tls": True, "from_email": "mlops@example.com",
                       "retry_limit": 0, "timeout": 10}}))
-        scoring.clear_cache()
+        model_store.clear_cache()
         sim = Simulation("fraud", start=dt.date(2024, 1, 1), rows=ROWS, echo=print)
         log: dict[str, object] = {"sim": sim, "smtp": collector, "home": home}
         for number in range(1, 21):
@@ -171,7 +170,7 @@ def test_scoring_in_batches_writes_the_same_predictions(world, monkeypatch):
     from mlops_provider.config.project import load_project
     from mlops_provider.hooks.feast import FeastHook
     from mlops_provider.io.lake import Lake
-    from mlops_provider.stages import model as stages
+    from mlops_provider.stages.score import run_score
 
     project = load_project("fraud")
     lake, reports = Lake((world["home"] / "lake").as_uri()), Lake((world["home"] / "reports").as_uri())
@@ -179,7 +178,7 @@ def test_scoring_in_batches_writes_the_same_predictions(world, monkeypatch):
 
     def score(batch_rows: int):
         monkeypatch.setenv("MLOPS_SCORE_BATCH_ROWS", str(batch_rows))
-        summary = stages.score_day(project, lake=lake, reports=reports, feature_store=FeastHook(project, lake=lake),
+        summary = run_score(project, lake=lake, reports=reports, feature_store=FeastHook(project, lake=lake),
                                    day=day, tracking_uri=paths.mlflow_tracking_uri())
         return summary, lake.read("fraud/predictions", day)
 

@@ -37,13 +37,14 @@ def test_materialize_into_redis_and_read_back(redis_db, mlops_home, fraud_projec
     from mlops_provider.domain.errors import FeatureFreshnessError
     from mlops_provider.hooks.feast import FeastHook
     from mlops_provider.io.lake import Lake
+    from mlops_provider.stages import features as SF
 
     monkeypatch.setenv("AIRFLOW_CONN_FEAST_REDIS", json.dumps({"conn_type": "feast", "extra": {
         "online_store": {"type": "redis", "connection_string": f"{REDIS_HOST}:{REDIS_PORT},db={REDIS_DB}"}}}))
     lake = Lake()
     for day in DAYS:
         lake.write("fraud/records", day, fraud.generate(day, 5000).drop(columns=["is_fraud"]))
-        F.compute_entity_features(fraud_project, lake, day)
+        SF.compute_entity_features(fraud_project, lake, day)
 
     hook = FeastHook(fraud_project, feast_conn_id="feast_redis", lake=lake)
     assert hook.online_store_type == "redis"

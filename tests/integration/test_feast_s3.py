@@ -28,15 +28,15 @@ AWS_VARS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "
 
 def _fill(project, lake) -> pd.DataFrame:
     """Write the days' records, compute their features; return the records (the entity rows to retrieve)."""
-    from mlops_provider.domain import features as F
+    from mlops_provider.stages import features as SF
 
     raw = []
     for day in DAYS:
         records = fraud.generate(day, ROWS).drop(columns=["is_fraud"])
         raw.append(records)
         lake.write("fraud/records", day, records)
-        F.compute_entity_features(project, lake, day)
-        F.compute_record_features(project, lake, day)
+        SF.compute_entity_features(project, lake, day)
+        SF.compute_record_features(project, lake, day)
     return pd.concat(raw, ignore_index=True)
 
 

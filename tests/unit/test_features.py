@@ -28,6 +28,7 @@ def world(tmp_path_factory):
     from mlops_provider.domain import features as F
     from mlops_provider.hooks.feast import FeastHook
     from mlops_provider.io.lake import Lake
+    from mlops_provider.stages import features as SF
 
     project = load_project("fraud")
     lake = Lake()
@@ -36,7 +37,7 @@ def world(tmp_path_factory):
         batch = fraud.generate(day, ROWS).drop(columns=["is_fraud"])
         raw[day] = batch
         lake.write("fraud/records", day, batch)
-    summaries = {day: (F.compute_entity_features(project, lake, day), F.compute_record_features(project, lake, day))
+    summaries = {day: (SF.compute_entity_features(project, lake, day), SF.compute_record_features(project, lake, day))
                  for day in DAYS}
     hook = FeastHook(project, lake=lake)
     hook.apply()
@@ -238,14 +239,15 @@ def test_partition_being_written_is_invisible_to_feast(world):
 
 def test_rerun_is_idempotent(world):
     from mlops_provider.domain import features as F
+    from mlops_provider.stages import features as SF
 
     project, lake, hook, day = world["project"], world["lake"], world["hook"], DAYS[-1]
     before = lake.read("fraud/features/entity", day).drop(columns=["created_timestamp"])
     db = world["home"] / "feast" / "fraud" / "online.db"
     with sqlite3.connect(db) as conn:
         rows_before = conn.execute("select count(*) from fraud_fraud_entity_aggregates").fetchone()[0]
-    F.compute_entity_features(project, lake, day)
-    F.compute_record_features(project, lake, day)
+    SF.compute_entity_features(project, lake, day)
+    SF.compute_record_features(project, lake, day)
     hook.apply()
     hook.materialize(F.feature_timestamp(day - dt.timedelta(days=1)), F.feature_timestamp(day))
     after = lake.read("fraud/features/entity", day).drop(columns=["created_timestamp"])

@@ -7,7 +7,8 @@ import datetime as dt
 import pandas as pd
 import pyarrow as pa
 import pytest
-from mlops_provider.io.lake import Lake, days
+from mlops_provider.domain.layout import days
+from mlops_provider.io.lake import Lake
 
 
 def test_write_replaces_partition_and_reads_range(tmp_path):

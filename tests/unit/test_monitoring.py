@@ -11,8 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlops_provider.config.project import ProjectConfig
-from mlops_provider.domain.drift import monitor_day, save_report
+from mlops_provider.domain.drift import monitor_day
 from mlops_provider.io.lake import Lake
+from mlops_provider.stages.monitor import save_report
 
 from devkit.datagen import fraud
 

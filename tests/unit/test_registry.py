@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pandas as pd
 import pytest
+from mlops_provider.stages.promote import gate_and_promote
 
 from devkit.datagen import fraud
 
@@ -35,8 +36,8 @@ def template(tmp_path_factory):
     """A store with v1 (good model), v2 (trained on noise labels, same clean holdout days) and v3 (v1's files)."""
     from mlops_provider.config import paths
     from mlops_provider.config.project import load_project
-    from mlops_provider.domain import training
     from mlops_provider.io import model_store
+    from mlops_provider.stages import train as training
 
     home = tmp_path_factory.mktemp("registry") / "mlops"
     with pytest.MonkeyPatch.context() as mp:
@@ -85,7 +86,7 @@ def check_consistent(current: dict) -> None:
 
 # -- decide -------------------------------------------------------------------------------------------
 def test_decide_rules(fraud_project):
-    from mlops_provider.io.model_store import decide
+    from mlops_provider.domain.promotion import decide
 
     base = {"pr_auc": 0.20, "roc_auc": 0.80}
     first = decide(fraud_project, {"pr_auc": 0.30, "roc_auc": 0.85}, None, base)
@@ -109,10 +110,9 @@ def test_decide_rules(fraud_project):
 
 # -- the gate on real models --------------------------------------------------------------------------
 def test_first_model_becomes_champion_when_it_beats_baseline(client, template):
-    from mlops_provider.io import model_store
 
     client.set_registered_model_alias(MODEL, "challenger", "1")
-    result = model_store.gate_and_promote(template["project"], client)
+    result = gate_and_promote(template["project"], client)
     assert result["promoted"] and result["version"] == "1" and result["compared_with"] is None
     assert result["challenger_value"] > result["baseline_value"]
     assert aliases(client) == {"champion": "1"}  # the challenger alias went with the promotion
@@ -126,7 +126,7 @@ def test_worse_challenger_is_refused_and_champion_unchanged(client, template):
 
     model_store.promote(client, MODEL, "1", reason="setup")
     client.set_registered_model_alias(MODEL, "challenger", "2")
-    result = model_store.gate_and_promote(template["project"], client)
+    result = gate_and_promote(template["project"], client)
     assert result["promoted"] is False and result["version"] == "2" and result["compared_with"] == "1"
     assert result["challenger_value"] < result["champion_value"]
     assert aliases(client) == {"champion": "1", "challenger": "2"}
@@ -139,7 +139,7 @@ def test_better_challenger_replaces_champion_on_the_same_holdout(client, templat
     from mlops_provider.io import model_store
 
     model_store.promote(client, MODEL, "2", reason="setup: a weak champion")
-    result = model_store.gate_and_promote(template["project"], client, version=1)
+    result = gate_and_promote(template["project"], client, version=1)
     assert result["promoted"] and result["compared_with"] == "2"
     # Both were scored on v1's holdout: the champion's number differs from what its own run logged.
     own = client.get_run(template["bad"]["run_id"]).data.metrics["pr_auc"]
@@ -150,10 +150,9 @@ def test_better_challenger_replaces_champion_on_the_same_holdout(client, templat
 
 def test_gate_without_challenger_raises(client, template):
     from mlops_provider.domain.errors import ModelNotFoundError
-    from mlops_provider.io import model_store
 
     with pytest.raises(ModelNotFoundError, match="no 'challenger' alias"):
-        model_store.gate_and_promote(template["project"], client)
+        gate_and_promote(template["project"], client)
 
 
 # -- rollback -----------------------------------------------------------------------------------------
@@ -315,11 +314,11 @@ def test_rerun_of_a_decided_promotion_returns_the_recorded_decision(client, temp
     """A cleared promote task must not re-decide against a champion that has moved since."""
     from mlops_provider.io import model_store
 
-    first = model_store.gate_and_promote(fraud_project, client, version="1", decision_key="fraud__train|run-1|promote")
+    first = gate_and_promote(fraud_project, client, version="1", decision_key="fraud__train|run-1|promote")
     assert first["promoted"] is True
     # A new champion arrives by another run; clearing run-1's promote task must not re-decide for v1.
     model_store.promote(client, MODEL, "3", reason="test: another champion")
-    again = model_store.gate_and_promote(fraud_project, client, version="1", decision_key="fraud__train|run-1|promote")
+    again = gate_and_promote(fraud_project, client, version="1", decision_key="fraud__train|run-1|promote")
     assert again["already_decided"] is True and again["promoted"] is True and again["already_champion"] is False
     assert aliases(client)["champion"] == "3"
     assert again["reason"] == client.get_model_version(MODEL, "1").tags["promotion_reason"]

@@ -23,14 +23,14 @@ def project(fraud_project):
 
 
 def test_ok_verdict_requests_nothing(project, reports):
-    from mlops_provider.stages.model import request_retrain
+    from mlops_provider.stages.retrain import request_retrain
 
     assert request_retrain(project, reports, "2024-02-01", "ok")["requested"] is False
     assert reports.list_files("fraud/retrain_requests") == []
 
 
 def test_a_drifting_stretch_requests_once_per_cooldown(project, reports):
-    from mlops_provider.stages.model import request_retrain
+    from mlops_provider.stages.retrain import request_retrain
 
     start = dt.date(2024, 2, 1)
     decisions = [request_retrain(project, reports, start + dt.timedelta(days=i), "drift") for i in range(7)]
@@ -41,7 +41,7 @@ def test_a_drifting_stretch_requests_once_per_cooldown(project, reports):
 
 
 def test_rerun_of_a_requested_day_requests_nothing_new(project, reports):
-    from mlops_provider.stages.model import request_retrain
+    from mlops_provider.stages.retrain import request_retrain
 
     assert request_retrain(project, reports, "2024-02-01", "drift")["requested"] is True
     again = request_retrain(project, reports, "2024-02-01", "performance")
@@ -51,7 +51,7 @@ def test_rerun_of_a_requested_day_requests_nothing_new(project, reports):
 
 def test_an_unrecorded_decision_is_made_again_on_retry(project, reports):
     """The monitor task records a request only after the alert email went out: a failed email retries."""
-    from mlops_provider.stages.model import record_retrain_request, request_retrain
+    from mlops_provider.stages.retrain import record_retrain_request, request_retrain
 
     first = request_retrain(project, reports, "2024-02-01", "drift", record=False)
     assert first["requested"] is True and reports.list_files("fraud/retrain_requests") == []

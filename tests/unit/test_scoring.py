@@ -30,7 +30,7 @@ def store(tmp_path_factory):
     """Two different registered versions: v1 (8 days x 3000) and v2 (a smaller, differently tuned model)."""
     from mlops_provider.config import paths
     from mlops_provider.config.project import load_project
-    from mlops_provider.domain import training
+    from mlops_provider.stages import train as training
 
     home = tmp_path_factory.mktemp("scoring") / "mlops"
     with pytest.MonkeyPatch.context() as mp:
@@ -57,10 +57,20 @@ def client(store):
 
 
 def run_score(store, frame=None):
-    from mlops_provider.domain.scoring import score
+    """Score a frame as the score stage does: pin versions, load both models, score, summarize."""
+    from mlops_provider.domain import scoring
+    from mlops_provider.io import model_store
 
-    return score(frame if frame is not None else store["batch"], tracking_uri=store["uri"], model_name=MODEL,
-                 record_id="transaction_id", entity_key="customer_id", threshold=THRESHOLD)
+    frame = frame if frame is not None else store["batch"]
+    versions = model_store.resolve_versions(MODEL, tracking_uri=store["uri"])
+    models = model_store.load_pinned(MODEL, versions, tracking_uri=store["uri"])
+    predictions = scoring.score_batch(frame, models=models, versions=versions, model_name=MODEL,
+                                      record_id="transaction_id", entity_key="customer_id", threshold=THRESHOLD)
+    shadow = predictions["challenger_score"]
+    summary = scoring.summarize(predictions["champion_score"].to_numpy(),
+                                shadow.to_numpy(dtype="float64", na_value=float("nan")) if shadow.notna().all() else None,
+                                threshold=THRESHOLD, champion=versions[0], challenger=versions[1], model_name=MODEL)
+    return predictions, summary
 
 
 def test_scoring_without_champion_is_a_clear_error(store, client):
@@ -116,14 +126,14 @@ def test_challenger_equal_to_champion_is_not_shadow_scored(store, client):
 
 
 def test_models_are_cached_per_version_and_follow_the_alias(store, client):
-    from mlops_provider.domain import scoring
+    from mlops_provider.io import model_store
 
-    first = scoring.load_model(f"models:/{MODEL}/1", tracking_uri=store["uri"])
-    assert scoring.load_model(f"models:/{MODEL}/1", tracking_uri=store["uri"]) is first
+    first = model_store.load_model(f"models:/{MODEL}/1", tracking_uri=store["uri"])
+    assert model_store.load_model(f"models:/{MODEL}/1", tracking_uri=store["uri"]) is first
     client.set_registered_model_alias(MODEL, "champion", "1")
-    assert scoring.load_model(f"models:/{MODEL}@champion", tracking_uri=store["uri"]) is first
+    assert model_store.load_model(f"models:/{MODEL}@champion", tracking_uri=store["uri"]) is first
     client.set_registered_model_alias(MODEL, "champion", "2")
-    assert scoring.load_model(f"models:/{MODEL}@champion", tracking_uri=store["uri"]) is not first
+    assert model_store.load_model(f"models:/{MODEL}@champion", tracking_uri=store["uri"]) is not first
     _, summary = run_score(store)
     assert summary["champion_version"] == "2"
 

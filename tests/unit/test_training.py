@@ -8,6 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from mlops_provider.stages.promote import evaluate
 
 from devkit.datagen import fraud
 
@@ -46,7 +47,7 @@ def store(tmp_path_factory):
     """One trained and registered model in a fresh MLflow SQLite store (shared by this module's tests)."""
     from mlops_provider.config import paths
     from mlops_provider.config.project import load_project
-    from mlops_provider.domain import training
+    from mlops_provider.stages import train as training
 
     home = tmp_path_factory.mktemp("train") / "mlops"
     with pytest.MonkeyPatch.context() as mp:
@@ -166,13 +167,13 @@ def test_version_is_challenger_with_tags_and_loads_back(store):
     assert mv.tags["airflow_run_id"] == RUN_TAGS["airflow_run_id"]
     # The registered model scores the holdout exactly as training measured it.
     holdout = model_store.load_holdout(client, result["run_id"])
-    again = model_store.evaluate("models:/fraud_classifier/1", holdout, "is_fraud", 0.5, tracking_uri=store["uri"])
+    again = evaluate("models:/fraud_classifier/1", holdout, "is_fraud", 0.5, tracking_uri=store["uri"])
     assert again["pr_auc"] == pytest.approx(result["metrics"]["pr_auc"])
 
 
 def test_retry_of_same_airflow_run_registers_nothing_new(store, monkeypatch):
-    from mlops_provider.domain import training
     from mlops_provider.io import model_store
+    from mlops_provider.stages import train as training
 
     monkeypatch.setenv("MLOPS_HOME", str(store["home"]))
     client = model_store.client_for(store["uri"])

@@ -21,9 +21,9 @@ def world(tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("MLOPS_HOME", str(home))
     from mlops_provider.config.project import load_project
-    from mlops_provider.domain import features as F
     from mlops_provider.hooks.feast import FeastHook
     from mlops_provider.io.lake import Lake
+    from mlops_provider.stages import features as SF
 
     project = load_project("fraud")
     lake = Lake()
@@ -36,8 +36,8 @@ def world(tmp_path_factory):
         labels = pd.DataFrame({"transaction_id": full["transaction_id"], "is_fraud": full["is_fraud"],
                                "label_timestamp": pd.Timestamp(arrival) + pd.Timedelta(hours=6)})
         lake.write("fraud/labels", arrival, labels)
-        F.compute_entity_features(project, lake, day)
-        F.compute_record_features(project, lake, day)
+        SF.compute_entity_features(project, lake, day)
+        SF.compute_record_features(project, lake, day)
     hook = FeastHook(project, lake=lake)
     hook.apply()
     yield {"project": project, "lake": lake, "hook": hook, "raw": pd.concat(raw, ignore_index=True)}

@@ -40,12 +40,13 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from mlops_provider.domain.metrics import json_number, performance_metrics
+
 if TYPE_CHECKING:
     import pandas as pd
     from evidently.core.report import Snapshot
 
     from mlops_provider.config.project import ProjectConfig
-    from mlops_provider.io.lake import Lake
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +72,6 @@ class MonitoringResult:
 
 
 # -- small helpers ---------------------------------------------------------------------------------
-def _num(value: Any, digits: int = 6) -> float | None:
-    """A JSON-safe float (NaN and infinities become None)."""
-    if value is None:
-        return None
-    value = float(value)
-    return None if math.isnan(value) or math.isinf(value) else round(value, digits)
-
-
 def _column_kinds(project: ProjectConfig, df: pd.DataFrame, columns: list[str]) -> dict[str, str]:
     """'numerical' or 'categorical' per column: declared type first, pandas dtype for derived columns."""
     import pandas as pd
@@ -118,8 +111,8 @@ def _numeric_summary(series: pd.Series) -> dict[str, Any]:
     if values.empty:
         return {"mean": None, "p10": None, "p50": None, "p90": None}
     q = values.quantile([0.1, 0.5, 0.9])
-    return {"mean": _num(values.mean(), 4), "p10": _num(q[0.1], 4), "p50": _num(q[0.5], 4),
-            "p90": _num(q[0.9], 4)}
+    return {"mean": json_number(values.mean(), 4), "p10": json_number(q[0.1], 4), "p50": json_number(q[0.5], 4),
+            "p90": json_number(q[0.9], 4)}
 
 
 def _category_shares(series: pd.Series) -> dict[str, float]:
@@ -136,7 +129,7 @@ def _summary(kind: str, reference: pd.Series, current: pd.Series) -> dict[str, A
     ref, cur = _category_shares(reference), _category_shares(current)
     # The categories whose share moved most explain a categorical drift best.
     moved = sorted(set(ref) | set(cur), key=lambda c: -abs(cur.get(c, 0.0) - ref.get(c, 0.0)))
-    top = [{"value": c, "reference": _num(ref.get(c, 0.0), 4), "current": _num(cur.get(c, 0.0), 4)}
+    top = [{"value": c, "reference": json_number(ref.get(c, 0.0), 4), "current": json_number(cur.get(c, 0.0), 4)}
            for c in moved[:TOP_CATEGORIES]]
     return {"kind": kind, "categories": top}
 
@@ -145,9 +138,9 @@ def _data_quality(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[st
     """Missing-value shares and categories never seen in the reference, over every row."""
     missing, missing_ref, new_categories, new_category_rows = {}, {}, {}, {}
     for col, kind in kinds.items():
-        missing[col] = _num(current[col].isna().mean() if len(current) else 0.0, 6)
+        missing[col] = json_number(current[col].isna().mean() if len(current) else 0.0, 6)
         if col in reference:
-            missing_ref[col] = _num(reference[col].isna().mean() if len(reference) else 0.0, 6)
+            missing_ref[col] = json_number(reference[col].isna().mean() if len(reference) else 0.0, 6)
         if kind == "categorical" and col in reference:
             seen = set(_category_counts(reference[col]).index)
             counts = _category_counts(current[col])
@@ -171,33 +164,10 @@ def _drift_values(snapshot: Snapshot) -> dict[str, dict[str, Any]]:
         if config.get("type", "").endswith(":ValueDrift"):
             out[config["column"]] = {
                 "stattest": config.get("method"),
-                "score": _num(metric["value"]),
+                "score": json_number(metric["value"]),
                 "threshold": config.get("threshold"),
             }
     return out
-
-
-def _classification_metrics(labels: pd.Series, scores: pd.Series, threshold: float) -> dict[str, Any]:
-    """The training evaluation's metrics on every labelled row (sklearn, exact)."""
-    import numpy as np
-    from sklearn.metrics import average_precision_score, precision_score, recall_score, roc_auc_score
-
-    y = labels.astype(int).to_numpy()
-    s = scores.astype(float).to_numpy()
-    keep = ~np.isnan(s)
-    y, s = y[keep], s[keep]
-    both_classes = len(np.unique(y)) == 2
-    predicted = (s >= threshold).astype(int)
-    return {
-        "rows": int(len(y)),
-        "positives": int(y.sum()),
-        "positive_rate": _num(y.mean() if len(y) else None, 6),
-        "roc_auc": _num(roc_auc_score(y, s), 4) if both_classes else None,
-        "pr_auc": _num(average_precision_score(y, s), 4) if both_classes else None,
-        "precision": _num(precision_score(y, predicted, zero_division=0), 4) if len(y) else None,
-        "recall": _num(recall_score(y, predicted, zero_division=0), 4) if len(y) else None,
-        "alert_rate": _num(predicted.mean() if len(y) else None, 6),
-    }
 
 
 def _merge_snapshots(snapshots: list[Snapshot]) -> Snapshot:
@@ -343,7 +313,7 @@ def monitor_day(
                 "type": kinds[col],
                 "stattest": result["stattest"],
                 "stattest_name": STATTEST_NAMES.get(result["stattest"], result["stattest"]),
-                "score": _num(result["score"], 4),
+                "score": json_number(result["score"], 4),
                 "threshold": result["threshold"],
                 "summary": _summary(kinds[col], reference[col], current[col]),
             })
@@ -358,13 +328,13 @@ def monitor_day(
             "column": score_column,
             "stattest": result["stattest"],
             "stattest_name": STATTEST_NAMES.get(result["stattest"], result["stattest"]),
-            "score": _num(result["score"], 4),
+            "score": json_number(result["score"], 4),
             "threshold": prediction_threshold,
             "drift_detected": result["score"] is not None and result["score"] >= prediction_threshold,
             "reference": summary["reference"],
             "current": summary["current"],
-            "alert_rate_reference": _num((reference[score_column] >= alert_threshold).mean(), 6),
-            "alert_rate_current": _num((current[score_column] >= alert_threshold).mean(), 6),
+            "alert_rate_reference": json_number((reference[score_column] >= alert_threshold).mean(), 6),
+            "alert_rate_current": json_number((current[score_column] >= alert_threshold).mean(), 6),
         }
     else:
         absent_today = score_column not in current.columns or current[score_column].isna().all()
@@ -404,7 +374,7 @@ def monitor_day(
     verdict = {
         "kind": kind,
         "drift_detected": drift_detected,
-        "share_drifted": _num(share_drifted, 4),
+        "share_drifted": json_number(share_drifted, 4),
         "drift_share_threshold": share_threshold,
         "column_drift_threshold": column_threshold,
         "n_features": len(features),
@@ -457,13 +427,13 @@ def _performance(
                 f"(columns: {', '.join(map(str, labelled.columns))})"
             )
     labelled = labelled.dropna(subset=[label_column, score_column])
-    current = _classification_metrics(labelled[label_column], labelled[score_column], alert_threshold)
+    current = performance_metrics(labelled[label_column], labelled[score_column], alert_threshold)
     ref_has_labels = label_column in reference.columns and score_column in reference.columns
     if reference_metrics is not None:
-        ref_perf = {k: _num(v, 4) if isinstance(v, (int, float)) else v for k, v in reference_metrics.items()}
+        ref_perf = {k: json_number(v, 4) if isinstance(v, (int, float)) else v for k, v in reference_metrics.items()}
     elif ref_has_labels:
         ref_rows = reference.dropna(subset=[label_column, score_column])
-        ref_perf = _classification_metrics(ref_rows[label_column], ref_rows[score_column], alert_threshold)
+        ref_perf = performance_metrics(ref_rows[label_column], ref_rows[score_column], alert_threshold)
     else:
         ref_perf = None
 
@@ -505,10 +475,10 @@ def _performance(
                     "column": label_column,
                     "stattest": drift["stattest"],
                     "stattest_name": STATTEST_NAMES.get(drift["stattest"], drift["stattest"]),
-                    "score": _num(drift["score"], 4),
+                    "score": json_number(drift["score"], 4),
                     "threshold": column_threshold,
                     "drift_detected": drift["score"] is not None and drift["score"] >= column_threshold,
-                    "positive_rate_reference": _num(reference[label_column].astype(float).mean(), 6),
+                    "positive_rate_reference": json_number(reference[label_column].astype(float).mean(), 6),
                     "positive_rate_current": current["positive_rate"],
                 }
     performance = {
@@ -523,21 +493,3 @@ def _performance(
         current["rows"], current["roc_auc"], (ref_perf or {}).get("roc_auc"), min_roc_auc,
     )
     return performance, snapshot
-
-
-def save_report(result: MonitoringResult, lake: Lake, path_prefix: str) -> dict[str, str]:
-    """Write the report as ``<prefix>.html``, the Evidently snapshot as ``<prefix>.json`` (loadable with
-    ``evidently.core.report.Snapshot.load``) and the verdict as ``<prefix>.verdict.json``; return URIs."""
-    import json
-
-    prefix = path_prefix.strip("/")
-    html = result.snapshot.get_html_str(as_iframe=False).encode("utf-8")
-    uris = {
-        "html": lake.write_bytes(f"{prefix}.html", html),
-        "json": lake.write_bytes(f"{prefix}.json", result.snapshot.dumps().encode("utf-8")),
-        "verdict": lake.write_bytes(
-            f"{prefix}.verdict.json", json.dumps(result.verdict, indent=2, sort_keys=True).encode("utf-8")
-        ),
-    }
-    log.info("saved monitoring report %s (%.1f MB)", uris["html"], len(html) / 1e6)
-    return uris

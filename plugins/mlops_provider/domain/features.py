@@ -1,6 +1,7 @@
 """Daily feature tables computed from validated records: per-entity window aggregates and per-record features.
 
-Both tables are written to the lake as one partition per day and are what Feast reads as its offline store.
+Pure frame-in, frame-out computation; :mod:`mlops_provider.stages.features` reads the records and writes
+the tables. Both tables are written to the lake as one partition per day and are what Feast reads as its offline store.
 An entity-aggregate row of partition ``day`` summarises events up to the end of ``day``, so its
 ``event_timestamp`` is midnight (UTC) starting ``day + 1``: a point-in-time join of an event on ``day + 1``
 sees it, an event during ``day`` does not, and no value computed from the future leaks into training.
@@ -10,10 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from mlops_provider.domain.layout import entity_table, record_table, records_table  # noqa: F401 (re-exported)
-from mlops_provider.io.lake import Lake, as_date
+from mlops_provider.domain.layout import as_date
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -85,7 +85,7 @@ def _utc_naive(series: pd.Series) -> pd.Series:
     return series
 
 
-def _daily_partials(project: ProjectConfig, records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+def daily_partials(project: ProjectConfig, records: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Per (entity, day) sums of one day of records, and the (entity, category) pairs seen that day.
 
     Window aggregates are then sums of these partials, so a 30-day window never holds 30 days of raw rows.
@@ -118,34 +118,13 @@ def _daily_partials(project: ProjectConfig, records: pd.DataFrame) -> tuple[pd.D
     return daily, pairs
 
 
-def compute_entity_features(project: ProjectConfig, lake: Lake, day: str | dt.date) -> dict[str, Any]:
-    """Write partition ``day`` of ``<project>/features/entity``: one row per entity seen in the largest window."""
+def entity_features(project: ProjectConfig, day: dt.date, dailies: list[pd.DataFrame],
+                    pair_frames: list[pd.DataFrame]) -> pd.DataFrame:
+    """One row per entity seen in the largest window ending ``day``, from the window's :func:`daily_partials`."""
     import pandas as pd
 
-    day = as_date(day)
-    feats = project.features
-    key = project.entity_key
-    big = max_window(project)
-    start = day - dt.timedelta(days=big - 1)
+    feats, key, big = project.features, project.entity_key, max_window(project)
     as_of = pd.Timestamp(feature_timestamp(day)).tz_localize(None)
-
-    needed = [key, project.event_timestamp]
-    needed += [feats[k] for k in ("amount_column", "category_column", "home_column") if k in feats]
-    needed = list(dict.fromkeys(needed))
-    dailies, pair_frames, source_rows, days_read = [], [], 0, 0
-    for d in (start + dt.timedelta(days=i) for i in range(big)):
-        if not lake.exists(records_table(project), d):
-            continue
-        records = lake.read(records_table(project), d, columns=needed)
-        source_rows += len(records)
-        days_read += 1
-        daily, pairs = _daily_partials(project, records)
-        dailies.append(daily)
-        if pairs is not None:
-            pair_frames.append(pairs)
-    log.info("%s: read %d records from %d of %d days (%s..%s)", entity_table(project), source_rows, days_read,
-             big, start, day)
-
     if dailies:
         daily = pd.concat(dailies, ignore_index=True)
     else:
@@ -170,49 +149,53 @@ def compute_entity_features(project: ProjectConfig, lake: Lake, day: str | dt.da
         totals = grouped[["_foreign", "_n"]].sum()
         out[f"foreign_share_{big}d"] = (totals["_foreign"] / totals["_n"]).astype("float64")
     out["hours_since_last_event"] = ((as_of - grouped["_last"].max()) / pd.Timedelta(hours=1)).astype("float64")
-
     out = out.reset_index()
     out.insert(1, EVENT_TIMESTAMP, pd.Timestamp(feature_timestamp(day)))
     out.insert(2, CREATED_TIMESTAMP, pd.Timestamp.now(tz="UTC").floor("us"))
-    out[EVENT_TIMESTAMP] = out[EVENT_TIMESTAMP].astype("datetime64[us, UTC]")
-    out[CREATED_TIMESTAMP] = out[CREATED_TIMESTAMP].astype("datetime64[us, UTC]")
-    uri = lake.write(entity_table(project), day, out)
-    log.info("%s: %d entities for %s -> %s", entity_table(project), len(out), day, uri)
-    return {"table": entity_table(project), "day": day.isoformat(), "rows": len(out), "entities": len(out),
-            "source_rows": source_rows, "uri": uri}
+    return out.astype({EVENT_TIMESTAMP: "datetime64[us, UTC]", CREATED_TIMESTAMP: "datetime64[us, UTC]"})
 
 
-def compute_record_features(project: ProjectConfig, lake: Lake, day: str | dt.date) -> dict[str, Any]:
-    """Write partition ``day`` of ``<project>/features/record``: the model's per-record inputs, typed for Feast."""
+def entity_source_columns(project: ProjectConfig) -> list[str]:
+    """The record columns the entity aggregates read."""
+    feats = project.features
+    needed = [project.entity_key, project.event_timestamp]
+    needed += [feats[k] for k in ("amount_column", "category_column", "home_column") if k in feats]
+    return list(dict.fromkeys(needed))
+
+
+def record_source_columns(project: ProjectConfig) -> list[str]:
+    """The record columns the per-record features read."""
+    cols = project.features.get("transaction_features", [])
+    return list(dict.fromkeys([project.record_id, project.event_timestamp, *cols]))
+
+
+def _typed_for_feast(kind: str, values: pd.Series) -> pd.Series:
     import pandas as pd
 
-    day = as_date(day)
-    feats = project.features
-    cols = feats.get("transaction_features", [])
-    needed = list(dict.fromkeys([project.record_id, project.event_timestamp, *cols]))
-    records = lake.read(records_table(project), day, columns=needed)
+    if kind == "boolean":
+        # Feast's Bool does not survive every online store; an int 0/1 does, and models want numbers anyway.
+        return values.astype("boolean").astype("Int64")
+    if kind in ("category", "string"):
+        return values.astype(str).where(values.notna(), None)
+    if kind == "integer":
+        return pd.to_numeric(values, errors="coerce").astype("Int64")
+    if kind == "float":
+        return pd.to_numeric(values, errors="coerce").astype("float64")
+    return _utc_naive(values).dt.tz_localize("UTC").astype("datetime64[us, UTC]")  # timestamp
+
+
+def record_features(project: ProjectConfig, records: pd.DataFrame) -> pd.DataFrame:
+    """The model's per-record inputs of one day's records, typed for Feast."""
+    import pandas as pd
+
     ts = _utc_naive(records[project.event_timestamp])
     out = pd.DataFrame({
         project.record_id: records[project.record_id].astype(str),
         EVENT_TIMESTAMP: ts.dt.tz_localize("UTC").astype("datetime64[us, UTC]"),
     })
-    for col in cols:
-        kind = project.columns[col]["type"]
-        values = records[col]
-        if kind == "boolean":
-            # Feast's Bool does not survive every online store; an int 0/1 does, and models want numbers anyway.
-            out[col] = values.astype("boolean").astype("Int64")
-        elif kind in ("category", "string"):
-            out[col] = values.astype(str).where(values.notna(), None)
-        elif kind == "integer":
-            out[col] = pd.to_numeric(values, errors="coerce").astype("Int64")
-        elif kind == "float":
-            out[col] = pd.to_numeric(values, errors="coerce").astype("float64")
-        else:  # timestamp
-            out[col] = _utc_naive(values).dt.tz_localize("UTC").astype("datetime64[us, UTC]")
+    for col in project.features.get("transaction_features", []):
+        out[col] = _typed_for_feast(project.columns[col]["type"], records[col])
     out["hour_of_day"] = ts.dt.hour.astype("int64")
     out[CREATED_TIMESTAMP] = pd.Timestamp.now(tz="UTC").floor("us")
     out[CREATED_TIMESTAMP] = out[CREATED_TIMESTAMP].astype("datetime64[us, UTC]")
-    uri = lake.write(record_table(project), day, out)
-    log.info("%s: %d records for %s -> %s", record_table(project), len(out), day, uri)
-    return {"table": record_table(project), "day": day.isoformat(), "rows": len(out), "uri": uri}
+    return out

@@ -13,6 +13,21 @@ if TYPE_CHECKING:
     from mlops_provider.config.project import ProjectConfig
 
 
+def as_date(value: str | dt.date | dt.datetime) -> dt.date:
+    """The calendar day of a date, a datetime or an ISO string (``2024-01-05`` or ``2024-01-05T...``)."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10])
+
+
+def days(start: str | dt.date, end: str | dt.date) -> list[dt.date]:
+    """Every date from ``start`` to ``end``, both included."""
+    start, end = as_date(start), as_date(end)
+    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+
+
 def staging_table(project: ProjectConfig) -> str:
     """Extracted, not yet validated batches (never read downstream)."""
     return f"_staging/{project.name}/records"

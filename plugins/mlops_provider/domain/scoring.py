@@ -1,25 +1,17 @@
-"""Batch scoring with the ``champion`` model and shadow scoring with the ``challenger``."""
+"""Scoring policy: model inputs, champion and shadow-challenger predictions, the day's scoring summary."""
 
 from __future__ import annotations
 
 import logging
-import re
-import threading
-import warnings
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.domain.errors import MlopsError, ModelNotFoundError
-from mlops_provider.io import model_store
+from mlops_provider.domain.errors import MlopsError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
 
-_MODELS: dict[tuple[str, str], Any] = {}
-_MODELS_LOCK = threading.Lock()
-_ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
-_VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
 
 
 def prepare_features(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
@@ -54,95 +46,29 @@ def model_features(model: Any, frame: pd.DataFrame) -> pd.DataFrame:
     return prepare_features(frame, [str(n) for n in names])
 
 
-def _resolve(model_uri: str, tracking_uri: str | None, registry_uri: str | None) -> tuple[str, str | None]:
-    """``(uri, version)`` with an alias URI turned into its immutable ``models:/name/version`` form."""
-    if match := _ALIAS_URI.match(model_uri):
-        client = model_store.client_for(tracking_uri, registry_uri)
-        version = model_store.aliases(client, match["name"]).get(match["alias"])
-        if version is None:
-            raise ModelNotFoundError(f"registered model '{match['name']}' has no alias '{match['alias']}' ({model_uri})")
-        return f"models:/{match['name']}/{version}", version
-    if match := _VERSION_URI.match(model_uri):
-        return model_uri, match["version"]
-    return model_uri, None
-
-
-def load_model(model_uri: str, *, tracking_uri: str | None = None, registry_uri: str | None = None) -> Any:
-    """The scikit-learn model at ``model_uri``, loaded once per (store, URI, version) in this process."""
-    import mlflow.sklearn
-    from mlflow.exceptions import MlflowException
-
-    from mlops_provider.config import paths
-
-    tracking_uri = tracking_uri or paths.mlflow_tracking_uri()
-    uri, version = _resolve(model_uri, tracking_uri, registry_uri)
-    key = (f"{registry_uri or tracking_uri}|{uri}", version or "")
-    with _MODELS_LOCK:
-        if key in _MODELS:
-            return _MODELS[key]
-        log.info("loading %s from %s", uri, registry_uri or tracking_uri)
-        try:
-            with model_store.tracking(tracking_uri, registry_uri), warnings.catch_warnings():
-                # skops probes every loaded module for ufuncs and trips Airflow's deprecation shims.
-                warnings.simplefilter("ignore")
-                model = mlflow.sklearn.load_model(uri)
-        except MlflowException as exc:
-            raise ModelNotFoundError(f"cannot load model {uri} from {registry_uri or tracking_uri}: {exc}") from exc
-        # Only immutable URIs are cached: a run or version never changes, an arbitrary path might.
-        if version is not None or uri.startswith("runs:/"):
-            _MODELS[key] = model
-        return model
-
-
-def clear_cache() -> None:
-    with _MODELS_LOCK:
-        _MODELS.clear()
-
-
 def ks_statistic(a: Any, b: Any) -> float:
     from scipy.stats import ks_2samp
 
     return float(ks_2samp(a, b).statistic) if len(a) and len(b) else float("nan")
 
 
-def resolve_versions(model_name: str, *, tracking_uri: str, registry_uri: str | None = None
-                     ) -> tuple[str, str | None]:
-    """``(champion, challenger or None)`` now: pinned for a whole day, so one partition never mixes versions."""
-    client = model_store.client_for(tracking_uri, registry_uri)
-    current = model_store.aliases(client, model_name)
-    champion = current[model_store.CHAMPION]
-    if champion is None:
-        raise ModelNotFoundError(
-            f"registered model '{model_name}' has no '{model_store.CHAMPION}' alias: nothing may score yet. "
-            "Promote a trained version first (the promote task of the training DAG)."
-        )
-    challenger = current[model_store.CHALLENGER]
-    return champion, (challenger if challenger is not None and challenger != champion else None)
-
-
-def score_batch(frame: pd.DataFrame, *, versions: tuple[str, str | None], tracking_uri: str, model_name: str,
-                record_id: str, entity_key: str, threshold: float, registry_uri: str | None = None,
+def score_batch(frame: pd.DataFrame, *, models: tuple[Any, Any | None], versions: tuple[str, str | None],
+                record_id: str, entity_key: str, threshold: float, model_name: str = "",
                 event_timestamp: str = "event_timestamp") -> pd.DataFrame:
     """Predictions of ``frame`` by the pinned champion (and, in shadow, the challenger) of ``versions``.
 
-    A challenger that cannot score (its inputs changed, its files are gone) is logged and left out: shadow
-    scoring informs, it must never stop the champion's predictions from being written.
+    A challenger that cannot score (its inputs changed) is logged and left out: shadow scoring informs,
+    it must never stop the champion's predictions from being written.
     """
     import numpy as np
     import pandas as pd
 
-    champion, challenger = versions
-    champion_model = load_model(f"models:/{model_name}/{champion}", tracking_uri=tracking_uri, registry_uri=registry_uri)
-    with model_store.thread_limit():
-        champion_scores = champion_model.predict_proba(model_features(champion_model, frame))[:, 1]
+    (champion, challenger), (champion_model, challenger_model) = versions, models
+    champion_scores = champion_model.predict_proba(model_features(champion_model, frame))[:, 1]
     challenger_scores = None
-    if challenger is not None:
+    if challenger is not None and challenger_model is not None:
         try:
-            challenger_model = load_model(
-                f"models:/{model_name}/{challenger}", tracking_uri=tracking_uri, registry_uri=registry_uri
-            )
-            with model_store.thread_limit():
-                challenger_scores = challenger_model.predict_proba(model_features(challenger_model, frame))[:, 1]
+            challenger_scores = challenger_model.predict_proba(model_features(challenger_model, frame))[:, 1]
         except MlopsError as exc:
             log.warning("shadow scoring with %s v%s skipped: %s", model_name, challenger, exc)
     n = len(frame)
@@ -198,26 +124,3 @@ def summarize(champion_scores: Any, challenger_scores: Any, *, threshold: float,
         f"; shadow v{challenger} agrees on {summary['agreement_rate']:.1%}, KS {summary['ks_statistic']:.3f}",
     )
     return summary
-
-
-def score(
-    frame: pd.DataFrame,
-    *,
-    tracking_uri: str,
-    model_name: str,
-    record_id: str,
-    entity_key: str,
-    threshold: float,
-    registry_uri: str | None = None,
-    event_timestamp: str = "event_timestamp",
-) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Score ``frame`` with ``models:/model_name@champion``; shadow-score with ``@challenger`` when it differs."""
-    versions = resolve_versions(model_name, tracking_uri=tracking_uri, registry_uri=registry_uri)
-    predictions = score_batch(frame, versions=versions, tracking_uri=tracking_uri, model_name=model_name,
-                              record_id=record_id, entity_key=entity_key, threshold=threshold,
-                              registry_uri=registry_uri, event_timestamp=event_timestamp)
-    shadow = predictions["challenger_score"]
-    summary = summarize(predictions["champion_score"].to_numpy(),
-                        shadow.to_numpy(dtype="float64", na_value=float("nan")) if shadow.notna().all() else None,
-                        threshold=threshold, champion=versions[0], challenger=versions[1], model_name=model_name)
-    return predictions, summary

@@ -17,28 +17,23 @@ import datetime as dt
 import json
 import logging
 import re
-import tempfile
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.domain.errors import TrainingDataError
-from mlops_provider.io import model_store
+from mlops_provider.domain.layout import labels_table, record_table
+from mlops_provider.domain.metrics import classification_metrics, timed_scores
+from mlops_provider.domain.scoring import prepare_features
 
 if TYPE_CHECKING:
     import pandas as pd
-    from mlflow import MlflowClient
 
     from mlops_provider.config.project import ProjectConfig
 
 log = logging.getLogger(__name__)
 
 MIN_ROWS = {"train": 200, "validation": 50, "holdout": 50}
-HOLDOUT_ARTIFACT = model_store.HOLDOUT_ARTIFACT
-REFERENCE_ARTIFACT = model_store.REFERENCE_ARTIFACT
+SPLITS = ("train", "validation", "holdout")
 _DT_IN_URI = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
 
 
@@ -210,7 +205,7 @@ def calibrate(model: Any, X: pd.DataFrame, y: Any):
 
 
 # -- plots --------------------------------------------------------------------------------------------
-def _figures(y_true, scores: dict[str, Any], threshold: float, importance: pd.Series) -> dict[str, Any]:
+def figures(y_true, scores: dict[str, Any], threshold: float, importance: pd.Series) -> dict[str, Any]:
     """ROC, PR, confusion-matrix and feature-importance figures (no pyplot: no global backend state)."""
     import numpy as np
     from matplotlib.figure import Figure
@@ -259,16 +254,13 @@ def _figures(y_true, scores: dict[str, Any], threshold: float, importance: pd.Se
 
 
 # -- MLflow bookkeeping -------------------------------------------------------------------------------
-def _split_source(project: ProjectConfig, sources: list[str], days: list[dt.date]) -> tuple[str | None, list[str]]:
+def split_source(project: ProjectConfig, sources: list[str], days: list[dt.date]) -> tuple[str | None, list[str]]:
     """The partition URIs of ``sources`` behind the rows of ``days``, and the table their rows come from.
 
     Feature partitions are named by event day; label partitions by the day the labels *arrived*
     (``label.delay_days`` later), so a split of events on ``days`` draws on those arrival days. The
     returned name is the record-feature table (the split's own rows), or the only partition.
     """
-    from mlops_provider.domain.features import record_table
-    from mlops_provider.stages.training_set import labels_table
-
     delay = dt.timedelta(days=project.label_delay_days)
     event_days = {d.isoformat() for d in days}
     arrival_days = {(d + delay).isoformat() for d in days}
@@ -283,38 +275,7 @@ def _split_source(project: ProjectConfig, sources: list[str], days: list[dt.date
     return primary[0].split("/dt=", 1)[0], chosen
 
 
-def find_registered_run(
-    client: MlflowClient, experiment_id: str, project: str, model_name: str, airflow_run_id: str | None = None,
-    *, tag: str = "airflow_run_id", value: str | None = None,
-) -> dict[str, Any] | None:
-    """The result of an earlier run with the same ``tag`` value (by default: an earlier try of the same
-    Airflow run) that already registered a version, if any."""
-    value = airflow_run_id if value is None else value
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.{tag} = '{_quote(value)}' and tags.project = '{_quote(project)}'",
-        order_by=["attributes.start_time ASC"],
-    )
-    for run in runs:
-        versions = client.search_model_versions(f"name = '{_quote(model_name)}' and run_id = '{run.info.run_id}'")
-        if not versions:
-            continue
-        version = min(versions, key=lambda v: int(v.version))
-        metrics = dict(run.data.metrics)
-        return {
-            "run_id": run.info.run_id,
-            "experiment_id": experiment_id,
-            "model_name": model_name,
-            "version": str(version.version),
-            "metrics": {k: v for k, v in metrics.items() if k in model_store.METRICS},
-            "baseline_metrics": {k[9:]: v for k, v in metrics.items() if k.startswith("baseline_")},
-            "holdout_uri": run.data.tags.get("holdout_uri") or f"{run.info.artifact_uri}/{HOLDOUT_ARTIFACT}",
-            "reused": True,
-        }
-    return None
-
-
-def _reference_sample(splits: Splits, columns: list[str], rows: int, seed: int) -> pd.DataFrame:
+def reference_sample(splits: Splits, columns: list[str], rows: int, seed: int) -> pd.DataFrame:
     """Up to ``rows`` training and validation rows (uniform, seeded) with ``columns``."""
     import pandas as pd
 
@@ -322,246 +283,126 @@ def _reference_sample(splits: Splits, columns: list[str], rows: int, seed: int) 
     return both.sample(n=rows, random_state=seed).reset_index(drop=True) if len(both) > rows else both
 
 
-def registered_by(project: ProjectConfig, tracking_uri: str, registry_uri: str | None, artifact_location: str | None,
-                  *, tag: str, value: str) -> dict[str, Any] | None:
-    """The registered result of an earlier training run of ``project`` tagged ``tag = value``, if any."""
-    client = model_store.client_for(tracking_uri, registry_uri)
-    experiment_id = model_store.ensure_experiment(
-        client, project.name, artifact_location or model_store.default_artifact_location(tracking_uri, project.name)
-    )
-    earlier = find_registered_run(client, experiment_id, project.name, project.model_name, tag=tag, value=value)
-    if earlier:
-        log.info("%s = %s already registered %s v%s (MLflow run %s); not training again", tag, value,
-                 project.model_name, earlier["version"], earlier["run_id"])
-    return earlier
 
 
-def _quote(value: str) -> str:
-    return str(value).replace("'", "\\'")
+# -- fitting ------------------------------------------------------------------------------------------
+@dataclass
+class TrainedModel:
+    """Everything one training produced: the models, their holdout scores and metrics, the search trail."""
+
+    model: Any
+    baseline: Any
+    splits: Splits
+    features: dict[str, pd.DataFrame]
+    labels: dict[str, Any]
+    feature_columns: list[str]
+    categorical_columns: list[str]
+    scores: Any
+    baseline_scores: Any
+    metrics: dict[str, float]
+    baseline_metrics: dict[str, float]
+    best_params: dict[str, Any]
+    best_validation_pr_auc: float
+    trial_scores: list[float]
+    importance: pd.Series
+    threshold: float
+
+    def logged_columns(self, project: ProjectConfig) -> list[str]:
+        """The holdout and reference columns kept with the run: ids, time, inputs, label."""
+        wanted = [project.record_id, project.entity_key, project.event_timestamp, *self.feature_columns,
+                  project.label_column]
+        return [c for c in dict.fromkeys(wanted) if c in self.splits.holdout.columns]
+
+    def run_params(self, project: ProjectConfig, seed: int) -> dict[str, Any]:
+        """The MLflow run's params: split, search, sizes and the model's inputs."""
+        y = self.labels
+        return {
+            **self.splits.describe(),
+            **{f"gbm_{k}": v for k, v in self.best_params.items() if k != "class_weight"},
+            "hpo_trials": len(self.trial_scores),
+            "hpo_best_validation_pr_auc": round(self.best_validation_pr_auc, 6),
+            "refit": "train only; sigmoid-calibrated on validation",
+            **{f"{n}_rows": len(y[n]) for n in SPLITS},
+            **{f"{n}_positives": int(y[n].sum()) for n in SPLITS},
+            "feature_columns": json.dumps(self.feature_columns),
+            "categorical_columns": json.dumps(self.categorical_columns),
+            "alert_threshold": self.threshold, "seed": seed, "model_name": project.model_name,
+            "label_column": project.label_column,
+        }
 
 
-def _skops_trusted_types(model: Any) -> list[str]:
-    """The types of our own freshly built model, so skops (MLflow's safe default format) will load it back."""
-    import skops.io
-
-    with _quiet_warnings():
-        return skops.io.get_untrusted_types(data=skops.io.dumps(model))
-
-
-@contextmanager
-def _quiet_warnings() -> Iterator[None]:
-    # skops locates scipy ufuncs by probing every loaded module, which trips each Airflow
-    # deprecation shim once per ufunc: hundreds of irrelevant warnings per saved model.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        yield
-
-
-def pip_requirements() -> list[str]:
-    """Pinned requirements of the logged model; stating them skips MLflow's slow subprocess inference."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = []
-    for dist in ("mlflow", "scikit-learn", "skops", "numpy", "pandas", "scipy", "cloudpickle"):
-        try:
-            out.append(f"{dist}=={version(dist)}")
-        except PackageNotFoundError:
-            continue
-    return out
+def _model_inputs(project: ProjectConfig, frame: pd.DataFrame, feature_columns: list[str]
+                  ) -> tuple[Splits, dict[str, pd.DataFrame], dict[str, Any]]:
+    """Labelled rows split by time, as model inputs and labels per split."""
+    label = project.label_column
+    labelled = frame[frame[label].notna()].copy()
+    if len(labelled) < len(frame):
+        log.info("dropping %d rows whose label has not arrived", len(frame) - len(labelled))
+    labelled[label] = labelled[label].astype(int)
+    splits = time_split(labelled, event_timestamp=project.event_timestamp, label_column=label,
+                        validation_days=int(project.model["validation_days"]),
+                        holdout_days=int(project.model["holdout_days"]))
+    X = {name: prepare_features(getattr(splits, name), feature_columns) for name in SPLITS}
+    y = {name: getattr(splits, name)[label].to_numpy() for name in SPLITS}
+    log.info("split %s: train %d rows (%d positive), validation %d (%d), holdout %d (%d)", splits.describe(),
+             len(y["train"]), y["train"].sum(), len(y["validation"]), y["validation"].sum(),
+             len(y["holdout"]), y["holdout"].sum())
+    return splits, X, y
 
 
-def train_and_register(
-    project: ProjectConfig,
-    frame: pd.DataFrame,
-    *,
-    feature_columns: list[str],
-    categorical_columns: list[str],
-    tracking_uri: str,
-    registry_uri: str | None = None,
-    run_tags: dict[str, Any],
-    dataset_sources: list[str],
-    hpo_trials: int | None = None,
-    seed: int = 42,
-    artifact_location: str | None = None,
-) -> dict[str, Any]:
-    """Train, evaluate, log and register one model version for ``project``; alias it ``challenger``.
-
-    Idempotent per ``run_tags["airflow_run_id"]``: a retry of a run that already registered a version
-    returns that version's result instead of training again.
-    """
-    import mlflow
-    import mlflow.data
-    import mlflow.sklearn
-    import pandas as pd
-    from mlflow.models import infer_signature
-    from sklearn.inspection import permutation_importance
+def _search(numeric: list[str], categorical: list[str], X: dict[str, Any], y: dict[str, Any], trials: int,
+            seed: int) -> tuple[Any, dict[str, Any], float, list[float]]:
+    """The candidate with the best validation PR AUC: ``(model, params, score, every trial's score)``."""
     from sklearn.metrics import average_precision_score
 
-    from mlops_provider.domain.scoring import prepare_features
+    best, best_params, best_score, trial_scores = None, None, -1.0, []
+    for i, params in enumerate(hpo_candidates(trials, y["train"], seed)):
+        candidate = build_gbm(numeric, categorical, params, seed).fit(X["train"], y["train"])
+        val_pr_auc = float(average_precision_score(y["validation"], candidate.predict_proba(X["validation"])[:, 1]))
+        trial_scores.append(val_pr_auc)
+        log.info("HPO trial %d/%d: validation PR AUC %.4f with %s", i + 1, trials, val_pr_auc,
+                 {k: v for k, v in params.items() if k != "class_weight"})
+        if val_pr_auc > best_score:
+            best, best_params, best_score = candidate, params, val_pr_auc
+    return best, best_params, best_score, trial_scores
 
-    model_cfg = project.model
-    label, ts = project.label_column, project.event_timestamp
-    model_name = project.model_name
-    threshold = float(model_cfg.get("alert_threshold", 0.5))
-    trials = int(hpo_trials or model_cfg["hpo_trials"])
+
+def _importance(model: Any, X: pd.DataFrame, y: Any, feature_columns: list[str], seed: int) -> pd.Series:
+    """Permutation importance of each input column (not of encoded columns), on a sample: enough to rank."""
+    import pandas as pd
+    from sklearn.inspection import permutation_importance
+
+    sample = X.sample(n=min(1500, len(X)), random_state=seed)
+    imp = permutation_importance(model, sample, y[X.index.get_indexer(sample.index)],
+                                 scoring="average_precision", n_repeats=2, random_state=seed, n_jobs=1)
+    return pd.Series(imp.importances_mean, index=feature_columns)
+
+
+def fit(project: ProjectConfig, frame: pd.DataFrame, *, feature_columns: list[str], categorical_columns: list[str],
+        hpo_trials: int, seed: int = 42) -> TrainedModel:
+    """Split by time, fit the baseline and the tuned model, calibrate, and score both on the holdout."""
     unknown = sorted(set(categorical_columns) - set(feature_columns))
     if unknown:
         raise TrainingDataError(f"categorical_columns {unknown} are not in feature_columns {feature_columns}")
     categorical = [c for c in feature_columns if c in set(categorical_columns)]
     numeric = [c for c in feature_columns if c not in set(categorical_columns)]
+    threshold = float(project.model["alert_threshold"])
+    splits, X, y = _model_inputs(project, frame, feature_columns)
 
-    client = model_store.client_for(tracking_uri, registry_uri)
-    experiment_id = model_store.ensure_experiment(
-        client, project.name, artifact_location or model_store.default_artifact_location(tracking_uri, project.name)
+    baseline = build_baseline(numeric, categorical, seed).fit(X["train"], y["train"])
+    baseline_scores, seconds = timed_scores(baseline, X["holdout"])
+    baseline_metrics = classification_metrics(y["holdout"], baseline_scores, threshold, scoring_seconds=seconds)
+    log.info("baseline holdout: %s", {k: round(v, 4) for k, v in baseline_metrics.items()})
+
+    best, best_params, best_score, trial_scores = _search(numeric, categorical, X, y, hpo_trials, seed)
+    model = calibrate(best, X["validation"], y["validation"])
+    scores, seconds = timed_scores(model, X["holdout"])
+    metrics = classification_metrics(y["holdout"], scores, threshold, scoring_seconds=seconds)
+    log.info("model holdout: %s", {k: round(v, 4) for k, v in metrics.items()})
+    return TrainedModel(
+        model=model, baseline=baseline, splits=splits, features=X, labels=y, feature_columns=feature_columns,
+        categorical_columns=categorical, scores=scores, baseline_scores=baseline_scores, metrics=metrics,
+        baseline_metrics=baseline_metrics, best_params={**best_params, "n_iter": int(best.named_steps["clf"].n_iter_)},
+        best_validation_pr_auc=best_score, trial_scores=trial_scores,
+        importance=_importance(model, X["holdout"], y["holdout"], feature_columns, seed), threshold=threshold,
     )
-    airflow_run_id = run_tags.get("airflow_run_id")
-    if airflow_run_id:
-        earlier = find_registered_run(client, experiment_id, project.name, model_name, str(airflow_run_id))
-        if earlier:
-            log.info("Airflow run %s already registered %s v%s (MLflow run %s); not training again",
-                     airflow_run_id, model_name, earlier["version"], earlier["run_id"])
-            return earlier
-    # The same data, config and budget give the same model: a nightly run after a drift-triggered one for
-    # the same day (or a second manual trigger) reuses that version instead of registering a copy.
-    training_key = run_tags.get("training_key")
-    if training_key:
-        earlier = find_registered_run(client, experiment_id, project.name, model_name, tag="training_key",
-                                      value=str(training_key))
-        if earlier:
-            log.info("%s v%s (MLflow run %s) was already trained on the same data, config and budget (%s); "
-                     "not training again", model_name, earlier["version"], earlier["run_id"], training_key)
-            return earlier
-
-    labelled = frame[frame[label].notna()].copy()
-    if len(labelled) < len(frame):
-        log.info("dropping %d rows whose label has not arrived", len(frame) - len(labelled))
-    labelled[label] = labelled[label].astype(int)
-    splits = time_split(labelled, event_timestamp=ts, label_column=label,
-                        validation_days=int(model_cfg.get("validation_days", 2)),
-                        holdout_days=int(model_cfg.get("holdout_days", 2)))
-    X = {name: prepare_features(getattr(splits, name), feature_columns) for name in ("train", "validation", "holdout")}
-    y = {name: getattr(splits, name)[label].to_numpy() for name in ("train", "validation", "holdout")}
-    log.info("split %s: train %d rows (%d positive), validation %d (%d), holdout %d (%d)", splits.describe(),
-             len(y["train"]), y["train"].sum(), len(y["validation"]), y["validation"].sum(),
-             len(y["holdout"]), y["holdout"].sum())
-
-    with model_store.thread_limit():
-        baseline = build_baseline(numeric, categorical, seed).fit(X["train"], y["train"])
-        baseline_scores, seconds = model_store.timed_scores(baseline, X["holdout"])
-        baseline_metrics = model_store.classification_metrics(y["holdout"], baseline_scores, threshold, scoring_seconds=seconds)
-        log.info("baseline holdout: %s", {k: round(v, 4) for k, v in baseline_metrics.items()})
-
-        best, best_params, best_score, trial_scores = None, None, -1.0, []
-        for i, params in enumerate(hpo_candidates(trials, y["train"], seed)):
-            candidate = build_gbm(numeric, categorical, params, seed).fit(X["train"], y["train"])
-            val_pr_auc = float(average_precision_score(y["validation"], candidate.predict_proba(X["validation"])[:, 1]))
-            trial_scores.append(val_pr_auc)
-            log.info("HPO trial %d/%d: validation PR AUC %.4f with %s", i + 1, trials, val_pr_auc,
-                     {k: v for k, v in params.items() if k != "class_weight"})
-            if val_pr_auc > best_score:
-                best, best_params, best_score = candidate, params, val_pr_auc
-        model = calibrate(best, X["validation"], y["validation"])
-        scores, seconds = model_store.timed_scores(model, X["holdout"])
-        metrics = model_store.classification_metrics(y["holdout"], scores, threshold, scoring_seconds=seconds)
-        log.info("model holdout: %s", {k: round(v, 4) for k, v in metrics.items()})
-
-        # Importance of each input column (not of encoded columns), on a sample: enough to rank features.
-        sample = X["holdout"].sample(n=min(1500, len(X["holdout"])), random_state=seed)
-        imp = permutation_importance(model, sample, y["holdout"][X["holdout"].index.get_indexer(sample.index)],
-                                     scoring="average_precision", n_repeats=2, random_state=seed, n_jobs=1)
-        importance = pd.Series(imp.importances_mean, index=feature_columns)
-
-    keep = [c for c in dict.fromkeys([project.record_id, project.entity_key, ts, *feature_columns, label])
-            if c in splits.holdout.columns]
-    primary = project.promotion["primary_metric"]
-    params_out = {
-        **splits.describe(),
-        **{f"gbm_{k}": v for k, v in best_params.items() if k != "class_weight"},
-        "gbm_n_iter": int(best.named_steps["clf"].n_iter_),
-        "hpo_trials": trials,
-        "hpo_best_validation_pr_auc": round(best_score, 6),
-        "refit": "train only; sigmoid-calibrated on validation",
-        "train_rows": len(y["train"]), "validation_rows": len(y["validation"]), "holdout_rows": len(y["holdout"]),
-        "train_positives": int(y["train"].sum()), "validation_positives": int(y["validation"].sum()),
-        "holdout_positives": int(y["holdout"].sum()),
-        "feature_columns": json.dumps(feature_columns), "categorical_columns": json.dumps(categorical),
-        "alert_threshold": threshold, "seed": seed, "model_name": model_name, "label_column": label,
-    }
-    tags = {k: (v if isinstance(v, str) else json.dumps(v, default=str)) for k, v in run_tags.items() if v is not None}
-    tags.update({"project": project.name, "mlops.stage": "train"})
-
-    with model_store.tracking(tracking_uri, registry_uri), tempfile.TemporaryDirectory(prefix="mlops-train-") as tmp:
-        run_name = f"{project.name}-{splits.days['holdout'][-1].isoformat()}"
-        with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
-            run_id = run.info.run_id
-            log.info("MLflow run %s (experiment %s) at %s", run_id, experiment_id, tracking_uri)
-            mlflow.log_params(params_out)
-            mlflow.log_metrics(metrics)
-            mlflow.log_metrics({f"baseline_{k}": v for k, v in baseline_metrics.items()})
-            for step, value in enumerate(trial_scores):
-                mlflow.log_metric("hpo_validation_pr_auc", value, step=step)
-
-            datasets = {}
-            for name, context in (("train", "training"), ("validation", "validation"), ("holdout", "evaluation")):
-                part = getattr(splits, name)
-                source, uris = _split_source(project, dataset_sources, splits.days[name])
-                datasets[name] = uris
-                with warnings.catch_warnings():
-                    # Labels and counts are integers on purpose; MLflow's hint about NaN-free ints is noise here.
-                    warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
-                    warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
-                    ds = mlflow.data.from_pandas(part[keep], source=source, targets=label,
-                                                 name=f"{project.name}_{name}")
-                    mlflow.log_input(ds, context=context)
-            mlflow.log_dict(datasets, "datasets/sources.json")
-
-            for path, fig in _figures(y["holdout"], {"model": scores, "baseline": baseline_scores},
-                                      threshold, importance).items():
-                mlflow.log_figure(fig, path)
-            mlflow.log_dict({k: float(v) for k, v in importance.items()}, "feature_importance.json")
-
-            holdout_file = Path(tmp) / Path(HOLDOUT_ARTIFACT).name
-            splits.holdout[keep].to_parquet(holdout_file, index=False)
-            mlflow.log_artifact(str(holdout_file), artifact_path=str(Path(HOLDOUT_ARTIFACT).parent))
-            holdout_uri = mlflow.get_artifact_uri(HOLDOUT_ARTIFACT)
-
-            # Monitoring compares each day with what this model learnt from: a seeded sample of its
-            # training rows with its own scores on them (the drift reference while it is champion).
-            reference = _reference_sample(splits, keep, int(project.monitoring.get("sample_rows", 50000)), seed)
-            with model_store.thread_limit():
-                reference["champion_score"] = model.predict_proba(prepare_features(reference, feature_columns))[:, 1]
-            reference_file = Path(tmp) / Path(REFERENCE_ARTIFACT).name
-            reference.to_parquet(reference_file, index=False)
-            mlflow.log_artifact(str(reference_file), artifact_path=str(Path(REFERENCE_ARTIFACT).parent))
-
-            example = X["train"].head(5)
-            signature = infer_signature(X["holdout"].head(200), model.predict_proba(X["holdout"].head(200))[:, 1])
-            with _quiet_warnings():
-                info = mlflow.sklearn.log_model(
-                    model, name="model", signature=signature, input_example=example,
-                    pyfunc_predict_fn="predict_proba", skops_trusted_types=_skops_trusted_types(model),
-                    pip_requirements=pip_requirements(),
-                )
-            version = mlflow.register_model(
-                info.model_uri, model_name,
-                tags={"run_id": run_id, "config_hash": project.config_hash(),
-                      f"baseline_{primary}": str(baseline_metrics[primary]),
-                      "airflow_run_id": str(airflow_run_id or ""), "project": project.name,
-                      "trigger": str(tags.get("trigger") or "")},
-            )
-            client.set_registered_model_alias(model_name, model_store.CHALLENGER, version.version)
-            mlflow.set_tags({"registered_model": model_name, "registered_version": str(version.version),
-                             "holdout_uri": holdout_uri})
-    log.info("registered %s v%s as challenger (holdout %s %.4f vs baseline %.4f)", model_name, version.version,
-             primary, metrics[primary], baseline_metrics[primary])
-    return {
-        "run_id": run_id,
-        "experiment_id": experiment_id,
-        "model_name": model_name,
-        "version": str(version.version),
-        "metrics": metrics,
-        "baseline_metrics": baseline_metrics,
-        "holdout_uri": holdout_uri,
-        "reused": False,
-    }
-

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 
 from mlops_provider.config import paths
+from mlops_provider.domain.layout import entity_table, record_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -178,17 +179,17 @@ class FeastHook(BaseHook):
     # -- materialization -----------------------------------------------------------------------
     def _online_views(self) -> dict[str, str]:
         """Online feature view name -> lake table it is computed into."""
-        from mlops_provider.domain import features as F
+        from mlops_provider.domain import layout as L
         from mlops_provider.io import feast_repo as R
 
-        return {R.entity_view_name(self.project): F.entity_table(self.project)}
+        return {R.entity_view_name(self.project): L.entity_table(self.project)}
 
     def _read_window(self, table: str, start: dt.datetime, end: dt.datetime, key: str) -> pd.DataFrame:
         """Latest row per key with ``start <= event_timestamp <= end``, read one partition at a time."""
         import pandas as pd
 
         from mlops_provider.domain import features as F
-        from mlops_provider.io.lake import days
+        from mlops_provider.domain.layout import days
 
         frames = []
         # A partition holds rows timestamped on its own day or (entity aggregates) at the next midnight.
@@ -283,11 +284,11 @@ class FeastHook(BaseHook):
 
         from mlops_provider.domain import features as F
         from mlops_provider.domain.errors import FeatureFreshnessError
-        from mlops_provider.io.lake import as_date
+        from mlops_provider.domain.layout import as_date
 
         day = as_date(day)
         key = self.project.entity_key
-        table = F.entity_table(self.project)
+        table = entity_table(self.project)
         names = F.entity_feature_names(self.project)
         if not self.lake.exists(table, day):
             raise FeatureFreshnessError(f"no offline partition to check against: "
@@ -447,7 +448,7 @@ class FeastHook(BaseHook):
         from mlops_provider.domain import features as F
 
         rid = self.project.record_id
-        table = F.record_table(self.project)
+        table = record_table(self.project)
         ttl = view.ttl or dt.timedelta(0)
         wanted = frame[[row, rid, EVENT]].assign(**{rid: frame[rid].astype(str)})
         found = []

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.domain import features as F
+from mlops_provider.domain import layout as L
 from mlops_provider.domain.errors import ProjectConfigError
 from mlops_provider.io.lake import PARTITION_FILE
 
@@ -161,7 +162,7 @@ def feature_definitions(project: ProjectConfig, lake: Lake) -> list[Any]:
     endpoint = (s3_settings(lake) or {}).get("endpoint_url") or None
     entity_source = FileSource(
         name=f"{project.name}_entity_source",
-        path=table_path(lake, F.entity_table(project)),
+        path=table_path(lake, L.entity_table(project)),
         file_format=ParquetFormat(),
         s3_endpoint_override=endpoint,
         timestamp_field=F.EVENT_TIMESTAMP,
@@ -171,7 +172,7 @@ def feature_definitions(project: ProjectConfig, lake: Lake) -> list[Any]:
     )
     record_source = FileSource(
         name=f"{project.name}_record_source",
-        path=table_path(lake, F.record_table(project)),
+        path=table_path(lake, L.record_table(project)),
         file_format=ParquetFormat(),
         s3_endpoint_override=endpoint,
         timestamp_field=F.EVENT_TIMESTAMP,

@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from mlops_provider.config import paths
+from mlops_provider.domain.layout import as_date, days
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -19,20 +20,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PARTITION_FILE = "data.parquet"
-
-
-def as_date(value: str | dt.date | dt.datetime) -> dt.date:
-    if isinstance(value, dt.datetime):
-        return value.date()
-    if isinstance(value, dt.date):
-        return value
-    return dt.date.fromisoformat(str(value)[:10])
-
-
-def days(start: str | dt.date, end: str | dt.date) -> list[dt.date]:
-    """Every date from ``start`` to ``end``, both included."""
-    start, end = as_date(start), as_date(end)
-    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
 
 
 class Lake:

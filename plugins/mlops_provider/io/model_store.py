@@ -1,4 +1,7 @@
-"""Model registry policy: evaluate, decide, promote, refuse and roll back with MLflow aliases.
+"""The model store on MLflow: experiments, training runs, registered versions, aliases, model loading.
+
+Promotion *policy* lives in :mod:`mlops_provider.domain.promotion` and the gate that applies it in
+:mod:`mlops_provider.stages.promote`; this module only reads and writes the registry.
 
 Aliases are the only pointers a consumer follows: ``champion`` serves traffic, ``challenger`` is the
 newest trained candidate and ``previous_champion`` is where a rollback goes. Every alias change runs
@@ -12,24 +15,28 @@ from __future__ import annotations
 
 import datetime as dt
 import fcntl
+import json
 import logging
 import os
 import re
 import tempfile
+import threading
 import time
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.config import paths
 from mlops_provider.domain.errors import MlopsError, ModelNotFoundError
+from mlops_provider.domain.metrics import METRICS
 
 if TYPE_CHECKING:
     import pandas as pd
     from mlflow import MlflowClient
 
     from mlops_provider.config.project import ProjectConfig
+    from mlops_provider.domain.training import TrainedModel
 
 log = logging.getLogger(__name__)
 
@@ -37,24 +44,12 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 PREVIOUS_CHAMPION = "previous_champion"
 
-# Metric names every evaluation returns (training logs the same names, prefixed ``baseline_`` for the baseline).
-METRICS = (
-    "roc_auc",
-    "pr_auc",
-    "log_loss",
-    "ece",
-    "precision_at_threshold",
-    "recall_at_threshold",
-    "alert_rate",
-    "scoring_ms_per_1k",
-)
-
 HOLDOUT_ARTIFACT = "holdout/holdout.parquet"
 REFERENCE_ARTIFACT = "reference/reference.parquet"
 
 _UNSET: Any = object()
 _PENDING_PREVIOUS = "pending_previous_champion"
-_DECISION_KEY = "promotion_decision_key"
+DECISION_KEY_TAG = "promotion_decision_key"
 
 
 # -- MLflow plumbing shared by training, scoring and the operators ------------------------------------
@@ -133,189 +128,8 @@ def thread_limit() -> Iterator[None]:
         yield
 
 
-def _version(value: Any) -> str | None:
+def as_version(value: Any) -> str | None:
     return None if value is None else str(value)
-
-
-# -- metrics ------------------------------------------------------------------------------------------
-def expected_calibration_error(y_true: Any, scores: Any, bins: int = 10) -> float:
-    """Weighted mean gap between predicted probability and observed rate over equal-width bins."""
-    import numpy as np
-
-    y_true = np.asarray(y_true, dtype=float)
-    scores = np.asarray(scores, dtype=float)
-    if len(scores) == 0:
-        return float("nan")
-    which = np.minimum((scores * bins).astype(int), bins - 1)
-    total = 0.0
-    for b in range(bins):
-        mask = which == b
-        if mask.any():
-            total += mask.sum() * abs(scores[mask].mean() - y_true[mask].mean())
-    return float(total / len(scores))
-
-
-def classification_metrics(y_true: Any, scores: Any, threshold: float, *, scoring_seconds: float | None = None) -> dict[str, float]:
-    """Ranking, calibration and alerting quality of ``scores`` against binary labels ``y_true``."""
-    import numpy as np
-    from sklearn.metrics import (
-        average_precision_score,
-        log_loss,
-        precision_score,
-        recall_score,
-        roc_auc_score,
-    )
-
-    y_true = np.asarray(y_true).astype(int)
-    scores = np.clip(np.asarray(scores, dtype=float), 0.0, 1.0)
-    both = len(np.unique(y_true)) == 2
-    decisions = (scores >= threshold).astype(int)
-    out = {
-        "roc_auc": float(roc_auc_score(y_true, scores)) if both else float("nan"),
-        "pr_auc": float(average_precision_score(y_true, scores)) if both else float("nan"),
-        "log_loss": float(log_loss(y_true, scores, labels=[0, 1])) if len(y_true) else float("nan"),
-        "ece": expected_calibration_error(y_true, scores),
-        "precision_at_threshold": float(precision_score(y_true, decisions, zero_division=0)),
-        "recall_at_threshold": float(recall_score(y_true, decisions, zero_division=0)),
-        "alert_rate": float(decisions.mean()) if len(decisions) else float("nan"),
-    }
-    if scoring_seconds is not None and len(y_true):
-        out["scoring_ms_per_1k"] = float(scoring_seconds * 1000.0 / len(y_true) * 1000.0)
-    return out
-
-
-def timed_scores(model: Any, features: pd.DataFrame) -> tuple[Any, float]:
-    """Positive-class probabilities of ``model`` on ``features`` and the seconds it took."""
-    start = time.perf_counter()
-    scores = model.predict_proba(features)[:, 1]
-    return scores, time.perf_counter() - start
-
-
-def evaluate(
-    model_uri: str,
-    frame: pd.DataFrame,
-    label_column: str,
-    threshold: float,
-    *,
-    tracking_uri: str | None = None,
-    registry_uri: str | None = None,
-) -> dict[str, float]:
-    """Metrics of the model at ``model_uri`` (``models:/name/version`` or any MLflow URI) on ``frame``."""
-    from mlops_provider.domain import scoring
-
-    if frame.empty or label_column not in frame.columns:
-        raise MlopsError(f"cannot evaluate {model_uri}: the frame is empty or has no label column '{label_column}'")
-    model = scoring.load_model(model_uri, tracking_uri=tracking_uri, registry_uri=registry_uri)
-    features = scoring.model_features(model, frame)
-    with thread_limit():
-        scores, seconds = timed_scores(model, features)
-    metrics = classification_metrics(frame[label_column].to_numpy(), scores, threshold, scoring_seconds=seconds)
-    metrics["rows"] = float(len(frame))
-    metrics["positives"] = float(frame[label_column].sum())
-    return metrics
-
-
-# -- decision -----------------------------------------------------------------------------------------
-@dataclass
-class Decision:
-    """Outcome of the promotion gate: whether to promote, why (for a log line) and the numbers behind it."""
-
-    promote: bool
-    reason: str
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-def _ok(value: Any) -> bool:
-    return value is not None and value == value  # NaN is not equal to itself
-
-
-def decide(
-    project: ProjectConfig,
-    challenger_metrics: dict[str, float],
-    champion_metrics: dict[str, float] | None,
-    baseline_metrics: dict[str, float],
-) -> Decision:
-    """Apply the project's promotion gate to metrics measured on the same holdout rows."""
-    promo = project.promotion
-    primary = promo["primary_metric"]
-    min_improvement = float(promo.get("min_improvement", 0.0))
-    guardrails = dict(promo.get("guardrails") or {})
-    chal = challenger_metrics.get(primary)
-    details: dict[str, Any] = {
-        "primary_metric": primary,
-        "min_improvement": min_improvement,
-        "challenger": chal,
-        "champion": None if champion_metrics is None else champion_metrics.get(primary),
-        "baseline": baseline_metrics.get(primary),
-        "guardrails": {},
-    }
-    if not _ok(chal):
-        return Decision(False, f"challenger has no usable {primary} on the holdout (got {chal})", details)
-
-    failed = []
-    for metric, floor in sorted(guardrails.items()):
-        value = challenger_metrics.get(metric)
-        passed = _ok(value) and value >= float(floor)
-        details["guardrails"][metric] = {"value": value, "floor": float(floor), "passed": passed}
-        if not passed:
-            failed.append(f"{metric}={_fmt(value)} < floor {float(floor):.4f}")
-    if failed:
-        return Decision(False, "challenger fails guardrails: " + "; ".join(failed), details)
-
-    if champion_metrics is None:
-        base = baseline_metrics.get(primary)
-        if not _ok(base):
-            return Decision(False, f"no champion and no usable baseline {primary} to compare with", details)
-        details["improvement"] = chal - base
-        if chal > base:
-            return Decision(
-                True,
-                f"first champion: {primary} {chal:.4f} beats the logistic-regression baseline {base:.4f} "
-                f"(+{chal - base:.4f}); guardrails pass",
-                details,
-            )
-        return Decision(
-            False, f"no champion yet and {primary} {chal:.4f} does not beat the baseline {base:.4f}", details
-        )
-
-    champ = champion_metrics.get(primary)
-    if not _ok(champ):
-        details["improvement"] = None
-        return Decision(True, f"champion has no usable {primary} on this holdout; challenger {chal:.4f} passes guardrails", details)
-    improvement = chal - champ
-    details["improvement"] = improvement
-    # A tie never promotes: swapping models that are equally good only adds risk.
-    if improvement > 0 and improvement >= min_improvement:
-        return Decision(
-            True,
-            f"{primary} {chal:.4f} beats champion {champ:.4f} by {improvement:+.4f} "
-            f"(needed >= {min_improvement:.4f}); guardrails pass",
-            details,
-        )
-    return Decision(
-        False,
-        f"{primary} {chal:.4f} vs champion {champ:.4f}: improvement {improvement:+.4f} is below the required "
-        f"{min_improvement:.4f} (and must be > 0)",
-        details,
-    )
-
-
-def _fmt(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) and _ok(value) else str(value)
-
-
-def comparison_table(rows: dict[str, dict[str, float] | None], metrics: tuple[str, ...] = METRICS) -> str:
-    """A fixed-width text table of metrics per model, for task logs (``-``: not measured)."""
-    names = [n for n, m in rows.items() if m is not None]
-    widths = [max(12, len(n) + 2) for n in names]
-    lines = [f"{'metric':<24}" + "".join(f"{n:>{w}}" for n, w in zip(names, widths, strict=True))]
-    for metric in metrics:
-        cells = ""
-        for name, width in zip(names, widths, strict=True):
-            value = (rows[name] or {}).get(metric)
-            cells += f"{(_fmt(value) if _ok(value) else '-'):>{width}}"
-        lines.append(f"{metric:<24}{cells}")
-    return "\n".join(lines)
 
 
 # -- aliases ------------------------------------------------------------------------------------------
@@ -358,13 +172,13 @@ def aliases(client: MlflowClient, model_name: str) -> dict[str, Any]:
         if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
             raise ModelNotFoundError(f"registered model '{model_name}' does not exist in the MLflow registry") from exc
         raise
-    found = {alias: _version(v) for alias, v in (model.aliases or {}).items()}
+    found = {alias: as_version(v) for alias, v in (model.aliases or {}).items()}
     summary = {CHAMPION: None, CHALLENGER: None, PREVIOUS_CHAMPION: None}
     summary.update(found)
     return summary
 
 
-def _model_version(client: MlflowClient, model_name: str, version: str | int):
+def model_version(client: MlflowClient, model_name: str, version: str | int):
     from mlflow.exceptions import MlflowException
 
     try:
@@ -373,11 +187,11 @@ def _model_version(client: MlflowClient, model_name: str, version: str | int):
         raise ModelNotFoundError(f"model version {model_name} v{version} does not exist in the MLflow registry") from exc
 
 
-def _now() -> str:
+def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _set_tags(client: MlflowClient, model_name: str, version: str, tags: dict[str, Any]) -> None:
+def set_version_tags(client: MlflowClient, model_name: str, version: str, tags: dict[str, Any]) -> None:
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, str(value))
 
@@ -405,9 +219,9 @@ def promote(
     version = str(version)
     with model_lock(model_name):
         current = aliases(client, model_name)  # re-read inside the lock: the caller's view may be stale
-        mv = _model_version(client, model_name, version)
+        mv = model_version(client, model_name, version)
         old = current[CHAMPION]
-        if expected_champion is not _UNSET and _version(expected_champion) != old and old != version:
+        if expected_champion is not _UNSET and as_version(expected_champion) != old and old != version:
             log.warning("%s: champion moved from v%s to v%s while v%s was evaluated", model_name, expected_champion, old, version)
             return {
                 "promoted": False,
@@ -432,14 +246,14 @@ def promote(
                             version, pending or None)
             else:
                 log.info("%s v%s is already champion; nothing to move", model_name, version)
-            return {**_result(client, model_name), "promoted": True, "already_champion": True,
+            return {**alias_summary(client, model_name), "promoted": True, "already_champion": True,
                     "version": version, "reason": mv.tags.get("promotion_reason", reason)}
 
-        tags = {"promotion_decision": "promoted", "promotion_reason": reason, "promoted_at": _now(),
+        tags = {"promotion_decision": "promoted", "promotion_reason": reason, "promoted_at": now_iso(),
                 _PENDING_PREVIOUS: old or ""}
         if old:
             tags["replaced_champion"] = old
-        _set_tags(client, model_name, version, tags)
+        set_version_tags(client, model_name, version, tags)
         client.set_registered_model_alias(model_name, CHAMPION, version)
         if old:
             client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, old)
@@ -449,10 +263,10 @@ def promote(
             client.delete_registered_model_alias(model_name, CHALLENGER)
         client.delete_model_version_tag(model_name, version, _PENDING_PREVIOUS)
         log.info("%s: champion v%s -> v%s (%s)", model_name, old, version, reason)
-        return {**_result(client, model_name), "promoted": True, "version": version, "replaced": old, "reason": reason}
+        return {**alias_summary(client, model_name), "promoted": True, "version": version, "replaced": old, "reason": reason}
 
 
-def _result(client: MlflowClient, model_name: str) -> dict[str, Any]:
+def alias_summary(client: MlflowClient, model_name: str) -> dict[str, Any]:
     now = aliases(client, model_name)
     return {"model_name": model_name, CHAMPION: now[CHAMPION], PREVIOUS_CHAMPION: now[PREVIOUS_CHAMPION],
             CHALLENGER: now[CHALLENGER]}
@@ -461,9 +275,9 @@ def _result(client: MlflowClient, model_name: str) -> dict[str, Any]:
 def refuse(client: MlflowClient, model_name: str, version: str | int, reason: str) -> dict[str, Any]:
     """Record on the version why it was not promoted; aliases stay as they are."""
     version = str(version)
-    _model_version(client, model_name, version)
-    _set_tags(client, model_name, version,
-              {"promotion_decision": "refused", "promotion_reason": reason, "decided_at": _now()})
+    model_version(client, model_name, version)
+    set_version_tags(client, model_name, version,
+              {"promotion_decision": "refused", "promotion_reason": reason, "decided_at": now_iso()})
     log.info("%s v%s refused: %s", model_name, version, reason)
     return {"promoted": False, "model_name": model_name, "version": version, "reason": reason}
 
@@ -486,27 +300,27 @@ def rollback(client: MlflowClient, model_name: str, to: str | int = "previous") 
                 )
         else:
             target = str(int(to))
-        _model_version(client, model_name, target)
+        model_version(client, model_name, target)
         if target == old:
             raise ModelNotFoundError(
                 f"cannot roll back {model_name}: v{target} is already the champion; nothing to roll back to"
             )
-        _set_tags(client, model_name, target, {"rollback_from": old or "", "rolled_back_at": _now()})
+        set_version_tags(client, model_name, target, {"rollback_from": old or "", "rolled_back_at": now_iso()})
         client.set_registered_model_alias(model_name, CHAMPION, target)
         if old:
             client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, old)
-            _set_tags(client, model_name, old, {"rolled_back_to": target, "rolled_back_at": _now()})
+            set_version_tags(client, model_name, old, {"rolled_back_to": target, "rolled_back_at": now_iso()})
         elif current[PREVIOUS_CHAMPION] == target:
             client.delete_registered_model_alias(model_name, PREVIOUS_CHAMPION)
         log.warning("%s rolled back: champion v%s -> v%s", model_name, old, target)
-        return {**_result(client, model_name), "rolled_back_from": old, "version": target}
+        return {**alias_summary(client, model_name), "rolled_back_from": old, "version": target}
 
 
 def shadow_record(client: MlflowClient, model_name: str, version: str | int) -> dict[str, Any]:
     """What shadow scoring observed for ``version`` while it was challenger (``shadow.<day>`` version tags)."""
     import json
 
-    tags = _model_version(client, model_name, version).tags or {}
+    tags = model_version(client, model_name, version).tags or {}
     days = {k.split(".", 1)[1]: json.loads(v) for k, v in tags.items() if k.startswith("shadow.")}
     agreement = [d["agreement_rate"] for d in days.values() if d.get("agreement_rate") is not None]
     return {"days": len(days), "first_day": min(days, default=None), "last_day": max(days, default=None),
@@ -514,7 +328,6 @@ def shadow_record(client: MlflowClient, model_name: str, version: str | int) -> 
             "max_ks_statistic": max((d.get("ks_statistic") or 0.0 for d in days.values()), default=None)}
 
 
-# -- the whole gate -----------------------------------------------------------------------------------
 def load_holdout(client: MlflowClient, run_id: str) -> pd.DataFrame:
     """The holdout rows a training run evaluated on (challenger and champion are compared on exactly these)."""
     import pandas as pd
@@ -528,109 +341,250 @@ def load_holdout(client: MlflowClient, run_id: str) -> pd.DataFrame:
         return pd.read_parquet(local)
 
 
-def gate_and_promote(
-    project: ProjectConfig,
-    client: MlflowClient,
-    *,
-    version: str | int | None = None,
-    tracking_uri: str | None = None,
-    registry_uri: str | None = None,
-    max_attempts: int = 3,
-    approved: bool = False,
-    decision_key: str | None = None,
-) -> dict[str, Any]:
-    """Evaluate ``version`` (default: the challenger) and the champion on the challenger's holdout, decide,
-    then promote or refuse. A refusal is a normal outcome (``promoted: False``), not an error.
+# -- loading models -----------------------------------------------------------------------------------
+_MODELS: dict[tuple[str, str], Any] = {}
+_MODELS_LOCK = threading.Lock()
+_ALIAS_URI = re.compile(r"^models:/(?P<name>[^/@]+)@(?P<alias>[^/]+)$")
+_VERSION_URI = re.compile(r"^models:/(?P<name>[^/@]+)/(?P<version>\d+)$")
 
-    The decision is made outside the lock (evaluation takes seconds) and applied with
-    ``expected_champion``: if another promotion moved the champion meanwhile, the comparison is redone
-    against the new champion, up to ``max_attempts`` times. ``approved`` records that a human already
-    approved this version (``promotion.require_approval``); the gate itself still applies.
 
-    ``decision_key`` (the Airflow task that decides) makes reruns idempotent: a version this key already
-    promoted or refused gets the recorded decision back instead of a new comparison against whatever
-    the champion is by then.
-    """
-    model_name = project.model_name
-    primary = project.promotion["primary_metric"]
-    current = aliases(client, model_name)
-    version = _version(version) or current[CHALLENGER]
-    if version is None:
+def _resolve(model_uri: str, tracking_uri: str | None, registry_uri: str | None) -> tuple[str, str | None]:
+    """``(uri, version)`` with an alias URI turned into its immutable ``models:/name/version`` form."""
+    if match := _ALIAS_URI.match(model_uri):
+        version = aliases(client_for(tracking_uri, registry_uri), match["name"]).get(match["alias"])
+        if version is None:
+            raise ModelNotFoundError(f"registered model '{match['name']}' has no alias '{match['alias']}' ({model_uri})")
+        return f"models:/{match['name']}/{version}", version
+    if match := _VERSION_URI.match(model_uri):
+        return model_uri, match["version"]
+    return model_uri, None
+
+
+def load_model(model_uri: str, *, tracking_uri: str | None = None, registry_uri: str | None = None) -> Any:
+    """The scikit-learn model at ``model_uri``, loaded once per (store, URI, version) in this process."""
+    import mlflow.sklearn
+    from mlflow.exceptions import MlflowException
+
+    tracking_uri = tracking_uri or paths.mlflow_tracking_uri()
+    uri, version = _resolve(model_uri, tracking_uri, registry_uri)
+    key = (f"{registry_uri or tracking_uri}|{uri}", version or "")
+    with _MODELS_LOCK:
+        if key in _MODELS:
+            return _MODELS[key]
+        log.info("loading %s from %s", uri, registry_uri or tracking_uri)
+        try:
+            with tracking(tracking_uri, registry_uri), quiet_warnings():
+                model = mlflow.sklearn.load_model(uri)
+        except MlflowException as exc:
+            raise ModelNotFoundError(f"cannot load model {uri} from {registry_uri or tracking_uri}: {exc}") from exc
+        # Only immutable URIs are cached: a run or version never changes, an arbitrary path might.
+        if version is not None or uri.startswith("runs:/"):
+            _MODELS[key] = model
+        return model
+
+
+def clear_cache() -> None:
+    with _MODELS_LOCK:
+        _MODELS.clear()
+
+
+def resolve_versions(model_name: str, *, tracking_uri: str, registry_uri: str | None = None
+                     ) -> tuple[str, str | None]:
+    """``(champion, challenger or None)`` now: pinned for a whole day, so one partition never mixes versions."""
+    current = aliases(client_for(tracking_uri, registry_uri), model_name)
+    champion = current[CHAMPION]
+    if champion is None:
         raise ModelNotFoundError(
-            f"registered model '{model_name}' has no '{CHALLENGER}' alias and no version was given: nothing to promote"
+            f"registered model '{model_name}' has no '{CHAMPION}' alias: nothing may score yet. "
+            "Promote a trained version first (the promote task of the training DAG)."
         )
-    mv = _model_version(client, model_name, version)
-    if not mv.run_id:
-        raise ModelNotFoundError(f"{model_name} v{version} has no source run, so it has no holdout to compare on")
-    recorded = (mv.tags or {}).get("promotion_decision")
-    if decision_key and recorded in ("promoted", "refused") and mv.tags.get(_DECISION_KEY) == decision_key:
-        log.info("%s v%s: %s already decided '%s' (%s); not deciding again", model_name, version, decision_key,
-                 recorded, mv.tags.get("promotion_reason"))
-        return {**_result(client, model_name), "promoted": recorded == "promoted", "already_decided": True,
-                "already_champion": current[CHAMPION] == version, "version": version, "run_id": mv.run_id,
-                "primary_metric": primary, "reason": mv.tags.get("promotion_reason", "")}
-    result = _gate(project, client, mv, current, tracking_uri=tracking_uri, registry_uri=registry_uri,
-                   max_attempts=max_attempts, approved=approved)
-    if decision_key and not result.get("awaiting_approval"):
-        _set_tags(client, model_name, version, {_DECISION_KEY: decision_key})
-    return result
+    challenger = current[CHALLENGER]
+    return champion, (challenger if challenger is not None and challenger != champion else None)
 
 
-def _gate(project: ProjectConfig, client: MlflowClient, mv: Any, current: dict[str, Any], *,
-          tracking_uri: str | None, registry_uri: str | None, max_attempts: int, approved: bool) -> dict[str, Any]:
-    model_name, version = project.model_name, str(mv.version)
-    primary = project.promotion["primary_metric"]
-    threshold = float(project.model.get("alert_threshold", 0.5))
-    holdout = load_holdout(client, mv.run_id)
-    run_metrics = client.get_run(mv.run_id).data.metrics
-    baseline = {k[len("baseline_"):]: v for k, v in run_metrics.items() if k.startswith("baseline_")}
-    label = project.label_column
+def load_pinned(model_name: str, versions: tuple[str, str | None], *, tracking_uri: str,
+                registry_uri: str | None = None) -> tuple[Any, Any | None]:
+    """The champion and (shadow) challenger models of ``versions``; a challenger that cannot load is ``None``.
 
-    def metrics_of(v: str) -> dict[str, float]:
-        return evaluate(f"models:/{model_name}/{v}", holdout, label, threshold,
-                        tracking_uri=tracking_uri, registry_uri=registry_uri)
+    Shadow scoring informs; a challenger whose files are gone must never stop the champion from scoring.
+    """
+    champion, challenger = versions
+    champion_model = load_model(f"models:/{model_name}/{champion}", tracking_uri=tracking_uri,
+                                registry_uri=registry_uri)
+    challenger_model = None
+    if challenger is not None:
+        try:
+            challenger_model = load_model(f"models:/{model_name}/{challenger}", tracking_uri=tracking_uri,
+                                          registry_uri=registry_uri)
+        except MlopsError as exc:
+            log.warning("shadow scoring with %s v%s skipped: %s", model_name, challenger, exc)
+    return champion_model, challenger_model
 
-    challenger_metrics = metrics_of(version)
-    evaluated: dict[str, dict[str, float]] = {}
-    for _attempt in range(max_attempts):
-        champion = aliases(client, model_name)[CHAMPION]
-        if champion == version:
-            result = promote(client, model_name, version, reason="already champion")
-            return {**result, "run_id": mv.run_id, "primary_metric": primary,
-                    "challenger_value": challenger_metrics.get(primary)}
-        champion_metrics = None
-        if champion is not None:
-            if champion not in evaluated:
-                try:
-                    evaluated[champion] = metrics_of(champion)
-                except MlopsError as exc:
-                    # e.g. the champion needs a column this holdout no longer has: it cannot be compared.
-                    log.warning("champion v%s cannot be evaluated on v%s's holdout: %s", champion, version, exc)
-                    evaluated[champion] = {primary: float("nan")}
-            champion_metrics = evaluated[champion]
-        log.info(
-            "%s: holdout of run %s (%d rows, %d positives), threshold %.2f\n%s",
-            model_name, mv.run_id, len(holdout), int(holdout[label].sum()), threshold,
-            comparison_table({f"challenger v{version}": challenger_metrics,
-                              f"champion v{champion}" if champion else "champion": champion_metrics,
-                              "baseline (training)": baseline}),
+
+@contextmanager
+def quiet_warnings() -> Iterator[None]:
+    # skops locates scipy ufuncs by probing every loaded module, which trips each Airflow
+    # deprecation shim once per ufunc: hundreds of irrelevant warnings per saved or loaded model.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
+
+
+# -- training runs ------------------------------------------------------------------------------------
+def find_registered_run(
+    client: MlflowClient, experiment_id: str, project: str, model_name: str, airflow_run_id: str | None = None,
+    *, tag: str = "airflow_run_id", value: str | None = None,
+) -> dict[str, Any] | None:
+    """The result of an earlier run with the same ``tag`` value (by default: an earlier try of the same
+    Airflow run) that already registered a version, if any."""
+    value = airflow_run_id if value is None else value
+    runs = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.{tag} = '{_quote(value)}' and tags.project = '{_quote(project)}'",
+        order_by=["attributes.start_time ASC"],
+    )
+    for run in runs:
+        versions = client.search_model_versions(f"name = '{_quote(model_name)}' and run_id = '{run.info.run_id}'")
+        if not versions:
+            continue
+        version = min(versions, key=lambda v: int(v.version))
+        metrics = dict(run.data.metrics)
+        return {
+            "run_id": run.info.run_id,
+            "experiment_id": experiment_id,
+            "model_name": model_name,
+            "version": str(version.version),
+            "metrics": {k: v for k, v in metrics.items() if k in METRICS},
+            "baseline_metrics": {k[9:]: v for k, v in metrics.items() if k.startswith("baseline_")},
+            "holdout_uri": run.data.tags.get("holdout_uri") or f"{run.info.artifact_uri}/{HOLDOUT_ARTIFACT}",
+            "reused": True,
+        }
+    return None
+
+
+def registered_by(project: ProjectConfig, client: MlflowClient, experiment_id: str, *, tag: str, value: str
+                  ) -> dict[str, Any] | None:
+    """The registered result of an earlier training run of ``project`` tagged ``tag = value``, if any."""
+    earlier = find_registered_run(client, experiment_id, project.name, project.model_name, tag=tag, value=value)
+    if earlier:
+        log.info("%s = %s already registered %s v%s (MLflow run %s); not training again", tag, value,
+                 project.model_name, earlier["version"], earlier["run_id"])
+    return earlier
+
+
+def _quote(value: str) -> str:
+    return str(value).replace("'", "\\'")
+
+
+def _skops_trusted_types(model: Any) -> list[str]:
+    """The types of our own freshly built model, so skops (MLflow's safe default format) will load it back."""
+    import skops.io
+
+    with quiet_warnings():
+        return skops.io.get_untrusted_types(data=skops.io.dumps(model))
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements of the logged model; stating them skips MLflow's slow subprocess inference."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for dist in ("mlflow", "scikit-learn", "skops", "numpy", "pandas", "scipy", "cloudpickle"):
+        try:
+            out.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _log_datasets(project: ProjectConfig, trained: TrainedModel, dataset_sources: list[str]) -> None:
+    """Each split as an MLflow dataset input, with the lake partitions its rows came from."""
+    import mlflow
+    import mlflow.data
+
+    from mlops_provider.domain.training import split_source
+
+    keep, datasets = trained.logged_columns(project), {}
+    for name, context in (("train", "training"), ("validation", "validation"), ("holdout", "evaluation")):
+        source, uris = split_source(project, dataset_sources, trained.splits.days[name])
+        datasets[name] = uris
+        with warnings.catch_warnings():
+            # Labels and counts are integers on purpose; MLflow's hint about NaN-free ints is noise here.
+            warnings.filterwarnings("ignore", message="Hint: Inferred schema contains integer")
+            warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+            ds = mlflow.data.from_pandas(getattr(trained.splits, name)[keep], source=source,
+                                         targets=project.label_column, name=f"{project.name}_{name}")
+            mlflow.log_input(ds, context=context)
+    mlflow.log_dict(datasets, "datasets/sources.json")
+
+
+def _log_frame(frame: pd.DataFrame, artifact: str, tmp: str) -> None:
+    from pathlib import Path
+
+    import mlflow
+
+    local = Path(tmp) / Path(artifact).name
+    frame.to_parquet(local, index=False)
+    mlflow.log_artifact(str(local), artifact_path=str(Path(artifact).parent))
+
+
+def _log_model(trained: TrainedModel) -> Any:
+    """The model in MLflow's skops format with its signature, input example and pinned requirements."""
+    import mlflow.sklearn
+    from mlflow.models import infer_signature
+
+    holdout = trained.features["holdout"].head(200)
+    signature = infer_signature(holdout, trained.model.predict_proba(holdout)[:, 1])
+    with quiet_warnings():
+        return mlflow.sklearn.log_model(
+            trained.model, name="model", signature=signature, input_example=trained.features["train"].head(5),
+            pyfunc_predict_fn="predict_proba", skops_trusted_types=_skops_trusted_types(trained.model),
+            pip_requirements=pip_requirements(),
         )
-        decision = decide(project, challenger_metrics, champion_metrics, baseline)
-        log.info("decision for %s v%s: %s - %s", model_name, version, "PROMOTE" if decision.promote else "REFUSE",
-                 decision.reason)
-        common = {"run_id": mv.run_id, "primary_metric": primary, "challenger_value": challenger_metrics.get(primary),
-                  "champion_value": None if champion_metrics is None else champion_metrics.get(primary),
-                  "baseline_value": baseline.get(primary), "compared_with": champion}
-        if not decision.promote:
-            return {**refuse(client, model_name, version, decision.reason), **common, CHAMPION: champion}
-        if project.promotion.get("require_approval") and not approved:
-            reason = f"passed the gate but promotion.require_approval is set: awaiting a human ({decision.reason})"
-            _set_tags(client, model_name, version, {"promotion_decision": "awaiting_approval",
-                                                    "promotion_reason": reason, "decided_at": _now()})
-            return {"promoted": False, "awaiting_approval": True, "model_name": model_name, "version": version,
-                    "reason": reason, **common, CHAMPION: champion}
-        result = promote(client, model_name, version, reason=decision.reason, expected_champion=champion)
-        if not result.get("stale"):
-            return {**result, **common}
-    raise MlopsError(f"{model_name}: the champion changed {max_attempts} times while v{version} was evaluated; "
-                     "retry the task")
+
+
+def log_training_run(project: ProjectConfig, trained: TrainedModel, *, client: MlflowClient, experiment_id: str,
+                     tracking_uri: str, registry_uri: str | None, run_tags: dict[str, Any],
+                     dataset_sources: list[str], reference: pd.DataFrame, seed: int) -> dict[str, Any]:
+    """Log ``trained`` as one MLflow run (params, metrics, plots, datasets, holdout, monitoring reference,
+    model), register it as a new version of the project's model and alias it ``challenger``."""
+    import mlflow
+
+    from mlops_provider.domain.training import figures
+
+    model_name, primary = project.model_name, project.promotion["primary_metric"]
+    tags = {k: (v if isinstance(v, str) else json.dumps(v, default=str)) for k, v in run_tags.items() if v is not None}
+    tags.update({"project": project.name, "mlops.stage": "train"})
+    run_name = f"{project.name}-{trained.splits.days['holdout'][-1].isoformat()}"
+    with tracking(tracking_uri, registry_uri), tempfile.TemporaryDirectory(prefix="mlops-train-") as tmp, \
+            mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
+        log.info("MLflow run %s (experiment %s) at %s", run.info.run_id, experiment_id, tracking_uri)
+        mlflow.log_params(trained.run_params(project, seed))
+        mlflow.log_metrics(trained.metrics)
+        mlflow.log_metrics({f"baseline_{k}": v for k, v in trained.baseline_metrics.items()})
+        for step, value in enumerate(trained.trial_scores):
+            mlflow.log_metric("hpo_validation_pr_auc", value, step=step)
+        _log_datasets(project, trained, dataset_sources)
+        for path, fig in figures(trained.labels["holdout"], {"model": trained.scores, "baseline": trained.baseline_scores},
+                                 trained.threshold, trained.importance).items():
+            mlflow.log_figure(fig, path)
+        mlflow.log_dict({k: float(v) for k, v in trained.importance.items()}, "feature_importance.json")
+        _log_frame(trained.splits.holdout[trained.logged_columns(project)], HOLDOUT_ARTIFACT, tmp)
+        holdout_uri = mlflow.get_artifact_uri(HOLDOUT_ARTIFACT)
+        _log_frame(reference, REFERENCE_ARTIFACT, tmp)
+        info = _log_model(trained)
+        version = mlflow.register_model(
+            info.model_uri, model_name,
+            tags={"run_id": run.info.run_id, "config_hash": project.config_hash(),
+                  f"baseline_{primary}": str(trained.baseline_metrics[primary]),
+                  "airflow_run_id": str(run_tags.get("airflow_run_id") or ""), "project": project.name,
+                  "trigger": str(tags.get("trigger") or "")},
+        )
+        client.set_registered_model_alias(model_name, CHALLENGER, version.version)
+        mlflow.set_tags({"registered_model": model_name, "registered_version": str(version.version),
+                         "holdout_uri": holdout_uri})
+    log.info("registered %s v%s as challenger (holdout %s %.4f vs baseline %.4f)", model_name, version.version,
+             primary, trained.metrics[primary], trained.baseline_metrics[primary])
+    return {"run_id": run.info.run_id, "experiment_id": experiment_id, "model_name": model_name,
+            "version": str(version.version), "metrics": trained.metrics,
+            "baseline_metrics": trained.baseline_metrics, "holdout_uri": holdout_uri, "reused": False}

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.domain.errors import SourceError
-from mlops_provider.io.lake import days
+from mlops_provider.domain.layout import days
 
 if TYPE_CHECKING:
     import pyarrow as pa

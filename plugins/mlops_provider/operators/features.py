@@ -30,8 +30,8 @@ class ComputeFeaturesOperator(MlopsBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.config.project import load_project
         from mlops_provider.dag_factory import split_days
-        from mlops_provider.domain.features import compute_entity_features, compute_record_features
         from mlops_provider.hooks.lake import LakeHook
+        from mlops_provider.stages.features import compute_entity_features, compute_record_features
 
         project = load_project(self.project_name)
         lake = LakeHook(lake_conn_id=self.lake_conn_id).get_conn()
@@ -72,9 +72,9 @@ class MaterializeFeaturesOperator(MlopsBaseOperator):
 
         from mlops_provider.config.project import load_project
         from mlops_provider.domain.features import feature_timestamp
+        from mlops_provider.domain.layout import as_date
         from mlops_provider.hooks.feast import FeastHook
         from mlops_provider.hooks.lake import LakeHook
-        from mlops_provider.io.lake import as_date
 
         project = load_project(self.project_name)
         hook = FeastHook(project, feast_conn_id=self.feast_conn_id,

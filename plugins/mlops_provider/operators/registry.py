@@ -40,8 +40,8 @@ def check_model_ops_request(action: str, version: str | None) -> None:
 
 def _latest_scored_day(lake_conn_id: str, project: Any) -> str | None:
     """The newest predictions partition: what scoring redoes when the champion changes by hand."""
+    from mlops_provider.domain.layout import predictions_table
     from mlops_provider.hooks.lake import LakeHook
-    from mlops_provider.stages.model import predictions_table
 
     scored = LakeHook(lake_conn_id=lake_conn_id).get_conn().partitions(predictions_table(project))
     return scored[-1].isoformat() if scored else None
@@ -111,13 +111,14 @@ class PromoteModelOperator(MlopsBaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.config.project import load_project
         from mlops_provider.io import model_store
+        from mlops_provider.stages.promote import gate_and_promote
 
         project = load_project(self.project_name)
         hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
         version = None if self.version in (None, "", "None", "challenger") else str(self.version).strip()
         check_model_ops_request("promote", version)
         with hook.environment():
-            result = model_store.gate_and_promote(
+            result = gate_and_promote(
                 project, hook.get_conn(), version=version,
                 tracking_uri=hook.tracking_uri, registry_uri=hook.registry_uri, approved=self.approved,
                 decision_key=f"{context['ti'].dag_id}|{context['ti'].run_id}|{context['ti'].task_id}",

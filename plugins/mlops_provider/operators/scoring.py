@@ -42,7 +42,7 @@ class ScoreBatchOperator(MlopsBaseOperator):
         from mlops_provider.dag_factory import split_days
         from mlops_provider.hooks.feast import FeastHook
         from mlops_provider.hooks.lake import LakeHook
-        from mlops_provider.stages import model as stages
+        from mlops_provider.stages.score import run_score
 
         project = load_project(self.project_name)
         lake_hook = LakeHook(lake_conn_id=self.lake_conn_id)
@@ -52,7 +52,7 @@ class ScoreBatchOperator(MlopsBaseOperator):
         summaries = []
         with mlflow_hook.environment():
             for day in split_days(self.day):
-                summaries.append(stages.score_day(
+                summaries.append(run_score(
                     project, lake=lake, reports=lake_hook.get_reports(), feature_store=feature_store, day=day,
                     tracking_uri=mlflow_hook.tracking_uri, registry_uri=mlflow_hook.registry_uri,
                 ))

@@ -72,7 +72,7 @@ class TrainModelOperator(MlopsBaseOperator):
         from mlops_provider.hooks.feast import FeastHook
         from mlops_provider.hooks.lake import LakeHook
         from mlops_provider.io import model_store
-        from mlops_provider.stages import model as stages
+        from mlops_provider.stages.train import run_train
 
         project = load_project(self.project_name)
         lake_hook = LakeHook(lake_conn_id=self.lake_conn_id)
@@ -89,7 +89,7 @@ class TrainModelOperator(MlopsBaseOperator):
                       self.hpo_trials or project.model.get("hpo_trials"), tags["trigger"])
         with mlflow_hook.environment():
             try:
-                result = stages.train_model(
+                result = run_train(
                     project, lake=lake, reports=lake_hook.get_reports(),
                     feature_store=FeastHook(project, feast_conn_id=self.feast_conn_id, lake=lake),
                     as_of=self.as_of, tracking_uri=mlflow_hook.tracking_uri, registry_uri=mlflow_hook.registry_uri,

@@ -15,13 +15,14 @@ from typing import Any
 from mlops_provider.config.project import ProjectConfig
 from mlops_provider.domain.errors import DataValidationError, SourceError
 from mlops_provider.domain.layout import (  # noqa: F401 (re-exported)
+    as_date,
     labels_table,
     quarantine_dir,
     records_table,
     safe_run_id,
     staging_table,
 )
-from mlops_provider.io.lake import Lake, as_date
+from mlops_provider.io.lake import Lake
 from mlops_provider.io.sources import UnreadableBatchError
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.domain import features as F
+from mlops_provider.domain import layout as L
 from mlops_provider.domain.errors import TrainingDataError
-from mlops_provider.domain.layout import labels_table
+from mlops_provider.domain.layout import as_date, days, labels_table
 from mlops_provider.io import feast_repo as R
-from mlops_provider.io.lake import as_date, days
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,7 +74,7 @@ def labelled_events(project: ProjectConfig, lake: Lake, first_day: dt.date, last
     import pandas as pd
 
     rid, key, ts, label = project.record_id, project.entity_key, project.event_timestamp, project.label_column
-    events = lake.read_range(F.records_table(project), first_day, last_day, columns=[rid, key, ts])
+    events = lake.read_range(L.records_table(project), first_day, last_day, columns=[rid, key, ts])
     labels = lake.read_range(labels_table(project), first_day, last_day, columns=[rid, label, LABEL_TIMESTAMP])
     if events.empty or labels.empty:
         return pd.DataFrame(columns=[rid, key, F.EVENT_TIMESTAMP, label, LABEL_TIMESTAMP])
@@ -108,7 +108,7 @@ def build_training_set(project: ProjectConfig, lake: Lake, feature_store: Any, a
     if events.empty:
         raise TrainingDataError(
             f"{project.name}: no labelled events in {first}..{as_of}: records partitions "
-            f"{lake.uri(lake.root + '/' + F.records_table(project))} and labels (delay "
+            f"{lake.uri(lake.root + '/' + L.records_table(project))} and labels (delay "
             f"{project.label_delay_days} days) must overlap; ingest more days first"
         )
     label = project.label_column
@@ -122,7 +122,7 @@ def build_training_set(project: ProjectConfig, lake: Lake, feature_store: Any, a
         frame[project.event_timestamp] = frame[F.EVENT_TIMESTAMP]
     event_days = sorted({d.date() for d in frame[F.EVENT_TIMESTAMP]})
     sources = []
-    for table in (F.record_table(project), F.entity_table(project), labels_table(project)):
+    for table in (L.record_table(project), L.entity_table(project), labels_table(project)):
         sources += [lake.uri(lake.partition_path(table, d)) for d in days(first, as_of) if lake.exists(table, d)]
     log.info("%s training set as of %s: %d labelled events over %d days (%s..%s), %d features",
              project.name, as_of, len(frame), len(event_days), event_days[0], event_days[-1], len(features))

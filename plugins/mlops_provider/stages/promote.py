@@ -1,0 +1,148 @@
+"""The promote stage: evaluate challenger and champion on the challenger's holdout, apply the gate, move aliases.
+
+The policy is :func:`mlops_provider.domain.promotion.decide`; the alias moves (under the per-model lock)
+are :mod:`mlops_provider.io.model_store`'s. A refusal is a normal outcome (``promoted: False``), not an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from mlops_provider.domain.errors import MlopsError, ModelNotFoundError
+from mlops_provider.domain.metrics import classification_metrics, comparison_table, timed_scores
+from mlops_provider.domain.promotion import decide
+from mlops_provider.domain.scoring import model_features
+from mlops_provider.io import model_store
+from mlops_provider.io.model_store import CHALLENGER, CHAMPION
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from mlflow import MlflowClient
+
+    from mlops_provider.config.project import ProjectConfig
+
+log = logging.getLogger(__name__)
+
+
+def evaluate(model_uri: str, frame: pd.DataFrame, label_column: str, threshold: float, *,
+             tracking_uri: str | None = None, registry_uri: str | None = None) -> dict[str, float]:
+    """Metrics of the model at ``model_uri`` (``models:/name/version`` or any MLflow URI) on ``frame``."""
+    if frame.empty or label_column not in frame.columns:
+        raise MlopsError(f"cannot evaluate {model_uri}: the frame is empty or has no label column '{label_column}'")
+    model = model_store.load_model(model_uri, tracking_uri=tracking_uri, registry_uri=registry_uri)
+    features = model_features(model, frame)
+    with model_store.thread_limit():
+        scores, seconds = timed_scores(model, features)
+    metrics = classification_metrics(frame[label_column].to_numpy(), scores, threshold, scoring_seconds=seconds)
+    metrics["rows"] = float(len(frame))
+    metrics["positives"] = float(frame[label_column].sum())
+    return metrics
+
+
+def gate_and_promote(
+    project: ProjectConfig,
+    client: MlflowClient,
+    *,
+    version: str | int | None = None,
+    tracking_uri: str | None = None,
+    registry_uri: str | None = None,
+    max_attempts: int = 3,
+    approved: bool = False,
+    decision_key: str | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``version`` (default: the challenger) and the champion on the challenger's holdout, decide,
+    then promote or refuse. A refusal is a normal outcome (``promoted: False``), not an error.
+
+    The decision is made outside the lock (evaluation takes seconds) and applied with
+    ``expected_champion``: if another promotion moved the champion meanwhile, the comparison is redone
+    against the new champion, up to ``max_attempts`` times. ``approved`` records that a human already
+    approved this version (``promotion.require_approval``); the gate itself still applies.
+
+    ``decision_key`` (the Airflow task that decides) makes reruns idempotent: a version this key already
+    promoted or refused gets the recorded decision back instead of a new comparison against whatever
+    the champion is by then.
+    """
+    model_name = project.model_name
+    primary = project.promotion["primary_metric"]
+    current = model_store.aliases(client, model_name)
+    version = model_store.as_version(version) or current[CHALLENGER]
+    if version is None:
+        raise ModelNotFoundError(
+            f"registered model '{model_name}' has no '{CHALLENGER}' alias and no version was given: nothing to promote"
+        )
+    mv = model_store.model_version(client, model_name, version)
+    if not mv.run_id:
+        raise ModelNotFoundError(f"{model_name} v{version} has no source run, so it has no holdout to compare on")
+    recorded = (mv.tags or {}).get("promotion_decision")
+    if decision_key and recorded in ("promoted", "refused") and mv.tags.get(model_store.DECISION_KEY_TAG) == decision_key:
+        log.info("%s v%s: %s already decided '%s' (%s); not deciding again", model_name, version, decision_key,
+                 recorded, mv.tags.get("promotion_reason"))
+        return {**model_store.alias_summary(client, model_name), "promoted": recorded == "promoted", "already_decided": True,
+                "already_champion": current[CHAMPION] == version, "version": version, "run_id": mv.run_id,
+                "primary_metric": primary, "reason": mv.tags.get("promotion_reason", "")}
+    result = _gate(project, client, mv, current, tracking_uri=tracking_uri, registry_uri=registry_uri,
+                   max_attempts=max_attempts, approved=approved)
+    if decision_key and not result.get("awaiting_approval"):
+        model_store.set_version_tags(client, model_name, version, {model_store.DECISION_KEY_TAG: decision_key})
+    return result
+
+
+def _gate(project: ProjectConfig, client: MlflowClient, mv: Any, current: dict[str, Any], *,
+          tracking_uri: str | None, registry_uri: str | None, max_attempts: int, approved: bool) -> dict[str, Any]:
+    model_name, version = project.model_name, str(mv.version)
+    primary = project.promotion["primary_metric"]
+    threshold = float(project.model.get("alert_threshold", 0.5))
+    holdout = model_store.load_holdout(client, mv.run_id)
+    run_metrics = client.get_run(mv.run_id).data.metrics
+    baseline = {k[len("baseline_"):]: v for k, v in run_metrics.items() if k.startswith("baseline_")}
+    label = project.label_column
+
+    def metrics_of(v: str) -> dict[str, float]:
+        return evaluate(f"models:/{model_name}/{v}", holdout, label, threshold,
+                        tracking_uri=tracking_uri, registry_uri=registry_uri)
+
+    challenger_metrics = metrics_of(version)
+    evaluated: dict[str, dict[str, float]] = {}
+    for _attempt in range(max_attempts):
+        champion = model_store.aliases(client, model_name)[CHAMPION]
+        if champion == version:
+            result = model_store.promote(client, model_name, version, reason="already champion")
+            return {**result, "run_id": mv.run_id, "primary_metric": primary,
+                    "challenger_value": challenger_metrics.get(primary)}
+        champion_metrics = None
+        if champion is not None:
+            if champion not in evaluated:
+                try:
+                    evaluated[champion] = metrics_of(champion)
+                except MlopsError as exc:
+                    # e.g. the champion needs a column this holdout no longer has: it cannot be compared.
+                    log.warning("champion v%s cannot be evaluated on v%s's holdout: %s", champion, version, exc)
+                    evaluated[champion] = {primary: float("nan")}
+            champion_metrics = evaluated[champion]
+        log.info(
+            "%s: holdout of run %s (%d rows, %d positives), threshold %.2f\n%s",
+            model_name, mv.run_id, len(holdout), int(holdout[label].sum()), threshold,
+            comparison_table({f"challenger v{version}": challenger_metrics,
+                              f"champion v{champion}" if champion else "champion": champion_metrics,
+                              "baseline (training)": baseline}),
+        )
+        decision = decide(project, challenger_metrics, champion_metrics, baseline)
+        log.info("decision for %s v%s: %s - %s", model_name, version, "PROMOTE" if decision.promote else "REFUSE",
+                 decision.reason)
+        common = {"run_id": mv.run_id, "primary_metric": primary, "challenger_value": challenger_metrics.get(primary),
+                  "champion_value": None if champion_metrics is None else champion_metrics.get(primary),
+                  "baseline_value": baseline.get(primary), "compared_with": champion}
+        if not decision.promote:
+            return {**model_store.refuse(client, model_name, version, decision.reason), **common, CHAMPION: champion}
+        if project.promotion.get("require_approval") and not approved:
+            reason = f"passed the gate but promotion.require_approval is set: awaiting a human ({decision.reason})"
+            model_store.set_version_tags(client, model_name, version, {"promotion_decision": "awaiting_approval",
+                                                    "promotion_reason": reason, "decided_at": model_store.now_iso()})
+            return {"promoted": False, "awaiting_approval": True, "model_name": model_name, "version": version,
+                    "reason": reason, **common, CHAMPION: champion}
+        result = model_store.promote(client, model_name, version, reason=decision.reason, expected_champion=champion)
+        if not result.get("stale"):
+            return {**result, **common}
+    raise MlopsError(f"{model_name}: the champion changed {max_attempts} times while v{version} was evaluated; "
+                     "retry the task")
