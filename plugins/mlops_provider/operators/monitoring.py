@@ -53,12 +53,13 @@ class MonitorDriftOperator(MlopsBaseOperator):
     def _monitor(self, context: Context, project: Any, lake_hook: Any, mlflow_hook: MlflowHook,
                  day: str) -> dict[str, Any]:
         from mlops_provider.hooks.smtp import ConnectionTransport, default_sender, use_airflow_secrets_masker
-        from mlops_provider.stages import model as stages
         from mlops_provider.stages.alerting import send_monitoring_alert
+        from mlops_provider.stages.monitor import run_monitor
+        from mlops_provider.stages.retrain import record_retrain_request, request_retrain
 
         reports = lake_hook.get_reports()
         with mlflow_hook.environment():
-            summary = stages.monitor_day(project, lake=lake_hook.get_conn(), reports=reports, day=day,
+            summary = run_monitor(project, lake=lake_hook.get_conn(), reports=reports, day=day,
                                          tracking_uri=mlflow_hook.tracking_uri,
                                          registry_uri=mlflow_hook.registry_uri)
         mlflow_run_url = mlflow_hook.run_url(summary["run_id"])
@@ -71,7 +72,7 @@ class MonitorDriftOperator(MlopsBaseOperator):
                       verdict["prediction_drift"].get("drift_detected"), verdict["performance_alert"])
         ti = context["ti"]
         # Decide first, record after the email: a failed email retries with the same decision.
-        retrain = stages.request_retrain(project, reports, summary["day"], summary["kind"], record=False)
+        retrain = request_retrain(project, reports, summary["day"], summary["kind"], record=False)
         self.log.info("retraining: %s", retrain["reason"])
         alert = None
         if summary["kind"] != "ok":
@@ -89,7 +90,7 @@ class MonitorDriftOperator(MlopsBaseOperator):
             )
             self.log.warning("on-call alert for %s %s (%s): %s", project.name, summary["day"], summary["kind"], alert)
         if retrain["requested"]:
-            retrain["marker"] = stages.record_retrain_request(project, reports, retrain)
+            retrain["marker"] = record_retrain_request(project, reports, retrain)
         return json_safe({
             "day": summary["day"], "kind": summary["kind"], "model_version": summary["model_version"],
             "run_id": summary["run_id"], "report": summary["report"], "retrain_requested": retrain["requested"],
