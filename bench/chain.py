@@ -111,7 +111,7 @@ def plain_chain(day: str) -> dict[str, Any]:
     def features() -> None:
         compute_entity_features(project, lake, d)
         compute_record_features(project, lake, d)
-        hook = FeastHook(project, lake=lake)
+        hook = FeastHook(project, lake=lake).feature_store()
         hook.apply()
         first = d - dt.timedelta(days=int(project.features.get("materialize_overlap_days", 1)))
         hook.materialize(feature_timestamp(first), feature_timestamp(d),
@@ -121,7 +121,7 @@ def plain_chain(day: str) -> dict[str, Any]:
     timed("features", features)
 
     def train() -> dict[str, Any]:
-        run_train(project, lake=lake, reports=reports, feature_store=FeastHook(project, lake=lake),
+        run_train(project, lake=lake, reports=reports, feature_store=FeastHook(project, lake=lake).feature_store(),
                            as_of=d, tracking_uri=tracking, run_tags={"trigger": "bench"})
         return gate_and_promote(project, model_store.client_for(tracking), version=None,
                                          tracking_uri=tracking, registry_uri=None, approved=False,
@@ -129,7 +129,7 @@ def plain_chain(day: str) -> dict[str, Any]:
 
     promoted = timed("train", train)
     scored = timed("score", lambda: run_score(project, lake=lake, reports=reports,
-                                                      feature_store=FeastHook(project, lake=lake), day=d,
+                                                      feature_store=FeastHook(project, lake=lake).feature_store(), day=d,
                                                       tracking_uri=tracking))
 
     def monitor() -> dict[str, Any]:

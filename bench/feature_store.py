@@ -65,7 +65,7 @@ def _prepare(rows: int) -> tuple[Any, Any]:
         else:
             frame[name] = rng.random(rows) * 100
     lake.write(L.entity_table(project), DAY, frame)
-    hook = FeastHook(project, lake=lake)
+    hook = FeastHook(project, lake=lake).feature_store()
     hook.apply()
     return project, hook
 
@@ -84,7 +84,7 @@ def materialize(rows: int, store: str, engine: str) -> dict[str, Any]:
     project, hook = _prepare(rows)
     if store == "redis":
         _flush_redis()
-    fs = hook.get_conn()
+    fs = hook.store
     start, end = _window()
     t0, c0 = time.perf_counter(), time.process_time()
     if engine == "hook":
@@ -114,7 +114,7 @@ def read_latency(rows: int, iterations: int) -> dict[str, Any]:
     _flush_redis()
     start, end = _window()
     hook.materialize(start, end)
-    fs = hook.get_conn()
+    fs = hook.store
     refs = R.online_feature_references(project)
     rnd = random.Random(5)
     out: dict[str, Any] = {"iterations": iterations, "features": len(refs), "online_store": hook.online_store_type}

@@ -134,7 +134,7 @@ class Simulation:
         return ran
 
     def has_champion(self) -> bool:
-        from mlops_provider.domain.errors import ModelNotFoundError
+        from mlops_provider.exceptions import ModelNotFoundError
         from mlops_provider.io import model_store
 
         try:

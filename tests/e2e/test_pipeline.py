@@ -178,7 +178,7 @@ def test_scoring_in_batches_writes_the_same_predictions(world, monkeypatch):
 
     def score(batch_rows: int):
         monkeypatch.setenv("MLOPS_SCORE_BATCH_ROWS", str(batch_rows))
-        summary = run_score(project, lake=lake, reports=reports, feature_store=FeastHook(project, lake=lake),
+        summary = run_score(project, lake=lake, reports=reports, feature_store=FeastHook(project, lake=lake).feature_store(),
                                    day=day, tracking_uri=paths.mlflow_tracking_uri())
         return summary, lake.read("fraud/predictions", day)
 

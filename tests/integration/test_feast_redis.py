@@ -34,7 +34,7 @@ def redis_db():
 @pytest.mark.integration
 def test_materialize_into_redis_and_read_back(redis_db, mlops_home, fraud_project, monkeypatch):
     from mlops_provider.domain import features as F
-    from mlops_provider.domain.errors import FeatureFreshnessError
+    from mlops_provider.exceptions import FeatureFreshnessError
     from mlops_provider.hooks.feast import FeastHook
     from mlops_provider.io.lake import Lake
     from mlops_provider.stages import features as SF
@@ -46,7 +46,7 @@ def test_materialize_into_redis_and_read_back(redis_db, mlops_home, fraud_projec
         lake.write("fraud/records", day, fraud.generate(day, 5000).drop(columns=["is_fraud"]))
         SF.compute_entity_features(fraud_project, lake, day)
 
-    hook = FeastHook(fraud_project, feast_conn_id="feast_redis", lake=lake)
+    hook = FeastHook(fraud_project, feast_conn_id="feast_redis", lake=lake).feature_store()
     assert hook.online_store_type == "redis"
     hook.apply()
     ok, message = hook.test_connection()

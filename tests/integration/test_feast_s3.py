@@ -44,7 +44,7 @@ def _retrieve(project, lake, home, monkeypatch, entity_df: pd.DataFrame) -> pd.D
     from mlops_provider.hooks.feast import FeastHook
 
     monkeypatch.setenv("MLOPS_HOME", str(home))  # its own embedded registry
-    hook = FeastHook(project, lake=lake)
+    hook = FeastHook(project, lake=lake).feature_store()
     hook.apply()
     return hook.get_historical_features(entity_df)
 

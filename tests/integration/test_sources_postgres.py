@@ -213,7 +213,7 @@ def test_rerun_replaces_the_partition(pg_project, pg_source_db):
 
 
 def test_missing_day_is_a_source_error(pg_project):
-    from mlops_provider.domain.errors import SourceError
+    from mlops_provider.exceptions import SourceError
     from mlops_provider.stages.ingest import stage_day
 
     project, lake, _, source = pg_project

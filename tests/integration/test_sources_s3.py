@@ -173,7 +173,7 @@ def test_s3_source_extracts_exactly_the_day_and_rerun_replaces(s3_project, s3_cl
 
 
 def test_s3_unreadable_file_is_quarantined_with_a_clear_error(s3_project, s3_client):
-    from mlops_provider.domain.errors import DataValidationError
+    from mlops_provider.exceptions import DataValidationError
     from mlops_provider.io.lake import Lake
     from mlops_provider.stages.ingest import records_table, stage_day, staging_table
 
@@ -194,7 +194,7 @@ def test_s3_unreadable_file_is_quarantined_with_a_clear_error(s3_project, s3_cli
 
 
 def test_s3_missing_day_is_a_source_error_naming_it(s3_project):
-    from mlops_provider.domain.errors import SourceError
+    from mlops_provider.exceptions import SourceError
     from mlops_provider.io.lake import Lake
     from mlops_provider.stages.ingest import stage_day
 

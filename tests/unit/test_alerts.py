@@ -15,7 +15,7 @@ from email.parser import BytesParser
 import pytest
 from mlops_provider.config import paths
 from mlops_provider.domain import alerts
-from mlops_provider.domain.errors import MlopsError
+from mlops_provider.exceptions import MlopsError
 from mlops_provider.hooks.smtp import send_alert
 
 from tests.smtp import Collector, free_port, start_smtp_server

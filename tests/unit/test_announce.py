@@ -97,7 +97,7 @@ def test_approval_gate_skips_unless_the_promotion_awaits_approval():
 
 
 def test_model_ops_router_refuses_contradictions_and_names_the_branch():
-    from mlops_provider.domain.errors import ModelOpsRequestError
+    from mlops_provider.exceptions import ModelOpsRequestError
     from mlops_provider.operators.registry import ModelOpsActionOperator
 
     def route(action, version):

@@ -9,7 +9,7 @@ import pytest
 import yaml
 from mlops_provider.config.paths import projects_dir
 from mlops_provider.config.project import load_project, load_project_file, load_projects
-from mlops_provider.domain.errors import ProjectConfigError
+from mlops_provider.exceptions import ProjectConfigError
 
 
 def test_bundled_projects_load():

@@ -12,7 +12,7 @@ from email.parser import BytesParser
 
 import pytest
 from mlops_provider.domain import alerts
-from mlops_provider.domain.errors import MlopsError
+from mlops_provider.exceptions import MlopsError
 from mlops_provider.io.email import (
     FileSentMarkers,
     OutboxTransport,

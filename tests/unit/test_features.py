@@ -39,7 +39,7 @@ def world(tmp_path_factory):
         lake.write("fraud/records", day, batch)
     summaries = {day: (SF.compute_entity_features(project, lake, day), SF.compute_record_features(project, lake, day))
                  for day in DAYS}
-    hook = FeastHook(project, lake=lake)
+    hook = FeastHook(project, lake=lake).feature_store()
     hook.apply()
     materialized = hook.materialize(F.feature_timestamp(DAYS[0]), F.feature_timestamp(DAYS[-1]), chunk_days=2)
     yield {"project": project, "lake": lake, "hook": hook, "raw": pd.concat(raw.values(), ignore_index=True),
@@ -95,7 +95,7 @@ def test_record_features_typed_for_the_model(world):
 def test_definitions_and_references(world):
     from mlops_provider.io import feast_repo as R
 
-    project, store = world["project"], world["hook"].get_conn()
+    project, store = world["project"], world["hook"].store
     assert {fv.name for fv in store.list_feature_views()} == {"fraud_entity_aggregates", "fraud_record_features"}
     assert store.get_feature_view("fraud_entity_aggregates").ttl == dt.timedelta(days=31)
     assert store.get_feature_service("fraud_classifier")
@@ -191,7 +191,7 @@ def test_fast_retrieval_equals_feast_join_row_for_row(world):
     entity_df = pd.concat([events, extra], ignore_index=True)
     fast = hook.get_historical_features(entity_df)
 
-    store = hook.get_conn()
+    store = hook.store
     service = store.get_feature_service(R.feature_service_name(hook.project))
     frame = entity_df.assign(__row=np.arange(len(entity_df)))
     plain = frame
@@ -277,13 +277,13 @@ def test_operators_compute_and_materialize(world):
 
 def test_tampered_online_value_is_detected(world):
     """Runs last among the stateful tests: it corrupts one online value."""
-    from mlops_provider.domain.errors import FeatureFreshnessError
+    from mlops_provider.exceptions import FeatureFreshnessError
 
     lake, hook, day = world["lake"], world["hook"], DAYS[-1]
     offline = lake.read("fraud/features/entity", day)
     victim = offline.iloc[[7]].copy()
     victim["amount_sum_7d"] = victim["amount_sum_7d"] + 1.0
-    hook.get_conn().write_to_online_store("fraud_entity_aggregates", victim)
+    hook.store.write_to_online_store("fraud_entity_aggregates", victim)
     with pytest.raises(FeatureFreshnessError) as err:
         hook.check_freshness(day, sample_size=len(offline))
     message = str(err.value)
@@ -298,11 +298,11 @@ def test_hook_connection_selects_online_store(monkeypatch, mlops_home, fraud_pro
 
     from mlops_provider.hooks.feast import FeastHook
 
-    default = FeastHook(fraud_project).repo_config()
+    default = FeastHook(fraud_project).get_conn().config
     assert default.online_store.type == "sqlite"
     assert default.online_store.path == str(mlops_home / "feast" / "fraud" / "online.db")
     monkeypatch.setenv("AIRFLOW_CONN_FEAST_TEST", json.dumps({"conn_type": "feast", "extra": {
         "online_store": {"type": "redis", "connection_string": "127.0.0.1:6379,db=13"}}}))
-    config = FeastHook(fraud_project, feast_conn_id="feast_test").repo_config()
+    config = FeastHook(fraud_project, feast_conn_id="feast_test").get_conn().config
     assert config.online_store.type == "redis"
     assert config.online_store.connection_string == "127.0.0.1:6379,db=13"

@@ -7,7 +7,7 @@ import json
 
 import pytest
 from mlops_provider.config import paths
-from mlops_provider.domain.errors import DataValidationError, SourceError
+from mlops_provider.exceptions import DataValidationError, SourceError
 from mlops_provider.io.lake import Lake
 from mlops_provider.io.sources import LandingSource
 from mlops_provider.io.validation import build_suite_dict, suite_path

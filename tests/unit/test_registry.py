@@ -149,7 +149,7 @@ def test_better_challenger_replaces_champion_on_the_same_holdout(client, templat
 
 
 def test_gate_without_challenger_raises(client, template):
-    from mlops_provider.domain.errors import ModelNotFoundError
+    from mlops_provider.exceptions import ModelNotFoundError
 
     with pytest.raises(ModelNotFoundError, match="no 'challenger' alias"):
         gate_and_promote(template["project"], client)
@@ -173,7 +173,7 @@ def test_rollback_restores_previous_champion_and_swaps(client):
 
 
 def test_rollback_with_nothing_to_roll_back_to_is_a_clear_error(client):
-    from mlops_provider.domain.errors import ModelNotFoundError
+    from mlops_provider.exceptions import ModelNotFoundError
     from mlops_provider.io import model_store
 
     with pytest.raises(ModelNotFoundError, match="nothing to roll back to"):
@@ -351,7 +351,7 @@ def test_promote_and_rollback_operators(client, template):
 
 
 def test_model_ops_requests_that_contradict_themselves_are_refused_before_anything_moves(client, template):
-    from mlops_provider.domain.errors import ModelOpsRequestError
+    from mlops_provider.exceptions import ModelOpsRequestError
     from mlops_provider.operators.registry import (
         PromoteModelOperator,
         RollbackModelOperator,

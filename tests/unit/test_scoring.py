@@ -74,7 +74,7 @@ def run_score(store, frame=None):
 
 
 def test_scoring_without_champion_is_a_clear_error(store, client):
-    from mlops_provider.domain.errors import ModelNotFoundError
+    from mlops_provider.exceptions import ModelNotFoundError
 
     with pytest.raises(ModelNotFoundError, match="has no 'champion' alias"):
         run_score(store)
@@ -139,7 +139,7 @@ def test_models_are_cached_per_version_and_follow_the_alias(store, client):
 
 
 def test_missing_feature_column_names_the_columns(store, client):
-    from mlops_provider.domain.errors import MlopsError
+    from mlops_provider.exceptions import MlopsError
 
     client.set_registered_model_alias(MODEL, "champion", "1")
     with pytest.raises(MlopsError, match=r"lacks model input columns \['hour'\]"):

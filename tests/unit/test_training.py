@@ -76,8 +76,8 @@ def test_time_split_uses_most_recent_days_for_holdout(fraud_project):
 
 
 def test_time_split_rejects_missing_positives_and_short_frames():
-    from mlops_provider.domain.errors import TrainingDataError
     from mlops_provider.domain.training import time_split
+    from mlops_provider.exceptions import TrainingDataError
 
     frame = fraud_frame(days=6, rows=400)
     no_fraud_in_holdout = frame.copy()

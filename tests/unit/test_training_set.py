@@ -38,7 +38,7 @@ def world(tmp_path_factory):
         lake.write("fraud/labels", arrival, labels)
         SF.compute_entity_features(project, lake, day)
         SF.compute_record_features(project, lake, day)
-    hook = FeastHook(project, lake=lake)
+    hook = FeastHook(project, lake=lake).feature_store()
     hook.apply()
     yield {"project": project, "lake": lake, "hook": hook, "raw": pd.concat(raw, ignore_index=True)}
     mp.undo()
@@ -83,7 +83,7 @@ def test_training_set_is_point_in_time_and_keeps_new_customers(world):
 
 
 def test_too_few_labels_is_a_clear_error(world):
-    from mlops_provider.domain.errors import TrainingDataError
+    from mlops_provider.exceptions import TrainingDataError
     from mlops_provider.stages.training_set import build_training_set
 
     with pytest.raises(TrainingDataError, match="no labelled events"):

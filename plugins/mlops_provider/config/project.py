@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from mlops_provider.config import paths
-from mlops_provider.domain.errors import ProjectConfigError
+from mlops_provider.exceptions import ProjectConfigError
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.domain.errors import MlopsError
+from mlops_provider.exceptions import MlopsError
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -20,10 +20,10 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.domain.errors import TrainingDataError
 from mlops_provider.domain.layout import labels_table, record_table
 from mlops_provider.domain.metrics import classification_metrics, timed_scores
 from mlops_provider.domain.scoring import prepare_features
+from mlops_provider.exceptions import TrainingDataError
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.domain import alerts
-from mlops_provider.domain.errors import MlopsError
+from mlops_provider.exceptions import MlopsError
 from mlops_provider.io.email import OutboxTransport, SmtpSettings, SmtpTransport, deliver
 
 if TYPE_CHECKING:

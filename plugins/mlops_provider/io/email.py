@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mlops_provider.config import paths
 from mlops_provider.domain.alerts import clean_header, redact
-from mlops_provider.domain.errors import MlopsError
+from mlops_provider.exceptions import MlopsError
 
 if TYPE_CHECKING:
     from email.message import EmailMessage

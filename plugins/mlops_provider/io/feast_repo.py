@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_provider.domain import features as F
 from mlops_provider.domain import layout as L
-from mlops_provider.domain.errors import ProjectConfigError
+from mlops_provider.exceptions import ProjectConfigError
 from mlops_provider.io.lake import PARTITION_FILE
 
 if TYPE_CHECKING:

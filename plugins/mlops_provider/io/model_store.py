@@ -28,8 +28,8 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.config import paths
-from mlops_provider.domain.errors import MlopsError, ModelNotFoundError
 from mlops_provider.domain.metrics import METRICS
+from mlops_provider.exceptions import MlopsError, ModelNotFoundError
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -15,8 +15,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.domain.errors import SourceError
 from mlops_provider.domain.layout import days
+from mlops_provider.exceptions import SourceError
 
 if TYPE_CHECKING:
     import pyarrow as pa

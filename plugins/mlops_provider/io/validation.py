@@ -92,7 +92,7 @@ def extra_expectations(project: ProjectConfig) -> list[dict[str, Any]]:
     for i, item in enumerate(yaml.safe_load(path.read_text()) or []):
         cls = getattr(gxe, item["type"], None)
         if cls is None:
-            from mlops_provider.domain.errors import ProjectConfigError
+            from mlops_provider.exceptions import ProjectConfigError
 
             raise ProjectConfigError(f"{path}: entry {i}: unknown expectation '{item['type']}'")
         config = cls(**item["kwargs"]).configuration.to_json_dict()

@@ -1,7 +1,7 @@
 """What every operator of the provider shares: domain errors mapped to Airflow's retry semantics, once.
 
 The layers below the operators (``config``, ``domain``, ``io``, ``stages``) raise plain Python errors
-(:mod:`mlops_provider.domain.errors`). An error whose class says ``retryable = False`` (bad input, a bad
+(:mod:`mlops_provider.exceptions`). An error whose class says ``retryable = False`` (bad input, a bad
 config, contradictory params) becomes :class:`~airflow.sdk.exceptions.AirflowFailException` here, so
 Airflow fails the task at once instead of retrying what cannot succeed; every other error is retried.
 """
@@ -20,7 +20,7 @@ def fail_fast_on_fatal_errors(method: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(method)
     def wrapper(self: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
-        from mlops_provider.domain.errors import MlopsError
+        from mlops_provider.exceptions import MlopsError
 
         try:
             return method(self, context, *args, **kwargs)

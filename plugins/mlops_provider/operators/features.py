@@ -78,7 +78,7 @@ class MaterializeFeaturesOperator(MlopsBaseOperator):
 
         project = load_project(self.project_name)
         hook = FeastHook(project, feast_conn_id=self.feast_conn_id,
-                         lake=LakeHook(lake_conn_id=self.lake_conn_id).get_conn())
+                         lake=LakeHook(lake_conn_id=self.lake_conn_id).get_conn()).feature_store()
         from mlops_provider.dag_factory import split_days
 
         start, end = as_date(split_days(self.start)[0]), as_date(split_days(self.end)[-1])

@@ -75,7 +75,7 @@ class ValidateBatchOperator(MlopsBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.config.project import load_project
-        from mlops_provider.domain.errors import DataValidationError
+        from mlops_provider.exceptions import DataValidationError
         from mlops_provider.hooks.lake import LakeHook
         from mlops_provider.stages.ingest import gate_day
 

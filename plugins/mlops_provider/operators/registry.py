@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def check_model_ops_request(action: str, version: str | None) -> None:
     """Refuse on-call requests whose params contradict each other, naming the fix (before anything moves)."""
-    from mlops_provider.domain.errors import ModelOpsRequestError
+    from mlops_provider.exceptions import ModelOpsRequestError
 
     version = (version or "").strip()
     if action == "rollback" and version == "challenger":

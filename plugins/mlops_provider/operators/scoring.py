@@ -48,7 +48,7 @@ class ScoreBatchOperator(MlopsBaseOperator):
         lake_hook = LakeHook(lake_conn_id=self.lake_conn_id)
         lake = lake_hook.get_conn()
         mlflow_hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-        feature_store = FeastHook(project, feast_conn_id=self.feast_conn_id, lake=lake)
+        feature_store = FeastHook(project, feast_conn_id=self.feast_conn_id, lake=lake).feature_store()
         summaries = []
         with mlflow_hook.environment():
             for day in split_days(self.day):

@@ -68,7 +68,7 @@ class TrainModelOperator(MlopsBaseOperator):
         from airflow.sdk.exceptions import AirflowSkipException
 
         from mlops_provider.config.project import load_project
-        from mlops_provider.domain.errors import ModelNotFoundError, TrainingDataError
+        from mlops_provider.exceptions import ModelNotFoundError, TrainingDataError
         from mlops_provider.hooks.feast import FeastHook
         from mlops_provider.hooks.lake import LakeHook
         from mlops_provider.io import model_store
@@ -91,7 +91,7 @@ class TrainModelOperator(MlopsBaseOperator):
             try:
                 result = run_train(
                     project, lake=lake, reports=lake_hook.get_reports(),
-                    feature_store=FeastHook(project, feast_conn_id=self.feast_conn_id, lake=lake),
+                    feature_store=FeastHook(project, feast_conn_id=self.feast_conn_id, lake=lake).feature_store(),
                     as_of=self.as_of, tracking_uri=mlflow_hook.tracking_uri, registry_uri=mlflow_hook.registry_uri,
                     artifact_location=mlflow_hook.artifact_location(project.name),
                     window_days=int_or_none(self.window_days), hpo_trials=int_or_none(self.hpo_trials),

@@ -13,7 +13,6 @@ import logging
 from typing import Any
 
 from mlops_provider.config.project import ProjectConfig
-from mlops_provider.domain.errors import DataValidationError, SourceError
 from mlops_provider.domain.layout import (  # noqa: F401 (re-exported)
     as_date,
     labels_table,
@@ -22,6 +21,7 @@ from mlops_provider.domain.layout import (  # noqa: F401 (re-exported)
     safe_run_id,
     staging_table,
 )
+from mlops_provider.exceptions import DataValidationError, SourceError
 from mlops_provider.io.lake import Lake
 from mlops_provider.io.sources import UnreadableBatchError
 

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.domain import drift
-from mlops_provider.domain.errors import MlopsError, ModelNotFoundError
 from mlops_provider.domain.layout import as_date, labels_table, predictions_table
 from mlops_provider.domain.metrics import as_monitoring_reference
+from mlops_provider.exceptions import MlopsError, ModelNotFoundError
 from mlops_provider.io import model_store
 from mlops_provider.stages.training_set import monitored_features
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.domain.errors import MlopsError, ModelNotFoundError
 from mlops_provider.domain.metrics import classification_metrics, comparison_table, timed_scores
 from mlops_provider.domain.promotion import decide
 from mlops_provider.domain.scoring import model_features
+from mlops_provider.exceptions import MlopsError, ModelNotFoundError
 from mlops_provider.io import model_store
 from mlops_provider.io.model_store import CHALLENGER, CHAMPION
 

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_provider.domain import features as F
 from mlops_provider.domain import scoring
-from mlops_provider.domain.errors import MlopsError
 from mlops_provider.domain.layout import as_date, predictions_table, records_table
+from mlops_provider.exceptions import MlopsError
 from mlops_provider.io import model_store
 from mlops_provider.stages.training_set import model_feature_columns, utc_timestamps
 

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_provider.domain import features as F
 from mlops_provider.domain import layout as L
-from mlops_provider.domain.errors import TrainingDataError
 from mlops_provider.domain.layout import as_date, days, labels_table
+from mlops_provider.exceptions import TrainingDataError
 from mlops_provider.io import feast_repo as R
 
 if TYPE_CHECKING:
@@ -47,7 +47,7 @@ def monitored_features(project: ProjectConfig) -> list[str]:
     chosen = project.monitoring.get("features") or names
     unknown = [c for c in chosen if c not in names]
     if unknown:
-        from mlops_provider.domain.errors import ProjectConfigError
+        from mlops_provider.exceptions import ProjectConfigError
 
         raise ProjectConfigError(f"{project.path}: key 'monitoring.features': {unknown} are not model features "
                                  f"(choose from {names})")
@@ -98,7 +98,7 @@ def build_training_set(project: ProjectConfig, lake: Lake, feature_store: Any, a
                        window_days: int | None = None) -> TrainingSet:
     """The labelled events of the ``window_days`` up to ``as_of`` with their point-in-time features.
 
-    ``feature_store`` is a :class:`~mlops_provider.hooks.feast.FeastHook` (anything with
+    ``feature_store`` is a :class:`~mlops_provider.io.feature_store.ProjectFeatureStore` (anything with
     ``get_historical_features(entity_df)``).
     """
     as_of = as_date(as_of)

@@ -145,7 +145,7 @@ def _online_features(stack, customers: list[str]) -> dict:
     try:
         hook = FeastHook(project(stack, "fraud"), feast_conn_id="feast_stack_test",
                          lake=Lake(f"s3://{stack.bucket}/lake", filesystem=fs))
-        return hook.get_online_features([{"customer_id": c} for c in customers])
+        return hook.feature_store().get_online_features([{"customer_id": c} for c in customers])
     finally:
         os.environ.pop("AIRFLOW_CONN_FEAST_STACK_TEST", None)
 

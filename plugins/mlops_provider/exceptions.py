@@ -1,4 +1,4 @@
-"""Domain errors; each message names what failed and where the full details are.
+"""The provider's errors (every layer raises them); each message names what failed and where the full details are.
 
 Plain Python: the Airflow layer maps them once (``operators.base``): an error whose class says
 ``retryable = False`` fails the task without retries (``AirflowFailException``), any other is retried.
