@@ -25,19 +25,13 @@ Trigger it by hand with the `day` param to re-ingest one day; reruns replace the
 
 from airflow.sdk import DAG, CronDataIntervalTimetable, Param
 from mlops_provider.config.project import load_projects
+from mlops_provider.dag_factory import INTERVAL_DAY_TEMPLATE as DAY
 from mlops_provider.dag_factory import assets, dag_kwargs
 from mlops_provider.operators.ingest import IngestOperator, ValidateBatchOperator
 
-# See "Which day a run ingests" above. A run without a logical date has no logical_date (nor
-# data_interval_*) in its context, hence the `is defined` test under StrictUndefined.
-DAY = (
-    "{{ params.day or ((logical_date | ds) if logical_date is defined and logical_date"
-    " else ((dag_run.run_after - macros.timedelta(days=1)) | ds)) }}"
-)
-
 for project in load_projects():
     with DAG(
-        schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+        schedule=CronDataIntervalTimetable(project.schedule, timezone="UTC"),
         params={"day": Param(None, type=["null", "string"], format="date",
                              description="Day to ingest (YYYY-MM-DD); empty = the day of the run's logical date")},
         **dag_kwargs(project, "ingest", __doc__),

@@ -101,6 +101,18 @@ def day_to_process(params: Any, triggering_asset_events: Any = None, logical_dat
     return (when.date() - dt.timedelta(days=lag_days)).isoformat()
 
 
+def interval_day(params: Any, logical_date: Any = None, run_after: Any = None) -> str:
+    """Template macro: the day an ingest run extracts (``params.day``, else its logical date's day, else the
+    last complete day before ``run_after``, for a run triggered without a logical date).
+
+    A scheduled run's logical date is the start of its data interval. A manual run with a logical date
+    gets the interval *ending* there, so ``data_interval_start`` would ingest the day before: not used.
+    """
+    if logical_date is not None:
+        return day_to_process(params, None, logical_date)
+    return day_to_process(params, None, None, run_after, lag_days=1)
+
+
 def days_to_process(params: Any, triggering_asset_events: Any = None, logical_date: Any = None,
                     run_after: Any = None) -> str:
     """Template macro: the comma-separated days an asset-triggered run works on, oldest first.
@@ -125,8 +137,10 @@ def split_days(value: str) -> list[str]:
     return days
 
 
-MACROS = {"day_to_process": day_to_process, "days_to_process": days_to_process}
-DAY_TEMPLATE = "{{ day_to_process(params, triggering_asset_events, logical_date, dag_run.run_after) }}"
+MACROS = {"day_to_process": day_to_process, "days_to_process": days_to_process, "interval_day": interval_day}
+# A run without a logical date has none in its context: the ``is defined`` test keeps StrictUndefined quiet.
+INTERVAL_DAY_TEMPLATE = ("{{ interval_day(params, logical_date if logical_date is defined else None, "
+                         "dag_run.run_after) }}")
 DAYS_TEMPLATE = "{{ days_to_process(params, triggering_asset_events, logical_date, dag_run.run_after) }}"
 PREVIOUS_DAY_TEMPLATE = "{{ day_to_process(params, triggering_asset_events, logical_date, dag_run.run_after, 1) }}"
 DAY_PARAM_DESCRIPTION = "Day to process (YYYY-MM-DD); empty = the days of the triggering asset events"

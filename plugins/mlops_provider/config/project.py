@@ -68,7 +68,7 @@ class ProjectConfig:
 
     @property
     def schedule(self) -> str:
-        return self.raw.get("schedule", "@daily")
+        return self.raw["schedule"]
 
     @property
     def source(self) -> dict[str, Any]:

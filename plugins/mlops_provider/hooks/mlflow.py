@@ -112,25 +112,14 @@ class MlflowHook(BaseHook):
         MLflow reads ``MLFLOW_TRACKING_USERNAME``/``PASSWORD`` on every request, so calls made with
         the client must happen inside this block when the connection has a login.
         """
-        wanted = {
-            "MLFLOW_TRACKING_USERNAME": self.settings["username"],
-            "MLFLOW_TRACKING_PASSWORD": self.settings["password"],
-        }
+        from mlops_provider.config.environment import patched_environ
         from mlops_provider.io import model_store
 
-        saved = {k: os.environ.get(k) for k in _CREDENTIAL_ENV}
-        try:
-            for key, value in wanted.items():
-                if value is not None:
-                    os.environ[key] = value
-            with model_store.tracking(self.tracking_uri, self.registry_uri):
-                yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
+        # A variable the connection does not set keeps whatever the worker's environment holds.
+        wanted = dict(zip(_CREDENTIAL_ENV, (self.settings["username"], self.settings["password"]), strict=True))
+        with patched_environ({k: v for k, v in wanted.items() if v is not None}), \
+                model_store.tracking(self.tracking_uri, self.registry_uri):
+            yield
 
     def get_conn(self) -> MlflowClient:
         """An ``MlflowClient`` bound to this connection's tracking and registry URIs."""

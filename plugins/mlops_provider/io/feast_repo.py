@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from mlops_provider.config.environment import patched_environ
 from mlops_provider.domain import features as F
 from mlops_provider.domain import layout as L
 from mlops_provider.exceptions import ProjectConfigError
@@ -107,20 +107,8 @@ def s3_environment(lake: Lake) -> Iterator[None]:
     if settings["access_key"]:
         wanted.update(AWS_ACCESS_KEY_ID=settings["access_key"], AWS_SECRET_ACCESS_KEY=settings["secret_key"],
                       AWS_SESSION_TOKEN=settings["session_token"])
-    saved = {name: os.environ.get(name) for name in wanted}
-    try:
-        for name, value in wanted.items():
-            if value:
-                os.environ[name] = value
-            else:
-                os.environ.pop(name, None)
+    with patched_environ(wanted):
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def _feast_type(project: ProjectConfig, column: str) -> Any:

@@ -99,9 +99,6 @@ class Lake:
         tables = [pq.read_table(p, filesystem=self.fs, columns=columns) for p in paths]
         return pa.concat_tables(tables, promote_options="default").to_pandas()
 
-    def read_range_files(self, table: str, start: str | dt.date, end: str | dt.date) -> list[str]:
-        return [self.uri(self.partition_path(table, d)) for d in days(start, end) if self.exists(table, d)]
-
     def list_files(self, prefix: str) -> list[str]:
         """Paths (relative to the root) of the files under ``prefix``, sorted; hidden temporary files excluded."""
         import pyarrow.fs as pafs

@@ -28,6 +28,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.config import paths
+from mlops_provider.config.environment import patched_environ
 from mlops_provider.domain.metrics import METRICS
 from mlops_provider.exceptions import MlopsError, ModelNotFoundError
 
@@ -99,20 +100,16 @@ def tracking(tracking_uri: str, registry_uri: str | None = None) -> Iterator[Non
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     saved_tracking, saved_registry = tracking_utils._tracking_uri, registry_utils._registry_uri
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(registry_uri or tracking_uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(saved_tracking)
-        registry_utils._registry_uri = saved_registry
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    # mlflow.set_*_uri also export MLFLOW_*_URI; patched_environ puts the variables back as they were.
+    with patched_environ({k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}):
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(registry_uri or tracking_uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(saved_tracking)
+            registry_utils._registry_uri = saved_registry
 
 
 @contextmanager
