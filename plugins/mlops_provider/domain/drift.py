@@ -187,6 +187,51 @@ def _merge_snapshots(snapshots: list[Snapshot]) -> Snapshot:
 
 
 # -- the monitoring run ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Settings:
+    """The project's monitoring thresholds and sample size (the schema fills their defaults)."""
+
+    column_threshold: float
+    share_threshold: float
+    prediction_threshold: float
+    sample_rows: int
+    min_roc_auc: Any
+    alert_threshold: float
+
+    @classmethod
+    def of(cls, project: ProjectConfig) -> _Settings:
+        """The settings of ``project``; the ROC AUC floor falls back to the promotion guardrail."""
+        mon = project.monitoring
+        return cls(
+            column_threshold=float(mon["column_drift_threshold"]),
+            share_threshold=float(mon["drift_share_threshold"]),
+            prediction_threshold=float(mon["prediction_drift_threshold"]),
+            sample_rows=int(mon["sample_rows"]),
+            min_roc_auc=mon.get("min_roc_auc", project.promotion.get("guardrails", {}).get("roc_auc")),
+            alert_threshold=float(project.model["alert_threshold"]),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class _Inputs:
+    """One monitoring run's checked inputs: what every step of :func:`monitor_day` reads."""
+
+    project: ProjectConfig
+    settings: _Settings
+    reference: pd.DataFrame
+    current: pd.DataFrame
+    features: list[str]
+    kinds: dict[str, str]
+    score_column: str
+    has_score: bool
+    seed: int
+
+    @property
+    def sampled(self) -> bool:
+        rows = self.settings.sample_rows
+        return len(self.reference) > rows or len(self.current) > rows
+
+
 def monitor_day(
     project: ProjectConfig,
     *,
@@ -207,20 +252,41 @@ def monitor_day(
     ``reference_metrics`` (for example the champion's holdout metrics from MLflow) replaces the
     performance computed on the reference rows when given: in-sample scores flatter the champion.
     """
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import ValueDrift
-    from evidently.presets import DataDriftPreset
-
-    mon = project.monitoring
-    column_threshold = float(mon.get("column_drift_threshold", 0.1))
-    share_threshold = float(mon.get("drift_share_threshold", 0.3))
-    prediction_threshold = float(mon.get("prediction_drift_threshold", 0.1))
-    sample_rows = int(mon.get("sample_rows", 50000))
-    min_roc_auc = mon.get("min_roc_auc", project.promotion.get("guardrails", {}).get("roc_auc"))
-    alert_threshold = float(project.model.get("alert_threshold", 0.5))
+    settings = _Settings.of(project)
     label_column = label_column or project.label_column
-
     features = list(dict.fromkeys(feature_columns))
+    _check_inputs(project, reference, current, features)
+    run = _Inputs(
+        project=project, settings=settings, reference=reference, current=current,
+        features=features, kinds=_column_kinds(project, current, features), score_column=score_column,
+        has_score=_has_score(reference, current, score_column), seed=seed,
+    )
+    _log_start(run)
+    drift_snapshot, values, empty = _data_drift_report(run)
+    drifted = _drifted_columns(run, values, empty)
+    prediction_drift = _prediction_drift(run, values)
+    data_quality = _data_quality(reference, current, _quality_kinds(run))
+    snapshots = [drift_snapshot]
+    performance = None
+    if labelled is not None:
+        performance, perf_snapshot = _performance(run, labelled=labelled, label_column=label_column,
+                                                  reference_metrics=reference_metrics)
+        if perf_snapshot is not None:
+            snapshots.append(perf_snapshot)
+    verdict = _verdict(run, drifted=drifted, values=values, prediction_drift=prediction_drift,
+                       data_quality=data_quality, performance=performance, labelled=labelled)
+    log.info(
+        "verdict for %s: %s (%d/%d features drifted, prediction drift %s, performance alert %s)",
+        project.name, verdict["kind"], len(drifted), len(features), prediction_drift["drift_detected"],
+        verdict["performance_alert"],
+    )
+    return MonitoringResult(project=project.name, verdict=verdict, snapshot=_merge_snapshots(snapshots))
+
+
+# -- inputs ----------------------------------------------------------------------------------------
+def _check_inputs(project: ProjectConfig, reference: pd.DataFrame, current: pd.DataFrame,
+                  features: list[str]) -> None:
+    """Refuse, with the reason, inputs that no verdict can be computed from."""
     if not features:
         raise ValueError(f"project '{project.name}': no feature columns to monitor")
     missing = [c for c in features if c not in current.columns or c not in reference.columns]
@@ -234,149 +300,210 @@ def monitor_day(
             f"project '{project.name}': cannot monitor with {len(reference)} reference rows and "
             f"{len(current)} current rows"
         )
-    has_score = (score_column in current.columns and score_column in reference.columns
-                 and current[score_column].notna().any() and reference[score_column].notna().any())
-    kinds = _column_kinds(project, current, features)
-    sampled = len(reference) > sample_rows or len(current) > sample_rows
+
+
+def _has_score(reference: pd.DataFrame, current: pd.DataFrame, score_column: str) -> bool:
+    """Whether both sides carry model scores, i.e. whether prediction drift can be measured."""
+    return bool(score_column in current.columns and score_column in reference.columns
+                and current[score_column].notna().any() and reference[score_column].notna().any())
+
+
+def _log_start(run: _Inputs) -> None:
+    """Log the sizes the run works on, so a slow day can be explained from the task log."""
+    rows = run.settings.sample_rows
     log.info(
         "monitoring %s: %d reference rows, %d current rows, %d features%s",
-        project.name, len(reference), len(current), len(features),
-        f" (uniform samples of {sample_rows} rows, seed {seed})" if sampled else "",
+        run.project.name, len(run.reference), len(run.current), len(run.features),
+        f" (uniform samples of {rows} rows, seed {run.seed})" if run.sampled else "",
     )
 
-    def evidently_frame(df: pd.DataFrame, columns: list[str], categorical: set[str]) -> pd.DataFrame:
-        df = df[columns].copy()
-        for col in categorical:
-            df[col] = _as_category_strings(df[col])
-        return df
 
-    cur_sample = _sample(current, sample_rows, seed)
-    ref_sample = _sample(reference, sample_rows, seed)
+def _evidently_frame(df: pd.DataFrame, columns: list[str], categorical: set[str]) -> pd.DataFrame:
+    """The columns Evidently compares, categorical values as strings."""
+    df = df[columns].copy()
+    for col in categorical:
+        df[col] = _as_category_strings(df[col])
+    return df
+
+
+# -- data drift ------------------------------------------------------------------------------------
+def _empty_columns(run: _Inputs, cur_sample: pd.DataFrame, ref_sample: pd.DataFrame) -> dict[str, str]:
+    """Features without any value on one side: column -> the side ("current" or "reference") it is empty on."""
     # A column without any value on one side has no distribution to compare (Evidently refuses it);
     # a feature that vanished (or appeared) entirely is drifted by definition.
-    empty = {c: ("current" if cur_sample[c].isna().all() else "reference") for c in features
-             if cur_sample[c].isna().all() or ref_sample[c].isna().all()}
-    comparable = [c for c in features if c not in empty]
-    numerical = [c for c in comparable if kinds[c] == "numerical"]
-    categorical = [c for c in comparable if kinds[c] == "categorical"]
-    drift_columns = comparable + ([score_column] if has_score else [])
-    if not drift_columns:
-        raise ValueError(
-            f"project '{project.name}': none of the features {features} nor '{score_column}' has a value "
-            "on both sides; nothing to compare"
-        )
-    definition = DataDefinition(
-        numerical_columns=numerical + ([score_column] if has_score else []),
-        categorical_columns=categorical,
-    )
+    return {c: ("current" if cur_sample[c].isna().all() else "reference") for c in run.features
+            if cur_sample[c].isna().all() or ref_sample[c].isna().all()}
+
+
+def _drift_metrics(run: _Inputs, comparable: list[str]) -> list[Any]:
+    """Evidently metrics of the data-drift report: the dataset preset, plus the score's drift when scored."""
+    from evidently.metrics import ValueDrift
+    from evidently.presets import DataDriftPreset
+
+    s = run.settings
     metrics: list[Any] = [
         DataDriftPreset(
             columns=comparable,
-            drift_share=share_threshold,
+            drift_share=s.share_threshold,
             num_method=NUM_METHOD,
             cat_method=CAT_METHOD,
-            threshold=column_threshold,
+            threshold=s.column_threshold,
         )
     ]
-    if has_score:
-        metrics.append(ValueDrift(column=score_column, method=NUM_METHOD, threshold=prediction_threshold))
-    metadata = {
-        "project": project.name,
-        "model": project.model_name,
-        "reference_rows": str(len(reference)),
-        "current_rows": str(len(current)),
-        "sample_rows": str(sample_rows if sampled else "none"),
+    if run.has_score:
+        metrics.append(ValueDrift(column=run.score_column, method=NUM_METHOD, threshold=s.prediction_threshold))
+    return metrics
+
+
+def _report_metadata(run: _Inputs) -> dict[str, str]:
+    """What the saved report says about its inputs (Evidently metadata values are strings)."""
+    return {
+        "project": run.project.name,
+        "model": run.project.model_name,
+        "reference_rows": str(len(run.reference)),
+        "current_rows": str(len(run.current)),
+        "sample_rows": str(run.settings.sample_rows if run.sampled else "none"),
     }
-    drift_snapshot = Report(metrics, metadata=metadata, tags=[project.name, "drift"]).run(
-        Dataset.from_pandas(evidently_frame(cur_sample, drift_columns, set(categorical)), data_definition=definition),
-        Dataset.from_pandas(evidently_frame(ref_sample, drift_columns, set(categorical)), data_definition=definition),
+
+
+def _data_drift_report(run: _Inputs) -> tuple[Snapshot, dict[str, dict[str, Any]], dict[str, str]]:
+    """The Evidently data-drift report on the (sampled) day, its per-column results and the empty features."""
+    from evidently import DataDefinition, Dataset, Report
+
+    project, score_column = run.project, run.score_column
+    cur_sample = _sample(run.current, run.settings.sample_rows, run.seed)
+    ref_sample = _sample(run.reference, run.settings.sample_rows, run.seed)
+    empty = _empty_columns(run, cur_sample, ref_sample)
+    comparable = [c for c in run.features if c not in empty]
+    numerical = [c for c in comparable if run.kinds[c] == "numerical"]
+    categorical = [c for c in comparable if run.kinds[c] == "categorical"]
+    drift_columns = comparable + ([score_column] if run.has_score else [])
+    if not drift_columns:
+        raise ValueError(
+            f"project '{project.name}': none of the features {run.features} nor '{score_column}' has a value "
+            "on both sides; nothing to compare"
+        )
+    definition = DataDefinition(
+        numerical_columns=numerical + ([score_column] if run.has_score else []),
+        categorical_columns=categorical,
+    )
+    report = Report(_drift_metrics(run, comparable), metadata=_report_metadata(run), tags=[project.name, "drift"])
+    snapshot = report.run(
+        Dataset.from_pandas(_evidently_frame(cur_sample, drift_columns, set(categorical)), data_definition=definition),
+        Dataset.from_pandas(_evidently_frame(ref_sample, drift_columns, set(categorical)), data_definition=definition),
         name=f"{project.name} drift",
     )
-    values = _drift_values(drift_snapshot)
+    values = _drift_values(snapshot)
     log.info("drift computed for %d columns", len(values))
+    return snapshot, values, empty
 
+
+def _drifted_columns(run: _Inputs, values: dict[str, dict[str, Any]], empty: dict[str, str]) -> list[dict[str, Any]]:
+    """The drifted features, each with its statistic and a readable summary, largest distance first."""
     drifted = []
-    for col in features:
+    for col in run.features:
         if col in empty:
-            if current[col].isna().all() != reference[col].isna().all():
-                drifted.append({
-                    "column": col, "type": kinds[col], "stattest": "all_missing",
-                    "stattest_name": f"all values missing in the {empty[col]} data", "score": None,
-                    "threshold": column_threshold,
-                    "summary": _summary(kinds[col], reference[col], current[col]),
-                })
+            if run.current[col].isna().all() != run.reference[col].isna().all():
+                drifted.append(_all_missing_drift(run, col, empty[col]))
             continue
         result = values[col]
         if result["score"] is not None and result["score"] >= result["threshold"]:
             drifted.append({
                 "column": col,
-                "type": kinds[col],
+                "type": run.kinds[col],
                 "stattest": result["stattest"],
                 "stattest_name": STATTEST_NAMES.get(result["stattest"], result["stattest"]),
                 "score": json_number(result["score"], 4),
                 "threshold": result["threshold"],
-                "summary": _summary(kinds[col], reference[col], current[col]),
+                "summary": _summary(run.kinds[col], run.reference[col], run.current[col]),
             })
+    # A feature missing entirely has no distance but is the most drifted of all.
     drifted.sort(key=lambda d: -(math.inf if d["score"] is None else d["score"]))
-    share_drifted = len(drifted) / len(features) if features else 0.0
-    drift_detected = bool(features) and share_drifted >= share_threshold
+    return drifted
 
-    if has_score:
-        result = values[score_column]
-        summary = _summary("numerical", reference[score_column], current[score_column])
-        prediction_drift = {
-            "column": score_column,
-            "stattest": result["stattest"],
-            "stattest_name": STATTEST_NAMES.get(result["stattest"], result["stattest"]),
-            "score": json_number(result["score"], 4),
-            "threshold": prediction_threshold,
-            "drift_detected": result["score"] is not None and result["score"] >= prediction_threshold,
-            "reference": summary["reference"],
-            "current": summary["current"],
-            "alert_rate_reference": json_number((reference[score_column] >= alert_threshold).mean(), 6),
-            "alert_rate_current": json_number((current[score_column] >= alert_threshold).mean(), 6),
-        }
-    else:
+
+def _all_missing_drift(run: _Inputs, col: str, side: str) -> dict[str, Any]:
+    """The drift entry of a feature whose values are all missing on one ``side`` only."""
+    return {
+        "column": col, "type": run.kinds[col], "stattest": "all_missing",
+        "stattest_name": f"all values missing in the {side} data", "score": None,
+        "threshold": run.settings.column_threshold,
+        "summary": _summary(run.kinds[col], run.reference[col], run.current[col]),
+    }
+
+
+# -- prediction drift and data quality -------------------------------------------------------------
+def _prediction_drift(run: _Inputs, values: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Drift of the model's score and its alert rate on both sides, or why it was not measured."""
+    score_column, reference, current = run.score_column, run.reference, run.current
+    if not run.has_score:
         absent_today = score_column not in current.columns or current[score_column].isna().all()
         where = "current data" if absent_today else "reference"
-        prediction_drift = {
+        return {
             "column": score_column,
             "drift_detected": False,
             "skipped": f"column '{score_column}' is missing or empty in the {where}",
         }
+    threshold, alert_threshold = run.settings.prediction_threshold, run.settings.alert_threshold
+    result = values[score_column]
+    summary = _summary("numerical", reference[score_column], current[score_column])
+    return {
+        "column": score_column,
+        "stattest": result["stattest"],
+        "stattest_name": STATTEST_NAMES.get(result["stattest"], result["stattest"]),
+        "score": json_number(result["score"], 4),
+        "threshold": threshold,
+        "drift_detected": result["score"] is not None and result["score"] >= threshold,
+        "reference": summary["reference"],
+        "current": summary["current"],
+        "alert_rate_reference": json_number((reference[score_column] >= alert_threshold).mean(), 6),
+        "alert_rate_current": json_number((current[score_column] >= alert_threshold).mean(), 6),
+    }
 
-    quality_kinds = dict(kinds)
-    if score_column in current.columns:
-        quality_kinds[score_column] = "numerical"
-    data_quality = _data_quality(reference, current, quality_kinds)
 
-    snapshots = [drift_snapshot]
-    performance = None
-    if labelled is not None:
-        performance, perf_snapshot = _performance(
-            project, reference=reference, labelled=labelled, score_column=score_column,
-            label_column=label_column, alert_threshold=alert_threshold, min_roc_auc=min_roc_auc,
-            column_threshold=column_threshold, sample_rows=sample_rows, seed=seed,
-            reference_metrics=reference_metrics,
-        )
-        if perf_snapshot is not None:
-            snapshots.append(perf_snapshot)
-    performance_alert = bool(
+def _quality_kinds(run: _Inputs) -> dict[str, str]:
+    """Columns whose data quality is reported: the features, and the score when the day has one."""
+    kinds = dict(run.kinds)
+    if run.score_column in run.current.columns:
+        kinds[run.score_column] = "numerical"
+    return kinds
+
+
+# -- the verdict -----------------------------------------------------------------------------------
+def _performance_alert(performance: dict[str, Any] | None, min_roc_auc: Any) -> bool:
+    """Whether the day's ROC AUC fell below the floor (never without labels or without a floor)."""
+    return bool(
         performance is not None
         and performance["roc_auc"] is not None
         and min_roc_auc is not None
         and performance["roc_auc"] < float(min_roc_auc)
     )
 
+
+def _verdict(
+    run: _Inputs,
+    *,
+    drifted: list[dict[str, Any]],
+    values: dict[str, dict[str, Any]],
+    prediction_drift: dict[str, Any],
+    data_quality: dict[str, Any],
+    performance: dict[str, Any] | None,
+    labelled: pd.DataFrame | None,
+) -> dict[str, Any]:
+    """The JSON-able verdict that alerting and branching read (its keys and order are a contract)."""
+    s, features = run.settings, run.features
+    share_drifted = len(drifted) / len(features) if features else 0.0
+    drift_detected = bool(features) and share_drifted >= s.share_threshold
+    performance_alert = _performance_alert(performance, s.min_roc_auc)
     any_drift = drift_detected or prediction_drift["drift_detected"]
     kind = {(False, False): "ok", (True, False): "drift", (False, True): "performance",
             (True, True): "drift+performance"}[(any_drift, performance_alert)]
-    verdict = {
+    return {
         "kind": kind,
         "drift_detected": drift_detected,
         "share_drifted": json_number(share_drifted, 4),
-        "drift_share_threshold": share_threshold,
-        "column_drift_threshold": column_threshold,
+        "drift_share_threshold": s.share_threshold,
+        "column_drift_threshold": s.column_threshold,
         "n_features": len(features),
         "n_drifted": len(drifted),
         "drifted_columns": drifted,
@@ -386,110 +513,128 @@ def monitor_day(
         "performance": performance,
         "performance_alert": performance_alert,
         "rows": {
-            "reference": int(len(reference)),
-            "current": int(len(current)),
+            "reference": int(len(run.reference)),
+            "current": int(len(run.current)),
             "labelled": None if labelled is None else int(len(labelled)),
-            "sampled_to": sample_rows if sampled else None,
-            "seed": seed,
+            "sampled_to": s.sample_rows if run.sampled else None,
+            "seed": run.seed,
         },
     }
-    log.info(
-        "verdict for %s: %s (%d/%d features drifted, prediction drift %s, performance alert %s)",
-        project.name, kind, len(drifted), len(features), prediction_drift["drift_detected"], performance_alert,
-    )
-    return MonitoringResult(project=project.name, verdict=verdict, snapshot=_merge_snapshots(snapshots))
 
 
+# -- performance -----------------------------------------------------------------------------------
 def _performance(
-    project: ProjectConfig,
+    run: _Inputs,
     *,
-    reference: pd.DataFrame,
     labelled: pd.DataFrame,
-    score_column: str,
     label_column: str,
-    alert_threshold: float,
-    min_roc_auc: float | None,
-    column_threshold: float,
-    sample_rows: int,
-    seed: int,
     reference_metrics: dict[str, Any] | None,
 ) -> tuple[dict[str, Any], Snapshot | None]:
     """Classification performance and target drift on labelled rows, vs the reference."""
-    from evidently import BinaryClassification, DataDefinition, Dataset, Report
-    from evidently.metrics import ValueDrift
-    from evidently.presets import ClassificationQuality
-    from sklearn.exceptions import UndefinedMetricWarning
+    score_column, s = run.score_column, run.settings
+    _check_labelled(run.project, labelled, score_column, label_column)
+    labelled = labelled.dropna(subset=[label_column, score_column])
+    current = performance_metrics(labelled[label_column], labelled[score_column], s.alert_threshold)
+    ref_perf = _reference_performance(run, label_column, reference_metrics)
+    target_drift, snapshot = None, None
+    if len(labelled):
+        target_drift, snapshot = _performance_report(run, labelled, label_column, current["positive_rate"])
+    performance = {
+        **current,
+        "alert_threshold": s.alert_threshold,
+        "min_roc_auc": None if s.min_roc_auc is None else float(s.min_roc_auc),
+        "reference": ref_perf,
+        "target_drift": target_drift,
+    }
+    log.info(
+        "performance on %d labelled rows: ROC AUC %s (reference %s, minimum %s)",
+        current["rows"], current["roc_auc"], (ref_perf or {}).get("roc_auc"), s.min_roc_auc,
+    )
+    return performance, snapshot
 
+
+def _check_labelled(project: ProjectConfig, labelled: pd.DataFrame, score_column: str, label_column: str) -> None:
+    """Refuse labelled data without the score or the label, naming the columns it has."""
     for col in (score_column, label_column):
         if col not in labelled.columns:
             raise ValueError(
                 f"project '{project.name}': the labelled data has no column '{col}' "
                 f"(columns: {', '.join(map(str, labelled.columns))})"
             )
-    labelled = labelled.dropna(subset=[label_column, score_column])
-    current = performance_metrics(labelled[label_column], labelled[score_column], alert_threshold)
-    ref_has_labels = label_column in reference.columns and score_column in reference.columns
+
+
+def _reference_labelled(run: _Inputs, label_column: str) -> bool:
+    """Whether the reference carries labels and scores, i.e. reference performance and target drift exist."""
+    return label_column in run.reference.columns and run.score_column in run.reference.columns
+
+
+def _reference_performance(run: _Inputs, label_column: str,
+                           reference_metrics: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The performance to compare with: the given metrics (rounded), else the reference rows', else none."""
     if reference_metrics is not None:
-        ref_perf = {k: json_number(v, 4) if isinstance(v, (int, float)) else v for k, v in reference_metrics.items()}
-    elif ref_has_labels:
-        ref_rows = reference.dropna(subset=[label_column, score_column])
-        ref_perf = performance_metrics(ref_rows[label_column], ref_rows[score_column], alert_threshold)
-    else:
-        ref_perf = None
+        return {k: json_number(v, 4) if isinstance(v, (int, float)) else v for k, v in reference_metrics.items()}
+    if _reference_labelled(run, label_column):
+        ref_rows = run.reference.dropna(subset=[label_column, run.score_column])
+        return performance_metrics(ref_rows[label_column], ref_rows[run.score_column], run.settings.alert_threshold)
+    return None
 
-    target_drift = None
-    snapshot = None
-    if len(labelled):
-        both_classes = labelled[label_column].nunique() == 2
-        definition = DataDefinition(
-            numerical_columns=[score_column],
-            categorical_columns=[label_column],
-            classification=[BinaryClassification(target=label_column, prediction_probas=score_column, pos_label=1)]
-            if both_classes else None,
-        )
 
-        def frame(df: pd.DataFrame) -> pd.DataFrame:
-            df = _sample(df[[score_column, label_column]].dropna(), sample_rows, seed).copy()
-            df[label_column] = df[label_column].astype(int)
-            return df
+def _labelled_frame(run: _Inputs, df: pd.DataFrame, label_column: str) -> pd.DataFrame:
+    """Score and integer label of the labelled rows, sampled like the drift report."""
+    df = _sample(df[[run.score_column, label_column]].dropna(), run.settings.sample_rows, run.seed).copy()
+    df[label_column] = df[label_column].astype(int)
+    return df
 
-        metrics: list[Any] = []
-        ref_ds = None
-        if label_column in reference.columns and score_column in reference.columns:
-            metrics.append(ValueDrift(column=label_column, method=CAT_METHOD, threshold=column_threshold))
-            ref_ds = Dataset.from_pandas(frame(reference), data_definition=definition)
-        if both_classes:
-            metrics.append(ClassificationQuality(probas_threshold=alert_threshold, conf_matrix=True))
-        if metrics:
-            with warnings.catch_warnings():
-                # Precision is undefined on a day without any score above the threshold; the verdict
-                # reports 0 for it and the daily log should not carry sklearn's warning about it.
-                warnings.simplefilter("ignore", UndefinedMetricWarning)
-                snapshot = Report(metrics, tags=[project.name, "performance"]).run(
-                    Dataset.from_pandas(frame(labelled), data_definition=definition), ref_ds,
-                    name=f"{project.name} performance",
-                )
-            if ref_ds is not None:
-                drift = _drift_values(snapshot)[label_column]
-                target_drift = {
-                    "column": label_column,
-                    "stattest": drift["stattest"],
-                    "stattest_name": STATTEST_NAMES.get(drift["stattest"], drift["stattest"]),
-                    "score": json_number(drift["score"], 4),
-                    "threshold": column_threshold,
-                    "drift_detected": drift["score"] is not None and drift["score"] >= column_threshold,
-                    "positive_rate_reference": json_number(reference[label_column].astype(float).mean(), 6),
-                    "positive_rate_current": current["positive_rate"],
-                }
-    performance = {
-        **current,
-        "alert_threshold": alert_threshold,
-        "min_roc_auc": None if min_roc_auc is None else float(min_roc_auc),
-        "reference": ref_perf,
-        "target_drift": target_drift,
-    }
-    log.info(
-        "performance on %d labelled rows: ROC AUC %s (reference %s, minimum %s)",
-        current["rows"], current["roc_auc"], (ref_perf or {}).get("roc_auc"), min_roc_auc,
+
+def _performance_report(run: _Inputs, labelled: pd.DataFrame, label_column: str,
+                        positive_rate: Any) -> tuple[dict[str, Any] | None, Snapshot | None]:
+    """The Evidently target-drift / classification report of the labelled rows, and the target drift it found."""
+    from evidently import BinaryClassification, DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+    from evidently.presets import ClassificationQuality
+    from sklearn.exceptions import UndefinedMetricWarning
+
+    score_column, s, project = run.score_column, run.settings, run.project
+    both_classes = labelled[label_column].nunique() == 2
+    definition = DataDefinition(
+        numerical_columns=[score_column],
+        categorical_columns=[label_column],
+        classification=[BinaryClassification(target=label_column, prediction_probas=score_column, pos_label=1)]
+        if both_classes else None,
     )
-    return performance, snapshot
+    metrics: list[Any] = []
+    ref_ds = None
+    if _reference_labelled(run, label_column):
+        metrics.append(ValueDrift(column=label_column, method=CAT_METHOD, threshold=s.column_threshold))
+        ref_ds = Dataset.from_pandas(_labelled_frame(run, run.reference, label_column), data_definition=definition)
+    if both_classes:
+        metrics.append(ClassificationQuality(probas_threshold=s.alert_threshold, conf_matrix=True))
+    if not metrics:
+        return None, None
+    with warnings.catch_warnings():
+        # Precision is undefined on a day without any score above the threshold; the verdict
+        # reports 0 for it and the daily log should not carry sklearn's warning about it.
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        snapshot = Report(metrics, tags=[project.name, "performance"]).run(
+            Dataset.from_pandas(_labelled_frame(run, labelled, label_column), data_definition=definition), ref_ds,
+            name=f"{project.name} performance",
+        )
+    if ref_ds is None:
+        return None, snapshot
+    return _target_drift(run, snapshot, label_column, positive_rate), snapshot
+
+
+def _target_drift(run: _Inputs, snapshot: Snapshot, label_column: str, positive_rate: Any) -> dict[str, Any]:
+    """Drift of the label between reference and labelled rows, with both positive rates."""
+    threshold = run.settings.column_threshold
+    drift = _drift_values(snapshot)[label_column]
+    return {
+        "column": label_column,
+        "stattest": drift["stattest"],
+        "stattest_name": STATTEST_NAMES.get(drift["stattest"], drift["stattest"]),
+        "score": json_number(drift["score"], 4),
+        "threshold": threshold,
+        "drift_detected": drift["score"] is not None and drift["score"] >= threshold,
+        "positive_rate_reference": json_number(run.reference[label_column].astype(float).mean(), 6),
+        "positive_rate_current": positive_rate,
+    }
