@@ -176,7 +176,7 @@ class ProjectFeatureStore:
         start, end = _utc(start), _utc(end)
         if start > end:
             raise ValueError(f"materialize: start {start} is after end {end}")
-        chunk_days = chunk_days or int(self.project.features.get("materialize_chunk_days", 7))
+        chunk_days = chunk_days or int(self.project.features["materialize_chunk_days"])
         store = self.store
         step = dt.timedelta(days=chunk_days)
         n_chunks = (end - start) // step + 1
@@ -235,8 +235,6 @@ class ProjectFeatureStore:
         An online value must carry at least the partition's event time; it is compared with the offline
         row of the same event time (a later partition when a later day was already materialized).
         """
-        import pandas as pd
-
         from mlops_provider.domain import features as F
         from mlops_provider.domain.layout import as_date
         from mlops_provider.exceptions import FeatureFreshnessError
@@ -252,34 +250,10 @@ class ProjectFeatureStore:
         if offline.empty:
             return {"day": day.isoformat(), "checked": 0, "features": len(names), "mismatches": 0,
                     "online_store": self.online_store_type}
+        # Seeded by the day: a retried check looks at the same entities.
         sample = offline.sample(n=min(sample_size, len(offline)), random_state=day.toordinal())
         sample = sample.set_index(key)
-        online = self.get_online_features([{key: k} for k in sample.index], include_event_timestamps=True)
-
-        expected_ts = int(pd.Timestamp(F.feature_timestamp(day)).timestamp())
-        later: dict[int, pd.DataFrame] = {}
-        problems: list[str] = []
-        for i, entity in enumerate(online[key]):
-            for name in names:
-                value, ts = online[name][i], online.get(f"{name}__ts", [None] * len(sample))[i]
-                ts = int(ts.timestamp()) if isinstance(ts, dt.datetime) else int(ts or 0)
-                if not ts or value is None:
-                    problems.append(f"{key}={entity} {name}: missing online (offline {_scalar(sample.at[entity, name])!r})")
-                    continue
-                if ts < expected_ts:
-                    problems.append(f"{key}={entity} {name}: online value is stale (event time "
-                                    f"{dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()} < "
-                                    f"{F.feature_timestamp(day).isoformat()})")
-                    continue
-                reference = sample
-                if ts > expected_ts:
-                    if ts not in later:
-                        newer_day = dt.datetime.fromtimestamp(ts, dt.UTC).date() - dt.timedelta(days=1)
-                        later[ts] = self.lake.read(table, newer_day, columns=[key, *names]).set_index(key)
-                    reference = later[ts]
-                offline_value = _scalar(reference.at[entity, name]) if entity in reference.index else None
-                if not _same(value, offline_value):
-                    problems.append(f"{key}={entity} {name}: online {value!r} != offline {offline_value!r}")
+        problems = self._freshness_problems(day, table, names, sample)
         result = {"day": day.isoformat(), "checked": len(sample), "features": len(names),
                   "mismatches": len(problems), "online_store": self.online_store_type}
         if problems:
@@ -292,6 +266,46 @@ class ProjectFeatureStore:
         log.info("freshness %s: %d entities x %d features match the offline partition (%s online store)",
                  day, len(sample), len(names), self.online_store_type)
         return result
+
+    def _freshness_problems(self, day: dt.date, table: str, names: list[str], sample: pd.DataFrame) -> list[str]:
+        """Every online value of the ``sample`` entities that is missing, stale or differs from the offline one."""
+        import pandas as pd
+
+        from mlops_provider.domain import features as F
+
+        key = self.project.entity_key
+        online = self.get_online_features([{key: k} for k in sample.index], include_event_timestamps=True)
+        expected = F.feature_timestamp(day)
+        expected_ts = int(pd.Timestamp(expected).timestamp())
+        later: dict[int, pd.DataFrame] = {}
+        problems: list[str] = []
+        for i, entity in enumerate(online[key]):
+            for name in names:
+                value, ts = online[name][i], online.get(f"{name}__ts", [None] * len(sample))[i]
+                ts = int(ts.timestamp()) if isinstance(ts, dt.datetime) else int(ts or 0)
+                if not ts or value is None:
+                    problems.append(f"{key}={entity} {name}: missing online (offline {_scalar(sample.at[entity, name])!r})")
+                    continue
+                if ts < expected_ts:
+                    problems.append(f"{key}={entity} {name}: online value is stale (event time "
+                                    f"{dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()} < "
+                                    f"{expected.isoformat()})")
+                    continue
+                reference = sample if ts == expected_ts else self._later_partition(later, table, names, ts)
+                offline_value = _scalar(reference.at[entity, name]) if entity in reference.index else None
+                if not _same(value, offline_value):
+                    problems.append(f"{key}={entity} {name}: online {value!r} != offline {offline_value!r}")
+        return problems
+
+    def _later_partition(self, cache: dict[int, pd.DataFrame], table: str, names: list[str],
+                         ts: int) -> pd.DataFrame:
+        """The offline rows (by entity key) stamped ``ts``, for online values a later materialization wrote."""
+        if ts not in cache:
+            # Partition d holds the aggregates stamped at midnight starting d + 1.
+            newer_day = dt.datetime.fromtimestamp(ts, dt.UTC).date() - dt.timedelta(days=1)
+            key = self.project.entity_key
+            cache[ts] = self.lake.read(table, newer_day, columns=[key, *names]).set_index(key)
+        return cache[ts]
 
     # -- retrieval -----------------------------------------------------------------------------
     def get_historical_features(self, entity_df: pd.DataFrame) -> pd.DataFrame:
