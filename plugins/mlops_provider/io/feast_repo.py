@@ -130,75 +130,19 @@ def _key_type(project: ProjectConfig, column: str) -> tuple[Any, Any]:
 
 def feature_definitions(project: ProjectConfig, lake: Lake) -> list[Any]:
     """Entities, FileSources, FeatureViews and the FeatureService of ``project``, reading ``lake``."""
-    from feast import Entity, FeatureService, FeatureView, Field, FileSource
-    from feast.data_format import ParquetFormat
-    from feast.types import Float64, Int64
+    from feast import FeatureService
 
-    clash = {PARTITION_COLUMN} & {project.entity_key, project.record_id, *F.record_feature_names(project)}
-    if clash:
-        raise ProjectConfigError(f"{project.path}: column '{PARTITION_COLUMN}' is reserved for lake partitions")
-
+    _check_reserved_columns(project)
     tags = {"project": project.name, "owner": project.owner, "config_hash": project.config_hash()}
-    entity_value_type, entity_field_type = _key_type(project, project.entity_key)
-    record_value_type, record_field_type = _key_type(project, project.record_id)
-    entity = Entity(name=project.entity_name, join_keys=[project.entity_key], value_type=entity_value_type,
-                    description=f"{project.name}: the entity aggregates are keyed by", tags=tags)
-    record = Entity(name=record_entity_name(project), join_keys=[project.record_id], value_type=record_value_type,
-                    description=f"{project.name}: one scored record", tags=tags)
-
+    entity, record = _entities(project, tags)
     # A custom S3 endpoint (MinIO, moto) travels with the source; None (local lake, AWS itself) = Feast's default.
     endpoint = (s3_settings(lake) or {}).get("endpoint_url") or None
-    entity_source = FileSource(
-        name=f"{project.name}_entity_source",
-        path=table_path(lake, L.entity_table(project)),
-        file_format=ParquetFormat(),
-        s3_endpoint_override=endpoint,
-        timestamp_field=F.EVENT_TIMESTAMP,
-        created_timestamp_column=F.CREATED_TIMESTAMP,
-        description="daily entity window aggregates (lake, one partition per day)",
-        tags=tags,
-    )
-    record_source = FileSource(
-        name=f"{project.name}_record_source",
-        path=table_path(lake, L.record_table(project)),
-        file_format=ParquetFormat(),
-        s3_endpoint_override=endpoint,
-        timestamp_field=F.EVENT_TIMESTAMP,
-        created_timestamp_column=F.CREATED_TIMESTAMP,
-        description="per-record model inputs (lake, one partition per event day)",
-        tags=tags,
-    )
-
-    def aggregate_type(name: str) -> Any:
-        return Int64 if name.startswith(("txn_count_", "distinct_categories_")) else Float64
-
-    entity_view = FeatureView(
-        name=entity_view_name(project),
-        entities=[entity],
-        ttl=dt.timedelta(days=F.max_window(project) + 1),
-        schema=[Field(name=project.entity_key, dtype=entity_field_type)]
-        + [Field(name=n, dtype=aggregate_type(n)) for n in F.entity_feature_names(project)],
-        source=entity_source,
-        online=True,
-        description=f"per-{project.entity_name} window aggregates known at the end of each day",
-        tags=tags,
-        owner=project.owner,
-    )
-    record_fields = [Field(name=c, dtype=_feast_type(project, c)) for c in F.record_feature_names(project)[:-1]]
-    record_view = FeatureView(
-        name=record_view_name(project),
-        entities=[record],
-        ttl=RECORD_TTL,
-        schema=[Field(name=project.record_id, dtype=record_field_type), *record_fields,
-                Field(name="hour_of_day", dtype=Int64)],
-        source=record_source,
-        # A record is scored once, from the request itself: copying every record into the online store
-        # would cost writes per event and never be read, so this view is offline (training) only.
-        online=False,
-        description="per-record model inputs, for training sets",
-        tags=tags,
-        owner=project.owner,
-    )
+    entity_source = _file_source(lake, L.entity_table(project), f"{project.name}_entity_source", endpoint, tags,
+                                 "daily entity window aggregates (lake, one partition per day)")
+    record_source = _file_source(lake, L.record_table(project), f"{project.name}_record_source", endpoint, tags,
+                                 "per-record model inputs (lake, one partition per event day)")
+    entity_view = _entity_view(project, entity, entity_source, tags)
+    record_view = _record_view(project, record, record_source, tags)
     service = FeatureService(
         name=feature_service_name(project),
         features=[entity_view, record_view],
@@ -206,3 +150,90 @@ def feature_definitions(project: ProjectConfig, lake: Lake) -> list[Any]:
         tags=tags,
     )
     return [entity, record, entity_source, record_source, entity_view, record_view, service]
+
+
+def _check_reserved_columns(project: ProjectConfig) -> None:
+    """Refuse a key or record feature named like the partition column Dask adds to every offline row."""
+    clash = {PARTITION_COLUMN} & {project.entity_key, project.record_id, *F.record_feature_names(project)}
+    if clash:
+        raise ProjectConfigError(f"{project.path}: column '{PARTITION_COLUMN}' is reserved for lake partitions")
+
+
+def _entities(project: ProjectConfig, tags: dict[str, str]) -> tuple[Any, Any]:
+    """The project's entity (keys the aggregates) and its record entity (keys the per-record features)."""
+    from feast import Entity
+
+    entity_value_type, _ = _key_type(project, project.entity_key)
+    record_value_type, _ = _key_type(project, project.record_id)
+    entity = Entity(name=project.entity_name, join_keys=[project.entity_key], value_type=entity_value_type,
+                    description=f"{project.name}: the entity aggregates are keyed by", tags=tags)
+    record = Entity(name=record_entity_name(project), join_keys=[project.record_id], value_type=record_value_type,
+                    description=f"{project.name}: one scored record", tags=tags)
+    return entity, record
+
+
+def _file_source(lake: Lake, table: str, name: str, endpoint: str | None, tags: dict[str, str],
+                 description: str) -> Any:
+    """A FileSource over the partition files of lake ``table``."""
+    from feast import FileSource
+    from feast.data_format import ParquetFormat
+
+    return FileSource(
+        name=name,
+        path=table_path(lake, table),
+        file_format=ParquetFormat(),
+        s3_endpoint_override=endpoint,
+        timestamp_field=F.EVENT_TIMESTAMP,
+        created_timestamp_column=F.CREATED_TIMESTAMP,
+        description=description,
+        tags=tags,
+    )
+
+
+def _aggregate_type(name: str) -> Any:
+    """Feast type of an entity aggregate: counts are integers, everything else a float."""
+    from feast.types import Float64, Int64
+
+    return Int64 if name.startswith(("txn_count_", "distinct_categories_")) else Float64
+
+
+def _entity_view(project: ProjectConfig, entity: Any, source: Any, tags: dict[str, str]) -> Any:
+    """The online view of the entity window aggregates, kept for the longest window plus a day."""
+    from feast import FeatureView, Field
+
+    _, entity_field_type = _key_type(project, project.entity_key)
+    return FeatureView(
+        name=entity_view_name(project),
+        entities=[entity],
+        ttl=dt.timedelta(days=F.max_window(project) + 1),
+        schema=[Field(name=project.entity_key, dtype=entity_field_type)]
+        + [Field(name=n, dtype=_aggregate_type(n)) for n in F.entity_feature_names(project)],
+        source=source,
+        online=True,
+        description=f"per-{project.entity_name} window aggregates known at the end of each day",
+        tags=tags,
+        owner=project.owner,
+    )
+
+
+def _record_view(project: ProjectConfig, record: Any, source: Any, tags: dict[str, str]) -> Any:
+    """The offline-only view of each record's own model inputs (its columns and its hour of day)."""
+    from feast import FeatureView, Field
+    from feast.types import Int64
+
+    _, record_field_type = _key_type(project, project.record_id)
+    record_fields = [Field(name=c, dtype=_feast_type(project, c)) for c in F.record_feature_names(project)[:-1]]
+    return FeatureView(
+        name=record_view_name(project),
+        entities=[record],
+        ttl=RECORD_TTL,
+        schema=[Field(name=project.record_id, dtype=record_field_type), *record_fields,
+                Field(name="hour_of_day", dtype=Int64)],
+        source=source,
+        # A record is scored once, from the request itself: copying every record into the online store
+        # would cost writes per event and never be read, so this view is offline (training) only.
+        online=False,
+        description="per-record model inputs, for training sets",
+        tags=tags,
+        owner=project.owner,
+    )
