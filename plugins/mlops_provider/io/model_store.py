@@ -219,48 +219,64 @@ def promote(
         mv = model_version(client, model_name, version)
         old = current[CHAMPION]
         if expected_champion is not _UNSET and as_version(expected_champion) != old and old != version:
-            log.warning("%s: champion moved from v%s to v%s while v%s was evaluated", model_name, expected_champion, old, version)
-            return {
-                "promoted": False,
-                "stale": True,
-                "model_name": model_name,
-                "version": version,
-                "champion": old,
-                "reason": f"champion moved from v{expected_champion} to v{old} while v{version} was evaluated; "
-                "re-evaluate against the new champion",
-            }
+            return _stale_promotion(model_name, version, expected_champion, old)
         if old == version:
-            # Already champion. A tag left pending means an earlier attempt died between its alias
-            # writes: finish that bookkeeping (and only that; a later rollback must not be undone).
-            pending = mv.tags.get(_PENDING_PREVIOUS)
-            if pending is not None:
-                if pending and pending != version:
-                    client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, pending)
-                if current[CHALLENGER] == version:
-                    client.delete_registered_model_alias(model_name, CHALLENGER)
-                client.delete_model_version_tag(model_name, version, _PENDING_PREVIOUS)
-                log.warning("%s v%s: finished an interrupted promotion (previous_champion v%s)", model_name,
-                            version, pending or None)
-            else:
-                log.info("%s v%s is already champion; nothing to move", model_name, version)
-            return {**alias_summary(client, model_name), "promoted": True, "already_champion": True,
-                    "version": version, "reason": mv.tags.get("promotion_reason", reason)}
+            return _finish_promotion(client, model_name, version, mv, current, reason)
+        return _move_champion(client, model_name, version, old, current, reason)
 
-        tags = {"promotion_decision": "promoted", "promotion_reason": reason, "promoted_at": now_iso(),
-                _PENDING_PREVIOUS: old or ""}
-        if old:
-            tags["replaced_champion"] = old
-        set_version_tags(client, model_name, version, tags)
-        client.set_registered_model_alias(model_name, CHAMPION, version)
-        if old:
-            client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, old)
-        elif current[PREVIOUS_CHAMPION] == version:
-            client.delete_registered_model_alias(model_name, PREVIOUS_CHAMPION)
+
+def _stale_promotion(model_name: str, version: str, expected_champion: Any, old: str | None) -> dict[str, Any]:
+    """The refusal returned when the champion moved while ``version`` was evaluated against another one."""
+    log.warning("%s: champion moved from v%s to v%s while v%s was evaluated", model_name, expected_champion, old, version)
+    return {
+        "promoted": False,
+        "stale": True,
+        "model_name": model_name,
+        "version": version,
+        "champion": old,
+        "reason": f"champion moved from v{expected_champion} to v{old} while v{version} was evaluated; "
+        "re-evaluate against the new champion",
+    }
+
+
+def _finish_promotion(client: MlflowClient, model_name: str, version: str, mv: Any, current: dict[str, Any],
+                      reason: str) -> dict[str, Any]:
+    """Under the model lock, ``version`` already champion: redo steps 3-5 of a promotion its tag shows interrupted."""
+    # A tag left pending means an earlier attempt died between its alias writes: finish that
+    # bookkeeping (and only that; a later rollback must not be undone).
+    pending = mv.tags.get(_PENDING_PREVIOUS)
+    if pending is not None:
+        if pending and pending != version:
+            client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, pending)
         if current[CHALLENGER] == version:
             client.delete_registered_model_alias(model_name, CHALLENGER)
         client.delete_model_version_tag(model_name, version, _PENDING_PREVIOUS)
-        log.info("%s: champion v%s -> v%s (%s)", model_name, old, version, reason)
-        return {**alias_summary(client, model_name), "promoted": True, "version": version, "replaced": old, "reason": reason}
+        log.warning("%s v%s: finished an interrupted promotion (previous_champion v%s)", model_name,
+                    version, pending or None)
+    else:
+        log.info("%s v%s is already champion; nothing to move", model_name, version)
+    return {**alias_summary(client, model_name), "promoted": True, "already_champion": True,
+            "version": version, "reason": mv.tags.get("promotion_reason", reason)}
+
+
+def _move_champion(client: MlflowClient, model_name: str, version: str, old: str | None, current: dict[str, Any],
+                   reason: str) -> dict[str, Any]:
+    """Steps 1-5 of :func:`promote` under the model lock, in that order: a retry can finish any prefix of them."""
+    tags = {"promotion_decision": "promoted", "promotion_reason": reason, "promoted_at": now_iso(),
+            _PENDING_PREVIOUS: old or ""}
+    if old:
+        tags["replaced_champion"] = old
+    set_version_tags(client, model_name, version, tags)
+    client.set_registered_model_alias(model_name, CHAMPION, version)
+    if old:
+        client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, old)
+    elif current[PREVIOUS_CHAMPION] == version:
+        client.delete_registered_model_alias(model_name, PREVIOUS_CHAMPION)
+    if current[CHALLENGER] == version:
+        client.delete_registered_model_alias(model_name, CHALLENGER)
+    client.delete_model_version_tag(model_name, version, _PENDING_PREVIOUS)
+    log.info("%s: champion v%s -> v%s (%s)", model_name, old, version, reason)
+    return {**alias_summary(client, model_name), "promoted": True, "version": version, "replaced": old, "reason": reason}
 
 
 def alias_summary(client: MlflowClient, model_name: str) -> dict[str, Any]:
