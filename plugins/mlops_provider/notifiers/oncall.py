@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -104,7 +105,7 @@ class OnCallEmailNotifier(BaseNotifier):
         if not recipients or not conn_id:
             cfg = load_project(project)
             recipients = recipients or cfg.alerts["recipients"]
-            conn_id = conn_id or cfg.alerts.get("smtp_conn_id", "smtp_default")
+            conn_id = conn_id or cfg.alerts["smtp_conn_id"]
         if isinstance(recipients, str):
             recipients = [r.strip() for r in recipients.split(",") if r.strip()]
         return project, list(recipients), conn_id
@@ -120,58 +121,16 @@ class OnCallEmailNotifier(BaseNotifier):
         runbook = runbook_base()
         f = self._facts(context)
         project, recipients, conn_id = self._routing(f["dag_id"])
-        if f["dag_level"]:
-            what = f"DAG RUN FAILED: {f['dag_id']}"
-            key = f"dag-failure|{f['dag_id']}|{f['run_id']}"
-        else:
-            what = f"TASK FAILED: {f['dag_id']}.{f['task_id']} (try {f['try_number']})"
-            key = f"task-failure|{f['dag_id']}|{f['run_id']}|{f['task_id']}|{f['map_index']}|{f['try_number']}"
+        what, key = _headline_and_key(f)
         subject = f"[MLOps] {project} / {what}"
-        tries_left = (f["max_tries"] is not None and f["try_number"] is not None
-                      and f["try_number"] <= f["max_tries"])
-        if f["dag_level"]:
-            did = "The DAG run is marked failed; the failed task already sent its own email."
-        elif tries_left:
-            did = (f"Airflow retries the task automatically (this was try {f['try_number']}; "
-                   f"{f['max_tries'] + 1} tries in total). Another email arrives if the retry fails too.")
-        else:
-            did = "No retries left: the task is failed and its downstream tasks will not run for this run."
-        facts = [("Project", project), ("DAG", f["dag_id"]), ("Run", f["run_id"])]
-        if not f["dag_level"]:
-            facts += [("Task", f["task_id"]), ("Try", f["try_number"])]
-            if f["map_index"] >= 0:
-                facts.append(("Map index", f["map_index"]))
-        steps = [
-            "Open the task log (link above) and read the error from the bottom up.",
-            "Validation failure (DataValidationError): the batch is in lake/_quarantine; read the validation "
-            "report, fix the source or the expectations, then clear the task.",
-            "Transient error (network, locked database, S3 throttling): clear the task to rerun it; every "
-            "task is idempotent and rewrites its own outputs.",
-            f"A bad model release: roll back with DAG '{project}__model_ops', params {{\"action\": \"rollback\"}}.",
-        ]
-        html_blocks = [
-            alerts.section("What failed", alerts.table(["", ""], [[alerts.esc(k), f"<b>{alerts.esc(v)}</b>"]
-                                                                  for k, v in facts])),
-            alerts.section("Error", "<pre style='white-space:pre-wrap;background:#f9fafb;border:1px solid "
-                                    f"#eaecf0;padding:8px;font-size:12px'>{alerts.esc(f['error'])}</pre>"),
-            alerts.section("What the system already did", f"<p style='margin:4px 0'>{alerts.esc(did)}</p>"),
-            alerts.section("Links", alerts.bullet_list([
-                f"Task log: {alerts.link(f['log_url'])}", f"DAG run: {alerts.link(f['run_url'])}"])),
-            alerts.section("What to do (runbook)", alerts.bullet_list([alerts.esc(s) for s in steps], ordered=True)
-                           + f"<p style='margin:6px 0'>Full runbook: "
-                           f"{alerts.link(alerts.runbook_url(runbook, 'task-failure'), 'docs/runbook.md#task-failure')}</p>"),
-        ]
-        text = [subject, "", *[f"{k}: {v}" for k, v in facts], "", "ERROR", f["error"], "",
-                "WHAT THE SYSTEM ALREADY DID", "  " + did, "", "LINKS",
-                f"  Task log: {alerts.strip_userinfo(f['log_url'])}", f"  DAG run: {alerts.strip_userinfo(f['run_url'])}",
-                "", "WHAT TO DO (runbook)", *[f"  {i}. {s}" for i, s in enumerate(steps, 1)],
-                f"  Full runbook: {alerts.runbook_url(runbook, 'task-failure')}"]
+        body = _Body(facts=_fact_rows(project, f), error=f["error"], did=_what_was_done(f),
+                     steps=_runbook_steps(project), log_url=f["log_url"], run_url=f["run_url"], runbook=runbook)
         message = alerts.build_message(
             subject=subject,
             recipients=recipients,
             html_body=alerts.html_page(title=subject, color=alerts.COLORS["failure"], headline=alerts.esc(what),
-                                       blocks=html_blocks),
-            text_body="\n".join(map(str, text)) + "\n",
+                                       blocks=_html_blocks(body)),
+            text_body=_text_body(subject, body),
             headers={"X-MLOps-Project": project, "X-MLOps-Kind": "failure"},
             sender=default_sender(),
         )
@@ -183,3 +142,89 @@ class OnCallEmailNotifier(BaseNotifier):
         message, key, conn_id = self.compose(context)
         result = send_alert(message, smtp_conn_id=conn_id, dedup_key=key)
         log.info("on-call failure email: %s", result)
+
+
+# -- parts of the failure email ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Body:
+    """What the HTML and the plain-text parts of a failure email both say."""
+
+    facts: list[tuple[str, Any]]
+    error: str
+    did: str
+    steps: list[str]
+    log_url: str
+    run_url: str
+    runbook: str
+
+
+def _headline_and_key(f: dict[str, Any]) -> tuple[str, str]:
+    """The headline of the failure and its dedup key (one email per DAG run, or per task instance and try)."""
+    if f["dag_level"]:
+        return f"DAG RUN FAILED: {f['dag_id']}", f"dag-failure|{f['dag_id']}|{f['run_id']}"
+    return (f"TASK FAILED: {f['dag_id']}.{f['task_id']} (try {f['try_number']})",
+            f"task-failure|{f['dag_id']}|{f['run_id']}|{f['task_id']}|{f['map_index']}|{f['try_number']}")
+
+
+def _what_was_done(f: dict[str, Any]) -> str:
+    """What Airflow does next about the failure, so the reader knows whether to act now."""
+    tries_left = (f["max_tries"] is not None and f["try_number"] is not None
+                  and f["try_number"] <= f["max_tries"])
+    if f["dag_level"]:
+        return "The DAG run is marked failed; the failed task already sent its own email."
+    if tries_left:
+        return (f"Airflow retries the task automatically (this was try {f['try_number']}; "
+                f"{f['max_tries'] + 1} tries in total). Another email arrives if the retry fails too.")
+    return "No retries left: the task is failed and its downstream tasks will not run for this run."
+
+
+def _fact_rows(project: str, f: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The "what failed" rows: project, DAG and run, plus task, try and map index for a task failure."""
+    facts: list[tuple[str, Any]] = [("Project", project), ("DAG", f["dag_id"]), ("Run", f["run_id"])]
+    if not f["dag_level"]:
+        facts += [("Task", f["task_id"]), ("Try", f["try_number"])]
+        if f["map_index"] >= 0:
+            facts.append(("Map index", f["map_index"]))
+    return facts
+
+
+def _runbook_steps(project: str) -> list[str]:
+    """The runbook's first steps for a failed task, the rollback DAG named for ``project``."""
+    return [
+        "Open the task log (link above) and read the error from the bottom up.",
+        "Validation failure (DataValidationError): the batch is in lake/_quarantine; read the validation "
+        "report, fix the source or the expectations, then clear the task.",
+        "Transient error (network, locked database, S3 throttling): clear the task to rerun it; every "
+        "task is idempotent and rewrites its own outputs.",
+        f"A bad model release: roll back with DAG '{project}__model_ops', params {{\"action\": \"rollback\"}}.",
+    ]
+
+
+def _html_blocks(body: _Body) -> list[str]:
+    """The HTML sections of the email, every value escaped."""
+    from mlops_provider.domain import alerts
+
+    return [
+        alerts.section("What failed", alerts.table(["", ""], [[alerts.esc(k), f"<b>{alerts.esc(v)}</b>"]
+                                                              for k, v in body.facts])),
+        alerts.section("Error", "<pre style='white-space:pre-wrap;background:#f9fafb;border:1px solid "
+                                f"#eaecf0;padding:8px;font-size:12px'>{alerts.esc(body.error)}</pre>"),
+        alerts.section("What the system already did", f"<p style='margin:4px 0'>{alerts.esc(body.did)}</p>"),
+        alerts.section("Links", alerts.bullet_list([
+            f"Task log: {alerts.link(body.log_url)}", f"DAG run: {alerts.link(body.run_url)}"])),
+        alerts.section("What to do (runbook)", alerts.bullet_list([alerts.esc(s) for s in body.steps], ordered=True)
+                       + f"<p style='margin:6px 0'>Full runbook: "
+                       f"{alerts.link(alerts.runbook_url(body.runbook, 'task-failure'), 'docs/runbook.md#task-failure')}</p>"),
+    ]
+
+
+def _text_body(subject: str, body: _Body) -> str:
+    """The plain-text part: the same sections, links without credentials."""
+    from mlops_provider.domain import alerts
+
+    text = [subject, "", *[f"{k}: {v}" for k, v in body.facts], "", "ERROR", body.error, "",
+            "WHAT THE SYSTEM ALREADY DID", "  " + body.did, "", "LINKS",
+            f"  Task log: {alerts.strip_userinfo(body.log_url)}", f"  DAG run: {alerts.strip_userinfo(body.run_url)}",
+            "", "WHAT TO DO (runbook)", *[f"  {i}. {s}" for i, s in enumerate(body.steps, 1)],
+            f"  Full runbook: {alerts.runbook_url(body.runbook, 'task-failure')}"]
+    return "\n".join(map(str, text)) + "\n"
