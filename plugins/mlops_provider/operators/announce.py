@@ -24,12 +24,6 @@ def _skip(reason: str) -> None:
     raise AirflowSkipException(reason)
 
 
-def _emit(context: Context, outlets: list[Any], extra: dict[str, Any]) -> dict[str, Any]:
-    for outlet in outlets:
-        context["outlet_events"][outlet].extra = extra
-    return extra
-
-
 class RequestRetrainOperator(MlopsBaseOperator):
     """Announce the monitor's retrain request on ``outlets`` (the ``drift`` asset); skipped when none was requested.
 
@@ -52,7 +46,7 @@ class RequestRetrainOperator(MlopsBaseOperator):
                  "drifted_columns": result["drifted_columns"][:20], "roc_auc": result["roc_auc"],
                  "report": result["report"]["html"]}
         self.log.info("retraining requested: %s", extra)
-        return _emit(context, self.outlets, extra)
+        return self.emit_asset_events(context, extra)
 
 
 class AnnounceChampionOperator(MlopsBaseOperator):
@@ -82,7 +76,7 @@ class AnnounceChampionOperator(MlopsBaseOperator):
         extra = {"day": self.as_of, "model_name": result["model_name"], "version": result["version"],
                  "replaced": result.get("replaced")}
         self.log.info("new champion: %s", extra)
-        return _emit(context, self.outlets, extra)
+        return self.emit_asset_events(context, extra)
 
 
 class ApprovalNeededOperator(MlopsBaseOperator):

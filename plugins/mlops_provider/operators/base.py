@@ -1,18 +1,42 @@
-"""What every operator of the provider shares: domain errors mapped to Airflow's retry semantics, once.
+"""What every operator of the provider shares, written once (as ``AwsBaseOperator`` / ``BaseSQLOperator`` do).
 
-The layers below the operators (``config``, ``domain``, ``io``, ``stages``) raise plain Python errors
-(:mod:`mlops_provider.exceptions`). An error whose class says ``retryable = False`` (bad input, a bad
-config, contradictory params) becomes :class:`~airflow.sdk.exceptions.AirflowFailException` here, so
-Airflow fails the task at once instead of retrying what cannot succeed; every other error is retried.
+* **Domain errors mapped to Airflow's retry semantics.** The layers below the operators (``config``,
+  ``domain``, ``io``, ``stages``) raise plain Python errors (:mod:`mlops_provider.exceptions`). An error
+  whose class says ``retryable = False`` (bad input, a bad config, contradictory params) becomes
+  :class:`~airflow.sdk.exceptions.AirflowFailException` here, so Airflow fails the task at once instead of
+  retrying what cannot succeed; every other error is retried.
+* **A project and its connections.** :class:`ProjectBaseOperator` takes the keyword-only ``project_name``
+  and ``lake_conn_id``; :class:`MlflowBaseOperator` adds ``mlflow_conn_id``, :class:`FeastBaseOperator`
+  ``feast_conn_id`` (an operator needing both derives from both). Each connection id defaults to its
+  hook's ``default_conn_name``. The project config, the hooks and what they build (lake, report store,
+  feature store) are cached properties: nothing is built in ``__init__`` (a DAG file constructs every
+  operator on each parse, and Airflow deep-copies and serializes operators), only on first use in
+  ``execute``.
+* **Asset events and days.** :meth:`MlopsBaseOperator.emit_asset_events` sets the ``extra`` of every
+  outlet's event; :meth:`ProjectBaseOperator.each_day` runs the work of each day of a comma-separated
+  ``day`` template (asset events merged into one run), oldest first.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseBranchOperator, BaseOperator
+
+from mlops_provider.hooks.feast import FeastHook
+from mlops_provider.hooks.lake import LakeHook
+from mlops_provider.hooks.mlflow import MlflowHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from mlops_provider.config.project import ProjectConfig
+    from mlops_provider.io.feature_store import ProjectFeatureStore
+    from mlops_provider.io.lake import Lake
+
+T = TypeVar("T")
 
 
 def fail_fast_on_fatal_errors(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -45,8 +69,111 @@ class _DomainErrorMapping:
 
 
 class MlopsBaseOperator(_DomainErrorMapping, BaseOperator):
-    """Base of the provider's operators."""
+    """Base of the provider's operators: domain errors mapped once, asset events emitted one way."""
+
+    def emit_asset_events(self, context: Context, extra: dict[str, Any]) -> dict[str, Any]:
+        """Give the asset event of every outlet ``extra`` (what downstream runs read); return ``extra``.
+
+        Downstream DAGs find the day(s) to process in it (``extra["day"]`` / ``extra["days"]``, see
+        :func:`mlops_provider.dag_factory.days_to_process`). Without outlets nothing is emitted.
+        """
+        for outlet in self.outlets:
+            context["outlet_events"][outlet].extra = extra
+        return extra
 
 
 class MlopsBaseBranchOperator(_DomainErrorMapping, BaseBranchOperator):
     """Base of the provider's branching operators."""
+
+
+class ProjectBaseOperator(MlopsBaseOperator):
+    """An operator working on one project's lake: ``project``, ``lake`` and ``reports`` built on first use.
+
+    :param project_name: the project (``include/projects/<name>.yaml``); templated in every subclass.
+    :param lake_conn_id: the ``mlops_lake`` connection (lake and report store); without it, the embedded
+        default under ``MLOPS_HOME``.
+    """
+
+    template_fields: Sequence[str] = ("project_name",)
+
+    def __init__(self, *, project_name: str, lake_conn_id: str = LakeHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.project_name = project_name
+        self.lake_conn_id = lake_conn_id
+
+    @functools.cached_property
+    def project(self) -> ProjectConfig:
+        """The validated project config (read when first used, after ``project_name`` was rendered)."""
+        from mlops_provider.config.project import load_project
+
+        return load_project(self.project_name)
+
+    @functools.cached_property
+    def lake_hook(self) -> LakeHook:
+        return LakeHook(lake_conn_id=self.lake_conn_id)
+
+    @functools.cached_property
+    def lake(self) -> Lake:
+        """The data lake of the ``lake_conn_id`` connection."""
+        return self.lake_hook.get_conn()
+
+    @functools.cached_property
+    def reports(self) -> Lake:
+        """The report store (validation results, drift reports, retrain requests)."""
+        return self.lake_hook.get_reports()
+
+    @staticmethod
+    def split_days(days: str) -> list[str]:
+        """The days of a rendered ``day`` template (``"2024-01-02,2024-01-03"``), oldest first, unique."""
+        from mlops_provider.dag_factory import split_days
+
+        return split_days(days)
+
+    def each_day(self, days: str, work: Callable[[str], T]) -> list[T]:
+        """``work(day)`` for every day of ``days`` (see :meth:`split_days`), oldest first; their results.
+
+        Airflow merges asset events queued while a downstream DAG was busy into one run, whose ``day``
+        template then names several days: each must be processed, oldest first, since a day may read the
+        days before it (window aggregates).
+        """
+        chosen = self.split_days(days)
+        results = []
+        for number, day in enumerate(chosen, 1):
+            if len(chosen) > 1:
+                self.log.info("%s: day %s (%d of %d)", self.project_name, day, number, len(chosen))
+            results.append(work(day))
+        return results
+
+
+class MlflowBaseOperator(ProjectBaseOperator):
+    """A project operator that uses MLflow (tracking server and model registry).
+
+    :param mlflow_conn_id: the ``mlflow`` connection; without it, the embedded SQLite store.
+    """
+
+    def __init__(self, *, mlflow_conn_id: str = MlflowHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mlflow_conn_id = mlflow_conn_id
+
+    @functools.cached_property
+    def mlflow_hook(self) -> MlflowHook:
+        return MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+
+
+class FeastBaseOperator(ProjectBaseOperator):
+    """A project operator that uses the project's feature store (Feast).
+
+    :param feast_conn_id: the ``feast`` connection; without it, the embedded stores under ``MLOPS_HOME``.
+    """
+
+    def __init__(self, *, feast_conn_id: str = FeastHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.feast_conn_id = feast_conn_id
+
+    @functools.cached_property
+    def feature_store(self) -> ProjectFeatureStore:
+        """The project's feature store on the lake, as the ``feast_conn_id`` connection configures it.
+
+        The one place the operators build it.
+        """
+        return FeastHook(self.project, feast_conn_id=self.feast_conn_id, lake=self.lake).feature_store()
