@@ -5,16 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.links.artifacts import DriftReportLink, MlflowRunLink, dag_run_url
-from mlops_provider.operators.base import MlopsBaseOperator
+from mlops_provider.operators.base import MlflowBaseOperator
 from mlops_provider.operators.common import json_safe
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-class MonitorDriftOperator(MlopsBaseOperator):
+class MonitorDriftOperator(MlflowBaseOperator):
     """Monitor day ``day``: drift, data quality and delayed-label performance against the champion's reference.
 
     Saves the report (HTML, Evidently JSON, verdict JSON) to the report store and the champion's MLflow
@@ -28,67 +27,36 @@ class MonitorDriftOperator(MlopsBaseOperator):
     operator_extra_links = (DriftReportLink(), MlflowRunLink())
     ui_color = "#fdebe8"
 
-    def __init__(self, *, project_name: str, day: str, mlflow_conn_id: str = MlflowHook.default_conn_name,
-                 lake_conn_id: str = "mlops_lake_default", **kwargs: Any):
+    def __init__(self, *, day: str, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.project_name = project_name
         self.day = day
-        self.mlflow_conn_id = mlflow_conn_id
-        self.lake_conn_id = lake_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.config.project import load_project
-        from mlops_provider.dag_factory import split_days
-        from mlops_provider.hooks.lake import LakeHook
-
-        project = load_project(self.project_name)
-        lake_hook = LakeHook(lake_conn_id=self.lake_conn_id)
-        mlflow_hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-        results = [self._monitor(context, project, lake_hook, mlflow_hook, day) for day in split_days(self.day)]
+        results = self.each_day(self.day, lambda day: self._monitor(context, day))
         # The day that requested a retrain (if any) is the one the drift asset event announces.
         chosen = next((r for r in results if r["retrain_requested"]), results[-1])
         return {**chosen, "days": [r["day"] for r in results],
                 "per_day": [{k: r[k] for k in ("day", "kind", "retrain_requested", "alert")} for r in results]}
 
-    def _monitor(self, context: Context, project: Any, lake_hook: Any, mlflow_hook: MlflowHook,
-                 day: str) -> dict[str, Any]:
-        from mlops_provider.hooks.smtp import ConnectionTransport, default_sender, use_airflow_secrets_masker
-        from mlops_provider.stages.alerting import send_monitoring_alert
+    def _monitor(self, context: Context, day: str) -> dict[str, Any]:
         from mlops_provider.stages.monitor import run_monitor
         from mlops_provider.stages.retrain import record_retrain_request, request_retrain
 
-        reports = lake_hook.get_reports()
+        project, reports, mlflow_hook = self.project, self.reports, self.mlflow_hook
         with mlflow_hook.environment():
-            summary = run_monitor(project, lake=lake_hook.get_conn(), reports=reports, day=day,
-                                         tracking_uri=mlflow_hook.tracking_uri,
-                                         registry_uri=mlflow_hook.registry_uri)
+            summary = run_monitor(project, lake=self.lake, reports=reports, day=day,
+                                  tracking_uri=mlflow_hook.tracking_uri, registry_uri=mlflow_hook.registry_uri)
         mlflow_run_url = mlflow_hook.run_url(summary["run_id"])
-        report_url = lake_hook.browser_url(summary["report"]["html"])
-        DriftReportLink.persist(context, url=report_url)
+        DriftReportLink.persist(context, url=self.lake_hook.browser_url(summary["report"]["html"]))
         MlflowRunLink.persist(context, url=mlflow_run_url)
         verdict = summary["verdict"]
         self.log.info("%s %s: verdict %s (%s/%s features drifted, prediction drift %s, performance alert %s)",
                       project.name, summary["day"], summary["kind"], verdict["n_drifted"], verdict["n_features"],
                       verdict["prediction_drift"].get("drift_detected"), verdict["performance_alert"])
-        ti = context["ti"]
         # Decide first, record after the email: a failed email retries with the same decision.
         retrain = request_retrain(project, reports, summary["day"], summary["kind"], record=False)
         self.log.info("retraining: %s", retrain["reason"])
-        alert = None
-        if summary["kind"] != "ok":
-            html_path = summary["report"]["html"].split(reports.root, 1)[1].lstrip("/")
-            use_airflow_secrets_masker()
-            alert = send_monitoring_alert(
-                project, summary,
-                transport=ConnectionTransport(project.alerts.get("smtp_conn_id", "smtp_default")),
-                sender=default_sender(),
-                actions=[retrain["reason"], f"saved the full report to {summary['report']['html']} and logged it "
-                         f"to the MLflow run of {project.model_name} v{summary['model_version']}"],
-                # The email names the report's own URI: a presigned URL is a credential, which emails never carry.
-                run_url=dag_run_url(ti.dag_id, ti.run_id), report_url=summary["report"]["html"],
-                mlflow_run_url=mlflow_run_url, report_html=reports.read_bytes(html_path),
-            )
-            self.log.warning("on-call alert for %s %s (%s): %s", project.name, summary["day"], summary["kind"], alert)
+        alert = None if summary["kind"] == "ok" else self._alert(context, summary, retrain, mlflow_run_url)
         if retrain["requested"]:
             retrain["marker"] = record_retrain_request(project, reports, retrain)
         return json_safe({
@@ -100,3 +68,25 @@ class MonitorDriftOperator(MlopsBaseOperator):
             "performance_alert": verdict["performance_alert"],
             "roc_auc": (verdict.get("performance") or {}).get("roc_auc"),
         })
+
+    def _alert(self, context: Context, summary: dict[str, Any], retrain: dict[str, Any],
+               mlflow_run_url: str) -> dict[str, Any]:
+        """Email on-call about a non-ok verdict (once per model version, day and kind) through the SMTP connection."""
+        from mlops_provider.hooks.smtp import ConnectionTransport, default_sender, use_airflow_secrets_masker
+        from mlops_provider.stages.alerting import send_monitoring_alert
+
+        project, reports, ti = self.project, self.reports, context["ti"]
+        html_path = summary["report"]["html"].split(reports.root, 1)[1].lstrip("/")
+        use_airflow_secrets_masker()
+        alert = send_monitoring_alert(
+            project, summary,
+            transport=ConnectionTransport(project.alerts.get("smtp_conn_id", "smtp_default")),
+            sender=default_sender(),
+            actions=[retrain["reason"], f"saved the full report to {summary['report']['html']} and logged it "
+                     f"to the MLflow run of {project.model_name} v{summary['model_version']}"],
+            # The email names the report's own URI: a presigned URL is a credential, which emails never carry.
+            run_url=dag_run_url(ti.dag_id, ti.run_id), report_url=summary["report"]["html"],
+            mlflow_run_url=mlflow_run_url, report_html=reports.read_bytes(html_path),
+        )
+        self.log.warning("on-call alert for %s %s (%s): %s", project.name, summary["day"], summary["kind"], alert)
+        return alert

@@ -1,24 +1,21 @@
 """Operators that move the ``champion`` alias: gated promotion of a challenger, rollback, and the on-call router.
 
-Both take the per-model lock of ``core.registry``; with several worker hosts, also put these tasks in an
-Airflow pool of size 1 (e.g. ``pool="mlops_registry"``) so only one alias writer runs at a time.
+Both take the per-model lock of :mod:`mlops_provider.io.model_store`; with several worker hosts, also put
+these tasks in an Airflow pool of size 1 (the DAGs use ``dag_factory.PROMOTION_POOL``) so only one alias
+writer runs at a time.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.links.artifacts import MlflowRunLink, ModelVersionLink
-from mlops_provider.operators.base import MlopsBaseBranchOperator, MlopsBaseOperator
+from mlops_provider.operators.base import MlflowBaseOperator, MlopsBaseBranchOperator
 from mlops_provider.operators.common import json_safe
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-log = logging.getLogger(__name__)
 
 
 def check_model_ops_request(action: str, version: str | None) -> None:
@@ -38,19 +35,19 @@ def check_model_ops_request(action: str, version: str | None) -> None:
         raise ModelOpsRequestError(f"action={action!r}: expected 'rollback' or 'promote'")
 
 
-def _latest_scored_day(lake_conn_id: str, project: Any) -> str | None:
-    """The newest predictions partition: what scoring redoes when the champion changes by hand."""
-    from mlops_provider.domain.layout import predictions_table
-    from mlops_provider.hooks.lake import LakeHook
+class _AliasOperator(MlflowBaseOperator):
+    """What promotion and rollback share: announcing a new champion so scoring redoes the newest scored day."""
 
-    scored = LakeHook(lake_conn_id=lake_conn_id).get_conn().partitions(predictions_table(project))
-    return scored[-1].isoformat() if scored else None
+    def announce_champion(self, context: Context, result: dict[str, Any]) -> None:
+        """Emit ``{"day": <newest predictions partition>, "model_name", "version"}`` on ``outlets`` (if any)."""
+        if not self.outlets:
+            return
+        from mlops_provider.domain.layout import predictions_table
 
-
-def _announce(context: Context, outlets: list[Any], extra: dict[str, Any]) -> None:
-    from mlops_provider.operators.announce import _emit
-
-    _emit(context, outlets, {k: v for k, v in extra.items() if v is not None})
+        scored = self.lake.partitions(predictions_table(self.project))
+        extra = {"day": scored[-1].isoformat() if scored else None, "model_name": result["model_name"],
+                 "version": result["version"]}
+        self.emit_asset_events(context, {k: v for k, v in extra.items() if v is not None})
 
 
 class ModelOpsActionOperator(MlopsBaseBranchOperator):
@@ -73,7 +70,7 @@ class ModelOpsActionOperator(MlopsBaseBranchOperator):
         return self.action
 
 
-class PromoteModelOperator(MlopsBaseOperator):
+class PromoteModelOperator(_AliasOperator):
     """Compare a challenger with the champion on the challenger's holdout; promote it or record why not.
 
     A refusal is a successful task returning ``{"promoted": False, "reason": ...}``: the pipeline worked,
@@ -87,42 +84,25 @@ class PromoteModelOperator(MlopsBaseOperator):
     operator_extra_links = (ModelVersionLink(), MlflowRunLink())
     ui_color = "#d7f0e3"
 
-    def __init__(
-        self,
-        *,
-        project_name: str,
-        version: str | int | None = None,
-        approved: bool = False,
-        skip_if_refused: bool = False,
-        request_reason: str | None = None,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
-        lake_conn_id: str = "mlops_lake_default",
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, version: str | int | None = None, approved: bool = False, skip_if_refused: bool = False,
+                 request_reason: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.project_name = project_name
         self.version = version
         self.approved = approved
         self.skip_if_refused = skip_if_refused
         self.request_reason = request_reason
-        self.mlflow_conn_id = mlflow_conn_id
-        self.lake_conn_id = lake_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.config.project import load_project
         from mlops_provider.io import model_store
         from mlops_provider.stages.promote import gate_and_promote
 
-        project = load_project(self.project_name)
-        hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        hook, ti = self.mlflow_hook, context["ti"]
         version = None if self.version in (None, "", "None", "challenger") else str(self.version).strip()
         check_model_ops_request("promote", version)
         with hook.environment():
-            result = gate_and_promote(
-                project, hook.get_conn(), version=version,
-                tracking_uri=hook.tracking_uri, registry_uri=hook.registry_uri, approved=self.approved,
-                decision_key=f"{context['ti'].dag_id}|{context['ti'].run_id}|{context['ti'].task_id}",
-            )
+            result = gate_and_promote(self.project, hook.get_conn(), version=version, tracking_uri=hook.tracking_uri,
+                                      registry_uri=hook.registry_uri, approved=self.approved,
+                                      decision_key=f"{ti.dag_id}|{ti.run_id}|{ti.task_id}")
             result["shadow"] = model_store.shadow_record(hook.get_conn(), result["model_name"], result["version"])
             if self.request_reason:
                 hook.get_conn().set_model_version_tag(result["model_name"], str(result["version"]),
@@ -130,25 +110,26 @@ class PromoteModelOperator(MlopsBaseOperator):
         ModelVersionLink.persist(context, url=hook.model_version_url(result["model_name"], result["version"]))
         if result.get("run_id"):
             MlflowRunLink.persist(context, url=hook.run_url(result["run_id"]))
+        self._log_decision(result)
+        if not result["promoted"] and self.skip_if_refused:
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            ti.xcom_push(key="return_value", value=json_safe(result))
+            raise AirflowSkipException(f"{result['model_name']} v{result['version']} not promoted: {result['reason']}")
+        if result["promoted"]:
+            self.announce_champion(context, result)
+        return json_safe(result)
+
+    def _log_decision(self, result: dict[str, Any]) -> None:
         if result["shadow"]["days"]:
             self.log.info("shadow record of v%s: %s", result["version"], result["shadow"])
         if result["promoted"]:
             self.log.info("%s v%s is champion: %s", result["model_name"], result["version"], result["reason"])
         else:
             self.log.warning("%s v%s NOT promoted: %s", result["model_name"], result["version"], result["reason"])
-            if self.skip_if_refused:
-                from airflow.sdk.exceptions import AirflowSkipException
-
-                context["ti"].xcom_push(key="return_value", value=json_safe(result))
-                raise AirflowSkipException(f"{result['model_name']} v{result['version']} not promoted: "
-                                           f"{result['reason']}")
-        if self.outlets and result["promoted"]:
-            _announce(context, self.outlets, {"day": _latest_scored_day(self.lake_conn_id, project),
-                                              "model_name": result["model_name"], "version": result["version"]})
-        return json_safe(result)
 
 
-class RollbackModelOperator(MlopsBaseOperator):
+class RollbackModelOperator(_AliasOperator):
     """Point ``champion`` back at ``previous_champion`` (``to="previous"``) or at an explicit version.
 
     ``reason`` (an on-call's words) is recorded on the version that becomes champion. The rollback
@@ -159,40 +140,24 @@ class RollbackModelOperator(MlopsBaseOperator):
     operator_extra_links = (ModelVersionLink(),)
     ui_color = "#f6d8d8"
 
-    def __init__(
-        self,
-        *,
-        project_name: str,
-        to: str | int = "previous",
-        reason: str | None = None,
-        mlflow_conn_id: str = MlflowHook.default_conn_name,
-        lake_conn_id: str = "mlops_lake_default",
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, *, to: str | int = "previous", reason: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.project_name = project_name
         self.to = to
         self.reason = reason
-        self.mlflow_conn_id = mlflow_conn_id
-        self.lake_conn_id = lake_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from mlops_provider.config.project import load_project
         from mlops_provider.io import model_store
 
-        project = load_project(self.project_name)
-        hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        hook = self.mlflow_hook
         to = str(self.to).strip() or "previous"
         check_model_ops_request("rollback", to)
         with hook.environment():
-            result = model_store.rollback(hook.get_conn(), project.model_name, to=to)
+            result = model_store.rollback(hook.get_conn(), self.project.model_name, to=to)
             if self.reason:
                 hook.get_conn().set_model_version_tag(result["model_name"], str(result["version"]),
                                                       "rollback_reason", str(self.reason)[:500])
         ModelVersionLink.persist(context, url=hook.model_version_url(result["model_name"], result["version"]))
         self.log.warning("%s rolled back: champion v%s -> v%s", result["model_name"], result["rolled_back_from"],
                          result["version"])
-        if self.outlets:
-            _announce(context, self.outlets, {"day": _latest_scored_day(self.lake_conn_id, project),
-                                              "model_name": result["model_name"], "version": result["version"]})
+        self.announce_champion(context, result)
         return result

@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.hooks.mlflow import MlflowHook
 from mlops_provider.links.artifacts import MlflowRunLink, ModelVersionLink, dag_run_url
-from mlops_provider.operators.base import MlopsBaseOperator
+from mlops_provider.operators.base import FeastBaseOperator, MlflowBaseOperator
 from mlops_provider.operators.common import int_or_none, json_safe
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
-
-log = logging.getLogger(__name__)
 
 
 def git_commit() -> str:
@@ -33,7 +30,7 @@ def git_commit() -> str:
         return "unknown"
 
 
-class TrainModelOperator(MlopsBaseOperator):
+class TrainModelOperator(MlflowBaseOperator, FeastBaseOperator):
     """Train the project's model on the labelled days up to ``as_of`` and register it as ``challenger``.
 
     Retries of the same DAG run reuse the version an earlier try registered (looked up by the run id
@@ -50,35 +47,18 @@ class TrainModelOperator(MlopsBaseOperator):
     operator_extra_links = (MlflowRunLink(), ModelVersionLink())
     ui_color = "#e3ecfa"
 
-    def __init__(self, *, project_name: str, as_of: str, window_days: int | str | None = None,
-                 hpo_trials: int | str | None = None, trigger: str = "nightly",
-                 mlflow_conn_id: str = MlflowHook.default_conn_name, feast_conn_id: str = "feast_default",
-                 lake_conn_id: str = "mlops_lake_default", **kwargs: Any) -> None:
+    def __init__(self, *, as_of: str, window_days: int | str | None = None, hpo_trials: int | str | None = None,
+                 trigger: str = "nightly", **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.project_name = project_name
         self.as_of = as_of
         self.window_days = window_days
         self.hpo_trials = hpo_trials
         self.trigger = trigger
-        self.mlflow_conn_id = mlflow_conn_id
-        self.feast_conn_id = feast_conn_id
-        self.lake_conn_id = lake_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
-        from airflow.sdk.exceptions import AirflowSkipException
-
-        from mlops_provider.config.project import load_project
-        from mlops_provider.exceptions import ModelNotFoundError, TrainingDataError
-        from mlops_provider.hooks.feast import FeastHook
-        from mlops_provider.hooks.lake import LakeHook
-        from mlops_provider.io import model_store
         from mlops_provider.stages.train import run_train
 
-        project = load_project(self.project_name)
-        lake_hook = LakeHook(lake_conn_id=self.lake_conn_id)
-        lake = lake_hook.get_conn()
-        mlflow_hook = MlflowHook(mlflow_conn_id=self.mlflow_conn_id)
-        ti = context["ti"]
+        project, mlflow_hook, ti = self.project, self.mlflow_hook, context["ti"]
         tags = {
             "airflow_dag_id": ti.dag_id, "airflow_run_id": ti.run_id, "airflow_task_id": ti.task_id,
             "airflow_try_number": str(ti.try_number), "airflow_run_url": dag_run_url(ti.dag_id, ti.run_id),
@@ -87,24 +67,13 @@ class TrainModelOperator(MlopsBaseOperator):
         self.log.info("training %s as of %s (window %s days, %s HPO trials, trigger %s)", project.model_name,
                       self.as_of, self.window_days or project.model.get("training_window_days"),
                       self.hpo_trials or project.model.get("hpo_trials"), tags["trigger"])
-        with mlflow_hook.environment():
-            try:
-                result = run_train(
-                    project, lake=lake, reports=lake_hook.get_reports(),
-                    feature_store=FeastHook(project, feast_conn_id=self.feast_conn_id, lake=lake).feature_store(),
-                    as_of=self.as_of, tracking_uri=mlflow_hook.tracking_uri, registry_uri=mlflow_hook.registry_uri,
-                    artifact_location=mlflow_hook.artifact_location(project.name),
-                    window_days=int_or_none(self.window_days), hpo_trials=int_or_none(self.hpo_trials),
-                    run_tags=tags,
-                )
-            except TrainingDataError as exc:
-                try:
-                    champion = model_store.aliases(mlflow_hook.get_conn(), project.model_name)[model_store.CHAMPION]
-                except ModelNotFoundError:
-                    champion = None
-                if champion is None:
-                    raise AirflowSkipException(f"not enough labelled data yet to train a first model: {exc}") from exc
-                raise
+        with mlflow_hook.environment(), self._skipped_until_a_first_model():
+            result = run_train(
+                project, lake=self.lake, reports=self.reports, feature_store=self.feature_store, as_of=self.as_of,
+                tracking_uri=mlflow_hook.tracking_uri, registry_uri=mlflow_hook.registry_uri,
+                artifact_location=mlflow_hook.artifact_location(project.name),
+                window_days=int_or_none(self.window_days), hpo_trials=int_or_none(self.hpo_trials), run_tags=tags,
+            )
         MlflowRunLink.persist(context, url=mlflow_hook.run_url(result["run_id"]))
         ModelVersionLink.persist(context, url=mlflow_hook.model_version_url(result["model_name"], result["version"]))
         primary = project.promotion["primary_metric"]
@@ -114,3 +83,21 @@ class TrainModelOperator(MlopsBaseOperator):
                       " [reused from an earlier try]" if result.get("reused") else "")
         return json_safe({**result, "as_of": self.as_of, "trigger": tags["trigger"]})
 
+    @contextmanager
+    def _skipped_until_a_first_model(self) -> Iterator[None]:
+        """Too little labelled data skips the task while no champion exists (the pipeline is filling up)."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from mlops_provider.exceptions import ModelNotFoundError, TrainingDataError
+        from mlops_provider.io import model_store
+
+        try:
+            yield
+        except TrainingDataError as exc:
+            try:
+                champion = model_store.aliases(self.mlflow_hook.get_conn(), self.project.model_name)[model_store.CHAMPION]
+            except ModelNotFoundError:
+                champion = None
+            if champion is None:
+                raise AirflowSkipException(f"not enough labelled data yet to train a first model: {exc}") from exc
+            raise
