@@ -177,7 +177,7 @@ def run_scenario(project_name: str, scenario: str, rows: int) -> dict[str, Any]:
 
     _warm_up()
     project = load_project(project_name)
-    features = list(project.features["transaction_features"])
+    features = list(project.features["record"]["columns"])
     ref = generate_day(project, dt.date(2024, 1, 8), rows, "clean")
     cur = generate_day(project, dt.date(2024, 1, 9), rows, scenario)
     t0 = time.perf_counter()

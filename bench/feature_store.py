@@ -60,7 +60,7 @@ def _prepare(rows: int) -> tuple[Any, Any]:
     for col in (F.EVENT_TIMESTAMP, F.CREATED_TIMESTAMP):
         frame[col] = frame[col].astype("datetime64[us, UTC]")
     for name in F.entity_feature_names(project):
-        if name.startswith(("txn_count_", "distinct_categories_")):
+        if name.startswith(("customer__count_", "customer__merchant_category_distinct_count_")):
             frame[name] = rng.integers(0, 50, rows).astype("int64")
         else:
             frame[name] = rng.random(rows) * 100

@@ -58,12 +58,12 @@ def test_materialize_into_redis_and_read_back(redis_db, mlops_home, fraud_projec
           f"= {rate:,.0f} rows/s over {result['chunks']} chunks")
     assert redis_db.dbsize() > 0
 
-    offline = lake.read("fraud/features/entity", DAYS[-1]).set_index("customer_id")
+    offline = lake.read("fraud/features/entity/customer", DAYS[-1]).set_index("customer_id")
     customers = list(offline.index[:20])
     online = hook.get_online_features([{"customer_id": c} for c in customers])
     for i, customer in enumerate(customers):
-        assert online["txn_count_30d"][i] == offline.loc[customer, "txn_count_30d"]
-        assert online["amount_mean_30d"][i] == pytest.approx(offline.loc[customer, "amount_mean_30d"])
+        assert online["customer__count_30d"][i] == offline.loc[customer, "customer__count_30d"]
+        assert online["customer__amount_mean_30d"][i] == pytest.approx(offline.loc[customer, "customer__amount_mean_30d"])
     assert hook.check_freshness(DAYS[-1], sample_size=200)["mismatches"] == 0
 
     # Redis keeps the newest event time per entity: re-materializing an older window changes nothing.
@@ -74,8 +74,8 @@ def test_materialize_into_redis_and_read_back(redis_db, mlops_home, fraud_projec
     # with different values under the same event time is NOT refreshed online; the check must say so.
     victim = offline.index[0]
     recomputed = offline.reset_index()
-    recomputed.loc[recomputed["customer_id"] == victim, "txn_count_30d"] += 5
-    lake.write("fraud/features/entity", DAYS[-1], recomputed)
+    recomputed.loc[recomputed["customer_id"] == victim, "customer__count_30d"] += 5
+    lake.write("fraud/features/entity/customer", DAYS[-1], recomputed)
     hook.materialize(F.feature_timestamp(DAYS[-1]), F.feature_timestamp(DAYS[-1]))
-    with pytest.raises(FeatureFreshnessError, match=f"customer_id={victim} txn_count_30d"):
+    with pytest.raises(FeatureFreshnessError, match=f"customer_id={victim} customer__count_30d"):
         hook.check_freshness(DAYS[-1], sample_size=len(offline))

@@ -54,20 +54,20 @@ def _expected(raw: pd.DataFrame, customer: str, day: dt.date) -> dict[str, float
     out = {}
     for w in (1, 7, 30):
         win = ev[(date > day - dt.timedelta(days=w)) & (date <= day)]
-        out[f"txn_count_{w}d"] = len(win)
-        out[f"amount_sum_{w}d"] = win["amount"].sum()
-        out[f"amount_mean_{w}d"] = win["amount"].mean() if len(win) else 0.0
+        out[f"customer__count_{w}d"] = len(win)
+        out[f"customer__amount_sum_{w}d"] = win["amount"].sum()
+        out[f"customer__amount_mean_{w}d"] = win["amount"].mean() if len(win) else 0.0
     win = ev[(date > day - dt.timedelta(days=30)) & (date <= day)]
-    out["distinct_categories_30d"] = win["merchant_category"].nunique()
-    out["foreign_share_30d"] = (win["country"] != "US").mean()
+    out["customer__merchant_category_distinct_count_30d"] = win["merchant_category"].nunique()
+    out["customer__country_share_us_30d"] = (win["country"] == "US").mean()
     end_of_day = pd.Timestamp(day + dt.timedelta(days=1))
-    out["hours_since_last_event"] = (end_of_day - win["event_timestamp"].max()) / pd.Timedelta(hours=1)
+    out["customer__hours_since_last"] = (end_of_day - win["event_timestamp"].max()) / pd.Timedelta(hours=1)
     return out
 
 
 def test_entity_aggregates_match_pandas(world):
     lake, raw, day = world["lake"], world["raw"], DAYS[-1]
-    table = lake.read("fraud/features/entity", day)
+    table = lake.read("fraud/features/entity/customer", day)
     assert table["customer_id"].is_unique
     assert set(table["customer_id"]) == set(raw.loc[raw["event_timestamp"].dt.date <= day, "customer_id"])
     assert (table["event_timestamp"] == pd.Timestamp("2024-03-05", tz="UTC")).all()
@@ -77,7 +77,7 @@ def test_entity_aggregates_match_pandas(world):
         row = table.set_index("customer_id").loc[customer]
         for name, value in _expected(raw, customer, day).items():
             assert row[name] == pytest.approx(value, rel=1e-9), (customer, name)
-    assert table.set_index("customer_id").loc[idle_today, "txn_count_1d"] == 0
+    assert table.set_index("customer_id").loc[idle_today, "customer__count_1d"] == 0
 
 
 def test_record_features_typed_for_the_model(world):
@@ -96,24 +96,24 @@ def test_definitions_and_references(world):
     from mlops_provider.io import feast_repo as R
 
     project, store = world["project"], world["hook"].store
-    assert {fv.name for fv in store.list_feature_views()} == {"fraud_entity_aggregates", "fraud_record_features"}
-    assert store.get_feature_view("fraud_entity_aggregates").ttl == dt.timedelta(days=31)
+    assert {fv.name for fv in store.list_feature_views()} == {"fraud_customer_aggregates", "fraud_record_features"}
+    assert store.get_feature_view("fraud_customer_aggregates").ttl == dt.timedelta(days=31)
     assert store.get_feature_service("fraud_classifier")
     refs = R.feature_references(project)
-    assert "fraud_entity_aggregates:amount_mean_7d" in refs and "fraud_record_features:hour_of_day" in refs
+    assert "fraud_customer_aggregates:customer__amount_mean_7d" in refs and "fraud_record_features:hour_of_day" in refs
     assert R.feature_names(project)[-1] == "hour_of_day"
 
 
 def test_materialize_and_online_read(world):
     hook, lake, day = world["hook"], world["lake"], DAYS[-1]
     assert world["materialized"]["chunks"] == 2
-    offline = lake.read("fraud/features/entity", day).set_index("customer_id")
+    offline = lake.read("fraud/features/entity/customer", day).set_index("customer_id")
     customers = list(offline.index[:3])
     online = hook.get_online_features([{"customer_id": c} for c in customers] + [{"customer_id": "nobody"}])
     for i, customer in enumerate(customers):
-        assert online["txn_count_30d"][i] == offline.loc[customer, "txn_count_30d"]
-        assert online["amount_sum_7d"][i] == pytest.approx(offline.loc[customer, "amount_sum_7d"])
-    assert online["txn_count_30d"][3] is None
+        assert online["customer__count_30d"][i] == offline.loc[customer, "customer__count_30d"]
+        assert online["customer__amount_sum_7d"][i] == pytest.approx(offline.loc[customer, "customer__amount_sum_7d"])
+    assert online["customer__count_30d"][3] is None
     assert hook.check_freshness(day)["mismatches"] == 0
 
 
@@ -142,21 +142,21 @@ def test_point_in_time_join_never_sees_the_future(world):
         ev = raw[(raw["customer_id"] == row.customer_id)]
         before = ev[ev["event_timestamp"].dt.tz_localize("UTC") < t.normalize()]
         # Every event counted happened strictly before the start of t's day, hence before t.
-        assert row.txn_count_30d == len(before[before["event_timestamp"].dt.date > known_day - dt.timedelta(days=30)])
-        partition = lake.read("fraud/features/entity", known_day).set_index("customer_id")
+        assert row.customer__count_30d == len(before[before["event_timestamp"].dt.date > known_day - dt.timedelta(days=30)])
+        partition = lake.read("fraud/features/entity/customer", known_day).set_index("customer_id")
         if known_day >= DAYS[0]:
-            assert row.amount_sum_7d == pytest.approx(partition.loc[row.customer_id, "amount_sum_7d"])
-        later = lake.read("fraud/features/entity", t.date()).set_index("customer_id")
-        if t.date() <= DAYS[-1] and later.loc[row.customer_id, "txn_count_30d"] != row.txn_count_30d:
+            assert row.customer__amount_sum_7d == pytest.approx(partition.loc[row.customer_id, "customer__amount_sum_7d"])
+        later = lake.read("fraud/features/entity/customer", t.date()).set_index("customer_id")
+        if t.date() <= DAYS[-1] and later.loc[row.customer_id, "customer__count_30d"] != row.customer__count_30d:
             later_differs += 1
     assert later_differs >= len(entity_df)  # each real event's own-day partition counts it: a leak would show
 
     by_ts = result.set_index("event_timestamp")
     at_midnight = by_ts.loc[midnight]
     just_before = by_ts.loc[midnight - pd.Timedelta(microseconds=1)]
-    assert at_midnight["txn_count_30d"] == len(
+    assert at_midnight["customer__count_30d"] == len(
         raw[(raw["customer_id"] == first["customer_id"]) & (raw["event_timestamp"] < midnight.tz_localize(None))])
-    assert just_before["txn_count_30d"] == len(
+    assert just_before["customer__count_30d"] == len(
         raw[(raw["customer_id"] == first["customer_id"])
             & (raw["event_timestamp"] < (midnight - pd.Timedelta(days=1)).tz_localize(None))])
     # Record features come from the record itself.
@@ -212,16 +212,16 @@ def test_fast_retrieval_equals_feast_join_row_for_row(world):
             assert (a.isna() == b.isna()).all() and (a[a.notna()].astype(str) == b[b.notna()].astype(str)).all(), name
     # The edge rows really differ: the 31-day-old partition is admitted at exactly midnight, not after it.
     at_edge, after_edge = fast.iloc[len(events) + 2], fast.iloc[len(events) + 3]
-    assert at_edge["txn_count_30d"] > 0 and after_edge["txn_count_30d"] == 0
+    assert at_edge["customer__count_30d"] > 0 and after_edge["customer__count_30d"] == 0
 
 
 def test_partition_being_written_is_invisible_to_feast(world):
     """A hidden temporary file of an in-flight partition write must not reach the point-in-time join."""
     lake, hook, day = world["lake"], world["hook"], DAYS[1]
-    partition = lake.read("fraud/features/entity", day)
-    ghost = partition.assign(txn_count_30d=999_999,
+    partition = lake.read("fraud/features/entity/customer", day)
+    ghost = partition.assign(customer__count_30d=999_999,
                              created_timestamp=partition["created_timestamp"] + pd.Timedelta(days=1))
-    tmp = lake.partition_dir("fraud/features/entity", day) + "/.tmp-inflight.parquet"
+    tmp = lake.partition_dir("fraud/features/entity/customer", day) + "/.tmp-inflight.parquet"
     ghost.to_parquet(tmp, index=False)
     try:
         customers = partition["customer_id"].iloc[:5]
@@ -230,11 +230,11 @@ def test_partition_being_written_is_invisible_to_feast(world):
         result = hook.get_historical_features(entity_df)
     finally:
         lake.fs.delete_file(tmp)
-    assert (result["txn_count_30d"] < 999_999).all()
+    assert (result["customer__count_30d"] < 999_999).all()
     # No record id matched: Feast's Dask store fails on such a view; the hook joins it as missing values.
     assert result["merchant_category"].isna().all() and len(result) == len(customers)
-    expected = partition.set_index("customer_id").loc[customers, "txn_count_30d"].to_numpy()
-    assert (result.set_index("customer_id").loc[customers, "txn_count_30d"].to_numpy() == expected).all()
+    expected = partition.set_index("customer_id").loc[customers, "customer__count_30d"].to_numpy()
+    assert (result.set_index("customer_id").loc[customers, "customer__count_30d"].to_numpy() == expected).all()
 
 
 def test_rerun_is_idempotent(world):
@@ -242,19 +242,19 @@ def test_rerun_is_idempotent(world):
     from mlops_provider.stages import features as SF
 
     project, lake, hook, day = world["project"], world["lake"], world["hook"], DAYS[-1]
-    before = lake.read("fraud/features/entity", day).drop(columns=["created_timestamp"])
+    before = lake.read("fraud/features/entity/customer", day).drop(columns=["created_timestamp"])
     db = world["home"] / "feast" / "fraud" / "online.db"
     with sqlite3.connect(db) as conn:
-        rows_before = conn.execute("select count(*) from fraud_fraud_entity_aggregates").fetchone()[0]
+        rows_before = conn.execute("select count(*) from fraud_fraud_customer_aggregates").fetchone()[0]
     SF.compute_entity_features(project, lake, day)
     SF.compute_record_features(project, lake, day)
     hook.apply()
     hook.materialize(F.feature_timestamp(day - dt.timedelta(days=1)), F.feature_timestamp(day))
-    after = lake.read("fraud/features/entity", day).drop(columns=["created_timestamp"])
+    after = lake.read("fraud/features/entity/customer", day).drop(columns=["created_timestamp"])
     pd.testing.assert_frame_equal(before, after)
-    assert lake.partitions("fraud/features/entity") == DAYS
+    assert lake.partitions("fraud/features/entity/customer") == DAYS
     with sqlite3.connect(db) as conn:
-        assert conn.execute("select count(*) from fraud_fraud_entity_aggregates").fetchone()[0] == rows_before
+        assert conn.execute("select count(*) from fraud_fraud_customer_aggregates").fetchone()[0] == rows_before
     assert hook.check_freshness(day)["mismatches"] == 0
 
 
@@ -280,15 +280,15 @@ def test_tampered_online_value_is_detected(world):
     from mlops_provider.exceptions import FeatureFreshnessError
 
     lake, hook, day = world["lake"], world["hook"], DAYS[-1]
-    offline = lake.read("fraud/features/entity", day)
+    offline = lake.read("fraud/features/entity/customer", day)
     victim = offline.iloc[[7]].copy()
-    victim["amount_sum_7d"] = victim["amount_sum_7d"] + 1.0
-    hook.store.write_to_online_store("fraud_entity_aggregates", victim)
+    victim["customer__amount_sum_7d"] = victim["customer__amount_sum_7d"] + 1.0
+    hook.store.write_to_online_store("fraud_customer_aggregates", victim)
     with pytest.raises(FeatureFreshnessError) as err:
         hook.check_freshness(day, sample_size=len(offline))
     message = str(err.value)
-    assert victim["customer_id"].iloc[0] in message and "amount_sum_7d" in message
-    tampered, true = float(victim["amount_sum_7d"].iloc[0]), float(offline["amount_sum_7d"].iloc[7])
+    assert victim["customer_id"].iloc[0] in message and "customer__amount_sum_7d" in message
+    tampered, true = float(victim["customer__amount_sum_7d"].iloc[0]), float(offline["customer__amount_sum_7d"].iloc[7])
     assert f"online {tampered!r} != offline {true!r}" in message
     assert "1 value(s)" in message
 

@@ -60,7 +60,7 @@ def project() -> ProjectConfig:
 
 @pytest.fixture(scope="module")
 def features(project) -> list[str]:
-    return list(project.features["transaction_features"])
+    return list(project.features["record"]["columns"])
 
 
 def with_monitoring(project: ProjectConfig, **overrides) -> ProjectConfig:

@@ -64,17 +64,17 @@ def test_training_set_is_point_in_time_and_keeps_new_customers(world):
     # Every labelled event is there, including first transactions of customers without history.
     assert len(frame) == ROWS * (len(DAYS) - DELAY)
     first_day = frame[frame["event_timestamp"].dt.date == DAYS[0]]
-    assert len(first_day) == ROWS and (first_day["txn_count_30d"] == 0).all()
-    assert first_day["hours_since_last_event"].isna().all()
+    assert len(first_day) == ROWS and (first_day["customer__count_30d"] == 0).all()
+    assert first_day["customer__hours_since_last"].isna().all()
 
     raw = raw.assign(date=raw["event_timestamp"].dt.date)
     sample = frame.sample(n=300, random_state=0)
     for row in sample.itertuples(index=False):
         event_day = row.event_timestamp.date()
         history = raw[(raw["customer_id"] == row.customer_id) & (raw["date"] < event_day)]
-        assert row.txn_count_30d == len(history)
+        assert row.customer__count_30d == len(history)
         week = history[history["date"] >= event_day - dt.timedelta(days=7)]
-        assert row.amount_sum_7d == pytest.approx(week["amount"].sum())
+        assert row.customer__amount_sum_7d == pytest.approx(week["amount"].sum())
         # Nothing from the event's own day (or later) and nothing known only at label time.
         assert row.label_timestamp > row.event_timestamp
     assert set(training.feature_columns) <= set(frame.columns)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from mlops_provider.config import paths
+from mlops_provider.config.features import FeatureSpec, check_features, parse_features
 from mlops_provider.exceptions import ProjectConfigError
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -28,6 +29,16 @@ def bounds(key: str) -> dict[str, Any]:
     for part in key.split("."):
         node = node["properties"][part]
     return {k: node[k] for k in ("minimum", "maximum") if k in node}
+
+
+def schema_default(key: str) -> Any:
+    """The ``default`` of a dotted schema key (``"source.null_values"``), for code that runs without a project."""
+    import copy
+
+    node: dict[str, Any] = _schema()
+    for part in key.split("."):
+        node = node["properties"][part]
+    return copy.deepcopy(node["default"])
 
 
 def _apply_defaults(schema: dict[str, Any], data: dict[str, Any]) -> None:
@@ -99,6 +110,21 @@ class ProjectConfig:
         return self.raw["label"]["delay_days"]
 
     @property
+    def labels_in_record(self) -> bool:
+        """``label.from: record``: the label is a column of the record, held back ``delay_days`` after its event."""
+        return self.raw["label"].get("from", "feed") == "record"
+
+    @property
+    def label_feed(self) -> dict[str, Any]:
+        """The label feed's column names: ``record_id``, ``column`` (the label), ``arrived_at`` (may be None)."""
+        return self.raw["label"]["feed"]
+
+    @property
+    def null_values(self) -> list[str]:
+        """Values that become nulls at extraction (``source.null_values``)."""
+        return list(self.source["null_values"])
+
+    @property
     def columns(self) -> dict[str, dict[str, Any]]:
         return self.raw["columns"]
 
@@ -109,6 +135,16 @@ class ProjectConfig:
     @property
     def features(self) -> dict[str, Any]:
         return self.raw["features"]
+
+    @property
+    def entity_keys(self) -> list[str]:
+        """The key column of every entity (the main one first)."""
+        return [e.key for e in self.feature_spec.entities]
+
+    @cached_property
+    def feature_spec(self) -> FeatureSpec:
+        """The declared features, typed: entities, aggregations (with derived names), record features."""
+        return parse_features(self.raw)
 
     @property
     def model(self) -> dict[str, Any]:
@@ -132,8 +168,8 @@ class ProjectConfig:
 
     @property
     def input_columns(self) -> list[str]:
-        """Columns a batch carries at ingestion (the label arrives later, in its own table)."""
-        return [c for c in self.columns if c != self.label_column]
+        """Columns a batch carries at ingestion (the label too with ``label.from: record``, else it arrives later)."""
+        return [c for c in self.columns if self.labels_in_record or c != self.label_column]
 
     def dag_id(self, stage: str) -> str:
         return f"{self.name}__{stage}"
@@ -157,19 +193,93 @@ def _check_references(path: Path, data: dict[str, Any]) -> None:
     must_be_column("label.column", data["label"]["column"])
     if columns[data["event_timestamp"]]["type"] != "timestamp":
         raise ProjectConfigError(f"{path}: key 'columns.{data['event_timestamp']}.type': must be 'timestamp'")
-    for key in ("amount_column", "category_column", "home_column"):
-        if key in data["features"]:
-            must_be_column(f"features.{key}", data["features"][key])
-    for col in data["features"].get("transaction_features", []):
-        must_be_column("features.transaction_features", col)
-    source = data["source"]
-    needed = {"landing": ["path"], "postgres": ["table", "conn_id"], "s3": ["bucket", "prefix"]}[source["kind"]]
-    for key in needed:
-        if key not in source:
-            raise ProjectConfigError(f"{path}: key 'source.{key}': required when source.kind is '{source['kind']}'")
+    for key, problem in check_features(data):
+        raise ProjectConfigError(f"{path}: key '{key}': {problem}")
+    for key, column in (("entity.key", data["entity"]["key"]), ("record_id", data["record_id"])):
+        if columns[column].get("nullable"):
+            raise ProjectConfigError(f"{path}: key 'columns.{column}.nullable': the {key} column can never be "
+                                     "null (a record without it cannot be joined or aggregated); remove nullable")
     val = data.get("validation", {})
     if val.get("min_rows") and val.get("max_rows") and val["min_rows"] > val["max_rows"]:
         raise ProjectConfigError(f"{path}: key 'validation.min_rows': greater than validation.max_rows")
+
+
+FILE_KINDS = ("landing", "s3")
+_SOURCE_KEYS = {"landing": {"path"}, "postgres": {"table", "conn_id", "labels_table"},
+                "s3": {"bucket", "prefix", "conn_id"}}
+_FILE_KEYS = {"format", "pattern", "labels_pattern"}
+
+
+def check_pattern(pattern: str) -> str | None:
+    """What is wrong with a file pattern (``source.pattern``), or ``None``; used by config checks and tests."""
+    import datetime as dt
+    import string
+
+    try:
+        fields = [(name, spec, conv) for _, name, spec, conv in string.Formatter().parse(pattern) if name is not None]
+    except ValueError as exc:
+        return f"not a valid pattern ({exc}); write literal braces as {{{{ and }}}}"
+    unknown = sorted({name for name, _, _ in fields if name not in ("date", "format")})
+    if unknown:
+        return f"unknown placeholder(s) {unknown}: only {{date}} (or {{date:%Y%m%d}} etc.) and {{format}} exist"
+    if not any(name == "date" for name, _, _ in fields):
+        return "has no {date} placeholder, so every day would read the same file"
+    if any(conv for _, _, conv in fields) or any(spec for name, spec, _ in fields if name == "format"):
+        return "placeholders take no conversion (!r) and {format} takes no format spec"
+    try:
+        formatted = pattern.format(date=dt.date(2000, 11, 22), format="csv")
+    except (ValueError, TypeError) as exc:
+        return f"cannot be formatted with a date: {exc}"
+    if formatted.startswith("/") or ".." in formatted.split("/") or formatted.endswith("/"):
+        return "must be a relative file path below the source (no leading /, no .., not a directory)"
+    return None
+
+
+def _check_source(path: Path, data: dict[str, Any]) -> None:
+    """Checks of ``source`` and ``label`` on the file as written (before schema defaults are filled in)."""
+    source, label = data["source"], data["label"]
+    kind = source["kind"]
+    needed = {"landing": ["path"], "postgres": ["table", "conn_id"], "s3": ["bucket", "prefix"]}[kind]
+    for key in needed:
+        if key not in source:
+            raise ProjectConfigError(f"{path}: key 'source.{key}': required when source.kind is '{kind}'")
+    allowed = _SOURCE_KEYS[kind] | {"kind", "null_values"} | (_FILE_KEYS if kind in FILE_KINDS else set())
+    for key in source:
+        if key not in allowed:
+            kinds = [k for k, keys in _SOURCE_KEYS.items() if key in keys] or list(FILE_KINDS)
+            raise ProjectConfigError(f"{path}: key 'source.{key}': not used by a {kind} source "
+                                     f"(only by {' and '.join(kinds)}); remove it")
+    for key in ("pattern", "labels_pattern"):
+        if key in source and (problem := check_pattern(source[key])):
+            raise ProjectConfigError(f"{path}: key 'source.{key}': '{source[key]}' {problem}")
+    from_record = label.get("from", "feed") == "record"
+    if from_record:
+        for key, where in (("feed", "label.feed"), ("labels_table", "source.labels_table"),
+                           ("labels_pattern", "source.labels_pattern")):
+            if key in label or key in source:
+                raise ProjectConfigError(f"{path}: key '{where}': label.from is 'record' (the label is a column "
+                                         "of the record), so there is no label feed to describe; remove it")
+    elif kind == "postgres" and "arrived_at" in label.get("feed", {}) and label["feed"]["arrived_at"] is None:
+        raise ProjectConfigError(f"{path}: key 'label.feed.arrived_at': a postgres label feed is read by its "
+                                 "arrival timestamp column; name it")
+
+
+def _fill_source_and_label(path: Path, data: dict[str, Any]) -> None:
+    """Defaults that depend on other keys (the label feed's names are the record's own); file keys only for files."""
+    source, label = data["source"], data["label"]
+    if source["kind"] not in FILE_KINDS:
+        for key in _FILE_KEYS:
+            source.pop(key, None)
+    if label["from"] == "record":
+        source.pop("labels_pattern", None)
+        return
+    feed = label.setdefault("feed", {})
+    feed.setdefault("record_id", data["record_id"])
+    feed.setdefault("column", label["column"])
+    feed.setdefault("arrived_at", schema_default("label.feed.arrived_at"))
+    if "pattern" in source and source["pattern"] == source["labels_pattern"]:
+        raise ProjectConfigError(f"{path}: key 'source.labels_pattern': '{source['labels_pattern']}' is also "
+                                 "source.pattern, so the records would be read as labels; give the feed its own files")
 
 
 def _validate(path: Path, text: bytes) -> dict[str, Any]:
@@ -193,7 +303,9 @@ def _validate(path: Path, text: bytes) -> dict[str, Any]:
             key = ".".join(str(p) for p in err.absolute_path) or "<top level>"
             lines.append(f"{path}: key '{key}': {err.message}")
         raise ProjectConfigError("invalid project config:\n" + "\n".join(lines))
+    _check_source(path, data)
     _apply_defaults(_schema(), data)
+    _fill_source_and_label(path, data)
     _check_references(path, data)
     return data
 
@@ -219,7 +331,7 @@ def _validation_fingerprint() -> bytes | None:
     import jsonschema
 
     try:
-        parts = [_CACHE_FORMAT.encode(), Path(__file__).read_bytes(),
+        parts = [_CACHE_FORMAT.encode(), Path(__file__).read_bytes(), (Path(__file__).parent / "features.py").read_bytes(),
                  resources.files("mlops_provider").joinpath("config/project.schema.json").read_bytes(),
                  f"yaml {yaml.__version__} {_YAML_LOADER.__name__}".encode()]
         # jsonschema has no cheap version attribute (importlib.metadata costs ~1 ms): its install's stat will do.

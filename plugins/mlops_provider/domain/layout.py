@@ -38,14 +38,29 @@ def records_table(project: ProjectConfig) -> str:
     return f"{project.name}/records"
 
 
+#: The labels table's columns: the record id and the label (under the project's names) and this one.
+LABEL_TIMESTAMP = "label_timestamp"
+
+
 def labels_table(project: ProjectConfig) -> str:
-    """Labels, one partition per arrival day."""
+    """Labels, one partition per arrival day (published only when that day's ingest passed its gate)."""
     return f"{project.name}/labels"
 
 
-def entity_table(project: ProjectConfig) -> str:
-    """Per-entity window aggregates (a Feast offline source)."""
-    return f"{project.name}/features/entity"
+def staging_labels_table(project: ProjectConfig) -> str:
+    """The label feed's file of an arrival day, extracted and waiting for the day's gate (never read downstream)."""
+    return f"_staging/{project.name}/labels"
+
+
+def held_labels_table(project: ProjectConfig) -> str:
+    """Labels that came inside their records (``label.from: record``), by event day, validated and held back
+    until the ingest of their arrival day (event day + ``label.delay_days``) publishes them (never read downstream)."""
+    return f"_held/{project.name}/labels"
+
+
+def entity_table(project: ProjectConfig, entity: str | None = None) -> str:
+    """Window aggregates of one entity (default: the project's main entity), a Feast offline source."""
+    return f"{project.name}/features/entity/{entity or project.entity_name}"
 
 
 def record_table(project: ProjectConfig) -> str:

@@ -84,7 +84,7 @@ class FeastHook(BaseHook):
             views = [fv.name for fv in features.store.list_feature_views()]
             if views:
                 # One read proves the online store answers (an unknown key just comes back empty).
-                features.get_online_features([{self.project.entity_key: "__connection_test__"}])
+                features.get_online_features([{e.key: "__connection_test__" for e in self.project.feature_spec.entities}])
             return True, f"Feast project '{self.project.name}': {len(views)} feature views, online store " \
                          f"{features.online_store_type}"
         except Exception as exc:

@@ -27,6 +27,7 @@ from mlops_provider.exceptions import ProjectConfigError
 from mlops_provider.io.lake import PARTITION_FILE
 
 if TYPE_CHECKING:
+    from mlops_provider.config.features import Aggregation, Entity
     from mlops_provider.config.project import ProjectConfig
     from mlops_provider.io.lake import Lake
 
@@ -35,8 +36,14 @@ PARTITION_COLUMN = "dt"
 RECORD_TTL = dt.timedelta(days=1)
 
 
-def entity_view_name(project: ProjectConfig) -> str:
-    return f"{project.name}_entity_aggregates"
+def entity_view_name(project: ProjectConfig, entity: Entity | None = None) -> str:
+    """The feature view of one entity's aggregates (default: the main entity's)."""
+    return f"{project.name}_{(entity.name if entity else project.entity_name)}_aggregates"
+
+
+def entity_views(project: ProjectConfig) -> dict[str, Entity]:
+    """Feature view name -> the entity whose aggregates it serves, every entity of the project."""
+    return {entity_view_name(project, e): e for e in project.feature_spec.entities}
 
 
 def record_view_name(project: ProjectConfig) -> str:
@@ -53,14 +60,14 @@ def record_entity_name(project: ProjectConfig) -> str:
 
 def feature_references(project: ProjectConfig) -> list[str]:
     """Every ``view:feature`` reference the model uses, in a stable order (entity aggregates first)."""
-    return [f"{entity_view_name(project)}:{n}" for n in F.entity_feature_names(project)] + [
+    return online_feature_references(project) + [
         f"{record_view_name(project)}:{n}" for n in F.record_feature_names(project)
     ]
 
 
 def online_feature_references(project: ProjectConfig) -> list[str]:
     """References served from the online store: the entity aggregates (record features come with the request)."""
-    return [f"{entity_view_name(project)}:{n}" for n in F.entity_feature_names(project)]
+    return [f"{view}:{n}" for view, e in entity_views(project).items() for n in F.entity_feature_names(project, e)]
 
 
 def feature_names(project: ProjectConfig) -> list[str]:
@@ -134,42 +141,42 @@ def feature_definitions(project: ProjectConfig, lake: Lake) -> list[Any]:
 
     _check_reserved_columns(project)
     tags = {"project": project.name, "owner": project.owner, "config_hash": project.config_hash()}
-    entity, record = _entities(project, tags)
     # A custom S3 endpoint (MinIO, moto) travels with the source; None (local lake, AWS itself) = Feast's default.
     endpoint = (s3_settings(lake) or {}).get("endpoint_url") or None
-    entity_source = _file_source(lake, L.entity_table(project), f"{project.name}_entity_source", endpoint, tags,
-                                 "daily entity window aggregates (lake, one partition per day)")
+    objects, views = [], []
+    for entity in project.feature_spec.entities:
+        if not project.feature_spec.of(entity):
+            continue  # an entity without aggregations has no table and no view
+        feast_entity = _entity(project, entity.name, entity.key, f"{project.name}: {entity.name} aggregates are keyed by",
+                               tags)
+        source = _file_source(lake, L.entity_table(project, entity.name), f"{project.name}_{entity.name}_source",
+                              endpoint, tags, f"daily {entity.name} window aggregates (lake, one partition per day)")
+        views.append(_entity_view(project, entity, feast_entity, source, tags))
+        objects += [feast_entity, source]
+    record = _entity(project, record_entity_name(project), project.record_id, f"{project.name}: one scored record",
+                     tags)
     record_source = _file_source(lake, L.record_table(project), f"{project.name}_record_source", endpoint, tags,
                                  "per-record model inputs (lake, one partition per event day)")
-    entity_view = _entity_view(project, entity, entity_source, tags)
-    record_view = _record_view(project, record, record_source, tags)
-    service = FeatureService(
-        name=feature_service_name(project),
-        features=[entity_view, record_view],
-        description=f"every feature of model {project.model_name}",
-        tags=tags,
-    )
-    return [entity, record, entity_source, record_source, entity_view, record_view, service]
+    views.append(_record_view(project, record, record_source, tags))
+    service = FeatureService(name=feature_service_name(project), features=views,
+                             description=f"every feature of model {project.model_name}", tags=tags)
+    return [*objects, record, record_source, *views, service]
 
 
 def _check_reserved_columns(project: ProjectConfig) -> None:
     """Refuse a key or record feature named like the partition column Dask adds to every offline row."""
-    clash = {PARTITION_COLUMN} & {project.entity_key, project.record_id, *F.record_feature_names(project)}
+    keys = {e.key for e in project.feature_spec.entities}
+    clash = {PARTITION_COLUMN} & {*keys, project.record_id, *F.record_feature_names(project)}
     if clash:
         raise ProjectConfigError(f"{project.path}: column '{PARTITION_COLUMN}' is reserved for lake partitions")
 
 
-def _entities(project: ProjectConfig, tags: dict[str, str]) -> tuple[Any, Any]:
-    """The project's entity (keys the aggregates) and its record entity (keys the per-record features)."""
+def _entity(project: ProjectConfig, name: str, key: str, description: str, tags: dict[str, str]) -> Any:
+    """A Feast entity keyed by column ``key``."""
     from feast import Entity
 
-    entity_value_type, _ = _key_type(project, project.entity_key)
-    record_value_type, _ = _key_type(project, project.record_id)
-    entity = Entity(name=project.entity_name, join_keys=[project.entity_key], value_type=entity_value_type,
-                    description=f"{project.name}: the entity aggregates are keyed by", tags=tags)
-    record = Entity(name=record_entity_name(project), join_keys=[project.record_id], value_type=record_value_type,
-                    description=f"{project.name}: one scored record", tags=tags)
-    return entity, record
+    value_type, _ = _key_type(project, key)
+    return Entity(name=name, join_keys=[key], value_type=value_type, description=description, tags=tags)
 
 
 def _file_source(lake: Lake, table: str, name: str, endpoint: str | None, tags: dict[str, str],
@@ -190,45 +197,50 @@ def _file_source(lake: Lake, table: str, name: str, endpoint: str | None, tags: 
     )
 
 
-def _aggregate_type(name: str) -> Any:
-    """Feast type of an entity aggregate: counts are integers, everything else a float."""
-    from feast.types import Float64, Int64
+def _aggregate_type(project: ProjectConfig, agg: Aggregation) -> Any:
+    """Feast type of an aggregate: counts are integers, a last value keeps its column's kind, the rest float."""
+    from feast.types import Float64, Int64, String
 
-    return Int64 if name.startswith(("txn_count_", "distinct_categories_")) else Float64
+    if agg.integer:
+        return Int64
+    if agg.agg == "last" and project.columns[agg.column]["type"] in ("category", "string"):
+        return String
+    return Float64
 
 
-def _entity_view(project: ProjectConfig, entity: Any, source: Any, tags: dict[str, str]) -> Any:
-    """The online view of the entity window aggregates, kept for the longest window plus a day."""
+def _entity_view(project: ProjectConfig, entity: Entity, feast_entity: Any, source: Any, tags: dict[str, str]) -> Any:
+    """The online view of one entity's window aggregates, kept for its longest window plus a day."""
     from feast import FeatureView, Field
 
-    _, entity_field_type = _key_type(project, project.entity_key)
+    _, key_type = _key_type(project, entity.key)
+    aggregations = {a.name: a for a in project.feature_spec.of(entity)}
     return FeatureView(
-        name=entity_view_name(project),
-        entities=[entity],
-        ttl=dt.timedelta(days=F.max_window(project) + 1),
-        schema=[Field(name=project.entity_key, dtype=entity_field_type)]
-        + [Field(name=n, dtype=_aggregate_type(n)) for n in F.entity_feature_names(project)],
+        name=entity_view_name(project, entity),
+        entities=[feast_entity],
+        ttl=dt.timedelta(days=project.feature_spec.max_window(entity) + 1),
+        schema=[Field(name=entity.key, dtype=key_type)]
+        + [Field(name=n, dtype=_aggregate_type(project, a)) for n, a in aggregations.items()],
         source=source,
         online=True,
-        description=f"per-{project.entity_name} window aggregates known at the end of each day",
+        description=f"per-{entity.name} window aggregates known at the end of each day",
         tags=tags,
         owner=project.owner,
     )
 
 
 def _record_view(project: ProjectConfig, record: Any, source: Any, tags: dict[str, str]) -> Any:
-    """The offline-only view of each record's own model inputs (its columns and its hour of day)."""
+    """The offline-only view of each record's own model inputs (its columns and parts of its timestamp)."""
     from feast import FeatureView, Field
     from feast.types import Int64
 
     _, record_field_type = _key_type(project, project.record_id)
-    record_fields = [Field(name=c, dtype=_feast_type(project, c)) for c in F.record_feature_names(project)[:-1]]
+    fields = [Field(name=r.name, dtype=_feast_type(project, r.column) if r.column else Int64)
+              for r in project.feature_spec.record]
     return FeatureView(
         name=record_view_name(project),
         entities=[record],
         ttl=RECORD_TTL,
-        schema=[Field(name=project.record_id, dtype=record_field_type), *record_fields,
-                Field(name="hour_of_day", dtype=Int64)],
+        schema=[Field(name=project.record_id, dtype=record_field_type), *fields],
         source=source,
         # A record is scored once, from the request itself: copying every record into the online store
         # would cost writes per event and never be read, so this view is offline (training) only.

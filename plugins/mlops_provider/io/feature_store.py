@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import pandas as pd
     from feast import FeatureStore, RepoConfig
 
+    from mlops_provider.config.features import Entity
     from mlops_provider.config.project import ProjectConfig
     from mlops_provider.io.lake import Lake
 
@@ -137,7 +138,9 @@ class ProjectFeatureStore:
         from mlops_provider.domain import layout as L
         from mlops_provider.io import feast_repo as R
 
-        return {R.entity_view_name(self.project): L.entity_table(self.project)}
+        spec = self.project.feature_spec
+        return {R.entity_view_name(self.project, e): L.entity_table(self.project, e.name)
+                for e in spec.entities if spec.of(e)}
 
     def _read_window(self, table: str, start: dt.datetime, end: dt.datetime, key: str) -> pd.DataFrame:
         """Latest row per key with ``start <= event_timestamp <= end``, read one partition at a time."""
@@ -184,7 +187,7 @@ class ProjectFeatureStore:
         began = time.monotonic()
         for view_name, table in self._online_views().items():
             view = store.get_feature_view(view_name)
-            key = view.join_keys[0] if hasattr(view, "join_keys") else self.project.entity_key
+            key = view.join_keys[0]
             cursor, index = start, 0
             while cursor <= end:
                 index += 1
@@ -230,51 +233,59 @@ class ProjectFeatureStore:
 
     # -- freshness -----------------------------------------------------------------------------
     def check_freshness(self, day: str | dt.date, sample_size: int = 50) -> dict[str, Any]:
-        """Compare a seeded sample of entities' online values with the offline partition of ``day``.
+        """Compare a seeded sample of each entity's online values with the offline partition of ``day``.
 
         An online value must carry at least the partition's event time; it is compared with the offline
         row of the same event time (a later partition when a later day was already materialized).
         """
-        from mlops_provider.domain import features as F
         from mlops_provider.domain.layout import as_date
+
+        day, spec = as_date(day), self.project.feature_spec
+        results = [self._check_entity_freshness(day, e, sample_size) for e in spec.entities if spec.of(e)]
+        return {"day": day.isoformat(), "checked": sum(r["checked"] for r in results),
+                "features": sum(r["features"] for r in results), "mismatches": 0,
+                "online_store": self.online_store_type, "per_entity": results}
+
+    def _check_entity_freshness(self, day: dt.date, entity: Entity, sample_size: int) -> dict[str, Any]:
+        from mlops_provider.domain import features as F
         from mlops_provider.exceptions import FeatureFreshnessError
 
-        day = as_date(day)
-        key = self.project.entity_key
-        table = entity_table(self.project)
-        names = F.entity_feature_names(self.project)
+        key = entity.key
+        table = entity_table(self.project, entity.name)
+        names = F.entity_feature_names(self.project, entity)
         if not self.lake.exists(table, day):
             raise FeatureFreshnessError(f"no offline partition to check against: "
                                         f"{self.lake.uri(self.lake.partition_path(table, day))} does not exist")
         offline = self.lake.read(table, day, columns=[key, F.EVENT_TIMESTAMP, *names])
         if offline.empty:
-            return {"day": day.isoformat(), "checked": 0, "features": len(names), "mismatches": 0,
-                    "online_store": self.online_store_type}
+            return {"entity": entity.name, "checked": 0, "features": len(names), "mismatches": 0}
         # Seeded by the day: a retried check looks at the same entities.
         sample = offline.sample(n=min(sample_size, len(offline)), random_state=day.toordinal())
         sample = sample.set_index(key)
-        problems = self._freshness_problems(day, table, names, sample)
-        result = {"day": day.isoformat(), "checked": len(sample), "features": len(names),
-                  "mismatches": len(problems), "online_store": self.online_store_type}
+        problems = self._freshness_problems(day, entity, table, names, sample)
+        result = {"entity": entity.name, "checked": len(sample), "features": len(names),
+                  "mismatches": len(problems)}
         if problems:
             shown = "\n  ".join(problems[:10])
             raise FeatureFreshnessError(
                 f"Feast online store ({self.online_store_type}) disagrees with offline partition "
                 f"{self.lake.uri(self.lake.partition_path(table, day))} for {len(problems)} value(s) "
-                f"of {len(sample)} sampled entities:\n  {shown}"
+                f"of {len(sample)} sampled {entity.name} keys:\n  {shown}"
             )
-        log.info("freshness %s: %d entities x %d features match the offline partition (%s online store)",
-                 day, len(sample), len(names), self.online_store_type)
+        log.info("freshness %s: %d %s keys x %d features match the offline partition (%s online store)",
+                 day, len(sample), entity.name, len(names), self.online_store_type)
         return result
 
-    def _freshness_problems(self, day: dt.date, table: str, names: list[str], sample: pd.DataFrame) -> list[str]:
+    def _freshness_problems(self, day: dt.date, entity: Entity, table: str, names: list[str],
+                            sample: pd.DataFrame) -> list[str]:
         """Every online value of the ``sample`` entities that is missing, stale or differs from the offline one."""
         import pandas as pd
 
         from mlops_provider.domain import features as F
 
-        key = self.project.entity_key
-        online = self.get_online_features([{key: k} for k in sample.index], include_event_timestamps=True)
+        key = entity.key
+        online = self.get_online_features([{key: k} for k in sample.index], include_event_timestamps=True,
+                                          entity=entity)
         expected = F.feature_timestamp(day)
         expected_ts = int(pd.Timestamp(expected).timestamp())
         later: dict[int, pd.DataFrame] = {}
@@ -291,19 +302,18 @@ class ProjectFeatureStore:
                                     f"{dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()} < "
                                     f"{expected.isoformat()})")
                     continue
-                reference = sample if ts == expected_ts else self._later_partition(later, table, names, ts)
+                reference = sample if ts == expected_ts else self._later_partition(later, table, key, names, ts)
                 offline_value = _scalar(reference.at[entity, name]) if entity in reference.index else None
                 if not _same(value, offline_value):
                     problems.append(f"{key}={entity} {name}: online {value!r} != offline {offline_value!r}")
         return problems
 
-    def _later_partition(self, cache: dict[int, pd.DataFrame], table: str, names: list[str],
+    def _later_partition(self, cache: dict[int, pd.DataFrame], table: str, key: str, names: list[str],
                          ts: int) -> pd.DataFrame:
         """The offline rows (by entity key) stamped ``ts``, for online values a later materialization wrote."""
         if ts not in cache:
             # Partition d holds the aggregates stamped at midnight starting d + 1.
             newer_day = dt.datetime.fromtimestamp(ts, dt.UTC).date() - dt.timedelta(days=1)
-            key = self.project.entity_key
             cache[ts] = self.lake.read(table, newer_day, columns=[key, *names]).set_index(key)
         return cache[ts]
 
@@ -346,14 +356,16 @@ class ProjectFeatureStore:
         frame = frame.assign(**{row: np.arange(len(frame))})
         frame[EVENT] = pd.to_datetime(frame[EVENT], utc=True)
         out = frame
+        entity_views = R.entity_views(self.project)
         with R.s3_environment(self.lake):
             for projection in service.feature_view_projections:
                 names = [f.name for f in projection.features]
                 view = store.get_feature_view(projection.name)
                 if projection.name == R.record_view_name(self.project):
                     part = self._join_record_view(view, frame, names, row)
-                elif projection.name == R.entity_view_name(self.project) and _whole_days(view.ttl):
-                    part = self._join_daily_view(store, projection, frame, names, row)
+                elif projection.name in entity_views and _whole_days(view.ttl):
+                    part = self._join_daily_view(store, projection, frame, names, row,
+                                                 key=entity_views[projection.name].key)
                 else:
                     part = self._feast_join(store, projection, frame, names, row)
                 out = out.merge(part[[row, *names]], on=row, how="left", validate="one_to_one")
@@ -385,7 +397,7 @@ class ProjectFeatureStore:
         return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
 
     def _join_daily_view(self, store: FeatureStore, projection: Any, frame: pd.DataFrame, names: list[str],
-                         row: str) -> pd.DataFrame:
+                         row: str, *, key: str) -> pd.DataFrame:
         """Feast's join of a view stamped at midnights, run once per (entity, day) instead of once per event.
 
         For an event at ``t`` strictly inside day ``d`` the rows Feast may pick (``t - ttl <= ts <= t``,
@@ -395,7 +407,6 @@ class ProjectFeatureStore:
         """
         import pandas as pd
 
-        key = self.project.entity_key
         ts = frame[EVENT]
         day = ts.dt.floor("D")
         probe = ts.where(ts == day, day + pd.Timedelta(microseconds=1))
@@ -439,14 +450,19 @@ class ProjectFeatureStore:
         latest = cand.sort_values(["__feature_ts", F.CREATED_TIMESTAMP], kind="stable").drop_duplicates(row, keep="last")
         return wanted[[row]].merge(latest[[row, *names]], on=row, how="left", validate="one_to_one")
 
-    def get_online_features(self, entity_rows: list[dict[str, Any]],
-                            include_event_timestamps: bool = False) -> dict[str, list[Any]]:
-        """Latest online entity aggregates for ``entity_rows`` (``[{entity_key: value}, ...]``), column-wise."""
+    def get_online_features(self, entity_rows: list[dict[str, Any]], include_event_timestamps: bool = False,
+                            entity: Entity | None = None) -> dict[str, list[Any]]:
+        """Latest online aggregates for ``entity_rows`` (``[{key: value, ...}, ...]``), column-wise.
+
+        With ``entity``, only that entity's aggregates (rows need only its key); else every entity's.
+        """
         from mlops_provider.io import feast_repo as R
 
-        response = self.store.get_online_features(
-            features=R.online_feature_references(self.project), entity_rows=entity_rows
-        )
+        refs = R.online_feature_references(self.project)
+        if entity is not None:
+            view = R.entity_view_name(self.project, entity)
+            refs = [r for r in refs if r.split(":", 1)[0] == view]
+        response = self.store.get_online_features(features=refs, entity_rows=entity_rows)
         return response.to_dict(include_event_timestamps=include_event_timestamps)
 
 

@@ -14,35 +14,40 @@ from mlops_provider.domain import features as F
 from mlops_provider.domain.layout import as_date, entity_table, record_table, records_table
 
 if TYPE_CHECKING:
+    from mlops_provider.config.features import Entity
     from mlops_provider.config.project import ProjectConfig
     from mlops_provider.io.lake import Lake
 
 log = logging.getLogger(__name__)
 
 
-def compute_entity_features(project: ProjectConfig, lake: Lake, day: str | dt.date) -> dict[str, Any]:
-    """Write partition ``day`` of ``<project>/features/entity``: one row per entity seen in the largest window."""
-    day = as_date(day)
-    big = F.max_window(project)
+def compute_entity_table(project: ProjectConfig, lake: Lake, entity: Entity, day: dt.date) -> dict[str, Any]:
+    """Write partition ``day`` of ``entity``'s aggregate table: one row per key seen in its longest window."""
+    big = project.feature_spec.max_window(entity)
     start = day - dt.timedelta(days=big - 1)
-    dailies, pair_frames, source_rows, days_read = [], [], 0, 0
+    table = entity_table(project, entity.name)
+    partials, source_rows, days_read = [], 0, 0
     for d in (start + dt.timedelta(days=i) for i in range(big)):
         if not lake.exists(records_table(project), d):
             continue
-        records = lake.read(records_table(project), d, columns=F.entity_source_columns(project))
+        records = lake.read(records_table(project), d, columns=F.entity_source_columns(project, entity))
         source_rows += len(records)
         days_read += 1
-        daily, pairs = F.daily_partials(project, records)
-        dailies.append(daily)
-        if pairs is not None:
-            pair_frames.append(pairs)
-    log.info("%s: read %d records from %d of %d days (%s..%s)", entity_table(project), source_rows, days_read,
-             big, start, day)
-    out = F.entity_features(project, day, dailies, pair_frames)
-    uri = lake.write(entity_table(project), day, out)
-    log.info("%s: %d entities for %s -> %s", entity_table(project), len(out), day, uri)
-    return {"table": entity_table(project), "day": day.isoformat(), "rows": len(out), "entities": len(out),
-            "source_rows": source_rows, "uri": uri}
+        partials.append(F.daily_partials(project, entity, records))
+    log.info("%s: read %d records from %d of %d days (%s..%s)", table, source_rows, days_read, big, start, day)
+    out = F.entity_features(project, entity, day, partials)
+    uri = lake.write(table, day, out)
+    log.info("%s: %d %s keys, %d features for %s -> %s", table, len(out), entity.name,
+             len(project.feature_spec.of(entity)), day, uri)
+    return {"table": table, "entities": len(out), "source_rows": source_rows, "uri": uri}
+
+
+def compute_entity_features(project: ProjectConfig, lake: Lake, day: str | dt.date) -> dict[str, Any]:
+    """Write partition ``day`` of every entity's aggregate table (the main entity's summary first)."""
+    day = as_date(day)
+    per_entity = {e.name: compute_entity_table(project, lake, e, day) for e in project.feature_spec.entities}
+    main = per_entity[project.entity_name]
+    return {**main, "day": day.isoformat(), "rows": main["entities"], "per_entity": per_entity}
 
 
 def compute_record_features(project: ProjectConfig, lake: Lake, day: str | dt.date) -> dict[str, Any]:

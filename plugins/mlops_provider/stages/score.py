@@ -57,7 +57,8 @@ class _DayScorer:
         records = batch.to_pandas()
         entity_df = records.rename(columns={ts: F.EVENT_TIMESTAMP}) if ts != F.EVENT_TIMESTAMP else records
         entity_df[F.EVENT_TIMESTAMP] = utc_timestamps(entity_df[F.EVENT_TIMESTAMP])
-        entity_df[key] = entity_df[key].astype(str)
+        for entity_key in project.entity_keys:
+            entity_df[entity_key] = entity_df[entity_key].astype(str)
         frame = self.feature_store.get_historical_features(entity_df)
         with model_store.thread_limit():
             predictions = scoring.score_batch(
@@ -106,7 +107,7 @@ def run_score(project: ProjectConfig, *, lake: Lake, reports: Lake, feature_stor
 
     def batches() -> Iterator[pa.RecordBatch]:
         done = 0
-        columns = [project.record_id, project.entity_key, project.event_timestamp]
+        columns = list(dict.fromkeys([project.record_id, *project.entity_keys, project.event_timestamp]))
         for batch in source.iter_batches(batch_size=batch_rows, columns=columns):
             scored = scorer.score(batch)
             done += scored.num_rows

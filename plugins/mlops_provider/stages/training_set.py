@@ -33,14 +33,14 @@ LABEL_TIMESTAMP = "label_timestamp"
 def model_feature_columns(project: ProjectConfig) -> tuple[list[str], list[str]]:
     """``(feature columns, categorical ones)`` of the project's model, as the feature service returns them."""
     names = R.feature_names(project)
-    categorical = [n for n in names if project.columns.get(n, {}).get("type") in ("category", "string")]
-    return names, categorical
+    categorical = set(project.feature_spec.categorical_names(project.columns))
+    return names, [n for n in names if n in categorical]
 
 
 def monitored_features(project: ProjectConfig) -> list[str]:
     """The model features whose drift monitoring checks (``monitoring.features``, default all).
 
-    Window counts and sums grow while a customer's history fills up, so a young deployment (or a
+    Window counts and sums grow while an entity's history fills up, so a young deployment (or a
     simulation) sees them "drift" every day; a project can restrict monitoring to stable features.
     """
     names, _ = model_feature_columns(project)
@@ -68,16 +68,17 @@ class TrainingSet:
 def labelled_events(project: ProjectConfig, lake: Lake, first_day: dt.date, last_day: dt.date) -> pd.DataFrame:
     """Events of ``[first_day, last_day]`` whose label arrived by the end of ``last_day``.
 
-    Columns: record id, entity key, ``event_timestamp`` (UTC), the label and ``label_timestamp``.
+    Columns: record id, every entity key, ``event_timestamp`` (UTC), the label and ``label_timestamp``.
     Quarantined days have no records partition, so their labels find nothing to join and drop out.
     """
     import pandas as pd
 
-    rid, key, ts, label = project.record_id, project.entity_key, project.event_timestamp, project.label_column
-    events = lake.read_range(L.records_table(project), first_day, last_day, columns=[rid, key, ts])
+    rid, ts, label = project.record_id, project.event_timestamp, project.label_column
+    keys = project.entity_keys
+    events = lake.read_range(L.records_table(project), first_day, last_day, columns=list(dict.fromkeys([rid, *keys, ts])))
     labels = lake.read_range(labels_table(project), first_day, last_day, columns=[rid, label, LABEL_TIMESTAMP])
     if events.empty or labels.empty:
-        return pd.DataFrame(columns=[rid, key, F.EVENT_TIMESTAMP, label, LABEL_TIMESTAMP])
+        return pd.DataFrame(columns=[rid, *keys, F.EVENT_TIMESTAMP, label, LABEL_TIMESTAMP])
     labels = labels.drop_duplicates(rid, keep="last")
     frame = events.merge(labels, on=rid, how="inner", validate="one_to_one")
     frame[F.EVENT_TIMESTAMP] = utc_timestamps(frame[ts])
@@ -89,8 +90,8 @@ def labelled_events(project: ProjectConfig, lake: Lake, first_day: dt.date, last
     if broken.any():
         log.warning("dropping %d labels stamped before their event", int(broken.sum()))
         frame = frame[~broken]
-    frame[key] = frame[key].astype(str)
-    frame[rid] = frame[rid].astype(str)
+    for column in (*keys, rid):
+        frame[column] = frame[column].astype(str)
     return frame.sort_values(F.EVENT_TIMESTAMP, kind="stable").reset_index(drop=True)
 
 
@@ -112,7 +113,8 @@ def build_training_set(project: ProjectConfig, lake: Lake, feature_store: Any, a
             f"{project.label_delay_days} days) must overlap; ingest more days first"
         )
     label = project.label_column
-    entity_df = events[[project.entity_key, project.record_id, F.EVENT_TIMESTAMP, label, LABEL_TIMESTAMP]]
+    entity_df = events[list(dict.fromkeys([*project.entity_keys, project.record_id, F.EVENT_TIMESTAMP, label,
+                                           LABEL_TIMESTAMP]))]
     frame = feature_store.get_historical_features(entity_df)
     features, categorical = model_feature_columns(project)
     missing = [c for c in features if c not in frame.columns]
@@ -122,7 +124,8 @@ def build_training_set(project: ProjectConfig, lake: Lake, feature_store: Any, a
         frame[project.event_timestamp] = frame[F.EVENT_TIMESTAMP]
     event_days = sorted({d.date() for d in frame[F.EVENT_TIMESTAMP]})
     sources = []
-    for table in (L.record_table(project), L.entity_table(project), labels_table(project)):
+    tables = [L.entity_table(project, e.name) for e in project.feature_spec.entities if project.feature_spec.of(e)]
+    for table in (L.record_table(project), *tables, labels_table(project)):
         sources += [lake.uri(lake.partition_path(table, d)) for d in days(first, as_of) if lake.exists(table, d)]
     log.info("%s training set as of %s: %d labelled events over %d days (%s..%s), %d features",
              project.name, as_of, len(frame), len(event_days), event_days[0], event_days[-1], len(features))

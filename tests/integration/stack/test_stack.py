@@ -117,16 +117,16 @@ def test_ingest_from_postgres_and_s3_then_features_into_redis(stack, api):
             assert _objects(stack, f"lake/{name}/records/dt={d.isoformat()}/") == [_partition(stack, f"{name}/records", d)]
             frame = _read_parquet(stack, _partition(stack, f"{name}/records", d))
             assert len(frame) == rows and frame[key].is_unique
-        assert _objects(stack, f"lake/{name}/features/entity/dt={YESTERDAY.isoformat()}/")
+        assert _objects(stack, f"lake/{name}/features/entity/customer/dt={YESTERDAY.isoformat()}/")
 
     # The Feast online store in Redis serves what the offline partition holds.
     redis = stack.redis()
     keys = redis.keys("*")
     assert any(k.endswith(b"fraud") for k in keys) and any(k.endswith(b"churn") for k in keys), keys[:5]
-    offline = _read_parquet(stack, _partition(stack, "fraud/features/entity", YESTERDAY)).set_index("customer_id")
+    offline = _read_parquet(stack, _partition(stack, "fraud/features/entity/customer", YESTERDAY)).set_index("customer_id")
     online = _online_features(stack, list(offline.index[:25]))
     for i, customer in enumerate(online["customer_id"]):
-        assert online["txn_count_30d"][i] == offline.loc[customer, "txn_count_30d"], customer
+        assert online["customer__count_30d"][i] == offline.loc[customer, "customer__count_30d"], customer
 
 
 def _online_features(stack, customers: list[str]) -> dict:
@@ -159,7 +159,7 @@ def _features_of(stack, api, days, timeout: float = RUN_TIMEOUT) -> None:
     features runs, so Airflow merges several ``fraud.validated`` events into one features run: that run
     must compute every day its events name (nothing here triggers features by hand)."""
     def missing():
-        return [d for d in days if not (_objects(stack, f"lake/fraud/features/entity/dt={d.isoformat()}/")
+        return [d for d in days if not (_objects(stack, f"lake/fraud/features/entity/customer/dt={d.isoformat()}/")
                                         and _objects(stack, f"lake/fraud/features/record/dt={d.isoformat()}/"))]
 
     wait_for(f"feature partitions of {len(days)} days", lambda: not missing(), timeout,
