@@ -138,7 +138,7 @@ def parse_features(data: dict[str, Any]) -> FeatureSpec:
     record = feats.get("record", {})
     records = [RecordFeature(c, column=c) for c in record.get("columns", [])]
     records += [RecordFeature(p, time_part=p) for p in record.get("time_parts", [])]
-    return FeatureSpec(tuple(entities), tuple(dict.fromkeys(aggregations)), tuple(records))
+    return FeatureSpec(tuple(entities), tuple(aggregations), tuple(records))
 
 
 def check_features(data: dict[str, Any]) -> list[tuple[str, str]]:

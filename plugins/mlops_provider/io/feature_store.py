@@ -290,22 +290,24 @@ class ProjectFeatureStore:
         expected_ts = int(pd.Timestamp(expected).timestamp())
         later: dict[int, pd.DataFrame] = {}
         problems: list[str] = []
-        for i, entity in enumerate(online[key]):
+        for i, entity_key in enumerate(online[key]):
             for name in names:
                 value, ts = online[name][i], online.get(f"{name}__ts", [None] * len(sample))[i]
                 ts = int(ts.timestamp()) if isinstance(ts, dt.datetime) else int(ts or 0)
+                if value is None and entity_key in sample.index and _same(None, _scalar(sample.at[entity_key, name])):
+                    continue  # no value offline either (e.g. the std of one record): nothing to serve
                 if not ts or value is None:
-                    problems.append(f"{key}={entity} {name}: missing online (offline {_scalar(sample.at[entity, name])!r})")
+                    problems.append(f"{key}={entity_key} {name}: missing online (offline {_scalar(sample.at[entity_key, name])!r})")
                     continue
                 if ts < expected_ts:
-                    problems.append(f"{key}={entity} {name}: online value is stale (event time "
+                    problems.append(f"{key}={entity_key} {name}: online value is stale (event time "
                                     f"{dt.datetime.fromtimestamp(ts, dt.UTC).isoformat()} < "
                                     f"{expected.isoformat()})")
                     continue
                 reference = sample if ts == expected_ts else self._later_partition(later, table, key, names, ts)
-                offline_value = _scalar(reference.at[entity, name]) if entity in reference.index else None
+                offline_value = _scalar(reference.at[entity_key, name]) if entity_key in reference.index else None
                 if not _same(value, offline_value):
-                    problems.append(f"{key}={entity} {name}: online {value!r} != offline {offline_value!r}")
+                    problems.append(f"{key}={entity_key} {name}: online {value!r} != offline {offline_value!r}")
         return problems
 
     def _later_partition(self, cache: dict[int, pd.DataFrame], table: str, key: str, names: list[str],
