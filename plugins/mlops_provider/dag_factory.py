@@ -45,11 +45,13 @@ def day_param(description: str = "") -> Any:
 def default_args(project: ProjectConfig) -> dict[str, Any]:
     from mlops_provider.notifiers.oncall import OnCallEmailNotifier
 
+    runs = project.runs
     return {
         "owner": project.owner,
-        "retries": 2,
-        "retry_delay": dt.timedelta(minutes=1),
+        "retries": int(runs["retries"]),
+        "retry_delay": dt.timedelta(minutes=float(runs["retry_delay_minutes"])),
         "retry_exponential_backoff": True,
+        "execution_timeout": dt.timedelta(minutes=float(runs["execution_timeout_minutes"])),
         "on_failure_callback": [OnCallEmailNotifier(project=project.name)],
     }
 
@@ -65,6 +67,7 @@ def dag_kwargs(project: ProjectConfig, stage: str, doc: str | None, **overrides:
         "tags": ["mlops", project.name, stage, *project.tags],
         "default_args": default_args(project),
         "max_active_runs": 1,
+        "dagrun_timeout": dt.timedelta(minutes=float(project.runs["dagrun_timeout_minutes"])),
         "user_defined_macros": dict(MACROS),
     }
     kwargs.update(overrides)

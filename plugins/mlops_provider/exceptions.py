@@ -43,7 +43,9 @@ class FeatureFreshnessError(MlopsError):
 
 
 class TrainingDataError(MlopsError):
-    """Not enough labelled data to train or evaluate a model."""
+    """Not enough labelled data to train or evaluate a model (a retry minutes later sees the same data)."""
+
+    retryable = False
 
 
 

@@ -52,3 +52,30 @@ def test_dag_files_import_nothing_heavy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     line = next(ln for ln in out.stdout.splitlines() if ln.startswith("HEAVY="))
     assert line == "HEAVY=", f"DAG parse imported heavy modules: {line}"
+
+
+def test_run_settings_come_from_the_project(tmp_path, monkeypatch):
+    """``runs`` in the YAML sets every task's retries, delay and timeout and every DAG run's timeout."""
+    import datetime as dt
+    import shutil
+
+    import yaml
+    from airflow.dag_processing.dagbag import DagBag
+
+    from mlops_provider.config import paths
+
+    raw = yaml.safe_load((paths.projects_dir() / "churn.yaml").read_text())
+    raw["runs"] = {"retries": 4, "retry_delay_minutes": 3, "execution_timeout_minutes": 30,
+                   "dagrun_timeout_minutes": 90}
+    (tmp_path / "churn.yaml").write_text(yaml.safe_dump(raw))
+    shutil.copy(paths.projects_dir() / "fraud.yaml", tmp_path / "fraud.yaml")
+    monkeypatch.setenv("MLOPS_PROJECTS_DIR", str(tmp_path))
+    bag = DagBag(dag_folder=str(DAGS))
+    assert bag.import_errors == {}
+    for dag in bag.dags.values():
+        churn = dag.dag_id.startswith("churn__")
+        assert dag.dagrun_timeout == dt.timedelta(minutes=90 if churn else 360), dag.dag_id
+        for task in dag.tasks:
+            assert task.retries == (4 if churn else 2), (dag.dag_id, task.task_id)
+            assert task.execution_timeout == dt.timedelta(minutes=30 if churn else 120), (dag.dag_id, task.task_id)
+            assert task.retry_delay == dt.timedelta(minutes=3 if churn else 1), (dag.dag_id, task.task_id)

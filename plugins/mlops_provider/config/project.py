@@ -133,6 +133,11 @@ class ProjectConfig:
         return self.raw.get("validation", {})
 
     @property
+    def runs(self) -> dict[str, Any]:
+        """Retries, retry delay and timeouts of the project's tasks and DAG runs (``runs``)."""
+        return self.raw["runs"]
+
+    @property
     def features(self) -> dict[str, Any]:
         return self.raw["features"]
 
