@@ -44,6 +44,9 @@ def _write(tmp_path, name, mutate):
         (lambda d: d["alerts"].update(recipients=["not-an-address"]), "key 'alerts.recipients.0'"),
         (lambda d: d["promotion"].update(primary_metric="accuracy"), "key 'promotion.primary_metric'"),
         (lambda d: d.update(surprise=1), "Additional properties are not allowed ('surprise'"),
+        (lambda d: d["monitoring"].update(features=["amount", "amount_typo"]),
+         "key 'monitoring.features': ['amount_typo'] are not model features"),
+        (lambda d: d.update(runs={"retries": -1}), "key 'runs.retries'"),
     ],
 )
 def test_invalid_config_names_file_key_and_problem(tmp_path, mutate, expected):

@@ -177,6 +177,25 @@ def test_a_feature_missing_entirely_today_counts_as_drifted(project, reference, 
     assert verdict["drift_detected"] is False  # 1 of 6 features is below the 30% dataset threshold
 
 
+def test_nullable_integer_columns_are_monitored():
+    """Parquet gives an integer column back as pandas Int64: Evidently's statistics crashed on it
+    (``'float' object has no attribute 'shape'``) and the monitor task retried forever. Compared as floats."""
+    from mlops_provider.config.project import load_project
+
+    churn = load_project("churn")  # sessions: an integer column
+    rng = np.random.default_rng(0)
+
+    def frame(n, shift=0.0):
+        return pd.DataFrame({"minutes": rng.gamma(2, 30, n) + shift,
+                             "sessions": pd.array(rng.integers(0, 20, n), dtype="Int64"),
+                             "plan": rng.choice(["basic", "standard"], n), "champion_score": rng.random(n)})
+
+    verdict = monitor_day(churn, reference=frame(3000), current=frame(2000, shift=40.0),
+                          feature_columns=["minutes", "sessions", "plan"]).verdict
+    assert [d["column"] for d in verdict["drifted_columns"]] == ["minutes"]
+    assert verdict["column_scores"]["sessions"] < churn.monitoring["column_drift_threshold"]
+
+
 def test_missing_feature_column_is_named(project, reference, days):
     with pytest.raises(ValueError, match="not_a_column"):
         monitor_day(project, reference=reference, current=days["clean"], feature_columns=["amount", "not_a_column"])

@@ -200,6 +200,14 @@ def _check_references(path: Path, data: dict[str, Any]) -> None:
         raise ProjectConfigError(f"{path}: key 'columns.{data['event_timestamp']}.type': must be 'timestamp'")
     for key, problem in check_features(data):
         raise ProjectConfigError(f"{path}: key '{key}': {problem}")
+    monitored = data.get("monitoring", {}).get("features") or []
+    if monitored:
+        spec = parse_features(data)
+        names = [a.name for a in spec.aggregations] + spec.record_feature_names()
+        unknown = [c for c in monitored if c not in names]
+        if unknown:
+            raise ProjectConfigError(f"{path}: key 'monitoring.features': {unknown} are not model features "
+                                     f"(choose from {names})")
     for key, column in (("entity.key", data["entity"]["key"]), ("record_id", data["record_id"])):
         if columns[column].get("nullable"):
             raise ProjectConfigError(f"{path}: key 'columns.{column}.nullable': the {key} column can never be "

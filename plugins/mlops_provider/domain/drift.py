@@ -319,10 +319,18 @@ def _log_start(run: _Inputs) -> None:
 
 
 def _evidently_frame(df: pd.DataFrame, columns: list[str], categorical: set[str]) -> pd.DataFrame:
-    """The columns Evidently compares, categorical values as strings."""
+    """The columns Evidently compares: categorical values as strings, numbers as float64.
+
+    Pandas' nullable dtypes (``Int64``, ``Float64``, ``boolean``: what Parquet gives back for an integer
+    column with nulls) reach numpy as object arrays, on which Evidently's statistics crash.
+    """
     df = df[columns].copy()
-    for col in categorical:
-        df[col] = _as_category_strings(df[col])
+    for col in columns:
+        if col in categorical:
+            df[col] = _as_category_strings(df[col])
+        elif str(df[col].dtype) in ("Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16", "UInt32", "UInt64",
+                                    "Float32", "Float64", "boolean"):
+            df[col] = df[col].astype("Float64").to_numpy(dtype="float64", na_value=float("nan"))
     return df
 
 
