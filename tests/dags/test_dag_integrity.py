@@ -61,7 +61,6 @@ def test_run_settings_come_from_the_project(tmp_path, monkeypatch):
 
     import yaml
     from airflow.dag_processing.dagbag import DagBag
-
     from mlops_provider.config import paths
 
     raw = yaml.safe_load((paths.projects_dir() / "churn.yaml").read_text())
