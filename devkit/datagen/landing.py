@@ -70,34 +70,88 @@ def break_batch(project, df: pd.DataFrame, scenario: str) -> pd.DataFrame:
     return df
 
 
-def landing_paths(root: Path, day: dt.date) -> tuple[Path, Path]:
-    """(transactions file of ``day``, labels file that arrives on ``day``) under a landing root."""
-    return root / "records" / f"{day.isoformat()}.csv", root / "labels" / f"{day.isoformat()}.csv"
+TIMESTAMP_STYLES = ("naive", "offset")
+# Offsets the "offset" style cycles through: the same UTC instants, written as local times of these zones.
+_OFFSETS = [dt.timezone(dt.timedelta(hours=h, minutes=m)) for h, m in ((0, 0), (2, 0), (-5, 0), (5, 30), (-9, -30))]
 
 
-def write_landing_day(project, root: Path, day: dt.date, rows: int = 5000, scenario: str = "clean") -> Path:
-    """Write the day's file and the labels of that day (arriving ``label.delay_days`` later); return the file."""
+def _layout(project) -> tuple[str, str, str]:
+    """(format, records pattern, labels pattern) of a project's file source (the schema's defaults otherwise)."""
+    source = project.source
+    return (source.get("format", "csv"), source.get("pattern", "records/{date}.{format}"),
+            source.get("labels_pattern", "labels/{date}.{format}"))
+
+
+def _path(root: Path, pattern: str, day: dt.date, fmt: str) -> Path:
+    # A glob in the pattern names several files; the generator writes one of them.
+    return root / pattern.format(date=day, format=fmt).replace("*", "0").replace("?", "0")
+
+
+def landing_paths(root: Path, day: dt.date, project=None) -> tuple[Path, Path]:
+    """(records file of ``day``, label feed file that arrives on ``day``) under a landing root, by the project's
+    ``source.pattern`` / ``labels_pattern`` (default ``records/<day>.csv``, ``labels/<day>.csv``)."""
+    fmt, pattern, labels_pattern = _layout(project) if project is not None else ("csv", "records/{date}.{format}",
+                                                                                   "labels/{date}.{format}")
+    return _path(root, pattern, day, fmt), _path(root, labels_pattern, day, fmt)
+
+
+def _with_offsets(values: pd.Series) -> pd.Series:
+    """Naive UTC timestamps as ISO text with varying UTC offsets (``2024-01-10 12:00:00+02:00``), same instants."""
+    return pd.Series([None if pd.isna(t) else t.tz_localize("UTC").tz_convert(_OFFSETS[i % len(_OFFSETS)]).isoformat(sep=" ")
+                      for i, t in enumerate(values)], index=values.index, dtype=object)
+
+
+def write_frame(frame: pd.DataFrame, path: Path, fmt: str = "csv", timestamps: str = "naive") -> Path:
+    """Write ``frame`` atomically as CSV or Parquet; ``timestamps="offset"`` writes its timestamps time-zone-aware
+    (CSV: ISO text with varying offsets; Parquet: a zoned column), ``"naive"`` as naive UTC."""
+    if timestamps not in TIMESTAMP_STYLES:
+        raise ValueError(f"unknown timestamp style '{timestamps}'; choose one of {', '.join(TIMESTAMP_STYLES)}")
+    frame = frame.copy()
+    stamps = [c for c in frame.columns if pd.api.types.is_datetime64_any_dtype(frame[c])]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    if fmt == "parquet":
+        if timestamps == "offset":
+            for column in stamps:
+                frame[column] = frame[column].dt.tz_localize("UTC").dt.tz_convert("America/New_York")
+        frame.to_parquet(tmp, index=False)
+    elif fmt == "csv":
+        if timestamps == "offset":
+            for column in stamps:
+                frame[column] = _with_offsets(frame[column])
+        frame.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%S")
+    else:
+        raise ValueError(f"unknown format '{fmt}'")
+    tmp.replace(path)
+    return path
+
+
+def labels_frame(project, full: pd.DataFrame, day: dt.date) -> pd.DataFrame:
+    """The label feed rows of ``day``'s records, under the feed's column names, arriving ``delay_days`` later at 06:00."""
+    feed = project.raw["label"].get("feed") or {}
+    arrived_at = feed.get("arrived_at", "label_timestamp")
+    data = {feed.get("record_id", project.record_id): full[project.record_id],
+            feed.get("column", project.label_column): full[project.label_column]}
+    if arrived_at:
+        data[arrived_at] = pd.Timestamp(day + dt.timedelta(days=project.label_delay_days)) + pd.Timedelta(hours=6)
+    return pd.DataFrame(data)
+
+
+def write_landing_day(project, root: Path, day: dt.date, rows: int = 5000, scenario: str = "clean",
+                      timestamps: str = "naive") -> Path:
+    """Write the day's file where the project's source looks for it and the label feed of that day (arriving
+    ``label.delay_days`` later; with ``label.from: record`` the label stays in the records); return the file."""
     full = generate_day(project, day, rows, scenario if scenario in DRIFT_SCENARIOS else "clean")
-    records_path, _ = landing_paths(root, day)
-    _, labels_path = landing_paths(root, day + dt.timedelta(days=project.label_delay_days))
-    records_path.parent.mkdir(parents=True, exist_ok=True)
-    labels_path.parent.mkdir(parents=True, exist_ok=True)
-    batch = full.drop(columns=[project.label_column])
+    fmt = _layout(project)[0]
+    records_path, _ = landing_paths(root, day, project)
+    _, labels_path = landing_paths(root, day + dt.timedelta(days=project.label_delay_days), project)
+    in_record = project.raw["label"].get("from") == "record"
+    batch = full if in_record else full.drop(columns=[project.label_column])
     if scenario == "unreadable":
+        records_path.parent.mkdir(parents=True, exist_ok=True)
         records_path.write_bytes(b"\x00\x01PK\x03\x04 this is a zip fragment, not a CSV \xff\xfe" * 10)
     else:
-        batch = break_batch(project, batch, scenario)
-        tmp = records_path.with_suffix(".tmp")
-        batch.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%S")
-        tmp.replace(records_path)
-    labels = pd.DataFrame(
-        {
-            project.record_id: full[project.record_id],
-            project.label_column: full[project.label_column],
-            "label_timestamp": pd.Timestamp(day + dt.timedelta(days=project.label_delay_days)) + pd.Timedelta(hours=6),
-        }
-    )
-    tmp = labels_path.with_suffix(".tmp")
-    labels.to_csv(tmp, index=False, date_format="%Y-%m-%dT%H:%M:%S")
-    tmp.replace(labels_path)
+        write_frame(break_batch(project, batch, scenario), records_path, fmt, timestamps)
+    if not in_record:
+        write_frame(labels_frame(project, full, day), labels_path, fmt, timestamps)
     return records_path

@@ -1,45 +1,250 @@
 """Readers that extract exactly one data interval from a project's source as an Arrow table.
 
-The landing directory (embedded default) and an S3 prefix hold one CSV file per day under
-``records/<YYYY-MM-DD>.csv`` and ``labels/<YYYY-MM-DD>.csv`` (labels by arrival day). A PostgreSQL
-source is a table queried by its event-timestamp column, with identifiers quoted by the driver's ``sql``
-module (``psycopg2.sql`` or ``psycopg.sql``, whichever the postgres provider connects with).
+A landing directory (embedded default) or an S3 prefix holds files named by a pattern per day
+(``source.pattern``, default ``records/{date}.csv``; CSV or Parquet) and, for a label feed, by arrival
+day (``source.labels_pattern``, default ``labels/{date}.csv``). A PostgreSQL source is a table queried by
+its event-timestamp column, with identifiers quoted by the driver's ``sql`` module (``psycopg2.sql`` or
+``psycopg.sql``, whichever the postgres provider connects with); its label feed is a second table queried
+by its arrival column.
+
+Every source hands its tables to :func:`normalize`, the one place where values are made uniform before
+validation: time-zone-aware timestamps become naive UTC (naive ones are taken as UTC already),
+``source.null_values`` become nulls, declared text columns that arrive as integers become text.
+How to read (pattern, format, null values, declared types, the label feed's names) is a
+:class:`ReadSpec`, built from the project by :meth:`ReadSpec.from_project`; the source objects only
+know where (a directory, a bucket and prefix, a table and a connection).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
-from collections.abc import Callable
+import os
+import re
+import string
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.domain.layout import days
+from mlops_provider.config.project import schema_default
+from mlops_provider.domain.layout import LABEL_TIMESTAMP, days
 from mlops_provider.exceptions import SourceError
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from mlops_provider.config.project import ProjectConfig
+
 log = logging.getLogger(__name__)
+
+#: At most this many bytes of an unreadable file are copied into quarantine (the source keeps the whole file).
+QUARANTINE_MAX_BYTES = 64 << 20
+#: At most this many file names are listed to explain a missing day.
+LIST_LIMIT = 1000
+#: What CSV readers take as null in numeric, boolean and timestamp columns besides ``source.null_values``
+#: (pyarrow's defaults: none of them can be a value of those types).
+CSV_NON_TEXT_NULLS = ("", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+                      "N/A", "NA", "NULL", "NaN", "n/a", "nan", "null")
+TEXT_TYPES = ("string", "category")
+# Day spellings looked for in file names when a day's file is missing (the first one is {date}).
+_DAY_FORMS = (("%Y-%m-%d", "{date}"), ("%Y%m%d", "{date:%Y%m%d}"), ("%Y_%m_%d", "{date:%Y_%m_%d}"),
+              ("%Y/%m/%d", "{date:%Y/%m/%d}"))
 
 
 class UnreadableBatchError(SourceError):
-    """The day's raw file exists but cannot be parsed; ``raw`` keeps its bytes for quarantine."""
+    """The day's raw file exists but cannot be parsed; ``raw`` keeps (the head of) its bytes for quarantine."""
 
-    def __init__(self, message: str, *, raw: bytes, name: str):
+    def __init__(self, message: str, *, raw: bytes, name: str, size: int | None = None):
         super().__init__(message)
         self.raw = raw
         self.name = name
+        self.size = len(raw) if size is None else size
 
 
-def _read_csv(payload: bytes, name: str) -> pa.Table:
+class SourceMismatchError(SourceError):
+    """Files are there but none fits the configured pattern: a config problem, so no retry can help."""
+
+    retryable = False
+
+
+# -- how to read ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LabelFeed:
+    """The label feed's column names (``label.feed``) and the labels table's names they are renamed to."""
+
+    record_id: str = "record_id"
+    column: str = "label"
+    arrived_at: str | None = LABEL_TIMESTAMP
+    as_record_id: str = "record_id"
+    as_column: str = "label"
+    types: Mapping[str, str] = field(default_factory=dict)
+
+    def rename(self) -> dict[str, str]:
+        names = {self.record_id: self.as_record_id, self.column: self.as_column}
+        if self.arrived_at:
+            names[self.arrived_at] = LABEL_TIMESTAMP
+        return names
+
+
+@dataclass(frozen=True)
+class ReadSpec:
+    """How a source's files and tables are read: layout, format, null values, declared types, label feed.
+
+    ``label_feed`` is ``None`` when the label is a column of the record (``label.from: record``).
+    """
+
+    format: str = field(default_factory=lambda: schema_default("source.format"))
+    pattern: str = field(default_factory=lambda: schema_default("source.pattern"))
+    labels_pattern: str = field(default_factory=lambda: schema_default("source.labels_pattern"))
+    null_values: tuple[str, ...] = field(default_factory=lambda: tuple(schema_default("source.null_values")))
+    types: Mapping[str, str] = field(default_factory=dict)
+    label_feed: LabelFeed | None = field(default_factory=LabelFeed)
+
+    @classmethod
+    def from_project(cls, project: ProjectConfig) -> ReadSpec:
+        source = project.source
+        types = {name: spec["type"] for name, spec in project.columns.items()}
+        feed = None
+        if not project.labels_in_record:
+            names = project.label_feed
+            feed = LabelFeed(
+                record_id=names["record_id"], column=names["column"], arrived_at=names["arrived_at"],
+                as_record_id=project.record_id, as_column=project.label_column,
+                types={names["record_id"]: types[project.record_id], names["column"]: types[project.label_column],
+                       **({names["arrived_at"]: "timestamp"} if names["arrived_at"] else {})},
+            )
+        defaults = cls()
+        return cls(format=source.get("format", defaults.format), pattern=source.get("pattern", defaults.pattern),
+                   labels_pattern=source.get("labels_pattern", defaults.labels_pattern),
+                   null_values=tuple(project.null_values), types=types, label_feed=feed)
+
+
+def format_pattern(pattern: str, day: dt.date, fmt: str) -> str:
+    """The relative path a pattern names for ``day`` (``{date}``, ``{date:%Y%m%d}``, ``{format}``)."""
+    return pattern.format(date=day, format=fmt)
+
+
+def _glob_regex(text: str) -> str:
+    return "".join("[^/]*" if c == "*" else "[^/]" if c == "?" else re.escape(c) for c in text)
+
+
+def pattern_regex(pattern: str, fmt: str) -> re.Pattern[str]:
+    """A regex matching the paths the pattern names for any day (used to tell 'not yet' from 'misnamed')."""
+    parts = []
+    for literal, name, spec, _ in string.Formatter().parse(pattern):
+        parts.append(_glob_regex(literal))
+        if name == "date":
+            sample = format(dt.date(2000, 11, 22), spec or "")
+            parts.append(".+?" if re.search(r"[A-Za-z]", sample) else re.sub(r"\d", r"\\d", re.escape(sample)))
+        elif name == "format":
+            parts.append(re.escape(fmt))
+    return re.compile("".join(parts))
+
+
+def _has_glob(text: str) -> bool:
+    return "*" in text or "?" in text
+
+
+# -- the one place values are normalised -----------------------------------------------------------------
+_OFFSET = r"\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?\s*(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+
+
+def _parse_timestamps(column: pa.ChunkedArray) -> pa.ChunkedArray | None:
+    """ISO 8601 text (offsets or not, mixed) as naive UTC timestamps; ``None`` when it does not parse.
+
+    Values with an offset and naive ones (UTC) are parsed apart: pandas would read a naive value that
+    follows an offset value in that offset.
+    """
+    import pandas as pd
+    import pyarrow as pa
+
+    text = column.to_pandas()
+    aware = text.str.contains(_OFFSET, regex=True, na=False)
+    parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]")
+    try:
+        if aware.any():
+            parsed[aware] = pd.to_datetime(text[aware], utc=True, format="ISO8601").dt.tz_localize(None)
+        if (~aware).any():
+            parsed[~aware] = pd.to_datetime(text[~aware], format="ISO8601")
+    except (ValueError, TypeError, OverflowError):
+        return None
+    return pa.chunked_array([pa.array(parsed, type=pa.timestamp("us"))])
+
+
+def normalize(table: pa.Table | None, *, types: Mapping[str, str], null_values: tuple[str, ...] | list[str]
+              ) -> pa.Table | None:
+    """The table every source kind hands to staging: UTC, real nulls, text as text.
+
+    - a time-zone-aware timestamp column becomes naive UTC (naive values are taken as UTC already): the
+      form the validation suite's interval bounds and the lake use;
+    - a declared ``timestamp`` column that arrived as text (mixed offsets in a CSV file, a text column in
+      Postgres) is parsed as ISO 8601, else left for validation to reject;
+    - a declared ``string``/``category`` column that arrived as integers or dictionary-encoded becomes text;
+    - text values equal to one of ``null_values`` become nulls.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if table is None:
+        return None
+    tokens = pa.array(list(null_values), type=pa.string())
+    for i, fld in enumerate(table.schema):
+        column, kind = table.column(i), types.get(fld.name)
+        if pa.types.is_dictionary(fld.type):
+            column = column.cast(fld.type.value_type)
+        if kind in TEXT_TYPES and pa.types.is_integer(column.type):
+            column = column.cast(pa.string())
+        if (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)) and len(tokens):
+            column = pc.if_else(pc.is_in(column, value_set=tokens.cast(column.type)),
+                                pa.scalar(None, column.type), column)
+        if kind == "timestamp" and (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+            column = _parse_timestamps(column) or column
+        if pa.types.is_timestamp(column.type) and column.type.tz is not None:
+            column = column.cast(pa.timestamp(column.type.unit))
+        if column is not table.column(i):
+            table = table.set_column(i, fld.name, column)
+    # pandas' metadata (a Parquet file written by pandas) would turn the columns back into zoned ones.
+    return table.replace_schema_metadata(None)
+
+
+# -- parsing ---------------------------------------------------------------------------------------------
+def _csv_options(spec: ReadSpec, types: Mapping[str, str]) -> tuple[Any, Any]:
+    import pyarrow as pa
     import pyarrow.csv as pacsv
 
+    read = pacsv.ReadOptions(block_size=16 << 20)
+    # Declared text columns are read as text whatever they look like ("007" stays "007"); text keeps empty
+    # strings and tokens as they are, normalize() turns the configured tokens into nulls.
+    convert = pacsv.ConvertOptions(
+        column_types={name: pa.string() for name, kind in types.items() if kind in TEXT_TYPES},
+        null_values=sorted(set(CSV_NON_TEXT_NULLS) | set(spec.null_values)), strings_can_be_null=False,
+    )
+    return read, convert
+
+
+def _parse(open_input: Callable[[], Any], head: Callable[[], tuple[bytes, int | None]], name: str,
+           spec: ReadSpec, types: Mapping[str, str]) -> pa.Table:
+    """A file as an Arrow table, streamed from ``open_input()`` (a path or a file object)."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
     try:
-        return pacsv.read_csv(io.BytesIO(payload), read_options=pacsv.ReadOptions(block_size=64 << 20))
+        if spec.format == "parquet":
+            return pq.read_table(open_input())
+        read, convert = _csv_options(spec, types)
+        return pacsv.read_csv(open_input(), read_options=read, convert_options=convert)
     except Exception as exc:  # pyarrow raises ArrowInvalid and friends for malformed input
-        raise UnreadableBatchError(f"{name}: not a readable CSV file: {exc}", raw=payload, name=name) from exc
+        raw, size = head()
+        hint = ""
+        if spec.format == "csv" and raw.startswith(b"PAR1"):
+            hint = " (it is a Parquet file: set source.format: parquet)"
+        elif spec.format == "parquet" and not raw.startswith(b"PAR1"):
+            hint = " (it is not Parquet: check source.format)"
+        what = "Parquet" if spec.format == "parquet" else "CSV"
+        detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        raise UnreadableBatchError(f"{name}: not a readable {what} file{hint}: {detail}", raw=raw, name=name,
+                                   size=size) from exc
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table | None:
@@ -50,20 +255,136 @@ def _concat(tables: list[pa.Table]) -> pa.Table | None:
     return pa.concat_tables(tables, promote_options="permissive") if len(tables) > 1 else tables[0]
 
 
-def _naive_utc(table: pa.Table | None) -> pa.Table | None:
-    """``timestamptz`` values as naive UTC timestamps, the form file sources and the suites use."""
-    import pyarrow as pa
+# -- sources ---------------------------------------------------------------------------------------------
+class _Source:
+    """What every source kind shares: records and label feed read through :func:`normalize`."""
 
-    if table is None:
-        return None
-    for i, field in enumerate(table.schema):
-        if pa.types.is_timestamp(field.type) and field.type.tz is not None:
-            table = table.set_column(i, field.name, table.column(i).cast(pa.timestamp(field.type.unit)))
-    return table
+    kind = "source"
+
+    def read_records(self, start: dt.date, end: dt.date, spec: ReadSpec | None = None
+                     ) -> tuple[pa.Table | None, list[str]]:
+        """The records of days ``start``..``end`` and where they came from (``None`` if none landed)."""
+        spec = spec or ReadSpec()
+        table, names = self._records(start, end, spec)
+        return normalize(table, types=spec.types, null_values=spec.null_values), names
+
+    def read_labels(self, start: dt.date, end: dt.date, spec: ReadSpec | None = None
+                    ) -> tuple[pa.Table | None, list[str]]:
+        """The label feed of arrival days ``start``..``end``, renamed to the labels table's names
+        (record id, label, ``label_timestamp``); ``None`` when nothing arrived or the labels come in the record."""
+        spec = spec or ReadSpec()
+        feed = spec.label_feed
+        if feed is None:
+            return None, []
+        table, names = self._labels(start, end, spec)
+        table = normalize(table, types={**spec.types, **feed.types}, null_values=spec.null_values)
+        if table is not None:
+            rename = feed.rename()
+            table = table.rename_columns([rename.get(c, c) for c in table.column_names])
+        return table, names
+
+    def explain_missing(self, day: dt.date, spec: ReadSpec) -> tuple[str, bool]:
+        """Why no records were found for ``day``: ``(message, retryable)``."""
+        return f"nothing found for {day}", True
+
+    def _records(self, start: dt.date, end: dt.date, spec: ReadSpec) -> tuple[pa.Table | None, list[str]]:
+        raise NotImplementedError
+
+    def _labels(self, start: dt.date, end: dt.date, spec: ReadSpec) -> tuple[pa.Table | None, list[str]]:
+        raise NotImplementedError
 
 
-class LandingSource:
-    """Daily CSV files in a local directory."""
+class _FileSource(_Source):
+    """Daily files named by a pattern under a root (a directory, an S3 prefix)."""
+
+    @property
+    def root_name(self) -> str:
+        raise NotImplementedError
+
+    def uri(self, rel: str) -> str:
+        raise NotImplementedError
+
+    def _matches(self, rel: str) -> list[str]:
+        """The existing files ``rel`` names (a path, or a glob with ``*``/``?``), sorted."""
+        raise NotImplementedError
+
+    def _open(self, rel: str, fmt: str) -> Any:
+        """What pyarrow reads the file from: a path or a file object."""
+        raise NotImplementedError
+
+    def _head(self, rel: str) -> tuple[bytes, int | None]:
+        raise NotImplementedError
+
+    def _listing(self, limit: int) -> list[str]:
+        """Up to ``limit`` relative paths of the files under the root."""
+        raise NotImplementedError
+
+    def _read(self, pattern: str, start: dt.date, end: dt.date, spec: ReadSpec, types: Mapping[str, str],
+              stamp: str | None = None) -> tuple[pa.Table | None, list[str]]:
+        import pyarrow as pa
+
+        tables, names = [], []
+        for day in days(start, end):
+            for rel in self._matches(format_pattern(pattern, day, spec.format)):
+                uri = self.uri(rel)
+                table = _parse(lambda rel=rel: self._open(rel, spec.format), lambda rel=rel: self._head(rel),
+                               uri, spec, types)
+                if stamp and stamp not in table.column_names:
+                    # A feed without an arrival column: its labels are known by the end of the file's day.
+                    end_of_day = dt.datetime.combine(day, dt.time.max)
+                    table = table.append_column(stamp, pa.array([end_of_day] * table.num_rows, pa.timestamp("us")))
+                tables.append(table)
+                names.append(uri)
+        return _concat(tables), names
+
+    def _records(self, start, end, spec):
+        return self._read(spec.pattern, start, end, spec, spec.types)
+
+    def _labels(self, start, end, spec):
+        feed = spec.label_feed
+        stamp = LABEL_TIMESTAMP if feed.arrived_at is None else None
+        return self._read(spec.labels_pattern, start, end, spec, {**spec.types, **feed.types}, stamp=stamp)
+
+    def explain_missing(self, day: dt.date, spec: ReadSpec) -> tuple[str, bool]:
+        expected = format_pattern(spec.pattern, day, spec.format)
+        found = self._listing(LIST_LIMIT)
+        labels = pattern_regex(spec.labels_pattern, spec.format) if spec.label_feed else None
+        candidates = [f for f in found if not (labels and labels.fullmatch(f))]
+        records = pattern_regex(spec.pattern, spec.format)
+        matching = [f for f in candidates if records.fullmatch(f)]
+        mentions = [f for f in candidates if any(day.strftime(form) in f for form, _ in _DAY_FORMS)]
+        expect = f"expected pattern '{spec.pattern}' ({expected} for {day})"
+        if not candidates:
+            return f"no files under {self.root_name}; {expect}", True
+        if matching:
+            latest = max(matching)
+            extra = f"; also found {_names(mentions)}, which do not fit the pattern" if mentions else ""
+            return (f"{expected} is not in {self.root_name} yet ({len(matching)} files fit the pattern "
+                    f"'{spec.pattern}', e.g. {latest}){extra}"), True
+        shown = mentions or candidates
+        return (f"found {_names(shown)} in {self.root_name}, {expect}; no file there fits the pattern"
+                + _suggestion(shown, day, spec)), False
+
+
+def _names(names: list[str], most: int = 5) -> str:
+    more = f" and {len(names) - most} more" if len(names) > most else ""
+    return ", ".join(names[:most]) + more
+
+
+def _suggestion(found: list[str], day: dt.date, spec: ReadSpec) -> str:
+    """A pattern that would name a found file (``flights_2013-01-01.csv`` -> ``flights_{date}.csv``)."""
+    for name in found:
+        for form, placeholder in _DAY_FORMS:
+            if day.strftime(form) in name:
+                pattern = name.replace(day.strftime(form), placeholder)
+                fmt = "parquet" if name.endswith((".parquet", ".pq")) else "csv" if ".csv" in name else None
+                also = f" and source.format: {fmt}" if fmt and fmt != spec.format else ""
+                return f". Set source.pattern: '{pattern}'{also}"
+    return ""
+
+
+class LandingSource(_FileSource):
+    """Daily files in a local directory."""
 
     kind = "landing"
 
@@ -71,28 +392,41 @@ class LandingSource:
         self.root = Path(root)
 
     @property
-    def location(self) -> str:
-        return f"{self.root}/records/<day>.csv"
+    def root_name(self) -> str:
+        return str(self.root)
 
-    def _read(self, folder: str, start: dt.date, end: dt.date) -> tuple[pa.Table | None, list[str]]:
-        tables, names = [], []
-        for day in days(start, end):
-            path = self.root / folder / f"{day.isoformat()}.csv"
-            if path.exists():
-                tables.append(_read_csv(path.read_bytes(), str(path)))
-                names.append(path.as_uri())
-        return _concat(tables), names
+    def uri(self, rel: str) -> str:
+        return (self.root / rel).as_uri() if self.root.is_absolute() else str(self.root / rel)
 
-    def read_records(self, start: dt.date, end: dt.date) -> tuple[pa.Table | None, list[str]]:
-        """The records of days ``start``..``end`` and the files they came from (``None`` if none landed)."""
-        return self._read("records", start, end)
+    def _matches(self, rel: str) -> list[str]:
+        if _has_glob(rel):
+            regex = re.compile(_glob_regex(rel))
+            return sorted(p.relative_to(self.root).as_posix() for p in self.root.glob(rel)
+                          if p.is_file() and regex.fullmatch(p.relative_to(self.root).as_posix()))
+        return [rel] if (self.root / rel).is_file() else []
 
-    def read_labels(self, start: dt.date, end: dt.date) -> tuple[pa.Table | None, list[str]]:
-        return self._read("labels", start, end)
+    def _open(self, rel: str, fmt: str) -> str:
+        return str(self.root / rel)  # pyarrow reads the file block by block (and unpacks .gz/.bz2/.zst)
+
+    def _head(self, rel: str) -> tuple[bytes, int | None]:
+        path = self.root / rel
+        with path.open("rb") as fh:
+            return fh.read(QUARANTINE_MAX_BYTES), path.stat().st_size
+
+    def _listing(self, limit: int) -> list[str]:
+        found: list[str] = []
+        for folder, dirs, files in os.walk(self.root):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                if not name.startswith("."):
+                    found.append(Path(folder, name).relative_to(self.root).as_posix())
+                    if len(found) >= limit:
+                        return found
+        return found
 
 
-class S3Source:
-    """Daily CSV objects under ``s3://bucket/prefix/{records,labels}/<day>.csv``."""
+class S3Source(_FileSource):
+    """Daily objects under ``s3://bucket/prefix/`` named by the patterns."""
 
     kind = "s3"
 
@@ -102,30 +436,58 @@ class S3Source:
         self.prefix = prefix.strip("/")
 
     @property
-    def location(self) -> str:
-        return f"s3://{self.bucket}/{self.prefix}/records/<day>.csv"
+    def root_name(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
 
-    def _read(self, folder: str, start: dt.date, end: dt.date) -> tuple[pa.Table | None, list[str]]:
-        tables, names = [], []
-        for day in days(start, end):
-            key = f"{self.prefix}/{folder}/{day.isoformat()}.csv"
-            try:
-                body = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
-            except self.client.exceptions.NoSuchKey:
-                continue
-            uri = f"s3://{self.bucket}/{key}"
-            tables.append(_read_csv(body, uri))
-            names.append(uri)
-        return _concat(tables), names
+    def _key(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}" if self.prefix else rel
 
-    def read_records(self, start: dt.date, end: dt.date):
-        return self._read("records", start, end)
+    def uri(self, rel: str) -> str:
+        return f"s3://{self.bucket}/{self._key(rel)}"
 
-    def read_labels(self, start: dt.date, end: dt.date):
-        return self._read("labels", start, end)
+    def _keys(self, prefix: str, limit: int | None = None) -> Iterator[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        count = 0
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield item["Key"]
+                count += 1
+                if limit is not None and count >= limit:
+                    return
+
+    def _matches(self, rel: str) -> list[str]:
+        key = self._key(rel)
+        if _has_glob(key):
+            literal = re.split(r"[*?]", key, maxsplit=1)[0]
+            regex = re.compile(_glob_regex(key))
+            start = len(self._key(""))
+            return sorted(k[start:] for k in self._keys(literal) if regex.fullmatch(k))
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=key)
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return []
+            raise
+        return [rel]
+
+    def _open(self, rel: str, fmt: str) -> Any:
+        import pyarrow as pa
+
+        body = self.client.get_object(Bucket=self.bucket, Key=self._key(rel))["Body"]
+        # Parquet needs random access (the footer comes last); a CSV body is parsed as it streams in.
+        return pa.BufferReader(body.read()) if fmt == "parquet" else body
+
+    def _head(self, rel: str) -> tuple[bytes, int | None]:
+        reply = self.client.get_object(Bucket=self.bucket, Key=self._key(rel), Range=f"bytes=0-{QUARANTINE_MAX_BYTES - 1}")
+        total = reply.get("ContentRange", "").rpartition("/")[2]
+        return reply["Body"].read(), int(total) if total.isdigit() else None
+
+    def _listing(self, limit: int) -> list[str]:
+        start = len(self._key(""))
+        return [k[start:] for k in self._keys(self._key(""), limit) if not k.endswith("/")]
 
 
-class PostgresSource:
+class PostgresSource(_Source):
     """A table with one row per record, extracted by ``event_timestamp`` in [start, end + 1 day)."""
 
     kind = "postgres"
@@ -160,10 +522,14 @@ class PostgresSource:
         """``schema.table`` from the config as a quoted identifier (never pasted into the SQL text)."""
         return sql.Identifier(*name.split("."))
 
+    @staticmethod
+    def _bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
+        return dt.datetime.combine(start, dt.time()), dt.datetime.combine(end + dt.timedelta(days=1), dt.time())
+
     def _query(self, table: str, ts_column: str, start: dt.date, end: dt.date) -> tuple[pa.Table | None, list[str]]:
         import pyarrow as pa
 
-        bounds = (dt.datetime.combine(start, dt.time()), dt.datetime.combine(end + dt.timedelta(days=1), dt.time()))
+        bounds = self._bounds(start, end)
         conn = self.connect()
         try:
             sql = self._sql(conn)
@@ -186,14 +552,19 @@ class PostgresSource:
             conn.commit()
         finally:
             conn.close()
-        table_arrow = _naive_utc(_concat(batches))
+        table_arrow = _concat(batches)
         where = f"postgres://{table}?{ts_column}=[{bounds[0].isoformat()},{bounds[1].isoformat()})"
         return table_arrow, [where] if table_arrow is not None else []
 
-    def read_records(self, start: dt.date, end: dt.date):
+    def _records(self, start, end, spec):
         return self._query(self.table, self.event_timestamp, start, end)
 
-    def read_labels(self, start: dt.date, end: dt.date):
+    def _labels(self, start, end, spec):
         if not self.labels_table:
             return None, []
-        return self._query(self.labels_table, "label_timestamp", start, end)
+        return self._query(self.labels_table, spec.label_feed.arrived_at or LABEL_TIMESTAMP, start, end)
+
+    def explain_missing(self, day: dt.date, spec: ReadSpec) -> tuple[str, bool]:
+        low, high = self._bounds(day, day)
+        return (f"no rows in table {self.table} with {self.event_timestamp} in [{low.isoformat()}, "
+                f"{high.isoformat()}) UTC"), True
