@@ -124,7 +124,7 @@ def pg_conn(pg_source_db, monkeypatch):
     return CONN_ID
 
 
-def _write_project(directory, table: str, labels_table: str | None = f"{SCHEMA}.{LABELS}"):
+def _write_project(directory, table: str, labels_table: str | None = f"{SCHEMA}.{LABELS}", label_feed=None):
     """The fraud project with a Postgres source, written as a YAML into ``directory``."""
     import yaml
     from mlops_provider.config import paths
@@ -133,6 +133,8 @@ def _write_project(directory, table: str, labels_table: str | None = f"{SCHEMA}.
     raw["source"] = {"kind": "postgres", "conn_id": CONN_ID, "table": table}
     if labels_table:
         raw["source"]["labels_table"] = labels_table
+    if label_feed:
+        raw["label"]["feed"] = label_feed
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "fraud.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
@@ -183,8 +185,10 @@ def test_stage_and_gate_extract_exactly_the_day(pg_project):
 
     arrival = DAYS[0] + dt.timedelta(days=project.label_delay_days)  # labels of DAYS[0] arrive on the 4th
     labelled = stage_day(project, lake, source, arrival, run_id="scheduled__2024-03-04")
+    assert not lake.exists(labels_table(project), arrival), "labels are published by the gate, not at extraction"
+    gated = gate_day(project, lake, reports, arrival, run_id="scheduled__2024-03-04")
     labels = lake.read(labels_table(project), arrival)
-    assert labelled["labels"]["rows"] == len(labels) == ROWS + 2
+    assert labelled["labels"]["rows"] == gated["labels"][arrival.isoformat()]["rows"] == len(labels) == ROWS + 2
     assert set(labels["transaction_id"]) == _expected_ids(DAYS[0])
     assert labels["label_timestamp"].dt.tz is None
     assert (labels["label_timestamp"] == dt.datetime.combine(arrival, dt.time(6))).all()
@@ -219,7 +223,9 @@ def test_missing_day_is_a_source_error(pg_project):
     project, lake, _, source = pg_project
     with pytest.raises(SourceError, match=r"fraud 2024-03-09: nothing has landed .* postgres source") as err:
         stage_day(project, lake, source, dt.date(2024, 3, 9), run_id="scheduled__2024-03-09")
-    assert f"postgres table {SCHEMA}.{TABLE} by event_timestamp" in str(err.value)
+    assert (f"no rows in table {SCHEMA}.{TABLE} with event_timestamp in [2024-03-09T00:00:00, 2024-03-10T00:00:00) UTC"
+            in str(err.value))
+    assert err.value.retryable
 
 
 @pytest.mark.parametrize(
@@ -260,3 +266,98 @@ def test_ingest_operator_extracts_the_day_through_the_connection(pg_project):
     summary = operator.execute({"run_id": "scheduled__2024-03-04"})
     assert summary["rows"] == ROWS + 2
     assert set(lake.read(staging_table(project), DAYS[3])["transaction_id"]) == _expected_ids(DAYS[3])
+
+
+# -- issue 13: time zones, null tokens and a label feed with its own names, on the Postgres source ------------
+ZONED, CHARGEBACKS = "Zoned Transactions", "Chargebacks"
+
+
+@pytest.fixture(scope="session")
+def pg_zoned_db(pg_source_db):
+    """A ``timestamptz`` records table written with several UTC offsets and empty / 'NULL' text, and a
+    chargeback feed with its own column names (``txn``, ``fraud_flag``, ``reported_at``)."""
+    from psycopg2 import sql
+
+    template = _edge_rows(DAY)[0]
+    rows = []
+    # (id, local time, offset hours): the instant in UTC decides the day, not the local date.
+    for i, (local, hours) in enumerate([
+        ("2024-03-02 01:30:00", 2),     # 2024-03-01 23:30 UTC: the day before
+        ("2024-03-02 02:30:00", 2),     # 00:30 UTC: in
+        ("2024-03-01 20:00:00", -5),    # 2024-03-02 01:00 UTC: in, although its local date is the 1st
+        ("2024-03-02 23:30:00", 0),     # in
+        ("2024-03-02 20:00:00", -5),    # 2024-03-03 01:00 UTC: the day after
+        ("2024-03-02 12:00:00", 5.5),   # 06:30 UTC: in
+    ]):
+        stamp = dt.datetime.fromisoformat(local).replace(tzinfo=dt.timezone(dt.timedelta(hours=hours)))
+        device = ["", "NULL", "mobile", "desktop", "mobile", "mobile"][i]
+        rows.append({**template, "transaction_id": f"T20240302-88{i:05d}", "event_timestamp": stamp, "device": device})
+    conn = _connect(pg_source_db)
+    with conn, conn.cursor() as cur:
+        columns = {**COLUMNS, "event_timestamp": "timestamptz NOT NULL"}
+        cur.execute(sql.SQL("CREATE TABLE {} ({})").format(
+            sql.Identifier(SCHEMA, ZONED),
+            sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(c), sql.SQL(t)) for c, t in columns.items()),
+        ))
+        for row in rows:
+            cur.execute(sql.SQL("INSERT INTO {} VALUES ({})").format(
+                sql.Identifier(SCHEMA, ZONED), sql.SQL(", ").join(sql.Placeholder() * len(COLUMNS))),
+                [row[c] for c in COLUMNS])
+        cur.execute(sql.SQL("CREATE TABLE {} (txn text, fraud_flag integer, reported_at timestamptz)").format(
+            sql.Identifier(SCHEMA, CHARGEBACKS)))
+        tz = dt.timezone(dt.timedelta(hours=-8))
+        cur.execute(sql.SQL("INSERT INTO {} VALUES (%s, 1, %s), (%s, 0, %s), (%s, 1, %s)").format(
+            sql.Identifier(SCHEMA, CHARGEBACKS)),
+            ["T20240302-8800001", dt.datetime(2024, 3, 4, 15, 0, tzinfo=tz),    # 23:00 UTC on the 4th
+             "T20240302-8800002", dt.datetime(2024, 3, 3, 17, 0, tzinfo=tz),    # 01:00 UTC on the 4th
+             "T20240302-8800003", dt.datetime(2024, 3, 4, 17, 0, tzinfo=tz)])   # 01:00 UTC on the 5th
+    conn.close()
+    return rows
+
+
+def test_zoned_timestamps_are_extracted_by_their_utc_day_as_naive_utc(pg_zoned_db, pg_conn, mlops_home, tmp_path,
+                                                                      monkeypatch):
+    from mlops_provider.config import paths
+    from mlops_provider.config.project import load_project
+    from mlops_provider.io.lake import Lake
+    from mlops_provider.operators.ingest import _source
+    from mlops_provider.stages.ingest import gate_day, stage_day, staging_table
+
+    monkeypatch.setenv("MLOPS_PROJECTS_DIR", str(tmp_path / "projects"))
+    _write_project(tmp_path / "projects", f"{SCHEMA}.{ZONED}", labels_table=None)
+    project = load_project("fraud")
+    lake = Lake()
+    staged = stage_day(project, lake, _source(project), DAY, run_id="scheduled__zoned")
+    frame = lake.read(staging_table(project), DAY).sort_values("event_timestamp")
+    expected = sorted(r["event_timestamp"].astimezone(dt.UTC).replace(tzinfo=None) for r in pg_zoned_db
+                      if r["event_timestamp"].astimezone(dt.UTC).date() == DAY)
+    assert staged["rows"] == len(expected) == 4
+    assert frame["event_timestamp"].dt.tz is None and frame["event_timestamp"].tolist() == expected
+    # '' and 'NULL' in a text column are nulls (source.null_values), so the not-null expectation fires.
+    by_id = dict(zip(frame["transaction_id"], frame["device"], strict=True))
+    assert by_id["T20240302-8800001"] is None and by_id["T20240302-8800002"] == "mobile"
+    with pytest.raises(Exception, match=r"expect_column_values_to_not_be_null\[device\]: 1 unexpected"):
+        gate_day(project, lake, Lake(paths.reports_uri()), DAY, run_id="scheduled__zoned")
+
+
+def test_a_label_feed_table_with_its_own_names(pg_zoned_db, pg_conn, mlops_home, tmp_path, monkeypatch):
+    from mlops_provider.config import paths
+    from mlops_provider.config.project import load_project
+    from mlops_provider.io.lake import Lake
+    from mlops_provider.operators.ingest import _source
+    from mlops_provider.stages.ingest import gate_day, labels_table, stage_day
+
+    monkeypatch.setenv("MLOPS_PROJECTS_DIR", str(tmp_path / "projects"))
+    _write_project(tmp_path / "projects", f"{SCHEMA}.{TABLE}", labels_table=f"{SCHEMA}.{CHARGEBACKS}",
+                   label_feed={"record_id": "txn", "column": "fraud_flag", "arrived_at": "reported_at"})
+    project = load_project("fraud")
+    arrival, lake = DAYS[3], Lake()
+    staged = stage_day(project, lake, _source(project), arrival, run_id="scheduled__feed")
+    assert staged["labels"]["sources"] == [
+        f"postgres://{SCHEMA}.{CHARGEBACKS}?reported_at=[2024-03-04T00:00:00,2024-03-05T00:00:00)"]
+    assert gate_day(project, lake, Lake(paths.reports_uri()), arrival, run_id="scheduled__feed")["success"]
+    frame = lake.read(labels_table(project), arrival).sort_values("transaction_id")
+    assert list(frame.columns) == ["transaction_id", "is_fraud", "label_timestamp"]
+    assert frame["transaction_id"].tolist() == ["T20240302-8800001", "T20240302-8800002"], "read by UTC arrival day"
+    assert frame["is_fraud"].tolist() == [1, 0]
+    assert frame["label_timestamp"].tolist() == [dt.datetime(2024, 3, 4, 23), dt.datetime(2024, 3, 4, 1)]

@@ -99,36 +99,41 @@ DAY = DAYS[1]
 
 def _upload_dir(client, local: Path, bucket: str, prefix: str) -> list[str]:
     keys = []
-    for path in sorted(local.rglob("*.csv")):
+    for path in sorted(p for p in local.rglob("*") if p.is_file() and not p.name.startswith(".")):
         key = f"{prefix}/{path.relative_to(local).as_posix()}"
         client.upload_file(str(path), bucket, key)
         keys.append(key)
     return keys
 
 
-@pytest.fixture
-def s3_project(s3_client, mlops_home, tmp_path, monkeypatch, fraud_project):
-    """The fraud project reading daily CSVs from ``s3://raw-data/exports/fraud`` (three days uploaded)."""
+def _make_s3_project(s3_client, tmp_path, monkeypatch, options: dict | None = None, timestamps: str = "naive"):
+    """The fraud project reading daily files from ``s3://raw-data-.../exports/fraud`` (three days uploaded);
+    ``options`` are extra ``source`` keys (format, pattern, ...)."""
     import yaml
     from mlops_provider.config import paths
     from mlops_provider.config.project import load_project
 
     bucket = f"{SOURCE_BUCKET}-{tmp_path.name.lower().replace('_', '-')[-30:]}"
     s3_client.create_bucket(Bucket=bucket)
-    local = tmp_path / "export"
-    for day in DAYS:
-        write_landing_day(fraud_project, local, day, rows=300)
-    _upload_dir(s3_client, local, bucket, PREFIX)
-
     raw = yaml.safe_load((paths.repo_root() / "include" / "projects" / "fraud.yaml").read_text())
-    raw["source"] = {"kind": "s3", "conn_id": S3_CONN_ID, "bucket": bucket, "prefix": f"/{PREFIX}/"}
+    raw["source"] = {"kind": "s3", "conn_id": S3_CONN_ID, "bucket": bucket, "prefix": f"/{PREFIX}/", **(options or {})}
     projects = tmp_path / "projects"
     projects.mkdir()
     (projects / "fraud.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     monkeypatch.setenv("MLOPS_PROJECTS_DIR", str(projects))
     project = load_project("fraud")
     assert project.source["kind"] == "s3"
+    local = tmp_path / "export"
+    for day in DAYS:
+        write_landing_day(project, local, day, rows=300, timestamps=timestamps)
+    _upload_dir(s3_client, local, bucket, PREFIX)
     return project, bucket, local
+
+
+@pytest.fixture
+def s3_project(s3_client, mlops_home, tmp_path, monkeypatch):
+    """The fraud project reading daily CSVs from ``s3://raw-data/exports/fraud`` (three days uploaded)."""
+    return _make_s3_project(s3_client, tmp_path, monkeypatch)
 
 
 def _source(project):
@@ -169,6 +174,8 @@ def test_s3_source_extracts_exactly_the_day_and_rerun_replaces(s3_project, s3_cl
     _upload_dir(s3_client, local, bucket, PREFIX)
     labelled = stage_day(project, lake, source, arrival, run_id="scheduled__labels")
     assert labelled["labels"]["rows"] == 300
+    assert not lake.exists(labels_table(project), arrival), "published by the gate, not at extraction"
+    gate_day(project, lake, reports, arrival, run_id="scheduled__labels")
     assert set(lake.read(labels_table(project), arrival)["transaction_id"].str[1:9]) == {f"{DAYS[0]:%Y%m%d}"}
 
 
@@ -201,7 +208,62 @@ def test_s3_missing_day_is_a_source_error_naming_it(s3_project):
     project, bucket, _ = s3_project
     with pytest.raises(SourceError, match=r"fraud 2024-05-20: nothing has landed for this interval in the s3 source") as err:
         stage_day(project, Lake(), _source(project), dt.date(2024, 5, 20), run_id="scheduled__2024-05-20")
-    assert f"s3://{bucket}/{PREFIX}/records/<day>.csv" in str(err.value)
+    assert err.value.retryable
+    assert (f"records/2024-05-20.csv is not in s3://{bucket}/{PREFIX} yet (3 files fit the pattern "
+            "'records/{date}.{format}', e.g. records/2024-05-03.csv)") in str(err.value)
+
+
+# -- issue 13: time zones, formats and patterns on S3 ------------------------------------------------------
+def test_s3_timestamps_with_offsets_pass_the_gate_as_utc(s3_client, mlops_home, tmp_path, monkeypatch):
+    from mlops_provider.config import paths
+    from mlops_provider.io.lake import Lake
+    from mlops_provider.stages.ingest import gate_day, records_table, stage_day
+
+    from devkit.datagen.landing import generate_day
+
+    project, bucket, local = _make_s3_project(s3_client, tmp_path, monkeypatch, timestamps="offset")
+    assert "-05:00" in (local / "records" / f"{DAY}.csv").read_text()
+    lake = Lake()
+    stage_day(project, lake, _source(project), DAY, run_id="scheduled__zoned")
+    summary = gate_day(project, lake, Lake(paths.reports_uri()), DAY, run_id="scheduled__zoned")
+    assert summary["success"], summary["failed"]
+    published = lake.read(records_table(project), DAY)["event_timestamp"]
+    assert published.dt.tz is None
+    assert published.tolist() == generate_day(project, DAY, 300)["event_timestamp"].tolist()
+
+
+def test_s3_parquet_objects_named_by_a_pattern(s3_client, mlops_home, tmp_path, monkeypatch):
+    from mlops_provider.config import paths
+    from mlops_provider.io.lake import Lake
+    from mlops_provider.stages.ingest import gate_day, labels_table, records_table, stage_day
+
+    options = {"format": "parquet", "pattern": "tx/{date:%Y/%m/%d}/part-*.parquet",
+               "labels_pattern": "chargebacks/{date}.parquet"}
+    project, bucket, local = _make_s3_project(s3_client, tmp_path, monkeypatch, options, timestamps="offset")
+    arrival = DAYS[0] + dt.timedelta(days=project.label_delay_days)
+    write_landing_day(project, local, arrival, rows=100)
+    _upload_dir(s3_client, local, bucket, PREFIX)
+    lake, source = Lake(), _source(project)
+    staged = stage_day(project, lake, source, arrival, run_id="scheduled__parquet")
+    assert staged["sources"] == [f"s3://{bucket}/{PREFIX}/tx/2024/05/04/part-0.parquet"]
+    assert staged["labels"]["sources"] == [f"s3://{bucket}/{PREFIX}/chargebacks/2024-05-04.parquet"]
+    summary = gate_day(project, lake, Lake(paths.reports_uri()), arrival, run_id="scheduled__parquet")
+    assert summary["success"], summary["failed"]
+    assert len(lake.read(records_table(project), arrival)) == 100
+    labels = lake.read(labels_table(project), arrival)
+    assert len(labels) == 300 and labels["label_timestamp"].dt.tz is None
+
+    # A misnamed object: found vs expected, not retried.
+    from mlops_provider.io.sources import SourceMismatchError
+
+    s3_client.put_object(Bucket=bucket, Key=f"{PREFIX}/other/fraud_2024-05-09.parquet", Body=b"x")
+    for key in [o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/tx/")["Contents"]]:
+        s3_client.delete_object(Bucket=bucket, Key=key)
+    with pytest.raises(SourceMismatchError) as err:
+        stage_day(project, lake, source, dt.date(2024, 5, 9), run_id="scheduled__misnamed")
+    assert (f"found other/fraud_2024-05-09.parquet in s3://{bucket}/{PREFIX}, expected pattern "
+            "'tx/{date:%Y/%m/%d}/part-*.parquet' (tx/2024/05/09/part-*.parquet for 2024-05-09)") in str(err.value)
+    assert "Set source.pattern: 'other/fraud_{date}.parquet'" in str(err.value)
 
 
 # -- the lake itself on S3 ----------------------------------------------------------------------------

@@ -8,6 +8,7 @@ while the committed file and the generated one differ). Interval bounds are suit
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 from dataclasses import dataclass, field
@@ -55,8 +56,8 @@ def derived_expectations(project: ProjectConfig) -> list[dict[str, Any]]:
                      max_value=project.validation.get("max_rows"), meta={"why": "an empty or truncated batch"}),
     ]
     for column, spec in project.columns.items():
-        if column == project.label_column:
-            continue  # labels arrive days later, in their own table
+        if column == project.label_column and not project.labels_in_record:
+            continue  # labels arrive in their own feed: check_labels checks them at the gate of their arrival day
         exps.append(_expectation("expect_column_to_exist", column=column))
         exps.append(_expectation("expect_column_values_to_be_in_type_list", column=column,
                                  type_list=PANDAS_TYPES[spec["type"]]))
@@ -78,6 +79,70 @@ def derived_expectations(project: ProjectConfig) -> list[dict[str, Any]]:
         meta={"why": "every record belongs to the run's data interval"},
     ))
     return exps
+
+
+def _examples(values: pd.Series, most: int = 3) -> list[Any]:
+    return [v.item() if hasattr(v, "item") else v for v in values.drop_duplicates().head(most)]
+
+
+def check_labels(project: ProjectConfig, frame: pd.DataFrame, *, interval_end: dt.datetime) -> list[str]:
+    """What is wrong with a label feed's file (renamed to the labels table's names), as failure lines.
+
+    The record id must be there and non-null; the label must have the declared type, be non-null (unless
+    the label column is ``nullable``: those rows are dropped at publication), within ``min``/``max`` and
+    ``allowed``; every label must be stamped (``label_timestamp``) no later than the end of its arrival
+    day (a later stamp in day D's partition would hand a training set as of D a label from its future).
+    """
+    import pandas as pd
+
+    from mlops_provider.domain.layout import LABEL_TIMESTAMP
+
+    rid, label = project.record_id, project.label_column
+    feed = project.label_feed
+    names = {rid: ("label.feed.record_id", feed["record_id"]), label: ("label.feed.column", feed["column"]),
+             LABEL_TIMESTAMP: ("label.feed.arrived_at", feed["arrived_at"])}
+    missing = [f"'{names[c][1]}' ({names[c][0]})" for c in (rid, label, LABEL_TIMESTAMP) if c not in frame.columns]
+    if missing:
+        return [f"labels: the feed lacks column(s) {', '.join(missing)}; it has {list(frame.columns)}"]
+    failures = []
+    if (nulls := int(frame[rid].isna().sum())):
+        failures.append(f"labels[{feed['record_id']}]: {nulls} labels without a record id")
+    spec = project.columns[label]
+    values = frame[label]
+    present = values.dropna()
+    if not spec.get("nullable", False) and (nulls := int(values.isna().sum())):
+        failures.append(f"labels[{feed['column']}]: {nulls} null labels (set columns.{label}.nullable: true to "
+                        "drop them instead)")
+    typed = True
+    if str(values.dtype) not in PANDAS_TYPES[spec["type"]] and len(present):
+        typed = False
+        if spec["type"] in ("integer", "float"):
+            wrong = present[pd.to_numeric(present, errors="coerce").isna()]
+        else:
+            wrong = present
+        failures.append(f"labels[{feed['column']}]: type {values.dtype}, expected {spec['type']} "
+                        f"({', '.join(PANDAS_TYPES[spec['type']])}); e.g. {_examples(wrong if len(wrong) else present)}")
+    if typed and "allowed" in spec and len(bad := present[~present.isin(spec["allowed"])]):
+        failures.append(f"labels[{feed['column']}]: {len(bad)} values not in {spec['allowed']}, e.g. {_examples(bad)}")
+    low, high = spec.get("min"), spec.get("max")
+    if typed and spec["type"] in ("integer", "float") and (low is not None or high is not None):
+        out = present[(present < (low if low is not None else -float("inf")))
+                      | (present > (high if high is not None else float("inf")))]
+        if len(out):
+            failures.append(f"labels[{feed['column']}]: {len(out)} values outside [{low}, {high}], e.g. {_examples(out)}")
+    stamps = frame[LABEL_TIMESTAMP]
+    where = f"labels[{feed['arrived_at'] or LABEL_TIMESTAMP}]"
+    if not pd.api.types.is_datetime64_any_dtype(stamps):
+        failures.append(f"{where}: type {stamps.dtype}, expected timestamps; e.g. {_examples(stamps.dropna())}")
+    else:
+        if (nulls := int(stamps.isna().sum())):
+            failures.append(f"{where}: {nulls} labels without an arrival time")
+        late = stamps[stamps > pd.Timestamp(interval_end)]
+        if len(late):
+            failures.append(f"{where}: {len(late)} labels stamped after the end of their arrival day "
+                            f"{interval_end.date()} (they belong to a later day's file), e.g. "
+                            f"{[str(v) for v in _examples(late)]}")
+    return failures
 
 
 def extra_expectations(project: ProjectConfig) -> list[dict[str, Any]]:

@@ -3,6 +3,13 @@
 A batch is staged first and published to ``<project>/records`` only after it passes its suite, so a
 bad batch never reaches features or training. Publishing replaces the day's partition atomically,
 which makes reruns idempotent.
+
+Labels pass the same gate. A label feed's file of arrival day D is staged with D's records, checked
+(columns, type, allowed values, arrival time) and published to ``<project>/labels/dt=D`` only when the
+whole day passes; a quarantined day publishes no labels. Labels that come inside their records
+(``label.from: record``) are taken out of the published records, held back by event day and published
+into the labels partition of their arrival day (event day + ``label.delay_days``) by that day's gate --
+never earlier -- so a training set as of D never holds a label of an event after D - delay.
 """
 
 from __future__ import annotations
@@ -10,94 +17,168 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlops_provider.config.project import ProjectConfig
 from mlops_provider.domain.layout import (  # noqa: F401 (re-exported)
+    LABEL_TIMESTAMP,
     as_date,
+    held_labels_table,
     labels_table,
     quarantine_dir,
     records_table,
     safe_run_id,
+    staging_labels_table,
     staging_table,
 )
 from mlops_provider.exceptions import DataValidationError, SourceError
 from mlops_provider.io.lake import Lake
-from mlops_provider.io.sources import UnreadableBatchError
+from mlops_provider.io.sources import ReadSpec, SourceMismatchError, UnreadableBatchError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
 
+def _quarantine_unreadable(project: ProjectConfig, lake: Lake, day: dt.date, run_id: str,
+                           exc: UnreadableBatchError) -> DataValidationError:
+    target = quarantine_dir(project, day, run_id)
+    where = lake.write_bytes(f"{target}/raw-{exc.name.rsplit('/', 1)[-1]}", exc.raw)
+    report: dict[str, Any] = {"success": False, "failed": [str(exc)], "source": exc.name}
+    if exc.size is not None and exc.size > len(exc.raw):
+        report["raw_kept"] = f"first {len(exc.raw)} of {exc.size} bytes; the source keeps the whole file"
+    lake.write_bytes(f"{target}/validation.json", json.dumps(report, indent=2).encode())
+    lake.delete(staging_table(project), day)
+    lake.delete(staging_labels_table(project), day)
+    return DataValidationError(
+        f"{project.name} {day}: batch quarantined: {exc}. Raw file kept at {where}",
+        failed=[str(exc)], result_path=where, quarantine_path=where,
+    )
+
+
 def stage_day(project: ProjectConfig, lake: Lake, source: Any, day: dt.date | str, *, run_id: str) -> dict[str, Any]:
-    """Extract the day's records (and the labels that arrived that day) into staging; return a summary."""
+    """Extract the day's records (and the label feed's file of that arrival day) into staging; return a summary."""
     day = as_date(day)
+    spec = ReadSpec.from_project(project)
+    lake.delete(staging_labels_table(project), day)  # never publish a previous run's labels with this run's records
     try:
-        records, names = source.read_records(day, day)
+        records, names = source.read_records(day, day, spec)
+        if records is None:
+            detail, retryable = source.explain_missing(day, spec)
+            if not retryable:
+                raise SourceMismatchError(f"{project.name} {day}: no {source.kind} file fits source.pattern: {detail}")
+            raise SourceError(f"{project.name} {day}: nothing has landed for this interval in the {source.kind} "
+                              f"source: {detail}; retries will look again")
+        labels, label_names = source.read_labels(day, day, spec)
     except UnreadableBatchError as exc:
-        where = lake.write_bytes(f"{quarantine_dir(project, day, run_id)}/raw-{exc.name.rsplit('/', 1)[-1]}", exc.raw)
-        report = {"success": False, "failed": [str(exc)], "source": exc.name}
-        lake.write_bytes(f"{quarantine_dir(project, day, run_id)}/validation.json", json.dumps(report, indent=2).encode())
-        lake.delete(staging_table(project), day)
-        raise DataValidationError(
-            f"{project.name} {day}: batch quarantined: {exc}. Raw file kept at {where}",
-            failed=[str(exc)], result_path=where, quarantine_path=where,
-        ) from exc
-    if records is None:
-        raise SourceError(
-            f"{project.name} {day}: nothing has landed for this interval in the {source.kind} source "
-            f"({getattr(source, 'location', source.kind)}); retries will look again"
-        )
+        raise _quarantine_unreadable(project, lake, day, run_id, exc) from exc
     staged = lake.write(staging_table(project), day, records)
     summary: dict[str, Any] = {"day": day.isoformat(), "rows": records.num_rows, "staged": staged, "sources": names}
-
-    labels, label_names = source.read_labels(day, day)
     if labels is not None:
-        missing = {project.record_id, project.label_column, "label_timestamp"} - set(labels.column_names)
-        if missing:
-            raise DataValidationError(
-                f"{project.name} {day}: labels file lacks columns {sorted(missing)} ({', '.join(label_names)})",
-                failed=[f"missing label columns {sorted(missing)}"], result_path=label_names[0], quarantine_path="",
-            )
-        summary["labels"] = {"rows": labels.num_rows, "uri": lake.write(labels_table(project), day, labels)}
-    log.info("%s %s: staged %d records from %s", project.name, day, records.num_rows, ", ".join(names))
+        summary["labels"] = {"rows": labels.num_rows, "staged": lake.write(staging_labels_table(project), day, labels),
+                             "sources": label_names}
+    log.info("%s %s: staged %d records from %s%s", project.name, day, records.num_rows, ", ".join(names),
+             f" and {labels.num_rows} labels from {', '.join(label_names)}" if labels is not None else "")
     return summary
 
 
+def _held_labels(project: ProjectConfig, records: pa.Table) -> pa.Table:
+    """The labels inside a day's validated records, stamped with when they become known (event + delay)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    rid, label, ts = project.record_id, project.label_column, project.event_timestamp
+    known = records.column(ts).cast(pa.timestamp("us"))
+    known = pc.add(known, pa.scalar(dt.timedelta(days=project.label_delay_days), pa.duration("us")))
+    held = pa.table({rid: records.column(rid), label: records.column(label), LABEL_TIMESTAMP: known})
+    return held.filter(pc.is_valid(held.column(label)))  # a record without its label (nullable) teaches nothing
+
+
+def _feed_labels(project: ProjectConfig, staged: pa.Table) -> pa.Table:
+    import pyarrow.compute as pc
+
+    labels = staged.select([project.record_id, project.label_column, LABEL_TIMESTAMP])
+    return labels.filter(pc.is_valid(labels.column(project.label_column)))
+
+
+def _publish(project: ProjectConfig, lake: Lake, day: dt.date, records: pa.Table,
+             staged_labels: pa.Table | None) -> tuple[pa.Table, dict[str, Any]]:
+    """Publish the labels the day's gate releases; return the records to publish (without an in-record label)."""
+    published: dict[str, Any] = {}
+    if not project.labels_in_record:
+        if staged_labels is not None:
+            labels = _feed_labels(project, staged_labels)
+            published[day.isoformat()] = {"rows": labels.num_rows, "partition": lake.write(labels_table(project), day, labels)}
+        return records, published
+    delay = dt.timedelta(days=project.label_delay_days)
+    held = _held_labels(project, records)
+    lake.write(held_labels_table(project), day, held)
+    # The labels that become known today: those of the records of day - delay (held when that day passed).
+    if lake.exists(held_labels_table(project), day - delay):
+        arrived = held if not delay else lake.read_arrow(held_labels_table(project), day - delay)
+        published[day.isoformat()] = {"rows": arrived.num_rows, "partition": lake.write(labels_table(project), day, arrived)}
+    # A day ingested after its arrival day (a backfill out of order, a late rerun): its arrival day's gate
+    # found nothing to release, so its labels go to the arrival day's partition now.
+    if delay and lake.exists(records_table(project), day + delay):
+        arrival = day + delay
+        published[arrival.isoformat()] = {"rows": held.num_rows, "partition": lake.write(labels_table(project), arrival, held)}
+    return records.drop_columns([project.label_column]), published
+
+
 def gate_day(project: ProjectConfig, lake: Lake, reports: Lake, day: dt.date | str, *, run_id: str) -> dict[str, Any]:
-    """Validate the staged batch; publish it to the lake, or quarantine it and raise DataValidationError."""
-    from mlops_provider.io.validation import validate_frame
+    """Validate the staged batch (and staged labels); publish them, or quarantine them and raise DataValidationError."""
+    from mlops_provider.io.validation import check_labels, validate_frame
 
     day = as_date(day)
     if not lake.exists(staging_table(project), day):
         raise SourceError(f"{project.name} {day}: no staged batch at {lake.partition_path(staging_table(project), day)};"
                           " run the ingest task first")
     table = lake.read_arrow(staging_table(project), day)
+    staged_labels = (lake.read_arrow(staging_labels_table(project), day)
+                     if lake.exists(staging_labels_table(project), day) else None)
     start = dt.datetime.combine(day, dt.time())
     end = start + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
     outcome = validate_frame(project, table.to_pandas(), interval_start=start, interval_end=end, run_name=run_id)
+    label_failures = check_labels(project, staged_labels.to_pandas(), interval_end=end) if staged_labels is not None else []
+    success = outcome.success and not label_failures
+    failed = outcome.failed + label_failures
+    result = outcome.result
+    if staged_labels is not None:
+        result = {**result, "success": success,
+                  "labels": {"rows": staged_labels.num_rows, "success": not label_failures, "failed": label_failures}}
     result_uri = reports.write_bytes(
         f"{project.name}/validation/dt={day.isoformat()}/{safe_run_id(run_id)}.json",
-        json.dumps(outcome.result, indent=2, default=str).encode(),
+        json.dumps(result, indent=2, default=str).encode(),
     )
     summary: dict[str, Any] = {
-        "day": day.isoformat(), "success": outcome.success, "rows": table.num_rows,
+        "day": day.isoformat(), "success": success, "rows": table.num_rows,
         "evaluated": outcome.statistics.get("evaluated_expectations"),
-        "failed": outcome.failed, "result": result_uri, "data_docs": outcome.data_docs_url,
+        "failed": failed, "result": result_uri, "data_docs": outcome.data_docs_url,
     }
-    if outcome.success:
-        summary["partition"] = lake.write(records_table(project), day, table)
+    if success:
+        records, published = _publish(project, lake, day, table, staged_labels)
+        summary["partition"] = lake.write(records_table(project), day, records)
+        if published:
+            summary["labels"] = published
         lake.delete(staging_table(project), day)
-        log.info("%s %s: %d rows passed %s expectations -> %s", project.name, day, table.num_rows,
-                 summary["evaluated"], summary["partition"])
+        lake.delete(staging_labels_table(project), day)
+        log.info("%s %s: %d rows passed %s expectations -> %s%s", project.name, day, table.num_rows,
+                 summary["evaluated"], summary["partition"],
+                 "".join(f"; {p['rows']} labels -> {p['partition']}" for p in published.values()))
         return summary
 
     target = quarantine_dir(project, day, run_id)
     where = lake.move_dir(lake.partition_dir(staging_table(project), day)[len(lake.root) + 1:], target)
-    lake.write_bytes(f"{target}/validation.json", json.dumps(outcome.result, indent=2, default=str).encode())
-    listing = "\n".join(f"  - {f}" for f in outcome.failed)
+    if staged_labels is not None:
+        lake.move_dir(lake.partition_dir(staging_labels_table(project), day)[len(lake.root) + 1:], f"{target}/labels")
+    lake.write_bytes(f"{target}/validation.json", json.dumps(result, indent=2, default=str).encode())
+    listing = "\n".join(f"  - {f}" for f in failed)
+    what = [f"{len(outcome.failed)} of {summary['evaluated']} expectations failed"] if not outcome.success else []
+    what += [f"{len(label_failures)} label checks failed"] if label_failures else []
     raise DataValidationError(
-        f"{project.name} {day}: {len(outcome.failed)} of {summary['evaluated']} expectations failed; batch "
+        f"{project.name} {day}: {' and '.join(what)}; batch{' and labels' if staged_labels is not None else ''} "
         f"quarantined at {where} and NOT published.\n{listing}\nFull result: {result_uri}"
         + (f"\nData Docs: {outcome.data_docs_url}" if outcome.data_docs_url else ""),
-        failed=outcome.failed, result_path=result_uri, quarantine_path=where, data_docs_url=outcome.data_docs_url,
+        failed=failed, result_path=result_uri, quarantine_path=where, data_docs_url=outcome.data_docs_url,
     )
