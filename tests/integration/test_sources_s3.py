@@ -200,6 +200,18 @@ def test_s3_unreadable_file_is_quarantined_with_a_clear_error(s3_project, s3_cli
     assert json.loads(lake.read_bytes(f"{where}/validation.json"))["source"] == f"s3://{bucket}/{key}"
 
 
+def test_s3_empty_object_is_quarantined_with_a_clear_error(s3_project, s3_client):
+    from mlops_provider.exceptions import DataValidationError
+    from mlops_provider.io.lake import Lake
+    from mlops_provider.stages.ingest import stage_day
+
+    project, bucket, _ = s3_project
+    empty = dt.date(2024, 5, 11)
+    s3_client.put_object(Bucket=bucket, Key=f"{PREFIX}/records/{empty}.csv", Body=b"")
+    with pytest.raises(DataValidationError, match=r"not a readable CSV file: .*Empty CSV file"):
+        stage_day(project, Lake(), _source(project), empty, run_id="scheduled__2024-05-11")
+
+
 def test_s3_missing_day_is_a_source_error_naming_it(s3_project):
     from mlops_provider.exceptions import SourceError
     from mlops_provider.io.lake import Lake

@@ -4,6 +4,7 @@ what a missing or misnamed day says, time zones, null tokens, the label feed's n
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pandas as pd
 import pyarrow as pa
@@ -250,3 +251,23 @@ def test_compressed_csv_on_landing(tmp_path):
     (tmp_path / f"flights_{DAY}.csv.gz").write_bytes(gzip.compress(_frame().to_csv(index=False).encode()))
     table, _ = LandingSource(tmp_path).read_records(DAY, DAY, _spec(pattern="flights_{date}.csv.gz"))
     assert table.to_pandas()["flight_id"].tolist() == _frame()["flight_id"].tolist()
+
+
+def test_an_s3_outage_while_reading_is_retried_not_quarantined():
+    """A failing connection is not a bad file: it must not end up in quarantine as one."""
+    from mlops_provider.io.sources import S3Source
+
+    class Client:
+        class exceptions:  # noqa: N801 (boto3's shape)
+            ClientError = type("ClientError", (Exception,), {})
+
+        def head_object(self, **_):
+            return {}
+
+        def get_object(self, **kwargs):
+            if "Range" in kwargs:  # would hand quarantine some bytes if the outage were taken for a bad file
+                return {"Body": io.BytesIO(b"x"), "ContentRange": "bytes 0-0/1"}
+            raise ConnectionError("Could not connect to the endpoint URL")
+
+    with pytest.raises(ConnectionError):
+        S3Source(Client(), "bucket", "prefix").read_records(DAY, DAY, _spec())

@@ -229,12 +229,13 @@ def _parse(open_input: Callable[[], Any], head: Callable[[], tuple[bytes, int | 
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
+    stream = open_input()  # outside the try: a failing connection is an outage (retried), not a bad file
     try:
         if spec.format == "parquet":
-            return pq.read_table(open_input())
+            return pq.read_table(stream)
         read, convert = _csv_options(spec, types)
-        return pacsv.read_csv(open_input(), read_options=read, convert_options=convert)
-    except Exception as exc:  # pyarrow raises ArrowInvalid and friends for malformed input
+        return pacsv.read_csv(stream, read_options=read, convert_options=convert)
+    except (ValueError, TypeError, NotImplementedError) as exc:  # ArrowInvalid, ArrowTypeError, ...: malformed input
         raw, size = head()
         hint = ""
         if spec.format == "csv" and raw.startswith(b"PAR1"):
@@ -478,7 +479,13 @@ class S3Source(_FileSource):
         return pa.BufferReader(body.read()) if fmt == "parquet" else body
 
     def _head(self, rel: str) -> tuple[bytes, int | None]:
-        reply = self.client.get_object(Bucket=self.bucket, Key=self._key(rel), Range=f"bytes=0-{QUARANTINE_MAX_BYTES - 1}")
+        try:
+            reply = self.client.get_object(Bucket=self.bucket, Key=self._key(rel),
+                                           Range=f"bytes=0-{QUARANTINE_MAX_BYTES - 1}")
+        except self.client.exceptions.ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":  # an empty object
+                return b"", 0
+            raise
         total = reply.get("ContentRange", "").rpartition("/")[2]
         return reply["Body"].read(), int(total) if total.isdigit() else None
 
