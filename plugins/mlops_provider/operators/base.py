@@ -39,8 +39,20 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 
 
+# Errors that the same input and code raise again on every try (a bug, or data no check caught): a retry
+# only repeats them and pages on-call a second time. Outages surface as OSError, ConnectionError,
+# timeouts or the client libraries' own errors, none of which derive from these.
+DETERMINISTIC_ERRORS: tuple[type[BaseException], ...] = (
+    TypeError, KeyError, AttributeError, IndexError, ZeroDivisionError, NotImplementedError, ValueError,
+)
+
+
 def fail_fast_on_fatal_errors(method: Callable[..., Any]) -> Callable[..., Any]:
-    """``method`` with non-retryable domain errors raised as ``AirflowFailException`` (same message)."""
+    """``method`` with errors a retry cannot fix raised as ``AirflowFailException``.
+
+    Those are domain errors whose class says ``retryable = False`` (same message) and
+    :data:`DETERMINISTIC_ERRORS` (the message says so and what to do); every other error is retried.
+    """
 
     @functools.wraps(method)
     def wrapper(self: Any, context: Any, *args: Any, **kwargs: Any) -> Any:
@@ -54,6 +66,13 @@ def fail_fast_on_fatal_errors(method: Callable[..., Any]) -> Callable[..., Any]:
             from airflow.sdk.exceptions import AirflowFailException
 
             raise AirflowFailException(str(exc)) from exc
+        except DETERMINISTIC_ERRORS as exc:
+            from airflow.sdk.exceptions import AirflowFailException
+
+            raise AirflowFailException(
+                f"{type(exc).__name__}: {exc} -- the same input fails the same way on every try, so the task "
+                "is not retried. The traceback above shows where; fix the data or the code, then clear the task."
+            ) from exc
 
     return wrapper
 

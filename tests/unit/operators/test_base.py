@@ -151,3 +151,31 @@ def test_only_non_retryable_errors_fail_fast():
     with pytest.raises(AirflowFailException, match="bad batch") as err:
         Raises(task_id="t2", project_name="fraud", error=fatal).execute({})
     assert err.value.__cause__ is fatal
+
+
+@pytest.mark.parametrize("error", [KeyError("customer__count_7d"), ValueError("could not convert string to float"),
+                                   TypeError("unsupported operand")])
+def test_errors_the_same_input_repeats_fail_fast_and_say_so(error):
+    """A crash on the same input was retried twice with back-off (minutes, a second email): now it is not."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from mlops_provider.operators.base import ProjectBaseOperator
+
+    class Raises(ProjectBaseOperator):
+        def execute(self, context):
+            raise error
+
+    with pytest.raises(AirflowFailException, match="fails the same way on every try") as err:
+        Raises(task_id="t", project_name="fraud").execute({})
+    assert err.value.__cause__ is error and type(error).__name__ in str(err.value)
+
+
+@pytest.mark.parametrize("error", [ConnectionError("refused"), TimeoutError("read timed out"), OSError("EIO")])
+def test_outages_are_retried(error):
+    from mlops_provider.operators.base import ProjectBaseOperator
+
+    class Raises(ProjectBaseOperator):
+        def execute(self, context):
+            raise error
+
+    with pytest.raises(type(error)):
+        Raises(task_id="t", project_name="fraud").execute({})
