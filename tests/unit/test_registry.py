@@ -400,3 +400,65 @@ def test_refused_manual_promotion_is_skipped_not_announced(client, template):
     assert ti.xcom["return_value"]["promoted"] is False
     assert aliases(client)["champion"] == "1"
     assert client.get_model_version(MODEL, "2").tags["promotion_request_reason"] == "on-call: try the retrain"
+
+
+# -- retries of model operations ------------------------------------------------------------------------
+def test_retried_rollback_to_previous_never_swaps_the_bad_model_back(client):
+    """The rollback task failed after its alias moves (e.g. MLflow refused the reason tag); its retry must
+    return the same rollback, not compute a new one from the moved aliases."""
+    from mlops_provider.io import model_store
+
+    model_store.promote(client, MODEL, "1", reason="good")
+    model_store.promote(client, MODEL, "3", reason="bad")
+    key = "fraud__model_ops|manual__1|rollback"
+    first = model_store.rollback(client, MODEL, decision_key=key)
+    assert aliases(client) == {"champion": "1", "previous_champion": "3"}
+    again = model_store.rollback(client, MODEL, decision_key=key)
+    assert aliases(client) == {"champion": "1", "previous_champion": "3"}
+    assert again["version"] == first["version"] == "1" and again["already_rolled_back"] is True
+    # Another run (another key) may still roll back again, deliberately.
+    model_store.rollback(client, MODEL, decision_key="fraud__model_ops|manual__2|rollback")
+    assert aliases(client) == {"champion": "3", "previous_champion": "1"}
+
+
+def test_retried_rollback_to_a_version_returns_it_instead_of_failing(client):
+    from mlops_provider.io import model_store
+
+    model_store.promote(client, MODEL, "1", reason="first")
+    model_store.promote(client, MODEL, "3", reason="second")
+    key = "fraud__model_ops|manual__3|rollback"
+    model_store.rollback(client, MODEL, to="2", decision_key=key)
+    again = model_store.rollback(client, MODEL, to="2", decision_key=key)  # was: "already the champion"
+    assert again["version"] == "2" and again["rolled_back_from"] == "3"
+    assert aliases(client) == {"champion": "2", "previous_champion": "3"}
+
+
+def test_rollback_crashed_between_alias_writes_is_finished_by_its_retry(client, monkeypatch):
+    from mlops_provider.io import model_store
+
+    model_store.promote(client, MODEL, "1", reason="first")
+    model_store.promote(client, MODEL, "3", reason="second")
+    key = "fraud__model_ops|manual__4|rollback"
+    real = client.set_registered_model_alias
+
+    def crash_on_previous(name, alias, version):
+        if alias == "previous_champion":
+            raise ConnectionError("MLflow went away")
+        return real(name, alias, version)
+
+    monkeypatch.setattr(client, "set_registered_model_alias", crash_on_previous)
+    with pytest.raises(ConnectionError):
+        model_store.rollback(client, MODEL, decision_key=key)
+    monkeypatch.setattr(client, "set_registered_model_alias", real)
+    assert aliases(client)["champion"] == "1"  # champion moved, previous_champion not yet
+    model_store.rollback(client, MODEL, decision_key=key)
+    assert aliases(client) == {"champion": "1", "previous_champion": "3"}
+
+
+def test_retried_promotion_still_announces_the_new_champion(client, template, fraud_project):
+    """A promote retry after a successful promotion said "already champion", so announce_champion skipped
+    and scoring never re-scored with the new champion."""
+    first = gate_and_promote(fraud_project, client, version="1", decision_key="fraud__train|run-9|promote")
+    assert first["promoted"] is True and not first.get("already_champion")
+    again = gate_and_promote(fraud_project, client, version="1", decision_key="fraud__train|run-9|promote")
+    assert again["already_decided"] is True and again["promoted"] is True and again["already_champion"] is False

@@ -295,38 +295,79 @@ def refuse(client: MlflowClient, model_name: str, version: str | int, reason: st
     return {"promoted": False, "model_name": model_name, "version": version, "reason": reason}
 
 
-def rollback(client: MlflowClient, model_name: str, to: str | int = "previous") -> dict[str, Any]:
+_ROLLBACK_TAG = "rollback_in_progress"  # registered-model tag: the rollback a decision key applies
+
+
+def rollback(client: MlflowClient, model_name: str, to: str | int = "previous", *,
+             decision_key: str | None = None) -> dict[str, Any]:
     """Point ``champion`` back at ``previous_champion`` (or at version ``to``); the old champion becomes previous.
 
     ``champion`` is written first (to a version that served before or that an operator named), then
     ``previous_champion``; a crash in between leaves a valid champion.
+
+    ``decision_key`` (the Airflow task that rolls back) makes retries safe: the rollback's target and
+    origin are recorded on the registered model *before* any alias moves, and a retry with the same key
+    finishes or returns that rollback instead of computing a new one -- which, with ``to="previous"``,
+    would swap the bad model straight back in.
     """
     with model_lock(model_name):
+        recorded = _recorded_rollback(client, model_name, decision_key)
+        if recorded is not None:
+            return _finish_rollback(client, model_name, recorded, retried=True)
         current = aliases(client, model_name)
         old = current[CHAMPION]
-        if str(to) == "previous":
-            target = current[PREVIOUS_CHAMPION]
-            if target is None:
-                raise ModelNotFoundError(
-                    f"cannot roll back {model_name}: it has no '{PREVIOUS_CHAMPION}' alias (champion is "
-                    f"v{old}); nothing to roll back to. Pass to=<version> to pick a version explicitly."
-                )
-        else:
-            target = str(int(to))
+        target = _rollback_target(model_name, current, to)
         model_version(client, model_name, target)
         if target == old:
             raise ModelNotFoundError(
                 f"cannot roll back {model_name}: v{target} is already the champion; nothing to roll back to"
             )
+        plan = {"key": decision_key, "target": target, "from": old,
+                "clear_previous": not old and current[PREVIOUS_CHAMPION] == target}
+        if decision_key:
+            client.set_registered_model_tag(model_name, _ROLLBACK_TAG, json.dumps(plan))
         set_version_tags(client, model_name, target, {"rollback_from": old or "", "rolled_back_at": now_iso()})
+        return _finish_rollback(client, model_name, plan, retried=False)
+
+
+def _rollback_target(model_name: str, current: dict[str, Any], to: str | int) -> str:
+    if str(to) != "previous":
+        return str(int(to))
+    if current[PREVIOUS_CHAMPION] is None:
+        raise ModelNotFoundError(
+            f"cannot roll back {model_name}: it has no '{PREVIOUS_CHAMPION}' alias (champion is "
+            f"v{current[CHAMPION]}); nothing to roll back to. Pass to=<version> to pick a version explicitly."
+        )
+    return current[PREVIOUS_CHAMPION]
+
+
+def _recorded_rollback(client: MlflowClient, model_name: str, decision_key: str | None) -> dict[str, Any] | None:
+    """The rollback ``decision_key`` already started or applied, if any."""
+    if not decision_key:
+        return None
+    raw = (client.get_registered_model(model_name).tags or {}).get(_ROLLBACK_TAG)
+    plan = json.loads(raw) if raw else None
+    return plan if plan and plan.get("key") == decision_key else None
+
+
+def _finish_rollback(client: MlflowClient, model_name: str, plan: dict[str, Any], *, retried: bool) -> dict[str, Any]:
+    """Apply ``plan``'s alias moves (each idempotent); a retry re-applies exactly the same ones."""
+    target, old = plan["target"], plan["from"]
+    if not retried or not plan.get("done"):
         client.set_registered_model_alias(model_name, CHAMPION, target)
         if old:
             client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, old)
             set_version_tags(client, model_name, old, {"rolled_back_to": target, "rolled_back_at": now_iso()})
-        elif current[PREVIOUS_CHAMPION] == target:
+        elif plan.get("clear_previous") and aliases(client, model_name)[PREVIOUS_CHAMPION] == target:
             client.delete_registered_model_alias(model_name, PREVIOUS_CHAMPION)
+        if plan.get("key"):
+            client.set_registered_model_tag(model_name, _ROLLBACK_TAG, json.dumps({**plan, "done": True}))
         log.warning("%s rolled back: champion v%s -> v%s", model_name, old, target)
-        return {**alias_summary(client, model_name), "rolled_back_from": old, "version": target}
+    else:
+        log.warning("%s: %s already rolled back v%s -> v%s; not rolling back again", model_name, plan["key"], old,
+                    target)
+    return {**alias_summary(client, model_name), "rolled_back_from": old, "version": target,
+            **({"already_rolled_back": True} if retried else {})}
 
 
 def shadow_record(client: MlflowClient, model_name: str, version: str | int) -> dict[str, Any]:

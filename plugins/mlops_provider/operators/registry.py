@@ -152,7 +152,9 @@ class RollbackModelOperator(_AliasOperator):
         to = str(self.to).strip() or "previous"
         check_model_ops_request("rollback", to)
         with hook.environment():
-            result = model_store.rollback(hook.get_conn(), self.project.model_name, to=to)
+            ti = context["ti"]
+            result = model_store.rollback(hook.get_conn(), self.project.model_name, to=to,
+                                          decision_key=f"{ti.dag_id}|{ti.run_id}|{ti.task_id}")
             if self.reason:
                 hook.get_conn().set_model_version_tag(result["model_name"], str(result["version"]),
                                                       "rollback_reason", str(self.reason)[:500])

@@ -24,6 +24,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# On a decided version: whether applying the decision moved the champion to it ("true") or not ("false").
+CHANGED_CHAMPION_TAG = "promotion_changed_champion"
+
 
 def evaluate(model_uri: str, frame: pd.DataFrame, label_column: str, threshold: float, *,
              tracking_uri: str | None = None, registry_uri: str | None = None) -> dict[str, float]:
@@ -78,13 +81,19 @@ def gate_and_promote(
     if decision_key and recorded in ("promoted", "refused") and mv.tags.get(model_store.DECISION_KEY_TAG) == decision_key:
         log.info("%s v%s: %s already decided '%s' (%s); not deciding again", model_name, version, decision_key,
                  recorded, mv.tags.get("promotion_reason"))
+        # Whether *this decision* moved the champion (recorded when it was applied): a retry after a successful
+        # promotion must still announce the new champion, or scoring never picks it up.
+        changed = mv.tags.get(CHANGED_CHAMPION_TAG)
+        already = (changed != "true") if changed is not None else current[CHAMPION] == version
         return {**model_store.alias_summary(client, model_name), "promoted": recorded == "promoted", "already_decided": True,
-                "already_champion": current[CHAMPION] == version, "version": version, "run_id": mv.run_id,
+                "already_champion": already, "version": version, "run_id": mv.run_id,
                 "primary_metric": primary, "reason": mv.tags.get("promotion_reason", "")}
     result = _gate(project, client, mv, current, tracking_uri=tracking_uri, registry_uri=registry_uri,
                    max_attempts=max_attempts, approved=approved)
     if decision_key and not result.get("awaiting_approval"):
-        model_store.set_version_tags(client, model_name, version, {model_store.DECISION_KEY_TAG: decision_key})
+        changed = bool(result.get("promoted")) and not result.get("already_champion")
+        model_store.set_version_tags(client, model_name, version, {model_store.DECISION_KEY_TAG: decision_key,
+                                                                   CHANGED_CHAMPION_TAG: str(changed).lower()})
     return result
 
 
