@@ -13,6 +13,7 @@ import yaml
 
 from mlops_provider.config import paths
 from mlops_provider.config.features import FeatureSpec, check_features, parse_features
+from mlops_provider.config.tasks import check_task, fill_task
 from mlops_provider.exceptions import ProjectConfigError
 
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -158,6 +159,16 @@ class ProjectConfig:
     @property
     def model_name(self) -> str:
         return self.raw["model"]["name"]
+
+    @property
+    def task(self) -> str:
+        """``model.task``: binary, multiclass or regression (config/tasks.py)."""
+        return self.raw["model"].get("task", "binary")
+
+    @property
+    def estimator(self) -> str:
+        """``model.estimator``: the scikit-learn estimator family the search tunes."""
+        return self.raw["model"].get("estimator", "hist_gradient_boosting")
 
     @property
     def promotion(self) -> dict[str, Any]:
@@ -317,8 +328,11 @@ def _validate(path: Path, text: bytes) -> dict[str, Any]:
             lines.append(f"{path}: key '{key}': {err.message}")
         raise ProjectConfigError("invalid project config:\n" + "\n".join(lines))
     _check_source(path, data)
+    for key, problem in check_task(data):
+        raise ProjectConfigError(f"{path}: key '{key}': {problem}")
     _apply_defaults(_schema(), data)
     _fill_source_and_label(path, data)
+    fill_task(data)
     _check_references(path, data)
     return data
 
@@ -345,6 +359,7 @@ def _validation_fingerprint() -> bytes | None:
 
     try:
         parts = [_CACHE_FORMAT.encode(), Path(__file__).read_bytes(), (Path(__file__).parent / "features.py").read_bytes(),
+                 (Path(__file__).parent / "tasks.py").read_bytes(),
                  resources.files("mlops_provider").joinpath("config/project.schema.json").read_bytes(),
                  f"yaml {yaml.__version__} {_YAML_LOADER.__name__}".encode()]
         # jsonschema has no cheap version attribute (importlib.metadata costs ~1 ms): its install's stat will do.
