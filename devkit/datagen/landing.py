@@ -8,7 +8,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from devkit.datagen import fraud, generic
+from devkit.datagen import deliveries, fraud, generic, tickets
+
+# Projects with a realistic generator of their own; any other project gets rows from its YAML (generic).
+GENERATORS = {"fraud": fraud.generate, "deliveries": deliveries.generate, "tickets": tickets.generate}
 
 DRIFT_SCENARIOS = {"clean", "covariate_drift", "concept_drift", "label_noise"}
 BAD_DATA_SCENARIOS = {
@@ -30,8 +33,8 @@ def generate_day(project, day: dt.date, rows: int, scenario: str = "clean") -> p
     if scenario not in SCENARIOS:
         raise ValueError(f"unknown scenario '{scenario}'; choose one of {', '.join(SCENARIOS)}")
     drift = {"covariate_drift": scenario == "covariate_drift", "concept_drift": scenario == "concept_drift"}
-    if project.name == "fraud":
-        frame = fraud.generate(day, rows, **drift)
+    if project.name in GENERATORS:
+        frame = GENERATORS[project.name](day, rows, **drift)
     else:
         frame = generic.generate(project, day, rows, **drift)
     if scenario == "label_noise":
@@ -41,15 +44,20 @@ def generate_day(project, day: dt.date, rows: int, scenario: str = "clean") -> p
     return frame
 
 
-def _first(project, kind: str) -> str:
-    return next(c for c, s in project.columns.items() if s["type"] == kind and c not in (project.label_column,))
+def _first(project, *kinds: str) -> str:
+    """The first non-label column of the first of ``kinds`` the project has."""
+    for kind in kinds:
+        for column, spec in project.columns.items():
+            if spec["type"] == kind and column != project.label_column:
+                return column
+    raise ValueError(f"project {project.name} has no {' or '.join(kinds)} column to break")
 
 
 def break_batch(project, df: pd.DataFrame, scenario: str) -> pd.DataFrame:
     """Apply a bad-data scenario to a clean batch (without its label)."""
     df = df.copy()
     rng = np.random.default_rng(1)
-    numeric = _first(project, "float")
+    numeric = _first(project, "float", "integer")
     category = _first(project, "category")
     if scenario == "schema_break":
         df = df.drop(columns=[category]).rename(columns={numeric: f"{numeric}_usd"})

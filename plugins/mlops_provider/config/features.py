@@ -154,6 +154,9 @@ def check_features(data: dict[str, Any]) -> list[tuple[str, str]]:
     for i, item in enumerate(feats.get("aggregations", [])):
         where = f"features.aggregations[{i}]"
         problems += _check_aggregation(where, item, names, columns, data["event_timestamp"])
+        if item.get("column") and item["column"] == data["label"]["column"]:
+            problems.append((f"{where}.column", f"'{item['column']}' is the label: aggregating it would leak labels "
+                                                "not yet known at scoring time into the features"))
     if not problems:
         spec = parse_features(data)
         seen = [a.name for a in spec.aggregations] + spec.record_feature_names()

@@ -177,6 +177,7 @@ def test_online_store_serves_every_entity(world):
     ({"aggregations": [{"entity": "route", "aggs": ["count"]}]}, "'route' is not an entity"),
     ({"entities": [{"name": "route", "key": "route"}]}, "column 'route' is not declared"),
     ({"record": {"columns": ["is_fraud"]}}, "is the label"),
+    ({"aggregations": [{"column": "is_fraud", "aggs": ["mean"]}]}, "aggregating it would leak labels"),
     ({"aggregations": [{"aggs": ["count"]}, {"aggs": ["count"], "windows_days": [1]}]}, "declared twice"),
 ])
 def test_bad_declarations_name_the_key_and_the_problem(tmp_path, mlops_home, change, problem):
