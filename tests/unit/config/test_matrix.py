@@ -42,8 +42,8 @@ EXTRA = {  # keys the bundled projects leave at their defaults, set here so the 
 
 
 def combinations():
-    for (project, task), (source, label), estimator in itertools.product(
-            TASKS.items(), itertools.product(SOURCES, LABELS), ESTIMATORS):
+    for project, (source, label), estimator in itertools.product(
+            TASKS, itertools.product(SOURCES, LABELS), ESTIMATORS):
         if source == "postgres" and label == "feed-without-arrival":
             continue  # refused with its own message (tests/unit/config/test_sources.py)
         if source == "postgres" and label == "record":
@@ -128,7 +128,7 @@ def test_the_matrix_sets_every_key_of_the_schema():
     for combo in combinations():
         data = build(*combo)
         used |= _keys(data)
-        for column, spec in data["columns"].items():
+        for spec in data["columns"].values():
             used |= {f"columns.{k}" for k in spec}
     schema = _schema()
     wanted = {p for p in _paths(schema) if not p.startswith("columns.")}
