@@ -325,7 +325,7 @@ class ProjectFeatureStore:
 
         ``entity_df`` needs the entity key, the record id and an ``event_timestamp`` column; each row gets
         the latest feature values with event time <= its own timestamp (never later), within the view's
-        TTL. An entity without any earlier aggregate row (a new customer) gets no history: zero counts and
+        TTL. An entity without any earlier aggregate row (a new entity) gets no history: zero counts and
         amounts, missing shares and recency (:func:`~mlops_provider.domain.features.fill_missing_history`).
 
         The join is Feast's (``FeatureStore.get_historical_features``), fed the smallest input that gives
@@ -343,7 +343,7 @@ class ProjectFeatureStore:
 
         Any other view goes through Feast as it is. Views are joined one at a time and merged back on a
         row number: Feast's Dask store drops an entity row altogether when every feature row of its key
-        lies after the row's timestamp, which would silently remove each new customer's first events.
+        lies after the row's timestamp, which would silently remove each new entity's first records.
         """
         import numpy as np
         import pandas as pd

@@ -16,14 +16,28 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
-def dag_run_url(dag_id: str, run_id: str) -> str:
-    """The Airflow UI page of one DAG run (``[api] base_url``, default ``http://localhost:8080``)."""
-    from urllib.parse import quote
-
+def airflow_base_url() -> str:
+    """The Airflow UI's address (``[api] base_url``, default ``http://localhost:8080``), without a trailing slash."""
     from airflow.configuration import conf
 
-    base = (conf.get("api", "base_url", fallback=None) or "http://localhost:8080/").rstrip("/")
-    return f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
+    return (conf.get("api", "base_url", fallback=None) or "http://localhost:8080/").rstrip("/")
+
+
+def dag_run_url(dag_id: str, run_id: str) -> str:
+    """The Airflow UI page of one DAG run."""
+    from urllib.parse import quote
+
+    return f"{airflow_base_url()}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
+
+
+def task_instance_url(dag_id: str, run_id: str, task_id: str, *, map_index: int = -1,
+                      try_number: int | None = None) -> str:
+    """The Airflow UI page (with its log) of one task instance of a DAG run, at one try when given."""
+    from urllib.parse import quote
+
+    mapped = f"/mapped/{map_index}" if map_index >= 0 else ""
+    tried = f"?try_number={try_number}" if try_number else ""
+    return f"{dag_run_url(dag_id, run_id)}/tasks/{quote(task_id)}{mapped}{tried}"
 
 
 class ArtifactLink(BaseOperatorLink):

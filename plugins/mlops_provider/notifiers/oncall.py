@@ -6,7 +6,6 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from airflow.sdk import BaseNotifier
 
@@ -56,16 +55,11 @@ class OnCallEmailNotifier(BaseNotifier):
         self.max_error_chars = max_error_chars
 
     # -- context -------------------------------------------------------------------------------
-    @staticmethod
-    def _base_url() -> str:
-        from airflow.configuration import conf
-
-        return (conf.get("api", "base_url", fallback=None) or "http://localhost:8080/").rstrip("/")
-
     def _facts(self, context: Context) -> dict[str, Any]:
         # domain.alerts is imported when a failure is reported, not at module level: every DAG file
         # builds this notifier (default_args) at parse time.
         from mlops_provider.domain import alerts
+        from mlops_provider.links.artifacts import dag_run_url, task_instance_url
 
         ti = context.get("ti")
         dag = context.get("dag")
@@ -78,14 +72,9 @@ class OnCallEmailNotifier(BaseNotifier):
         max_tries = getattr(ti, "max_tries", None)
         # DAG-level callbacks carry a "reason" and no "exception", even with the last failed ti attached.
         dag_level = "reason" in context and "exception" not in context
-        base = self._base_url()
-        run_url = f"{base}/dags/{quote(dag_id)}/runs/{quote(run_id, safe='')}"
-        if task_id and not dag_level:
-            mapped = f"/mapped/{map_index}" if map_index >= 0 else ""
-            tried = f"?try_number={try_number}" if try_number else ""
-            log_url = f"{run_url}/tasks/{quote(task_id)}{mapped}{tried}"
-        else:
-            log_url = run_url
+        run_url = dag_run_url(dag_id, run_id)
+        log_url = (task_instance_url(dag_id, run_id, task_id, map_index=map_index, try_number=try_number)
+                   if task_id and not dag_level else run_url)
         error = context.get("exception") or context.get("reason") or "no error text in the callback context"
         if isinstance(error, BaseException):
             error = f"{type(error).__name__}: {error}"
