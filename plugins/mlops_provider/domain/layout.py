@@ -74,8 +74,9 @@ def predictions_table(project: ProjectConfig) -> str:
 
 
 def safe_run_id(run_id: str) -> str:
-    """An Airflow run id usable as one path segment."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
+    """An Airflow run id usable as one path segment: never empty, ``.``, ``..`` or hidden (a leading dot)."""
+    segment = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
+    return "_" + segment[1:] if segment.startswith(".") else segment or "_"
 
 
 def quarantine_dir(project: ProjectConfig, day: dt.date, run_id: str) -> str:
