@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from mlops_provider.config import paths
+from mlops_provider.config.failpoints import hit
 from mlops_provider.domain.layout import as_date, days
 
 if TYPE_CHECKING:
@@ -135,6 +136,7 @@ class Lake:
                     pq.write_table(pa.Table.from_batches([], schema=schema), tmp, filesystem=self.fs)
                 else:
                     writer.close()
+            hit("lake.write.publish")  # the whole file is written, not yet in place
             self._publish(tmp, final)
         except BaseException:
             if writer is not None and writer.is_open:
@@ -179,9 +181,18 @@ class Lake:
         with self.fs.open_input_stream(f"{self.root}/{path}") as src:
             return src.read()
 
+    def delete_dir(self, path: str) -> None:
+        """Remove a directory under the root with everything in it (nothing if it is not there)."""
+        import pyarrow.fs as pafs
+
+        full = f"{self.root}/{path.strip('/')}"
+        if self.fs.get_file_info(full).type != pafs.FileType.NotFound:
+            self.fs.delete_dir(full)
+
     def move_dir(self, src: str, dst: str) -> str:
-        """Move a directory under the root (quarantine); return the destination URI."""
+        """Move a directory under the root (quarantine), replacing ``dst`` if it exists; return the destination URI."""
         src_full, dst_full = f"{self.root}/{src}", f"{self.root}/{dst}"
+        self.delete_dir(dst)  # a rename onto a non-empty directory fails (ENOTEMPTY); S3 would mix both
         self.fs.create_dir(dst_full.rsplit("/", 1)[0], recursive=True)
         if self.is_local:
             self.fs.move(src_full, dst_full)

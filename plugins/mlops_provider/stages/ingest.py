@@ -44,6 +44,7 @@ log = logging.getLogger(__name__)
 def _quarantine_unreadable(project: ProjectConfig, lake: Lake, day: dt.date, run_id: str,
                            exc: UnreadableBatchError) -> DataValidationError:
     target = quarantine_dir(project, day, run_id)
+    lake.delete_dir(target)  # a retry of the same run replaces its previous try's quarantine
     where = lake.write_bytes(f"{target}/raw-{exc.name.rsplit('/', 1)[-1]}", exc.raw)
     report: dict[str, Any] = {"success": False, "failed": [str(exc)], "source": exc.name}
     if exc.size is not None and exc.size > len(exc.raw):
@@ -169,6 +170,7 @@ def gate_day(project: ProjectConfig, lake: Lake, reports: Lake, day: dt.date | s
         return summary
 
     target = quarantine_dir(project, day, run_id)
+    lake.delete_dir(target)  # a retry of the same run replaces its previous try's quarantine
     where = lake.move_dir(lake.partition_dir(staging_table(project), day)[len(lake.root) + 1:], target)
     if staged_labels is not None:
         lake.move_dir(lake.partition_dir(staging_labels_table(project), day)[len(lake.root) + 1:], f"{target}/labels")

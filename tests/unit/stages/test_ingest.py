@@ -352,3 +352,25 @@ def test_labels_in_the_record_of_a_late_or_quarantined_day(tmp_path, monkeypatch
     assert not lake.exists(held_labels_table(project), d1)
     ingest(project, lake, reports, source, d4)
     assert lake.partitions(labels_table(project)) == [d3], "d1 was quarantined: d4 releases nothing"
+
+
+@pytest.mark.parametrize("second", ["duplicates", "unreadable"])
+def test_a_rerun_that_fails_again_replaces_its_quarantine(env, second):
+    """Was: the retry of a run (same run id) that failed validation again hit ENOTEMPTY and raised OSError."""
+    project, lake, reports, source, landing = env
+    write_landing_day(project, landing, DAY, rows=300, scenario="nulls")
+    with pytest.raises(DataValidationError):
+        run(project, lake, reports, source)
+    write_landing_day(project, landing, DAY, rows=300, scenario=second)
+    with pytest.raises(DataValidationError) as err:
+        run(project, lake, reports, source)  # the same run id: a cleared task or an Airflow retry
+    quarantined = paths.mlops_home() / "lake" / "_quarantine" / "fraud" / "dt=2024-01-10" / "scheduled__2024-01-10"
+    report = json.loads((quarantined / "validation.json").read_text())
+    assert not report["success"]
+    names = sorted(p.name for p in quarantined.iterdir())
+    if second == "duplicates":
+        assert "expect_column_values_to_be_unique[transaction_id]" in str(err.value)
+        assert len(pd.read_parquet(quarantined / "data.parquet")) == 325, "this try's batch, not the previous one"
+    else:
+        assert "data.parquet" not in names, "the previous try's batch does not linger beside this try's raw file"
+    assert not lake.exists(staging_table(project), DAY) and not lake.exists(records_table(project), DAY)
