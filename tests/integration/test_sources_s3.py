@@ -355,3 +355,50 @@ def test_ingest_and_gate_with_source_and_lake_on_s3(s3_project, s3_lake_conn, s3
         f"lake/fraud/records/dt={DAYS[2]}/data.parquet"]
     # The task's extra link points at the report the gate wrote on S3.
     assert pushed["mlops_validation_report"]["url"] in (summary["data_docs"], summary["result"])
+
+
+def test_lake_on_s3_write_bytes_is_whole_or_absent_and_sweeps_leftovers(s3_lake_conn, s3_client):
+    """Was: ``write_bytes`` streamed straight to the final key, so a dropped connection published half a file."""
+    import datetime as dt
+
+    from mlops_provider.hooks.lake import LakeHook
+
+    conn_id, bucket = s3_lake_conn
+    lake = LakeHook(lake_conn_id=conn_id).get_conn()
+    lake.write_bytes("r/x.json", b'{"v": 1}')
+    assert _keys(s3_client, bucket, "lake/r/") == ["lake/r/x.json"], "no temporary object left behind"
+
+    class Broken:
+        def __init__(self, real):
+            self.real = real
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.real.close()  # pyarrow's stream completes the upload of what was written
+
+        def write(self, data):
+            self.real.write(data[: len(data) // 2])
+            raise OSError("connection reset by peer")
+
+    real = lake.fs
+
+    class Proxy:
+        def __getattr__(self, name):
+            if name == "open_output_stream":
+                return lambda path: Broken(real.open_output_stream(path))
+            return getattr(real, name)
+
+    lake.fs = Proxy()
+    with pytest.raises(OSError, match="connection reset"):
+        lake.write_bytes("r/x.json", b'{"v": 2, "padding": "' + b"x" * 1000 + b'"}')
+    lake.fs = real
+    assert lake.read_bytes("r/x.json") == b'{"v": 1}', "the final key holds the last whole file"
+    assert _keys(s3_client, bucket, "lake/r/") == ["lake/r/x.json"]
+
+    # A writer killed outright leaves its temporary object; the next write into the directory sweeps it.
+    s3_client.put_object(Bucket=bucket, Key="lake/r/.tmp-deadbeef-y.json", Body=b"{")
+    lake.tmp_max_age = dt.timedelta(0)
+    lake.write_bytes("r/z.json", b"[]")
+    assert _keys(s3_client, bucket, "lake/r/") == ["lake/r/x.json", "lake/r/z.json"]

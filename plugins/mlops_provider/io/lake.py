@@ -21,6 +21,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 PARTITION_FILE = "data.parquet"
+#: A hidden temporary file (``.tmp-*``) older than this is left over from a killed writer and is swept
+#: (deleted) by the next write into its directory; a younger one may belong to a writer still running.
+TMP_MAX_AGE = dt.timedelta(hours=1)
 
 
 class Lake:
@@ -31,7 +34,11 @@ class Lake:
     partition, a failed write leaves the previous partition as it was, and a rerun replaces the
     partition instead of adding to it. Writing straight to the final S3 key would not do: an
     interrupted Parquet writer is closed by its destructor, which completes the upload of a partial file.
+    Auxiliary files (:meth:`write_bytes`) go the same way. A writer killed outright (SIGKILL) leaves its
+    ``.tmp-*`` file behind; every write sweeps those older than :data:`TMP_MAX_AGE` from its directory.
     """
+
+    tmp_max_age: dt.timedelta = TMP_MAX_AGE
 
     def __init__(self, root_uri: str | None = None, filesystem: pafs.FileSystem | None = None):
         import pyarrow.fs as pafs
@@ -120,6 +127,7 @@ class Lake:
         final = self.partition_path(table, day)
         directory = self.partition_dir(table, day)
         self.fs.create_dir(directory, recursive=True)
+        self.sweep_tmp(directory)
         tmp = f"{directory}/.tmp-{uuid.uuid4().hex}.parquet"
         if isinstance(data, pd.DataFrame):
             data = pa.Table.from_pandas(data, preserve_index=False)
@@ -166,15 +174,53 @@ class Lake:
         if self.fs.get_file_info(directory).type != pafs.FileType.NotFound:
             self.fs.delete_dir(directory)
 
+    def sweep_tmp(self, directory: str) -> list[str]:
+        """Delete the ``.tmp-*`` files in ``directory`` (a full path) older than ``tmp_max_age``; return them.
+
+        They are what a writer killed mid-write (SIGKILL, a lost worker) leaves behind; a younger one may be a
+        running writer's, so it stays until a later write.
+        """
+        import pyarrow.fs as pafs
+
+        now = dt.datetime.now(dt.UTC)
+        swept = []
+        for info in self.fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True)):
+            if info.type != pafs.FileType.File or ".tmp-" not in info.base_name:
+                continue
+            mtime = info.mtime
+            if mtime is not None and mtime.tzinfo is None:
+                mtime = mtime.replace(tzinfo=dt.UTC)
+            if mtime is None or now - mtime >= self.tmp_max_age:
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.delete_file(info.path)
+                swept.append(info.path)
+        if swept:
+            log.warning("swept %d stale temporary file(s) left by an interrupted writer (older than %s): %s",
+                        len(swept), self.tmp_max_age, ", ".join(self.uri(p) for p in swept))
+        return swept
+
     def write_bytes(self, path: str, payload: bytes) -> str:
-        """Write an auxiliary file (a validation result, a report) under the root; return its URI."""
+        """Write an auxiliary file (a validation result, a report) under the root, whole or not at all; return its URI.
+
+        Like a partition: written to a hidden temporary file, then renamed (local) or copied server-side in
+        one request (S3) onto the final name, so an interrupted upload never leaves a partial object there.
+        """
+        import pyarrow.fs as pafs
+
         full = f"{self.root}/{path}"
-        self.fs.create_dir(full.rsplit("/", 1)[0], recursive=True)
-        tmp = f"{full}.tmp-{uuid.uuid4().hex}" if self.is_local else full
-        with self.fs.open_output_stream(tmp) as out:
-            out.write(payload)
-        if self.is_local:
-            self.fs.move(tmp, full)
+        directory, name = full.rsplit("/", 1)
+        self.fs.create_dir(directory, recursive=True)
+        self.sweep_tmp(directory)
+        tmp = f"{directory}/.tmp-{uuid.uuid4().hex}-{name}"
+        try:
+            with self.fs.open_output_stream(tmp) as out:
+                out.write(payload)
+            self._publish(tmp, full)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                if self.fs.get_file_info(tmp).type == pafs.FileType.File:
+                    self.fs.delete_file(tmp)
+            raise
         return self.uri(full)
 
     def read_bytes(self, path: str) -> bytes:

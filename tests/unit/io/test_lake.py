@@ -45,3 +45,76 @@ def test_streamed_batches_and_empty_range(tmp_path):
     assert lake.read("p/t", "2024-02-01")["a"].tolist() == [0, 1, 2, 3, 4, 5]
     assert lake.read_range("p/t", "2023-01-01", "2023-01-02").empty
     assert days("2024-02-27", "2024-03-01")[-1] == dt.date(2024, 3, 1)
+
+
+def _age(path, hours: float) -> None:
+    import os
+    import time
+
+    stamp = time.time() - hours * 3600
+    os.utime(path, (stamp, stamp))
+
+
+def test_stale_temp_files_of_a_killed_writer_are_swept_by_the_next_write(tmp_path, caplog):
+    """Was: a kill -9 mid-write left ``.tmp-*`` files that nothing ever removed."""
+    lake = Lake((tmp_path / "lake").as_uri())
+    day = dt.date(2024, 1, 2)
+    lake.write("p/t", day, pd.DataFrame({"a": [1]}))
+    partition = tmp_path / "lake/p/t/dt=2024-01-02"
+    stale = partition / ".tmp-0123abcd.parquet"      # a writer killed two hours ago
+    running = partition / ".tmp-4567ef01.parquet"    # a writer that may still be running
+    stale.write_bytes(b"PAR1 half a file")
+    running.write_bytes(b"PAR1 half a file")
+    _age(stale, 2)
+    with caplog.at_level("WARNING", logger="mlops_provider.io.lake"):
+        lake.write("p/t", day, pd.DataFrame({"a": [2]}))
+    assert sorted(p.name for p in partition.iterdir()) == [running.name, "data.parquet"]
+    assert "swept 1 stale temporary file" in caplog.text and stale.name in caplog.text
+    assert lake.read("p/t", day)["a"].tolist() == [2]
+
+    # Auxiliary files: the same, in the file's directory.
+    reports = tmp_path / "lake/p/validation"
+    lake.write_bytes("p/validation/a.json", b"{}")
+    old = reports / "b.json.tmp-89ab"  # the naming of earlier versions
+    old.write_bytes(b"{")
+    _age(old, 2)
+    lake.write_bytes("p/validation/c.json", b"[]")
+    assert sorted(p.name for p in reports.iterdir()) == ["a.json", "c.json"]
+
+
+def test_write_bytes_is_whole_or_absent(tmp_path, monkeypatch):
+    lake = Lake((tmp_path / "lake").as_uri())
+    lake.write_bytes("r/x.json", b'{"v": 1}')
+
+    class _Broken:
+        """An output stream whose connection drops after half the payload."""
+
+        def __init__(self, real):
+            self.real = real
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.real.close()  # as pyarrow's streams do: closing completes what was written
+
+        def write(self, data):
+            self.real.write(data[: len(data) // 2])
+            raise OSError("connection reset by peer")
+
+    real_open = lake.fs.open_output_stream
+    monkeypatch.setattr(lake, "fs", _Proxy(lake.fs, open_output_stream=lambda p: _Broken(real_open(p))))
+    with pytest.raises(OSError, match="connection reset"):
+        lake.write_bytes("r/x.json", b'{"v": 2, "padding": "' + b"x" * 1000 + b'"}')
+    assert lake.read_bytes("r/x.json") == b'{"v": 1}'
+    assert [p.name for p in (tmp_path / "lake/r").iterdir()] == ["x.json"]
+
+
+class _Proxy:
+    """A filesystem with some methods replaced."""
+
+    def __init__(self, real, **overrides):
+        self._real, self._overrides = real, overrides
+
+    def __getattr__(self, name):
+        return self._overrides.get(name) or getattr(self._real, name)
