@@ -30,10 +30,15 @@ for project in load_projects():
     with DAG(
         schedule=None,
         params={
-            "action": Param("rollback", enum=["rollback", "promote"], description="What to do"),
+            # No default action and no prefilled reason: the form cannot roll production back in one click.
+            "action": Param(type="string", enum=["rollback", "promote"], title="Action",
+                            values_display={"rollback": "Roll back the champion",
+                                            "promote": "Promote through the gate (same holdout, guardrails)"},
+                            description="Required: what to do with the registered model"),
             "version": Param("previous", type="string", pattern=r"^(previous|challenger|[0-9]+)$",
                              description="'previous', 'challenger' or a version number"),
-            "reason": Param("on-call decision", type="string", minLength=3, description="Recorded on the version"),
+            "reason": Param(type="string", minLength=3, title="Reason",
+                            description="Required: why (an incident id, what you saw); recorded on the version"),
         },
         **dag_kwargs(project, "model_ops", __doc__),
     ) as dag:

@@ -52,6 +52,8 @@ for project in load_projects():
             "hpo_trials": Param(project.model["hpo_trials"], type="integer", **bounds("model.hpo_trials"),
                                 description="Hyperparameter candidates tried (bounded search)"),
             "trigger": Param(None, type=["null", "string"], enum=[None, "nightly", "drift", "manual"],
+                             values_display={None: "Detect (drift event, schedule or manual)", "nightly": "Nightly",
+                                             "drift": "Drift", "manual": "Manual"},
                              description="Why this run trains (recorded on the MLflow run); empty = detect"),
         },
         **dag_kwargs(project, "train", __doc__),

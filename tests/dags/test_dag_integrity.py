@@ -78,3 +78,17 @@ def test_run_settings_come_from_the_project(tmp_path, monkeypatch):
             assert task.retries == (4 if churn else 2), (dag.dag_id, task.task_id)
             assert task.execution_timeout == dt.timedelta(minutes=30 if churn else 120), (dag.dag_id, task.task_id)
             assert task.retry_delay == dt.timedelta(minutes=3 if churn else 1), (dag.dag_id, task.task_id)
+
+
+def test_model_ops_form_cannot_roll_production_back_in_one_click(dagbag):
+    """The trigger form of model_ops has no default action and no prefilled reason: a human chooses both."""
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    for project in load_projects():
+        params = dagbag.dags[project.dag_id("model_ops")].params
+        assert params.dump()["action"] is None and params.dump()["reason"] is None
+        with pytest.raises(ParamValidationError, match="action"):
+            params.validate()
+        train = dagbag.dags[project.dag_id("train")].params.get_param("trigger")
+        # Every choice of the train form has a label (a None choice would show as a literal "null").
+        assert set(train.schema["values_display"]) == set(train.schema["enum"])

@@ -278,10 +278,12 @@ def test_rollback_restores_the_previous_champion(world):
         # The drift retrain was not promoted: pin another version first, as on-call could.
         other = next(v.version for v in client.search_model_versions("name = 'fraud_classifier'")
                      if v.version != current["champion"])
-        pinned = sim.run("model_ops", sim.day(20), {"action": "rollback", "version": str(other)})
+        pinned = sim.run("model_ops", sim.day(20), {"action": "rollback", "version": str(other),
+                                                    "reason": "e2e: pin a version"})
         assert pinned.ok
         current = model_store.aliases(client, "fraud_classifier")
-    rollback = sim.run("model_ops", sim.day(20), {"action": "rollback", "version": "previous"})
+    rollback = sim.run("model_ops", sim.day(20), {"action": "rollback", "version": "previous",
+                                                    "reason": "e2e: roll back"})
     assert rollback.ok and rollback.tasks["promote"] == "skipped"
     after = model_store.aliases(client, "fraud_classifier")
     assert after["champion"] == current["previous_champion"]

@@ -33,6 +33,7 @@ class ScoreBatchOperator(MlflowBaseOperator, FeastBaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         with self.mlflow_hook.environment():
+            self._skip_before_a_first_champion()
             summaries = self.each_day(self.day, self._score)
         summary, days = summaries[-1], [s["day"] for s in summaries]
         ModelVersionLink.persist(context, url=self.mlflow_hook.model_version_url(self.project.model_name,
@@ -40,6 +41,24 @@ class ScoreBatchOperator(MlflowBaseOperator, FeastBaseOperator):
         self.emit_asset_events(context, {"day": summary["day"], "days": days,
                                          "champion_version": summary["champion_version"]})
         return json_safe({**summary, "days": days})
+
+    def _skip_before_a_first_champion(self) -> None:
+        """Skip (not fail, not page anyone) while no version was ever promoted: a fresh deployment."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from mlops_provider.exceptions import ModelNotFoundError
+        from mlops_provider.io import model_store
+
+        model = self.project.model_name
+        try:
+            current = model_store.aliases(self.mlflow_hook.get_conn(), model)
+        except ModelNotFoundError:
+            current = {model_store.CHAMPION: None, model_store.PREVIOUS_CHAMPION: None}
+        if current[model_store.CHAMPION] is None and current[model_store.PREVIOUS_CHAMPION] is None:
+            raise AirflowSkipException(
+                f"nothing to score yet: {model} has no champion (a fresh deployment: the train DAG promotes the "
+                f"first one). Days before it are not scored automatically; trigger {self.project.dag_id('score')} "
+                f"with day=YYYY-MM-DD to score one afterwards.")
 
     def _score(self, day: str) -> dict[str, Any]:
         from mlops_provider.stages.score import run_score

@@ -62,12 +62,31 @@ def test_a_day_without_validated_records_fails_with_retries(pipeline):
 
 
 def test_without_a_champion_nothing_is_scored(pipeline, mlflow_client):
+    """A champion that disappeared (its alias deleted) is an error that pages on-call."""
     from mlops_provider.exceptions import ModelNotFoundError
     from mlops_provider.operators.scoring import ScoreBatchOperator
 
+    mlflow_client.set_registered_model_alias(MODEL, "previous_champion", pipeline.champion)
     mlflow_client.delete_registered_model_alias(MODEL, "champion")
     with pytest.raises(ModelNotFoundError, match="champion"):
         ScoreBatchOperator(task_id="score", project_name="fraud", day=DAYS[-4].isoformat()).execute(task_context())
+
+
+def test_before_a_first_champion_scoring_skips_with_a_clear_line(pipeline, mlflow_client):
+    """A fresh deployment: score fails three times with ModelNotFoundError and emails on-call; now it skips."""
+    from airflow.sdk.exceptions import AirflowSkipException
+    from mlops_provider.operators.scoring import ScoreBatchOperator
+
+    for alias in ("champion", "previous_champion", "challenger"):
+        try:
+            mlflow_client.delete_registered_model_alias(MODEL, alias)
+        except Exception:
+            pass
+    context = task_context()
+    with pytest.raises(AirflowSkipException, match="nothing to score yet: .* has no champion"):
+        ScoreBatchOperator(task_id="score", project_name="fraud", day=DAYS[-4].isoformat(),
+                           outlets=[asset("predictions")]).execute(context)
+    assert not context["outlet_events"]
 
 
 def test_a_bad_project_fails_without_retries(pipeline):
