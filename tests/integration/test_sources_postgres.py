@@ -361,3 +361,46 @@ def test_a_label_feed_table_with_its_own_names(pg_zoned_db, pg_conn, mlops_home,
     assert frame["transaction_id"].tolist() == ["T20240302-8800001", "T20240302-8800002"], "read by UTC arrival day"
     assert frame["is_fraud"].tolist() == [1, 0]
     assert frame["label_timestamp"].tolist() == [dt.datetime(2024, 3, 4, 23), dt.datetime(2024, 3, 4, 1)]
+
+
+def test_a_hung_query_is_cancelled_by_the_statement_timeout(pg_conn, pg_source_db, mlops_home, tmp_path, monkeypatch):
+    """Was: no statement_timeout, so one hung query blocked the DAG forever (max_active_runs=1)."""
+    import time
+
+    import yaml
+    from mlops_provider.config.project import load_project
+    from mlops_provider.exceptions import DataValidationError, SourceError
+    from mlops_provider.io.lake import Lake
+    from mlops_provider.operators.ingest import _source
+    from mlops_provider.stages.ingest import stage_day
+    from psycopg2 import sql
+
+    # A view that takes 3 s per statement: what a lock wait or a runaway scan looks like from the client.
+    conn = _connect(pg_source_db)
+    with conn, conn.cursor() as cur:
+        cur.execute(sql.SQL("CREATE OR REPLACE VIEW {} AS SELECT t.* FROM {} t, pg_sleep(3)").format(
+            sql.Identifier(SCHEMA, "slow"), sql.Identifier(SCHEMA, TABLE)))
+    conn.close()
+    projects = tmp_path / "projects"
+    monkeypatch.setenv("MLOPS_PROJECTS_DIR", str(projects))
+    _write_project(projects, f"{SCHEMA}.slow", labels_table=None)
+    path = projects / "fraud.yaml"
+    raw = yaml.safe_load(path.read_text())
+    raw["source"]["statement_timeout_seconds"] = 0.5
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    project = load_project("fraud")
+    source = _source(project)
+    assert source.statement_timeout_s == 0.5
+    started = time.monotonic()
+    with pytest.raises(SourceError) as err:
+        stage_day(project, Lake(), source, DAY, run_id="r")
+    assert time.monotonic() - started < 3, "cancelled by the server, not waited out"
+    assert err.value.retryable and not isinstance(err.value, DataValidationError)
+    message = str(err.value)
+    assert f"postgres table {SCHEMA}.slow" in message
+    assert "ran longer than source.statement_timeout_seconds (0.5 s)" in message and "statement timeout" in message
+
+    # The default is ten minutes, set on every extraction's session.
+    raw["source"].pop("statement_timeout_seconds")
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert _source(load_project("fraud")).statement_timeout_s == 600

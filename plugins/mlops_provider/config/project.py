@@ -229,7 +229,7 @@ def _check_references(path: Path, data: dict[str, Any]) -> None:
 
 
 FILE_KINDS = ("landing", "s3")
-_SOURCE_KEYS = {"landing": {"path"}, "postgres": {"table", "conn_id", "labels_table"},
+_SOURCE_KEYS = {"landing": {"path"}, "postgres": {"table", "conn_id", "labels_table", "statement_timeout_seconds"},
                 "s3": {"bucket", "prefix", "conn_id"}}
 _FILE_KEYS = {"format", "pattern", "labels_pattern"}
 
@@ -294,6 +294,8 @@ def _fill_source_and_label(path: Path, data: dict[str, Any]) -> None:
     if source["kind"] not in FILE_KINDS:
         for key in _FILE_KEYS:
             source.pop(key, None)
+    if source["kind"] != "postgres":
+        source.pop("statement_timeout_seconds", None)  # a default of the postgres kind only
     if label["from"] == "record":
         source.pop("labels_pattern", None)
         return

@@ -494,18 +494,31 @@ class S3Source(_FileSource):
         return [k[start:] for k in self._keys(self._key(""), limit) if not k.endswith("/")]
 
 
+#: SQLSTATE of a statement cancelled by the server (statement_timeout, pg_cancel_backend).
+QUERY_CANCELED = "57014"
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The SQLSTATE of a psycopg2 (``pgcode``) or psycopg 3 (``sqlstate``) error."""
+    return getattr(exc, "pgcode", None) or getattr(exc, "sqlstate", None)
+
+
 class PostgresSource(_Source):
     """A table with one row per record, extracted by ``event_timestamp`` in [start, end + 1 day)."""
 
     kind = "postgres"
 
     def __init__(self, connect: Callable[[], Any], table: str, event_timestamp: str,
-                 labels_table: str | None = None, batch_rows: int = 100_000):
+                 labels_table: str | None = None, batch_rows: int = 100_000,
+                 statement_timeout_s: float | None = None):
         self.connect = connect
         self.table = table
         self.labels_table = labels_table
         self.event_timestamp = event_timestamp
         self.batch_rows = batch_rows
+        #: The server cancels a statement of the extraction running longer (``source.statement_timeout_seconds``).
+        self.statement_timeout_s = (float(schema_default("source.statement_timeout_seconds"))
+                                    if statement_timeout_s is None else float(statement_timeout_s))
 
     @property
     def location(self) -> str:
@@ -547,6 +560,10 @@ class PostgresSource(_Source):
             # ``timestamptz`` columns, whatever the server's or the database's TimeZone setting is.
             with conn.cursor() as cur:
                 cur.execute("SET TIME ZONE 'UTC'")
+                # One hung statement (a lock, a scan gone wrong) must not block the DAG forever: the server
+                # cancels it, the task fails and is retried. set_config takes a bound value with both drivers.
+                cur.execute("SELECT set_config('statement_timeout', %s, false)",
+                            (f"{max(1, round(self.statement_timeout_s * 1000))}ms",))
             # A named (server-side) cursor streams the interval instead of loading it in one piece;
             # both drivers quote its name as an identifier.
             with conn.cursor(name=f"mlops_extract_{table.replace('.', '_')}") as cur:
@@ -557,6 +574,15 @@ class PostgresSource(_Source):
                     names = names or [d[0] for d in cur.description]
                     batches.append(pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in rows]))
             conn.commit()
+        except Exception as exc:
+            if _sqlstate(exc) == QUERY_CANCELED:
+                raise SourceError(
+                    f"postgres table {table}: the extraction of [{bounds[0].isoformat()}, {bounds[1].isoformat()}) "
+                    f"ran longer than source.statement_timeout_seconds ({self.statement_timeout_s:g} s) and the "
+                    f"server cancelled it; the task is retried. If the table is slow to read by {ts_column}, index "
+                    f"that column or raise source.statement_timeout_seconds ({str(exc).strip().splitlines()[0]})"
+                ) from exc
+            raise
         finally:
             conn.close()
         table_arrow = _concat(batches)

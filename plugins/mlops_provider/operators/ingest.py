@@ -27,8 +27,12 @@ def _source(project):
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
         hook = PostgresHook(postgres_conn_id=spec["conn_id"])
+        from mlops_provider.config.project import schema_default
+
         return sources.PostgresSource(hook.get_conn, spec["table"], project.event_timestamp,
-                                      labels_table=spec.get("labels_table"))
+                                      labels_table=spec.get("labels_table"),
+                                      statement_timeout_s=float(spec.get("statement_timeout_seconds",
+                                                                         schema_default("source.statement_timeout_seconds"))))
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     client = S3Hook(aws_conn_id=spec.get("conn_id", "aws_default")).get_conn()

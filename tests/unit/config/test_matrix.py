@@ -22,7 +22,8 @@ SOURCES = {
                                 "null_values": ["", "NA", "-"]},
     "s3": {"kind": "s3", "bucket": "lake", "prefix": "in/x", "conn_id": "aws_x", "format": "csv",
            "pattern": "records_{date}.csv"},
-    "postgres": {"kind": "postgres", "table": "public.records", "conn_id": "pg_x", "labels_table": "public.labels"},
+    "postgres": {"kind": "postgres", "table": "public.records", "conn_id": "pg_x", "labels_table": "public.labels",
+                 "statement_timeout_seconds": 120},
 }
 LABELS = {
     "feed": lambda base: {**base["label"], "from": "feed",

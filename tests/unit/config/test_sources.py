@@ -72,7 +72,14 @@ def test_label_in_record(tmp_path):
 def test_postgres_gets_no_file_options(tmp_path):
     project = load_project_file(_write(tmp_path, lambda d: d.update(
         source={"kind": "postgres", "conn_id": "pg", "table": "s.t", "labels_table": "s.l"})))
-    assert set(project.source) == {"kind", "conn_id", "table", "labels_table", "null_values"}
+    assert set(project.source) == {"kind", "conn_id", "table", "labels_table", "null_values",
+                                   "statement_timeout_seconds"}
+    assert project.source["statement_timeout_seconds"] == 600
+
+
+def test_file_sources_get_no_postgres_options(tmp_path):
+    project = load_project_file(_write(tmp_path, lambda d: None))
+    assert project.source["kind"] == "landing" and "statement_timeout_seconds" not in project.source
 
 
 @pytest.mark.parametrize(
