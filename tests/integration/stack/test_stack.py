@@ -274,7 +274,9 @@ def _register_versions(stack, model_name: str, n: int) -> list[str]:
     client.set_terminated(run.info.run_id)
     if not client.search_registered_models(f"name = '{model_name}'"):
         client.create_registered_model(model_name)
-    versions = [client.create_model_version(model_name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id).version
+    # Tagged with the project, as the pipeline's own training registers versions (model_ops refuses others).
+    versions = [client.create_model_version(model_name, f"runs:/{run.info.run_id}/model", run_id=run.info.run_id,
+                                            tags={"project": "fraud"}).version
                 for _ in range(n)]
     assert _objects(stack, f"mlflow/{experiment_id}/{run.info.run_id}/artifacts/model/README.txt")
     return versions
@@ -300,6 +302,7 @@ def _browser(tmp_path):
 
 def test_web_ui_triggers_model_ops_rollback(stack, api, tmp_path):
     """Log in, open the trigger form of fraud__model_ops, fill its params, submit, watch the run succeed."""
+    from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
@@ -321,6 +324,10 @@ def test_web_ui_triggers_model_ops_rollback(stack, api, tmp_path):
         browser.find_element(By.NAME, "password").send_keys(stack.env["MLOPS_STACK_ADMIN_PASSWORD"])
         browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
         wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "button[aria-label='Trigger Dag']"))).click()
+        # The action has no default (one click must not roll production back): pick it in its drop-down.
+        action = wait.until(EC.element_to_be_clickable((By.ID, "element_action")))
+        action.click()
+        ActionChains(browser).send_keys("Roll back").pause(0.5).send_keys(Keys.ENTER).perform()
         version = wait.until(EC.visibility_of_element_located((By.NAME, "element_version")))
         version.send_keys(Keys.CONTROL, "a")
         version.send_keys("previous")
