@@ -1,8 +1,14 @@
-"""Model quality metrics: one module for training, promotion and monitoring.
+"""Model quality metrics: one module for training, promotion and monitoring, per task.
 
-Training and promotion evaluate with :func:`classification_metrics` (names in :data:`METRICS`);
-monitoring reports the same measurements on a day's labelled rows with :func:`performance_metrics`,
-under the shorter names its verdict and emails use (:data:`MONITORING_NAMES`).
+Training and promotion evaluate with :func:`evaluate` (a binary model with :func:`classification_metrics`,
+a multiclass one with :func:`multiclass_metrics`, a regression with :func:`regression_metrics`; the names
+per task are :func:`metrics_of`, their direction :func:`higher_is_better`, both declared in
+``config/tasks.py``). Monitoring reports the same measurements on a day's labelled rows with
+:func:`performance_metrics`, under the names its verdict and emails use (:data:`MONITORING_NAMES_BY_TASK`).
+
+What a model's predictions are, per task: a binary model's probability of the positive class (1-D);
+a multiclass model's probabilities, one column per class in the order of its ``classes`` (2-D); a
+regression's predicted values (1-D). Class labels are strings everywhere (:func:`as_classes`).
 """
 
 from __future__ import annotations
@@ -11,19 +17,17 @@ import math
 import time
 from typing import Any
 
-# Metric names every evaluation returns (training logs the same names, prefixed ``baseline_`` for the baseline).
-METRICS = (
-    "roc_auc",
-    "pr_auc",
-    "log_loss",
-    "ece",
-    "precision_at_threshold",
-    "recall_at_threshold",
-    "alert_rate",
-    "scoring_ms_per_1k",
-)
+from mlops_provider.config.tasks import MONITORED_METRICS, TASKS
+from mlops_provider.config.tasks import bound_kind as bound_kind
+from mlops_provider.config.tasks import higher_is_better as higher_is_better
+from mlops_provider.config.tasks import metrics_of as metrics_of
 
-# Evaluation name -> the name monitoring verdicts (and alert emails) use for the same measurement.
+# Metric names a binary evaluation returns (training logs the same names, prefixed ``baseline_`` for the baseline).
+METRICS = metrics_of("binary")
+#: Every metric name any task's evaluation returns.
+ALL_METRICS = tuple(dict.fromkeys(m for task in TASKS for m in metrics_of(task)))
+
+# Evaluation name -> the name monitoring verdicts (and alert emails) use for the same measurement (binary).
 MONITORING_NAMES = {
     "roc_auc": "roc_auc",
     "pr_auc": "pr_auc",
@@ -31,6 +35,46 @@ MONITORING_NAMES = {
     "recall_at_threshold": "recall",
     "alert_rate": "alert_rate",
 }
+MONITORING_NAMES_BY_TASK = {
+    "binary": MONITORING_NAMES,
+    **{task: {m: m for m in MONITORED_METRICS[task]} for task in ("multiclass", "regression")},
+}
+#: How tables and emails name a metric.
+LABELS = {
+    "roc_auc": "ROC AUC", "pr_auc": "PR AUC", "log_loss": "Log loss", "ece": "ECE",
+    "precision_at_threshold": "Precision", "recall_at_threshold": "Recall", "precision": "Precision",
+    "recall": "Recall", "alert_rate": "Alert rate", "macro_f1": "Macro F1", "accuracy": "Accuracy",
+    "rmse": "RMSE", "mae": "MAE", "r2": "R2", "scoring_ms_per_1k": "Scoring ms per 1k",
+}
+#: What the hyperparameter search maximises (or, lower-is-better, minimises) on the validation days, per task.
+SEARCH_METRIC = {"binary": "pr_auc", "multiclass": "macro_f1", "regression": "rmse"}
+
+
+def label(metric: str) -> str:
+    """A metric's name for people (``rmse`` -> ``RMSE``)."""
+    return LABELS.get(metric, metric)
+
+
+def monitored_name(task: str, metric: str) -> str:
+    """The name monitoring reports evaluation metric ``metric`` of a ``task`` model under."""
+    return MONITORING_NAMES_BY_TASK[task].get(metric, metric)
+
+
+def as_classes(values: Any) -> Any:
+    """Class labels as strings (an object array): ``1``, ``1.0`` and ``"1"`` are all the class ``"1"``."""
+    import numpy as np
+    import pandas as pd
+
+    series = pd.Series(values)
+    if pd.api.types.is_bool_dtype(series.dtype):
+        series = series.astype("Int64")
+    elif pd.api.types.is_float_dtype(series.dtype):
+        whole = series.dropna()
+        if len(whole) and (whole == whole.round()).all():
+            series = series.astype("Int64")
+    missing = series.isna().to_numpy()
+    return np.asarray([None if gone else str(v) for v, gone in zip(series.astype(object), missing, strict=True)],
+                      dtype=object)
 
 
 def json_number(value: Any, digits: int = 6) -> float | None:
@@ -93,18 +137,113 @@ def classification_metrics(y_true: Any, scores: Any, threshold: float, *, scorin
     return out
 
 
-def timed_scores(model: Any, features: Any) -> tuple[Any, float]:
-    """Positive-class probabilities of ``model`` on ``features`` and the seconds it took."""
-    start = time.perf_counter()
-    scores = model.predict_proba(features)[:, 1]
-    return scores, time.perf_counter() - start
+def multiclass_metrics(y_true: Any, proba: Any, classes: list[str], *, predicted: Any = None) -> dict[str, float]:
+    """Macro F1, log loss and accuracy of a multiclass model's ``proba`` (one column per class of ``classes``).
 
-
-def performance_metrics(labels: Any, scores: Any, threshold: float) -> dict[str, Any]:
-    """Monitoring's view of :func:`classification_metrics` on a day's labelled rows (unscored rows dropped).
-
-    Counts and the positive rate are added; values are rounded and JSON-safe (``None`` where undefined).
+    The predicted class is the most probable one (or ``predicted`` when given without probabilities).
+    A label the model never saw counts as a miss for F1 and accuracy and is left out of the log loss,
+    which is undefined for it.
     """
+    import numpy as np
+    from sklearn.metrics import f1_score, log_loss
+
+    y = as_classes(y_true)
+    classes = [str(c) for c in classes]
+    if proba is not None:
+        proba = np.asarray(proba, dtype=float)
+        predicted = np.asarray(classes, dtype=object)[proba.argmax(axis=1)] if len(y) else np.asarray([], dtype=object)
+    else:
+        predicted = as_classes(predicted)
+    if not len(y):
+        return {"macro_f1": float("nan"), "log_loss": float("nan"), "accuracy": float("nan")}
+    known = np.isin(y, classes)
+    loss = float("nan")
+    if proba is not None and known.any():
+        rows = proba[known]
+        loss = float(log_loss(y[known], rows / rows.sum(axis=1, keepdims=True), labels=classes))
+    return {
+        "macro_f1": float(f1_score(y, predicted, average="macro", zero_division=0)),
+        "log_loss": loss,
+        "accuracy": float(np.mean(y == predicted)),
+    }
+
+
+def regression_metrics(y_true: Any, predicted: Any) -> dict[str, float]:
+    """RMSE, MAE and R2 of ``predicted`` against ``y_true`` (R2 undefined on fewer than 2 rows or a constant target)."""
+    import numpy as np
+    from sklearn.metrics import r2_score
+
+    y = np.asarray(y_true, dtype=float)
+    p = np.asarray(predicted, dtype=float)
+    if not len(y):
+        return {"rmse": float("nan"), "mae": float("nan"), "r2": float("nan")}
+    error = p - y
+    varying = len(y) > 1 and float(np.var(y)) > 0
+    return {
+        "rmse": float(np.sqrt(np.mean(error**2))),
+        "mae": float(np.mean(np.abs(error))),
+        "r2": float(r2_score(y, p)) if varying else float("nan"),
+    }
+
+
+def evaluate(task: str, y_true: Any, predictions: Any, *, threshold: float | None = None,
+             classes: list[str] | None = None, scoring_seconds: float | None = None) -> dict[str, float]:
+    """The metrics of a ``task`` model's ``predictions`` (see the module doc) against ``y_true``."""
+    if task == "binary":
+        return classification_metrics(y_true, predictions, 0.5 if threshold is None else threshold,
+                                      scoring_seconds=scoring_seconds)
+    if task == "multiclass":
+        if classes is None:
+            raise ValueError("a multiclass evaluation needs the model's classes (one per probability column)")
+        out = multiclass_metrics(y_true, predictions, classes)
+    elif task == "regression":
+        out = regression_metrics(y_true, predictions)
+    else:
+        raise ValueError(f"unknown task {task!r}; one of {', '.join(TASKS)}")
+    if scoring_seconds is not None and len(y_true):
+        out["scoring_ms_per_1k"] = float(scoring_seconds * 1000.0 / len(y_true) * 1000.0)
+    return out
+
+
+def model_classes(model: Any) -> list[str] | None:
+    """A classifier's classes as strings (the order of its probability columns); ``None`` for a regressor."""
+    classes = getattr(model, "classes_", None)
+    return None if classes is None else [str(c) for c in classes]
+
+
+def predict(model: Any, features: Any, task: str) -> Any:
+    """A ``task`` model's predictions on ``features`` (see the module doc)."""
+    if task == "binary":
+        return model.predict_proba(features)[:, 1]
+    if task == "multiclass":
+        return model.predict_proba(features)
+    return model.predict(features)
+
+
+def timed_predictions(model: Any, features: Any, task: str) -> tuple[Any, float]:
+    """:func:`predict` and the seconds it took."""
+    start = time.perf_counter()
+    predictions = predict(model, features, task)
+    return predictions, time.perf_counter() - start
+
+
+def timed_scores(model: Any, features: Any) -> tuple[Any, float]:
+    """Positive-class probabilities of a binary ``model`` on ``features`` and the seconds it took."""
+    return timed_predictions(model, features, "binary")
+
+
+def performance_metrics(labels: Any, scores: Any, threshold: float | None, *, task: str = "binary",
+                        classes: list[str] | None = None, predicted: Any = None) -> dict[str, Any]:
+    """Monitoring's view of :func:`evaluate` on a day's labelled rows (unscored rows dropped).
+
+    Counts (and a binary model's positive rate, a regression's label and prediction means) are added;
+    values are rounded and JSON-safe (``None`` where undefined). A multiclass model's ``scores`` are its
+    probabilities (columns in the order of ``classes``), or ``None`` with the ``predicted`` classes.
+    """
+    if task == "multiclass":
+        return _multiclass_performance(labels, scores, classes or [], predicted)
+    if task == "regression":
+        return _regression_performance(labels, scores)
     import numpy as np
 
     y = np.asarray(labels).astype(int)
@@ -121,9 +260,44 @@ def performance_metrics(labels: Any, scores: Any, threshold: float) -> dict[str,
     return out
 
 
-def as_monitoring_reference(metrics: dict[str, Any], *, holdout_rows: Any = None, holdout_positives: Any = None
-                            ) -> dict[str, Any]:
+def _multiclass_performance(labels: Any, proba: Any, classes: list[str], predicted: Any) -> dict[str, Any]:
+    import numpy as np
+    import pandas as pd
+
+    y = as_classes(labels)
+    if proba is not None:
+        proba = np.asarray(proba, dtype=float)
+        keep = ~np.isnan(proba).all(axis=1) if proba.ndim == 2 and len(proba) else np.ones(len(y), dtype=bool)
+        y, proba = y[keep], np.nan_to_num(proba[keep])
+    else:
+        predicted = as_classes(predicted)
+        keep = np.asarray(pd.notna(predicted), dtype=bool)
+        y, predicted = y[keep], predicted[keep]
+    counts = pd.Series(y).value_counts()
+    out: dict[str, Any] = {"rows": int(len(y)),
+                           "label_shares": {str(k): json_number(v / len(y), 6) for k, v in counts.items()}}
+    measured = multiclass_metrics(y, proba, classes, predicted=predicted)
+    return {**out, **{name: json_number(measured[name], 4) for name in MONITORED_METRICS["multiclass"]}}
+
+
+def _regression_performance(labels: Any, values: Any) -> dict[str, Any]:
+    import numpy as np
+
+    y, p = np.asarray(labels, dtype=float), np.asarray(values, dtype=float)
+    keep = ~np.isnan(p) & ~np.isnan(y)
+    y, p = y[keep], p[keep]
+    out: dict[str, Any] = {"rows": int(len(y)), "label_mean": json_number(y.mean() if len(y) else None, 4),
+                           "prediction_mean": json_number(p.mean() if len(p) else None, 4)}
+    measured = regression_metrics(y, p)
+    return {**out, **{name: json_number(measured[name], 4) for name in MONITORED_METRICS["regression"]}}
+
+
+def as_monitoring_reference(metrics: dict[str, Any], *, holdout_rows: Any = None, holdout_positives: Any = None,
+                            task: str = "binary") -> dict[str, Any]:
     """A training run's holdout metrics under monitoring's names: the day's performance reference."""
+    names = MONITORING_NAMES_BY_TASK[task]
+    if task != "binary":
+        return {names[k]: metrics.get(k) for k in names}
     out = {MONITORING_NAMES[k]: metrics.get(k) for k in MONITORING_NAMES}
     try:
         out["positive_rate"] = int(holdout_positives) / int(holdout_rows)

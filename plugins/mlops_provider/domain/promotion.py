@@ -1,14 +1,24 @@
-"""The promotion gate: may a challenger replace the champion, judged on the same holdout rows?"""
+"""The promotion gate: may a challenger replace the champion, judged on the same holdout rows?
+
+Every comparison respects the metric's direction (``config/tasks.py``): for a lower-is-better metric
+(``rmse``, ``mae``, ``log_loss``) the improvement is how much *lower* the challenger is, and a guardrail
+is a ceiling instead of a floor.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.domain.metrics import format_value, usable
+from mlops_provider.config.tasks import PRIMARY_METRICS
+from mlops_provider.domain.metrics import format_value, higher_is_better, usable
 
 if TYPE_CHECKING:
     from mlops_provider.config.project import ProjectConfig
+
+
+#: The baseline trained beside every model (``domain/training.py``), as reasons name it.
+BASELINES = {"binary": "logistic-regression", "multiclass": "logistic-regression", "regression": "linear-regression"}
 
 
 @dataclass
@@ -20,26 +30,42 @@ class Decision:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+def improvement(metric: str, new: float, old: float) -> float:
+    """How much better ``new`` is than ``old`` in ``metric``'s direction (positive: better)."""
+    return new - old if higher_is_better(metric) else old - new
+
+
+def _direction_note(metric: str) -> str:
+    return "" if higher_is_better(metric) else " (lower is better)"
+
+
 def _failed_guardrails(guardrails: dict[str, Any], metrics: dict[str, float], details: dict[str, Any]) -> list[str]:
+    """Each guardrail is a floor (higher-is-better metric) or a ceiling (lower-is-better): the failed ones, described."""
     failed = []
-    for metric, floor in sorted(guardrails.items()):
-        value = metrics.get(metric)
-        passed = usable(value) and value >= float(floor)
-        details["guardrails"][metric] = {"value": value, "floor": float(floor), "passed": passed}
+    for metric, bound in sorted(guardrails.items()):
+        value, bound = metrics.get(metric), float(bound)
+        floor = higher_is_better(metric)
+        passed = usable(value) and (value >= bound if floor else value <= bound)
+        details["guardrails"][metric] = {"value": value, "floor" if floor else "ceiling": bound, "passed": passed}
         if not passed:
-            failed.append(f"{metric}={format_value(value)} < floor {float(floor):.4f}")
+            failed.append(f"{metric}={format_value(value)} < floor {bound:.4f}" if floor
+                          else f"{metric}={format_value(value)} > ceiling {bound:.4f}")
     return failed
 
 
-def _against_baseline(primary: str, chal: float, baseline: Any, details: dict[str, Any]) -> Decision:
-    """The first champion must beat the logistic-regression baseline trained beside it."""
+def _against_baseline(primary: str, chal: float, baseline: Any, details: dict[str, Any],
+                      baseline_name: str) -> Decision:
+    """The first champion must beat the simple baseline (``baseline_name``) trained beside it."""
     if not usable(baseline):
         return Decision(False, f"no champion and no usable baseline {primary} to compare with", details)
-    details["improvement"] = chal - baseline
-    if chal > baseline:
-        return Decision(True, f"first champion: {primary} {chal:.4f} beats the logistic-regression baseline "
-                              f"{baseline:.4f} (+{chal - baseline:.4f}); guardrails pass", details)
-    return Decision(False, f"no champion yet and {primary} {chal:.4f} does not beat the baseline {baseline:.4f}",
+    gain = improvement(primary, chal, baseline)
+    details["improvement"] = gain
+    note = _direction_note(primary)
+    if gain > 0:
+        change = f"+{chal - baseline:.4f}" if higher_is_better(primary) else f"{chal - baseline:+.4f}"
+        return Decision(True, f"first champion: {primary} {chal:.4f} beats the {baseline_name} baseline "
+                              f"{baseline:.4f} ({change}){note}; guardrails pass", details)
+    return Decision(False, f"no champion yet and {primary} {chal:.4f} does not beat the baseline {baseline:.4f}{note}",
                     details)
 
 
@@ -49,13 +75,14 @@ def _against_champion(primary: str, chal: float, champ: Any, min_improvement: fl
         details["improvement"] = None
         return Decision(True, f"champion has no usable {primary} on this holdout; challenger {chal:.4f} passes "
                               "guardrails", details)
-    improvement = chal - champ
-    details["improvement"] = improvement
+    gain = improvement(primary, chal, champ)
+    details["improvement"] = gain
+    note = _direction_note(primary)
     # A tie never promotes: swapping models that are equally good only adds risk.
-    if improvement > 0 and improvement >= min_improvement:
-        return Decision(True, f"{primary} {chal:.4f} beats champion {champ:.4f} by {improvement:+.4f} "
+    if gain > 0 and gain >= min_improvement:
+        return Decision(True, f"{primary} {chal:.4f} beats champion {champ:.4f} by {gain:+.4f}{note} "
                               f"(needed >= {min_improvement:.4f}); guardrails pass", details)
-    return Decision(False, f"{primary} {chal:.4f} vs champion {champ:.4f}: improvement {improvement:+.4f} is below "
+    return Decision(False, f"{primary} {chal:.4f} vs champion {champ:.4f}: improvement {gain:+.4f}{note} is below "
                            f"the required {min_improvement:.4f} (and must be > 0)", details)
 
 
@@ -67,7 +94,7 @@ def decide(
 ) -> Decision:
     """Apply the project's promotion gate to metrics measured on the same holdout rows."""
     promo = project.promotion
-    primary = promo["primary_metric"]
+    primary = promo.get("primary_metric") or PRIMARY_METRICS[project.task][0]
     chal = challenger_metrics.get(primary)
     details: dict[str, Any] = {
         "primary_metric": primary,
@@ -83,5 +110,5 @@ def decide(
     if failed:
         return Decision(False, "challenger fails guardrails: " + "; ".join(failed), details)
     if champion_metrics is None:
-        return _against_baseline(primary, chal, baseline_metrics.get(primary), details)
+        return _against_baseline(primary, chal, baseline_metrics.get(primary), details, BASELINES[project.task])
     return _against_champion(primary, chal, champion_metrics.get(primary), details["min_improvement"], details)
