@@ -231,7 +231,7 @@ def _check_references(path: Path, data: dict[str, Any]) -> None:
 FILE_KINDS = ("landing", "s3")
 _SOURCE_KEYS = {"landing": {"path"}, "postgres": {"table", "conn_id", "labels_table", "statement_timeout_seconds"},
                 "s3": {"bucket", "prefix", "conn_id"}}
-_FILE_KEYS = {"format", "pattern", "labels_pattern"}
+_FILE_KEYS = {"format", "pattern", "labels_pattern", "max_file_bytes"}
 
 
 def check_pattern(pattern: str) -> str | None:

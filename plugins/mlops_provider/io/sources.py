@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_provider.config.project import schema_default
 from mlops_provider.domain.layout import LABEL_TIMESTAMP, days
+from mlops_provider.domain.text import printable
 from mlops_provider.exceptions import SourceError
 
 if TYPE_CHECKING:
@@ -60,6 +61,14 @@ class UnreadableBatchError(SourceError):
         self.raw = raw
         self.name = name
         self.size = len(raw) if size is None else size
+
+
+class OversizedFileError(UnreadableBatchError):
+    """The day's file is bigger than ``source.max_file_bytes``: refused unread, and not copied into quarantine."""
+
+    def __init__(self, message: str, *, name: str, size: int, limit: int):
+        super().__init__(message, raw=b"", name=name, size=size)
+        self.limit = limit
 
 
 class SourceMismatchError(SourceError):
@@ -98,6 +107,7 @@ class ReadSpec:
     pattern: str = field(default_factory=lambda: schema_default("source.pattern"))
     labels_pattern: str = field(default_factory=lambda: schema_default("source.labels_pattern"))
     null_values: tuple[str, ...] = field(default_factory=lambda: tuple(schema_default("source.null_values")))
+    max_file_bytes: int = field(default_factory=lambda: int(schema_default("source.max_file_bytes")))
     types: Mapping[str, str] = field(default_factory=dict)
     label_feed: LabelFeed | None = field(default_factory=LabelFeed)
 
@@ -117,7 +127,8 @@ class ReadSpec:
         defaults = cls()
         return cls(format=source.get("format", defaults.format), pattern=source.get("pattern", defaults.pattern),
                    labels_pattern=source.get("labels_pattern", defaults.labels_pattern),
-                   null_values=tuple(project.null_values), types=types, label_feed=feed)
+                   null_values=tuple(project.null_values), types=types, label_feed=feed,
+                   max_file_bytes=int(source.get("max_file_bytes", defaults.max_file_bytes)))
 
 
 def format_pattern(pattern: str, day: dt.date, fmt: str) -> str:
@@ -232,9 +243,15 @@ def _parse(open_input: Callable[[], Any], head: Callable[[], tuple[bytes, int | 
     stream = open_input()  # outside the try: a failing connection is an outage (retried), not a bad file
     try:
         if spec.format == "parquet":
-            return pq.read_table(stream)
-        read, convert = _csv_options(spec, types)
-        return pacsv.read_csv(stream, read_options=read, convert_options=convert)
+            table = pq.read_table(stream)
+        else:
+            read, convert = _csv_options(spec, types)
+            table = pacsv.read_csv(stream, read_options=read, convert_options=convert)
+        try:
+            table.column_names  # noqa: B018 (names that are not UTF-8 fail here, not later in normalize)
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"its header is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+        return table
     except (ValueError, TypeError, NotImplementedError) as exc:  # ArrowInvalid, ArrowTypeError, ...: malformed input
         raw, size = head()
         hint = ""
@@ -242,8 +259,14 @@ def _parse(open_input: Callable[[], Any], head: Callable[[], tuple[bytes, int | 
             hint = " (it is a Parquet file: set source.format: parquet)"
         elif spec.format == "parquet" and not raw.startswith(b"PAR1"):
             hint = " (it is not Parquet: check source.format)"
+        elif raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+            hint = " (it is UTF-16 text, with a byte-order mark: export it as UTF-8)"
+        elif raw and not raw.strip(b"\x00"):
+            hint = " (it holds only NUL bytes: a truncated, preallocated or sparse file, not an export)"
+        elif b"\x00" in raw[:65536]:
+            hint = " (it contains NUL bytes: a binary file, not CSV text)"
         what = "Parquet" if spec.format == "parquet" else "CSV"
-        detail = str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
+        detail = printable(str(exc).splitlines()[0]) if str(exc) else type(exc).__name__
         raise UnreadableBatchError(f"{name}: not a readable {what} file{hint}: {detail}", raw=raw, name=name,
                                    size=size) from exc
 
@@ -316,6 +339,21 @@ class _FileSource(_Source):
     def _head(self, rel: str) -> tuple[bytes, int | None]:
         raise NotImplementedError
 
+    def _size(self, rel: str) -> int | None:
+        """The file's size in bytes (as stored: compressed files by their compressed size)."""
+        raise NotImplementedError
+
+    def _check_size(self, rel: str, spec: ReadSpec) -> None:
+        size = self._size(rel)
+        if size is not None and size > spec.max_file_bytes:
+            uri = self.uri(rel)
+            raise OversizedFileError(
+                f"{uri}: {size:,} bytes ({size / 2**30:.2f} GiB) is over source.max_file_bytes "
+                f"({spec.max_file_bytes:,} bytes, {spec.max_file_bytes / 2**30:.2f} GiB); refused unread, nothing of "
+                "it is loaded or copied. Have the export split into smaller files (a source.pattern with * reads "
+                "them all) or raise source.max_file_bytes if the workers have the memory",
+                name=uri, size=size, limit=spec.max_file_bytes)
+
     def _listing(self, limit: int) -> list[str]:
         """Up to ``limit`` relative paths of the files under the root."""
         raise NotImplementedError
@@ -327,6 +365,7 @@ class _FileSource(_Source):
         tables, names = [], []
         for day in days(start, end):
             for rel in self._matches(format_pattern(pattern, day, spec.format)):
+                self._check_size(rel, spec)
                 uri = self.uri(rel)
                 table = _parse(lambda rel=rel: self._open(rel, spec.format), lambda rel=rel: self._head(rel),
                                uri, spec, types)
@@ -409,6 +448,9 @@ class LandingSource(_FileSource):
     def _open(self, rel: str, fmt: str) -> str:
         return str(self.root / rel)  # pyarrow reads the file block by block (and unpacks .gz/.bz2/.zst)
 
+    def _size(self, rel: str) -> int | None:
+        return (self.root / rel).stat().st_size
+
     def _head(self, rel: str) -> tuple[bytes, int | None]:
         path = self.root / rel
         with path.open("rb") as fh:
@@ -477,6 +519,9 @@ class S3Source(_FileSource):
         body = self.client.get_object(Bucket=self.bucket, Key=self._key(rel))["Body"]
         # Parquet needs random access (the footer comes last); a CSV body is parsed as it streams in.
         return pa.BufferReader(body.read()) if fmt == "parquet" else body
+
+    def _size(self, rel: str) -> int | None:
+        return self.client.head_object(Bucket=self.bucket, Key=self._key(rel)).get("ContentLength")
 
     def _head(self, rel: str) -> tuple[bytes, int | None]:
         try:

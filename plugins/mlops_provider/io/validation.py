@@ -185,16 +185,41 @@ class ValidationOutcome:
     """The verdict on one batch and where its full result lives."""
 
     success: bool
+    #: Findings: expectations that ran and found the data wrong, one line each.
     failed: list[str] = field(default_factory=list)
+    #: Checks that could not run (GX raised inside the expectation): errors of the check, not findings.
+    errors: list[str] = field(default_factory=list)
     statistics: dict[str, Any] = field(default_factory=dict)
     result: dict[str, Any] = field(default_factory=dict, repr=False)
     data_docs_url: str | None = None
 
 
-def _describe_failure(res: dict[str, Any]) -> str:
+#: One failed expectation's line is cut to this many characters (values come from the data: raw binary, huge headers).
+MAX_LINE_CHARS = 400
+
+
+def _raised(res: dict[str, Any]) -> str | None:
+    """The message of the exception GX caught inside the expectation, if it raised one."""
+    info = res.get("exception_info") or {}
+    infos = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
+    for item in infos:
+        if item.get("raised_exception"):
+            message = str(item.get("exception_message", "")).strip()
+            return message.splitlines()[0] if message else "an error without a message"
+    return None
+
+
+def _describe_failure(res: dict[str, Any]) -> tuple[str, bool]:
+    """One failed expectation as a printable line, and whether it is an error of the check (it raised)."""
+    from mlops_provider.domain.text import printable
+
     cfg = res["expectation_config"]
     kwargs = {k: v for k, v in cfg["kwargs"].items() if k not in ("batch_id",)}
     column = kwargs.pop("column", None)
+    where = f"[{column}]" if column else ""
+    raised = _raised(res)
+    if raised is not None:
+        return printable(f"{cfg['type']}{where}: the check could not run: {raised}", MAX_LINE_CHARS), True
     detail = res.get("result") or {}
     bits = []
     if "unexpected_count" in detail:
@@ -203,14 +228,42 @@ def _describe_failure(res: dict[str, Any]) -> str:
         bits.append(f"e.g. {detail['partial_unexpected_list'][:3]}")
     if "observed_value" in detail:
         bits.append(f"observed {detail['observed_value']}")
-    info = res.get("exception_info") or {}
-    infos = [info] if "raised_exception" in info else [v for v in info.values() if isinstance(v, dict)]
-    for item in infos:
-        if item.get("raised_exception"):
-            bits.append("error: " + str(item.get("exception_message", "")).splitlines()[0][:200])
-            break
-    where = f"[{column}]" if column else ""
-    return f"{cfg['type']}{where}: {'; '.join(bits) or 'failed'}"
+    return printable(f"{cfg['type']}{where}: {'; '.join(bits) or 'failed'}", MAX_LINE_CHARS), False
+
+
+#: Separators a header read as one column betrays (the file is not comma-separated).
+_SEPARATORS = {";": "';'", "\t": "a tab", "|": "'|'"}
+
+
+def likely_cause(project: ProjectConfig, columns: list[str], failed: list[str], errors: list[str]) -> str:
+    """The most likely cause of a failed gate, for the first line of the message (before the list).
+
+    A wrong delimiter (the header read as one column holding ``;`` or a tab), a byte-order mark stuck to
+    the first column, missing or unexpected columns; else the first finding (or the first check error).
+    """
+    from mlops_provider.domain.text import printable
+
+    expected = list(project.input_columns)
+    for name in columns:
+        for sep, said in _SEPARATORS.items():
+            if sep in name and len([p for p in name.split(sep) if p.strip()]) > 1:
+                bom = " and starts with a byte-order mark (BOM)" if "\ufeff" in name else ""
+                return (f"the file is not comma-separated: its header was read as one column "
+                        f"'{printable(name, 120)}' (separator {said}){bom}; export it with ',' as the separator")
+    if any("\ufeff" in name for name in columns):
+        name = next(n for n in columns if "\ufeff" in n)
+        return (f"a byte-order mark (BOM) is stuck to column '{printable(name, 120)}'; "
+                "export the file as UTF-8 without BOM")
+    missing = [c for c in expected if c not in columns]
+    if missing:
+        extra = [c for c in columns if c not in expected]
+        also = f"; it has unexpected column(s) {printable(extra, 200)}" if extra else ""
+        return f"the batch lacks declared column(s) {printable(missing, 200)}{also}"
+    if failed:
+        return failed[0]
+    if errors:
+        return f"a check could not run (an error of the check, not of the data): {errors[0]}"
+    return "unknown (see the full result)"
 
 
 def validate_frame(project: ProjectConfig, frame: pd.DataFrame, *, interval_start, interval_end,
@@ -250,10 +303,12 @@ def validate_frame(project: ProjectConfig, frame: pd.DataFrame, *, interval_star
     )
     (identifier, run_result), = result.run_results.items()
     as_dict = run_result.to_json_dict()
-    failed = [_describe_failure(r) for r in as_dict["results"] if not r["success"]]
+    described = [_describe_failure(r) for r in as_dict["results"] if not r["success"]]
+    failed = [line for line, error in described if not error]
+    errors = [line for line, error in described if error]
     docs = context.get_docs_sites_urls(resource_identifier=identifier)
     return ValidationOutcome(
-        success=bool(run_result.success), failed=failed, statistics=as_dict.get("statistics", {}),
+        success=bool(run_result.success), failed=failed, errors=errors, statistics=as_dict.get("statistics", {}),
         result=as_dict, data_docs_url=docs[0]["site_url"] if docs else None,
     )
 

@@ -33,7 +33,7 @@ from mlops_provider.domain.layout import (  # noqa: F401 (re-exported)
 )
 from mlops_provider.exceptions import DataValidationError, SourceError
 from mlops_provider.io.lake import Lake
-from mlops_provider.io.sources import ReadSpec, SourceMismatchError, UnreadableBatchError
+from mlops_provider.io.sources import OversizedFileError, ReadSpec, SourceMismatchError, UnreadableBatchError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -45,15 +45,22 @@ def _quarantine_unreadable(project: ProjectConfig, lake: Lake, day: dt.date, run
                            exc: UnreadableBatchError) -> DataValidationError:
     target = quarantine_dir(project, day, run_id)
     lake.delete_dir(target)  # a retry of the same run replaces its previous try's quarantine
-    where = lake.write_bytes(f"{target}/raw-{exc.name.rsplit('/', 1)[-1]}", exc.raw)
-    report: dict[str, Any] = {"success": False, "failed": [str(exc)], "source": exc.name}
-    if exc.size is not None and exc.size > len(exc.raw):
-        report["raw_kept"] = f"first {len(exc.raw)} of {exc.size} bytes; the source keeps the whole file"
-    lake.write_bytes(f"{target}/validation.json", json.dumps(report, indent=2).encode())
+    report: dict[str, Any] = {"success": False, "failed": [str(exc)], "source": exc.name, "size": exc.size}
+    if isinstance(exc, OversizedFileError):
+        # Refused unread: the quarantine records where the file is and how big, not a copy of it.
+        report.update(limit=exc.limit, raw_kept="none; the source keeps the whole file")
+        where = lake.write_bytes(f"{target}/validation.json", json.dumps(report, indent=2).encode())
+        kept = f"Its path and size are recorded at {where}"
+    else:
+        where = lake.write_bytes(f"{target}/raw-{exc.name.rsplit('/', 1)[-1]}", exc.raw)
+        if exc.size is not None and exc.size > len(exc.raw):
+            report["raw_kept"] = f"first {len(exc.raw)} of {exc.size} bytes; the source keeps the whole file"
+        lake.write_bytes(f"{target}/validation.json", json.dumps(report, indent=2).encode())
+        kept = f"Raw file kept at {where}"
     lake.delete(staging_table(project), day)
     lake.delete(staging_labels_table(project), day)
     return DataValidationError(
-        f"{project.name} {day}: batch quarantined: {exc}. Raw file kept at {where}",
+        f"{project.name} {day}: batch quarantined: {exc}. {kept}",
         failed=[str(exc)], result_path=where, quarantine_path=where,
     )
 
@@ -129,7 +136,7 @@ def _publish(project: ProjectConfig, lake: Lake, day: dt.date, records: pa.Table
 
 def gate_day(project: ProjectConfig, lake: Lake, reports: Lake, day: dt.date | str, *, run_id: str) -> dict[str, Any]:
     """Validate the staged batch (and staged labels); publish them, or quarantine them and raise DataValidationError."""
-    from mlops_provider.io.validation import check_labels, validate_frame
+    from mlops_provider.io.validation import check_labels, likely_cause, validate_frame
 
     day = as_date(day)
     if not lake.exists(staging_table(project), day):
@@ -157,6 +164,8 @@ def gate_day(project: ProjectConfig, lake: Lake, reports: Lake, day: dt.date | s
         "evaluated": outcome.statistics.get("evaluated_expectations"),
         "failed": failed, "result": result_uri, "data_docs": outcome.data_docs_url,
     }
+    if outcome.errors:
+        summary["check_errors"] = outcome.errors
     if success:
         records, published = _publish(project, lake, day, table, staged_labels)
         summary["partition"] = lake.write(records_table(project), day, records)
@@ -175,11 +184,20 @@ def gate_day(project: ProjectConfig, lake: Lake, reports: Lake, day: dt.date | s
     if staged_labels is not None:
         lake.move_dir(lake.partition_dir(staging_labels_table(project), day)[len(lake.root) + 1:], f"{target}/labels")
     lake.write_bytes(f"{target}/validation.json", json.dumps(result, indent=2, default=str).encode())
+    # The first line names the most likely cause (a wrong delimiter, a BOM, missing columns), then the list.
+    cause = likely_cause(project, table.column_names, outcome.failed + label_failures, outcome.errors)
     listing = "\n".join(f"  - {f}" for f in failed)
-    what = [f"{len(outcome.failed)} of {summary['evaluated']} expectations failed"] if not outcome.success else []
+    if outcome.errors:
+        listing += ("\nChecks that could not run (errors of the check, not findings in the data):\n"
+                    + "\n".join(f"  - {e}" for e in outcome.errors))
+    what = []
+    if outcome.failed or (not outcome.success and not outcome.errors):
+        what.append(f"{len(outcome.failed)} of {summary['evaluated']} expectations failed")
+    what += [f"{len(outcome.errors)} checks could not run"] if outcome.errors else []
     what += [f"{len(label_failures)} label checks failed"] if label_failures else []
     raise DataValidationError(
-        f"{project.name} {day}: {' and '.join(what)}; batch{' and labels' if staged_labels is not None else ''} "
+        f"{project.name} {day}: most likely cause: {cause}. {' and '.join(what)}; "
+        f"batch{' and labels' if staged_labels is not None else ''} "
         f"quarantined at {where} and NOT published.\n{listing}\nFull result: {result_uri}"
         + (f"\nData Docs: {outcome.data_docs_url}" if outcome.data_docs_url else ""),
         failed=failed, result_path=result_uri, quarantine_path=where, data_docs_url=outcome.data_docs_url,

@@ -21,7 +21,7 @@ SOURCES = {
                                 "pattern": "daily/{date:%Y%m%d}_*.parquet", "labels_pattern": "late/{date}.parquet",
                                 "null_values": ["", "NA", "-"]},
     "s3": {"kind": "s3", "bucket": "lake", "prefix": "in/x", "conn_id": "aws_x", "format": "csv",
-           "pattern": "records_{date}.csv"},
+           "pattern": "records_{date}.csv", "max_file_bytes": 500_000_000},
     "postgres": {"kind": "postgres", "table": "public.records", "conn_id": "pg_x", "labels_table": "public.labels",
                  "statement_timeout_seconds": 120},
 }

@@ -374,3 +374,109 @@ def test_a_rerun_that_fails_again_replaces_its_quarantine(env, second):
     else:
         assert "data.parquet" not in names, "the previous try's batch does not linger beside this try's raw file"
     assert not lake.exists(staging_table(project), DAY) and not lake.exists(records_table(project), DAY)
+
+
+# -- bad-batch messages (issue 14) ------------------------------------------------------------------------
+def _first_line(err) -> str:
+    return str(err.value).splitlines()[0]
+
+
+def test_a_semicolon_file_with_a_bom_names_the_delimiter_first(env):
+    """Was: 38 failed expectations, the real cause 20th in the list, GX's 'list index out of range' as findings."""
+    project, lake, reports, source, landing = env
+    path = write_landing_day(project, landing, DAY, rows=200)
+    frame = pd.read_csv(path)
+    path.write_bytes(b"\xef\xbb\xbf" + frame.to_csv(index=False, sep=";").encode())
+    with pytest.raises(DataValidationError) as err:
+        run(project, lake, reports, source)
+    first = _first_line(err)
+    assert "most likely cause: the file is not comma-separated" in first and "separator ';'" in first, first
+    assert "quarantined" in first
+    message = str(err.value)
+    findings, _, check_errors = message.partition("Checks that could not run (errors of the check, not findings")
+    assert "list index out of range" not in findings and "does not exist" not in findings
+    assert "list index out of range" in check_errors or "does not exist" in check_errors
+    assert all("could not run" not in f for f in err.value.failed), "errors of the check are not data findings"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "cause"),
+    [
+        ("schema_break", "most likely cause: the batch lacks declared column(s) ['amount', 'merchant_category']; "
+                         "it has unexpected column(s) ['amount_usd']"),
+        ("nulls", "most likely cause: expect_column_values_to_not_be_null[amount]"),
+        ("duplicates", "most likely cause: expect_column_values_to_be_unique[transaction_id]"),
+    ],
+)
+def test_the_first_line_names_the_most_likely_cause(env, scenario, cause):
+    project, lake, reports, source, landing = env
+    write_landing_day(project, landing, DAY, rows=300, scenario=scenario)
+    with pytest.raises(DataValidationError) as err:
+        run(project, lake, reports, source)
+    assert cause in _first_line(err), _first_line(err)
+
+
+def test_a_byte_order_mark_stuck_to_a_column_is_named(env):
+    project, lake, reports, source, landing = env
+    path = write_landing_day(project, landing, DAY, rows=100)
+    text = path.read_text()
+    path.write_text("\ufeff" + text, encoding="utf-8-sig")  # a BOM twice: the second one stays in the name
+    with pytest.raises(DataValidationError) as err:
+        run(project, lake, reports, source)
+    assert "most likely cause: a byte-order mark (BOM) is stuck to column '\\ufefftransaction_id'" in _first_line(err)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # a header that is not UTF-8 (was: UnicodeDecodeError outside the gate, nothing quarantined)
+        bytes(b for b in range(1, 256) if b not in b"\n\r,\"") * 40 + b"\nabc\n",
+        # a row whose raw bytes (terminal escapes, NULs) end up in the parser's error
+        b"a\n" + b"\x1b[31mred\x00,\x07bell," + b"z" * 5000 + b"\n",
+    ],
+)
+def test_raw_binary_never_reaches_the_message_unescaped_or_uncut(env, payload):
+    project, lake, reports, source, landing = env
+    write_landing_day(project, landing, DAY, rows=10)
+    (landing / "records" / f"{DAY}.csv").write_bytes(payload)
+    with pytest.raises(DataValidationError) as err:
+        run(project, lake, reports, source)
+    message = str(err.value)
+    assert "not a readable CSV file" in message
+    assert all(ch.isprintable() or ch == "\n" for ch in message), repr(message[:500])
+    assert len(message) < 2000
+
+
+def test_a_file_over_max_file_bytes_is_refused_unread_and_not_copied(env, tmp_path):
+    project, lake, reports, source, landing = env
+    path = write_landing_day(project, landing, DAY, rows=10)
+    with path.open("r+b") as fh:  # a sparse file over the default limit (1 GiB): costs no disk
+        fh.truncate((1 << 30) + 1)
+    with pytest.raises(DataValidationError) as err:
+        run(project, lake, reports, source)
+    first = _first_line(err)
+    assert "1,073,741,825 bytes (1.00 GiB) is over source.max_file_bytes (1,073,741,824 bytes" in first, first
+    quarantined = paths.mlops_home() / "lake" / "_quarantine" / "fraud" / "dt=2024-01-10" / "scheduled__2024-01-10"
+    assert [p.name for p in quarantined.iterdir()] == ["validation.json"], "no copy of the file"
+    report = json.loads((quarantined / "validation.json").read_text())
+    assert report["source"].endswith("records/2024-01-10.csv") and report["size"] == (1 << 30) + 1
+    assert report["limit"] == 1 << 30
+
+
+def test_max_file_bytes_is_per_project(tmp_path, monkeypatch, mlops_home):
+    project, lake, reports, source, landing = variant(
+        tmp_path, monkeypatch, lambda d: d["source"].update(max_file_bytes=1000))
+    write_landing_day(project, landing, DAY, rows=100)
+    with pytest.raises(DataValidationError, match=r"is over source.max_file_bytes \(1,000 bytes"):
+        ingest(project, lake, reports, source, DAY)
+
+
+def test_a_file_of_nul_bytes_says_so(env):
+    """Was: 'Empty CSV file or block' for a preallocated file of zeros."""
+    project, lake, reports, source, landing = env
+    path = write_landing_day(project, landing, DAY, rows=10)
+    with path.open("r+b") as fh:
+        fh.truncate(0)
+        fh.truncate(1 << 20)
+    with pytest.raises(DataValidationError, match="it holds only NUL bytes"):
+        run(project, lake, reports, source)
