@@ -58,6 +58,8 @@ def default_args(project: ProjectConfig) -> dict[str, Any]:
 
 def dag_kwargs(project: ProjectConfig, stage: str, doc: str | None, **overrides: Any) -> dict[str, Any]:
     """Keyword arguments of ``DAG(...)`` for ``stage`` of ``project`` (dag_id ``<project>__<stage>``)."""
+    from mlops_provider.notifiers.oncall import OnCallEmailNotifier
+
     kwargs: dict[str, Any] = {
         "dag_id": project.dag_id(stage),
         "description": f"{project.name}: {stage} ({project.description})",
@@ -68,6 +70,9 @@ def dag_kwargs(project: ProjectConfig, stage: str, doc: str | None, **overrides:
         "default_args": default_args(project),
         "max_active_runs": 1,
         "dagrun_timeout": dt.timedelta(minutes=float(project.runs["dagrun_timeout_minutes"])),
+        # The "DAG RUN FAILED" email (docs/runbook.md#task-failure): after a task's own email, and the only
+        # one when a run fails without a failed task (past dagrun_timeout: reason "timed_out").
+        "on_failure_callback": [OnCallEmailNotifier(project=project.name)],
         "user_defined_macros": dict(MACROS),
     }
     kwargs.update(overrides)

@@ -252,3 +252,42 @@ def test_notifier_as_dag_failure_callback(failure_context, smtp_server):
     message = smtp_server.messages()[0]
     assert message["Subject"] == "[MLOps] fraud / DAG RUN FAILED: fraud__ingest"
     assert "task_failure" in parts(message)[1]
+
+
+@pytest.mark.parametrize(
+    ("error", "promise"),
+    [
+        ("fail", "Not retried: a retry cannot fix this error"),
+        ("domain", "Not retried: a retry cannot fix this error"),
+        ("outage", "Airflow retries the task automatically (this was try 1; 2 tries in total)"),
+    ],
+)
+def test_notifier_promises_retries_only_when_they_follow(failure_context, smtp_server, error, promise):
+    """Was: a fail-fast error (AirflowFailException: a quarantined batch) promised retries that never came."""
+    from airflow.sdk.exceptions import AirflowFailException
+    from mlops_provider.exceptions import DataValidationError
+    from mlops_provider.notifiers.oncall import OnCallEmailNotifier
+
+    context = failure_context(1)  # try 1 of 2: tries are left, but a fail-fast error uses none of them
+    context["exception"] = {
+        "fail": AirflowFailException("fraud 2024-01-09: most likely cause: ...; batch quarantined"),
+        "domain": DataValidationError("quarantined", failed=[], result_path="r", quarantine_path="q"),
+        "outage": ConnectionError("S3 endpoint unreachable"),
+    }[error]
+    OnCallEmailNotifier(project="fraud", smtp_conn_id=CONN_ID)(context)
+    text = parts(smtp_server.messages()[0])[1]
+    assert promise in text
+    if error != "outage":
+        assert "retries the task automatically" not in text
+
+
+def test_notifier_escapes_raw_binary_in_the_error(failure_context, smtp_server):
+    from mlops_provider.notifiers.oncall import OnCallEmailNotifier
+
+    context = failure_context(2)
+    context["exception"] = ValueError("CSV parse error: \x1b[31mred\x00\x07 " + "\ufeff" + "z" * 9000)
+    OnCallEmailNotifier(project="fraud", smtp_conn_id=CONN_ID)(context)
+    html, text, _ = parts(smtp_server.messages()[0])
+    for part in (html, text):
+        assert "\x1b" not in part and "\x00" not in part and "\x07" not in part and "\ufeff" not in part
+    assert "\\x1b[31mred\\x00\\x07" in text and "truncated" in text and len(text) < 8000

@@ -59,6 +59,7 @@ class OnCallEmailNotifier(BaseNotifier):
         # domain.alerts is imported when a failure is reported, not at module level: every DAG file
         # builds this notifier (default_args) at parse time.
         from mlops_provider.domain import alerts
+        from mlops_provider.domain.text import printable
         from mlops_provider.links.artifacts import dag_run_url, task_instance_url
 
         ti = context.get("ti")
@@ -75,15 +76,17 @@ class OnCallEmailNotifier(BaseNotifier):
         run_url = dag_run_url(dag_id, run_id)
         log_url = (task_instance_url(dag_id, run_id, task_id, map_index=map_index, try_number=try_number)
                    if task_id and not dag_level else run_url)
-        error = context.get("exception") or context.get("reason") or "no error text in the callback context"
+        raised = context.get("exception")
+        error = raised or context.get("reason") or "no error text in the callback context"
         if isinstance(error, BaseException):
             error = f"{type(error).__name__}: {error}"
-        error = alerts.redact(error)
+        # Raw bytes of a broken file can be in the error: control characters escaped, never sent as they are.
+        error = alerts.redact(printable(error, None, newlines=True))
         if len(error) > self.max_error_chars:
             error = error[: self.max_error_chars] + f"\n... [truncated, {len(error)} characters in total]"
         return {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "try_number": try_number,
                 "max_tries": max_tries, "map_index": map_index, "dag_level": dag_level, "error": error,
-                "run_url": run_url, "log_url": log_url}
+                "run_url": run_url, "log_url": log_url, "fail_fast": _fails_without_retry(raised)}
 
     def _routing(self, dag_id: str) -> tuple[str, list[str], str]:
         from mlops_provider.config.project import load_project
@@ -155,12 +158,28 @@ def _headline_and_key(f: dict[str, Any]) -> tuple[str, str]:
             f"task-failure|{f['dag_id']}|{f['run_id']}|{f['task_id']}|{f['map_index']}|{f['try_number']}")
 
 
+def _fails_without_retry(error: BaseException | None) -> bool:
+    """Whether Airflow fails the task at once, whatever tries are left: ``AirflowFailException`` (what the
+    operators raise for an error whose class says ``retryable = False``), or such an error itself."""
+    if error is None:
+        return False
+    try:
+        from airflow.sdk.exceptions import AirflowFailException
+    except ImportError:  # pragma: no cover (older layouts)
+        from airflow.exceptions import AirflowFailException
+    return isinstance(error, AirflowFailException) or getattr(error, "retryable", True) is False
+
+
 def _what_was_done(f: dict[str, Any]) -> str:
-    """What Airflow does next about the failure, so the reader knows whether to act now."""
+    """What Airflow does next about the failure, so the reader knows whether to act now (and whether to wait)."""
     tries_left = (f["max_tries"] is not None and f["try_number"] is not None
                   and f["try_number"] <= f["max_tries"])
     if f["dag_level"]:
         return "The DAG run is marked failed; the failed task already sent its own email."
+    if f.get("fail_fast"):
+        return ("Not retried: a retry cannot fix this error (bad input, a bad config or a deterministic bug), so "
+                "the task is failed now and its downstream tasks will not run for this run. Fix the cause named "
+                "above, then clear the task.")
     if tries_left:
         return (f"Airflow retries the task automatically (this was try {f['try_number']}; "
                 f"{f['max_tries'] + 1} tries in total). Another email arrives if the retry fails too.")
