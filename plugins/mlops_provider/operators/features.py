@@ -67,11 +67,11 @@ class MaterializeFeaturesOperator(FeastBaseOperator):
 
         project, store = self.project, self.feature_store
         start, end = as_date(self.split_days(self.start)[0]), as_date(self.split_days(self.end)[-1])
-        first = start - dt.timedelta(days=int(project.features.get("materialize_overlap_days", 1)))
+        first = start - dt.timedelta(days=int(project.features["materialize_overlap_days"]))
         store.apply()
         # Partition d holds values known at the end of d, stamped midnight of d + 1.
         result = store.materialize(feature_timestamp(first), feature_timestamp(end),
-                                   chunk_days=int(project.features.get("materialize_chunk_days", 7)))
+                                   chunk_days=int(project.features["materialize_chunk_days"]))
         freshness = store.check_freshness(end, sample_size=self.freshness_sample_size)
         self.emit_asset_events(context, {"day": end.isoformat(), "days": [d.isoformat() for d in days(start, end)]})
         return {"project": project.name, "first_partition": first.isoformat(), "last_partition": end.isoformat(),
