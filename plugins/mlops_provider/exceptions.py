@@ -57,3 +57,10 @@ class ModelOpsRequestError(MlopsError):
 
 class ModelNotFoundError(MlopsError):
     """A registered model, version or alias does not exist."""
+
+
+class UntrustedModelError(ModelNotFoundError):
+    """A model version this pipeline does not load: not registered by its training, or not a skops model
+    with the provider's pinned types (loading it could run code from the artifact store; retrying cannot help)."""
+
+    retryable = False

@@ -52,7 +52,7 @@ def template(tmp_path_factory):
         client = model_store.client_for(uri)
         v1 = client.get_model_version(MODEL, "1")
         with model_store.tracking(uri):  # MLflow resolves a models:/m-... source through the fluent URI
-            v3 = client.create_model_version(MODEL, v1.source, run_id=v1.run_id, tags={"copy_of": "1"})
+            v3 = client.create_model_version(MODEL, v1.source, run_id=v1.run_id, tags={"copy_of": "1", "project": "fraud"})
         assert (good["version"], bad["version"], str(v3.version)) == ("1", "2", "3")
         yield {"db": home / "mlflow" / "mlflow.db", "project": project, "good": good, "bad": bad}
 

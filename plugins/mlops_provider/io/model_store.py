@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 from mlops_provider.config import paths
 from mlops_provider.config.environment import patched_environ
 from mlops_provider.domain.metrics import METRICS
-from mlops_provider.exceptions import MlopsError, ModelNotFoundError
+from mlops_provider.exceptions import MlopsError, ModelNotFoundError, UntrustedModelError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -184,6 +184,26 @@ def model_version(client: MlflowClient, model_name: str, version: str | int):
         raise ModelNotFoundError(f"model version {model_name} v{version} does not exist in the MLflow registry") from exc
 
 
+def check_registered_by_pipeline(mv: Any, project_name: str) -> None:
+    """Refuse a version this project's training did not register (its ``project`` tag says which project did).
+
+    Training tags every version it registers with ``project`` and ``airflow_run_id``
+    (:func:`log_training_run`); a version registered by hand or by another project is no candidate
+    for champion. A provenance check, not authentication: whoever can write the registry can write tags
+    too; what keeps such a person from running code on a worker is :func:`load_model` (skops only).
+    """
+    tags = mv.tags or {}
+    owner = tags.get("project")
+    where = f"{mv.name} v{mv.version}"
+    if owner is None:
+        raise UntrustedModelError(
+            f"refusing {where}: it has no 'project' tag, so this pipeline's training did not register it "
+            f"(registered by hand?); train it through the {project_name}__train DAG")
+    if owner != project_name:
+        raise UntrustedModelError(
+            f"refusing {where}: its 'project' tag says it was registered by project {owner!r}, not {project_name!r}")
+
+
 def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
@@ -299,7 +319,7 @@ _ROLLBACK_TAG = "rollback_in_progress"  # registered-model tag: the rollback a d
 
 
 def rollback(client: MlflowClient, model_name: str, to: str | int = "previous", *,
-             decision_key: str | None = None) -> dict[str, Any]:
+             decision_key: str | None = None, project: str | None = None) -> dict[str, Any]:
     """Point ``champion`` back at ``previous_champion`` (or at version ``to``); the old champion becomes previous.
 
     ``champion`` is written first (to a version that served before or that an operator named), then
@@ -308,7 +328,8 @@ def rollback(client: MlflowClient, model_name: str, to: str | int = "previous", 
     ``decision_key`` (the Airflow task that rolls back) makes retries safe: the rollback's target and
     origin are recorded on the registered model *before* any alias moves, and a retry with the same key
     finishes or returns that rollback instead of computing a new one -- which, with ``to="previous"``,
-    would swap the bad model straight back in.
+    would swap the bad model straight back in. With ``project``, a target that project's training did not
+    register is refused (:func:`check_registered_by_pipeline`) before anything moves.
     """
     with model_lock(model_name):
         recorded = _recorded_rollback(client, model_name, decision_key)
@@ -317,7 +338,9 @@ def rollback(client: MlflowClient, model_name: str, to: str | int = "previous", 
         current = aliases(client, model_name)
         old = current[CHAMPION]
         target = _rollback_target(model_name, current, to)
-        model_version(client, model_name, target)
+        mv = model_version(client, model_name, target)
+        if project is not None:
+            check_registered_by_pipeline(mv, project)
         if target == old:
             raise ModelNotFoundError(
                 f"cannot roll back {model_name}: v{target} is already the champion; nothing to roll back to"
@@ -415,26 +438,70 @@ def _resolve(model_uri: str, tracking_uri: str | None, registry_uri: str | None)
 
 
 def load_model(model_uri: str, *, tracking_uri: str | None = None, registry_uri: str | None = None) -> Any:
-    """The scikit-learn model at ``model_uri``, loaded once per (store, URI, version) in this process."""
-    import mlflow.sklearn
+    """The scikit-learn model at ``model_uri``, loaded once per (store, URI, version) in this process.
+
+    Only a model whose MLmodel file says skops serialization is loaded, and only with the types this
+    provider pins (:data:`TRUSTED_SKOPS_TYPES`), never the trusted-types list stored with the model:
+    pickle, cloudpickle or an unexpected type raises :class:`~mlops_provider.exceptions.UntrustedModelError`
+    (no retry) before any byte of the model is deserialized.
+    """
     from mlflow.exceptions import MlflowException
 
     tracking_uri = tracking_uri or paths.mlflow_tracking_uri()
     uri, version = _resolve(model_uri, tracking_uri, registry_uri)
     key = (f"{registry_uri or tracking_uri}|{uri}", version or "")
+    store = _safe_uri(registry_uri or tracking_uri)
     with _MODELS_LOCK:
         if key in _MODELS:
             return _MODELS[key]
-        log.info("loading %s from %s", uri, registry_uri or tracking_uri)
+        log.info("loading %s from %s", uri, store)
         try:
             with tracking(tracking_uri, registry_uri), quiet_warnings():
-                model = mlflow.sklearn.load_model(uri)
+                model = _load_skops_model(uri)
         except MlflowException as exc:
-            raise ModelNotFoundError(f"cannot load model {uri} from {registry_uri or tracking_uri}: {exc}") from exc
+            raise ModelNotFoundError(f"cannot load model {uri} from {store}: {exc}") from exc
         # Only immutable URIs are cached: a run or version never changes, an arbitrary path might.
         if version is not None or uri.startswith("runs:/"):
             _MODELS[key] = model
         return model
+
+
+def _safe_uri(uri: str | None) -> str:
+    """``uri`` fit for a log line: no ``user:password@``, no credential query parameters."""
+    from mlops_provider.domain.alerts import strip_userinfo
+
+    return strip_userinfo(uri)
+
+
+def _load_skops_model(uri: str) -> Any:
+    """Download the model at ``uri``, check its MLmodel flavor, and deserialize it with skops and the pinned types."""
+    import mlflow.artifacts
+    import skops.io
+    from mlflow.models import Model
+    from skops.io.exceptions import UntrustedTypesFoundException
+
+    with tempfile.TemporaryDirectory(prefix="mlops-model-") as tmp:
+        local = os.path.realpath(mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=tmp))
+        flavor = Model.load(local).flavors.get("sklearn")
+        if flavor is None:
+            raise UntrustedModelError(f"refusing to load {uri}: it has no sklearn flavor; this pipeline loads only "
+                                      "scikit-learn models saved as skops by its own training")
+        fmt = flavor.get("serialization_format", "pickle")  # MLflow's own default for a flavor without one
+        if fmt != "skops":
+            raise UntrustedModelError(
+                f"refusing to load {uri}: its MLmodel says serialization_format {fmt!r}; this pipeline loads only "
+                "'skops' models (unpickling runs whatever code the artifact store holds). Retrain it with the "
+                "train DAG, which logs skops")
+        path = os.path.realpath(os.path.join(local, str(flavor.get("pickled_model", ""))))
+        if not path.startswith(local + os.sep) or not os.path.isfile(path):
+            raise UntrustedModelError(f"refusing to load {uri}: its model file {flavor.get('pickled_model')!r} is "
+                                      "not a file inside the model directory")
+        try:
+            return skops.io.load(path, trusted=sorted(TRUSTED_SKOPS_TYPES))
+        except UntrustedTypesFoundException as exc:
+            raise UntrustedModelError(f"refusing to load {uri}: it holds types this provider does not trust "
+                                      f"({exc}); the trusted ones are pinned in model_store.TRUSTED_SKOPS_TYPES"
+                                      ) from exc
 
 
 def clear_cache() -> None:
@@ -530,12 +597,34 @@ def _quote(value: str) -> str:
     return str(value).replace("'", "\\'")
 
 
+#: The types beyond skops' defaults (scikit-learn estimators, numpy, builtins) that this provider's own
+#: models hold, for every task and estimator of ``domain/training.py`` (a test builds each and checks).
+#: :func:`load_model` trusts these and nothing else, whatever a model's MLmodel file lists.
+TRUSTED_SKOPS_TYPES = frozenset({
+    "functools.partial",
+    "numpy.dtype",
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.tree._tree.Tree",
+    "sklearn.utils.validation.check_array",
+})
+
+
 def _skops_trusted_types(model: Any) -> list[str]:
-    """The types of our own freshly built model, so skops (MLflow's safe default format) will load it back."""
+    """The types of our own freshly built model, so skops (MLflow's safe default format) will load it back.
+
+    Recorded in the MLmodel file for MLflow's own loader; :func:`load_model` uses the pinned
+    :data:`TRUSTED_SKOPS_TYPES` instead, so a model needing any other type fails here, at training.
+    """
     import skops.io
 
     with quiet_warnings():
-        return skops.io.get_untrusted_types(data=skops.io.dumps(model))
+        needed = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    if extra := sorted(set(needed) - TRUSTED_SKOPS_TYPES):
+        raise MlopsError(f"the trained model holds types the provider does not trust when loading: {extra}; "
+                         "review them and add them to model_store.TRUSTED_SKOPS_TYPES")
+    return needed
 
 
 def pip_requirements() -> list[str]:
@@ -612,7 +701,7 @@ def log_training_run(project: ProjectConfig, trained: TrainedModel, *, client: M
     run_name = f"{project.name}-{trained.splits.days['holdout'][-1].isoformat()}"
     with tracking(tracking_uri, registry_uri), tempfile.TemporaryDirectory(prefix="mlops-train-") as tmp, \
             mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
-        log.info("MLflow run %s (experiment %s) at %s", run.info.run_id, experiment_id, tracking_uri)
+        log.info("MLflow run %s (experiment %s) at %s", run.info.run_id, experiment_id, _safe_uri(tracking_uri))
         mlflow.log_params(trained.run_params(project, seed))
         mlflow.log_metrics(trained.metrics)
         mlflow.log_metrics({f"baseline_{k}": v for k, v in trained.baseline_metrics.items()})

@@ -154,7 +154,7 @@ class RollbackModelOperator(_AliasOperator):
         with hook.environment():
             ti = context["ti"]
             result = model_store.rollback(hook.get_conn(), self.project.model_name, to=to,
-                                          decision_key=f"{ti.dag_id}|{ti.run_id}|{ti.task_id}")
+                                          decision_key=f"{ti.dag_id}|{ti.run_id}|{ti.task_id}", project=self.project.name)
             if self.reason:
                 hook.get_conn().set_model_version_tag(result["model_name"], str(result["version"]),
                                                       "rollback_reason", str(self.reason)[:500])

@@ -65,6 +65,9 @@ def gate_and_promote(
     ``decision_key`` (the Airflow task that decides) makes reruns idempotent: a version this key already
     promoted or refused gets the recorded decision back instead of a new comparison against whatever
     the champion is by then.
+
+    A version this project's training did not register is refused before anything is loaded
+    (:func:`~mlops_provider.io.model_store.check_registered_by_pipeline`, no retry).
     """
     model_name = project.model_name
     primary = project.promotion["primary_metric"]
@@ -75,6 +78,7 @@ def gate_and_promote(
             f"registered model '{model_name}' has no '{CHALLENGER}' alias and no version was given: nothing to promote"
         )
     mv = model_store.model_version(client, model_name, version)
+    model_store.check_registered_by_pipeline(mv, project.name)
     if not mv.run_id:
         raise ModelNotFoundError(f"{model_name} v{version} has no source run, so it has no holdout to compare on")
     recorded = (mv.tags or {}).get("promotion_decision")

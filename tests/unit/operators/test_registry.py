@@ -21,7 +21,8 @@ def copy_of_champion(pipeline, mlflow_client) -> str:
 
     champion = mlflow_client.get_model_version(MODEL, pipeline.champion)
     with model_store.tracking(paths.mlflow_tracking_uri()):  # a models:/m-... source resolves through it
-        copy = mlflow_client.create_model_version(MODEL, champion.source, run_id=champion.run_id)
+        copy = mlflow_client.create_model_version(MODEL, champion.source, run_id=champion.run_id,
+                                                  tags={"project": "fraud"})  # as training tags its versions
     return str(copy.version)
 
 
