@@ -57,14 +57,21 @@ class FeastHook(BaseHook):
         """The connection's extra (registry / offline / online store overrides); ``{}`` without a connection."""
         from airflow.sdk.exceptions import AirflowNotFoundException
 
+        from mlops_provider.hooks.masking import mask_connection_secrets, safe_uri
         from mlops_provider.io.feature_store import store_dir
 
         try:
-            return self.get_connection(self.feast_conn_id).extra_dejson
+            extra = self.get_connection(self.feast_conn_id).extra_dejson
         except AirflowNotFoundException:
             log.info("no Airflow connection '%s': embedded Feast stores under %s", self.feast_conn_id,
                      store_dir(self.project.name))
             return {}
+        # A SQL registry's path or a Redis connection string may carry a password: masked in every log.
+        mask_connection_secrets(extra)
+        registry = extra.get("registry")
+        path = registry.get("path") if isinstance(registry, dict) else registry
+        log.info("connection '%s': Feast registry %s", self.feast_conn_id, safe_uri(path) if path else "embedded")
+        return extra
 
     def feature_store(self) -> ProjectFeatureStore:
         """The project's feature store as this connection configures it (built once per hook)."""
@@ -88,4 +95,6 @@ class FeastHook(BaseHook):
             return True, f"Feast project '{self.project.name}': {len(views)} feature views, online store " \
                          f"{features.online_store_type}"
         except Exception as exc:
-            return False, f"{type(exc).__name__}: {exc}"
+            from mlops_provider.domain.alerts import redact
+
+            return False, f"{type(exc).__name__}: {redact(exc)}"

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseHook
 
 from mlops_provider.config import paths
+from mlops_provider.hooks.masking import safe_uri
 
 if TYPE_CHECKING:
     from mlops_provider.io.lake import Lake
@@ -40,10 +41,14 @@ class LakeHook(BaseHook):
         }
 
     def _extra(self) -> dict[str, Any]:
+        from mlops_provider.hooks.masking import mask_connection_secrets
+
         try:
-            return self.get_connection(self.lake_conn_id).extra_dejson
+            extra = self.get_connection(self.lake_conn_id).extra_dejson
         except Exception:  # AirflowNotFoundException: no connection means the embedded default
             return {}
+        mask_connection_secrets(extra)  # e.g. a password inside lake_uri / reports_uri
+        return extra
 
     def _filesystem(self, uri: str, extra: dict[str, Any]):
         if not uri.startswith("s3://"):
@@ -93,13 +98,17 @@ class LakeHook(BaseHook):
             return hook.generate_presigned_url("get_object", params={"Bucket": bucket, "Key": key},
                                                expires_in=expires_in) or uri
         except Exception as exc:  # a link must never fail the task that produced the artifact
-            self.log.warning("cannot presign %s (%s): linking the s3:// URI", uri, exc)
+            from mlops_provider.domain.alerts import redact
+
+            self.log.warning("cannot presign %s (%s): linking the s3:// URI", redact(uri), redact(exc))
             return uri
 
     def test_connection(self) -> tuple[bool, str]:
         try:
             lake = self.get_conn()
             lake.fs.get_file_info(lake.root)
-            return True, f"lake reachable at {lake.root_uri}"
+            return True, f"lake reachable at {safe_uri(lake.root_uri)}"
         except Exception as exc:
-            return False, str(exc)
+            from mlops_provider.domain.alerts import redact
+
+            return False, redact(exc)

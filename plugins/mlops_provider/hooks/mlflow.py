@@ -14,6 +14,7 @@ from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowNotFoundException
 
 from mlops_provider.config import paths
+from mlops_provider.hooks.masking import mask_connection_secrets, safe_uri
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -31,6 +32,7 @@ class MlflowHook(BaseHook):
     MLflow basic-auth credentials; ``extra`` may hold ``registry_uri``, ``artifact_location`` and
     ``tracking_uri`` (a full URI such as ``postgresql://...`` that wins over host/port). Without the
     connection the embedded default is used: SQLite and artifacts under ``MLOPS_HOME/mlflow``.
+    A password inside any of these URIs is registered with Airflow's secrets masker and never logged.
     """
 
     conn_name_attr = "mlflow_conn_id"
@@ -61,9 +63,12 @@ class MlflowHook(BaseHook):
                 "embedded": True,
             }
         extra = conn.extra_dejson or {}
+        mask_connection_secrets(extra, conn.host)
         tracking = extra.get("tracking_uri") or self._uri_from_fields(conn.host, conn.port, conn.schema)
         if not tracking:
             raise ValueError(f"connection '{self.mlflow_conn_id}' has neither a host nor extra.tracking_uri")
+        log.info("connection '%s': MLflow tracking %s, registry %s", self.mlflow_conn_id, safe_uri(tracking),
+                 safe_uri(extra.get("registry_uri") or tracking))
         return {
             "tracking_uri": tracking,
             "registry_uri": extra.get("registry_uri") or tracking,
@@ -163,8 +168,10 @@ class MlflowHook(BaseHook):
             with self.environment():
                 self.get_conn().search_experiments(max_results=1)
         except Exception as exc:  # the UI shows the message; any failure means "not usable"
-            return False, f"MLflow at {self.tracking_uri} is not reachable: {exc}"
-        return True, f"Connected to MLflow at {self.tracking_uri}"
+            from mlops_provider.domain.alerts import redact
+
+            return False, f"MLflow at {safe_uri(self.tracking_uri)} is not reachable: {redact(exc)}"
+        return True, f"Connected to MLflow at {safe_uri(self.tracking_uri)}"
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:

@@ -36,6 +36,9 @@ def smtp_settings(conn_id: str) -> SmtpSettings | None:
     except AirflowNotFoundException:
         return None
     extra = conn.extra_dejson
+    from mlops_provider.hooks.masking import mask_connection_secrets
+
+    mask_connection_secrets(extra, conn.host)  # Airflow masks the password field; not one inside a URI
     auth_type = extra.get("auth_type", "basic")
     if auth_type != "basic":
         raise MlopsError(f"SMTP connection '{conn_id}' asks for auth_type {auth_type!r}: alert email "
