@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,11 +47,27 @@ def labelled_predictions(project: ProjectConfig, lake: Lake, day: dt.date) -> pd
     return labelled if len(labelled) else None
 
 
+# Evidently's standalone HTML embeds the report data as one JSON literal per line inside a <script>:
+# ``    var <dashboard id> = {...};`` and ``    var additional_graphs_<id> = {...};``.
+_DATA_LINE = re.compile(r"^(\s*var [A-Za-z_$][\w$]* = )([\[{].*)(;\s*)$", re.M)
+
+
+def script_safe_html(html: str) -> str:
+    """Evidently's report with every ``<`` of its embedded data written ``\\u003c``.
+
+    The data are JSON literals inside a ``<script>``; a category value such as ``</script><img ...>``
+    would end the script and inject markup. ``\\u003c`` is the same character to JSON and JavaScript
+    (the report reads back identically) but never starts a tag. Only the two data lines, which come
+    before the embedded library, are rewritten.
+    """
+    return _DATA_LINE.sub(lambda m: m[1] + m[2].replace("<", "\\u003c") + m[3], html, count=2)
+
+
 def save_report(result: drift.MonitoringResult, reports: Lake, path_prefix: str) -> dict[str, str]:
     """Write the report as ``<prefix>.html``, the Evidently snapshot as ``<prefix>.json`` (loadable with
     ``evidently.core.report.Snapshot.load``) and the verdict as ``<prefix>.verdict.json``; return URIs."""
     prefix = path_prefix.strip("/")
-    html = result.snapshot.get_html_str(as_iframe=False).encode("utf-8")
+    html = script_safe_html(result.snapshot.get_html_str(as_iframe=False)).encode("utf-8")
     uris = {
         "html": reports.write_bytes(f"{prefix}.html", html),
         "json": reports.write_bytes(f"{prefix}.json", result.snapshot.dumps().encode("utf-8")),
