@@ -467,10 +467,11 @@ def load_model(model_uri: str, *, tracking_uri: str | None = None, registry_uri:
 
 
 def _safe_uri(uri: str | None) -> str:
-    """``uri`` fit for a log line: no ``user:password@``, no credential query parameters."""
+    """``uri`` fit for a log line: no ``user:password@``, no credential query parameters (else unchanged)."""
     from mlops_provider.domain.alerts import strip_userinfo
 
-    return strip_userinfo(uri)
+    netloc = (uri or "").split("://", 1)[-1].split("/", 1)[0]
+    return strip_userinfo(uri) if "@" in netloc or "?" in (uri or "") else (uri or "")
 
 
 def _load_skops_model(uri: str) -> Any:
