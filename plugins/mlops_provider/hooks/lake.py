@@ -81,27 +81,32 @@ class LakeHook(BaseHook):
         uri = extra.get("reports_uri") or paths.reports_uri()
         return Lake(uri, filesystem=self._filesystem(uri, extra))
 
-    def browser_url(self, uri: str, expires_in: int = 7 * 24 * 3600) -> str:
-        """A link a person can open: ``file://`` as it is, an ``s3://`` object as a presigned HTTPS URL.
+    def browser_url(self, uri: str) -> str:
+        """A link a person can open that carries no credential: ``file://`` as it is, an ``s3://`` object as
+        its page in the AWS S3 console (opened with the person's own AWS login).
 
-        On-call opens reports from the Airflow UI and from emails; an ``s3://`` URI opens nothing in a
-        browser. The presigned URL (SigV4, at most 7 days) grants read access to that one object only.
-        Falls back to the ``s3://`` URI when the connection cannot sign.
+        Extra links end up in XCom (Airflow 3 calls ``get_link`` when the task finishes and stores its
+        result), so they must never be presigned URLs: one is a bearer credential for days. With a custom
+        S3 endpoint (MinIO, LocalStack: ``AWS_ENDPOINT_URL`` or the AWS connection's ``endpoint_url``) there
+        is no console page, and the plain ``s3://`` URI is linked.
         """
         if not uri.startswith("s3://"):
             return uri
-        from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+        from urllib.parse import quote
 
-        bucket, _, key = uri[len("s3://"):].partition("/")
-        try:
-            hook = S3Hook(aws_conn_id=self._extra().get("aws_conn_id", "aws_default"))
-            return hook.generate_presigned_url("get_object", params={"Bucket": bucket, "Key": key},
-                                               expires_in=expires_in) or uri
-        except Exception as exc:  # a link must never fail the task that produced the artifact
-            from mlops_provider.domain.alerts import redact
-
-            self.log.warning("cannot presign %s (%s): linking the s3:// URI", redact(uri), redact(exc))
+        if os.environ.get("AWS_ENDPOINT_URL") or self._aws_endpoint():
             return uri
+        bucket, _, key = uri[len("s3://"):].partition("/")
+        return f"https://s3.console.aws.amazon.com/s3/object/{quote(bucket)}?prefix={quote(key)}"
+
+    def _aws_endpoint(self) -> str | None:
+        try:
+            from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+            return AwsBaseHook(aws_conn_id=self._extra().get("aws_conn_id", "aws_default"),
+                               client_type="s3").conn_config.endpoint_url
+        except Exception:  # no AWS connection: the default endpoint
+            return None
 
     def test_connection(self) -> tuple[bool, str]:
         try:
