@@ -167,6 +167,7 @@ def service_env(cfg: Config, sec: dict[str, str]) -> dict[str, str]:
         "MLOPS_FEAST_REGISTRY_URI": pg_url(cfg, sec, "feast", "postgresql+psycopg2"),
         "MLOPS_SMTP_HOST": LOOPBACK,
         "MLOPS_SMTP_PORT": str(cfg.smtp_port),
+        "MLOPS_SMTP_DISABLE_TLS": "true",  # the stack's SMTP sink on loopback speaks plain SMTP (production: STARTTLS)
         "MLOPS_SOURCE_PG_HOST": cfg.pg_host,
         "MLOPS_SOURCE_PG_PORT": str(cfg.pg_port),
         "MLOPS_SOURCE_PG_DB": cfg.db("source"),

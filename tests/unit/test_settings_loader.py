@@ -14,7 +14,7 @@ STACK_ENV = {
     "MLOPS_S3_ACCESS_KEY_ID": "key", "MLOPS_S3_SECRET_ACCESS_KEY": "s3-secret", "MLOPS_S3_BUCKET": "lake-bucket",
     "MLOPS_REDIS_HOST": "127.0.0.1", "MLOPS_REDIS_PORT": "6379", "MLOPS_FEAST_REDIS_DB": "9",
     "MLOPS_FEAST_REGISTRY_URI": "postgresql+psycopg2://u:p@127.0.0.1/feast",
-    "MLOPS_SMTP_HOST": "127.0.0.1", "MLOPS_SMTP_PORT": "1025",
+    "MLOPS_SMTP_HOST": "127.0.0.1", "MLOPS_SMTP_PORT": "1025", "MLOPS_SMTP_DISABLE_TLS": "true",
     "MLOPS_SOURCE_PG_HOST": "127.0.0.1", "MLOPS_SOURCE_PG_DB": "src", "MLOPS_SOURCE_PG_USER": "src",
     "MLOPS_SOURCE_PG_PASSWORD": "pg-secret",
 }
@@ -38,10 +38,21 @@ def test_bundled_settings_resolve_and_name_every_missing_variable():
     assert conns["feast_default"]["conn_extra"]["online_store"] == {"type": "redis",
                                                                     "connection_string": "127.0.0.1:6379,db=9"}
     assert conns["mlops_lake_default"]["conn_extra"]["lake_uri"] == "s3://lake-bucket/lake"
-    assert conns["smtp_default"]["conn_extra"]["disable_tls"] is True
+    assert conns["smtp_default"]["conn_extra"]["disable_tls"] is True  # the stack's sink, explicitly
     assert [p["pool_name"] for p in settings["pools"]] == ["mlops_promotion"]
     with pytest.raises(SystemExit, match="MLOPS_S3_BUCKET"):
         loader.load(REPO / "airflow_settings.yaml", env={k: v for k, v in STACK_ENV.items() if k != "MLOPS_S3_BUCKET"})
+
+
+def test_shipped_smtp_default_uses_starttls(monkeypatch):
+    """Without MLOPS_SMTP_DISABLE_TLS the bundled SMTP connection, and the hook's defaults, use STARTTLS."""
+    from mlops_provider.hooks.smtp import smtp_settings
+
+    env = {k: v for k, v in STACK_ENV.items() if k != "MLOPS_SMTP_DISABLE_TLS"}
+    conns = {c["conn_id"]: c for c in loader.load(REPO / "airflow_settings.yaml", env=env)["connections"]}
+    assert conns["smtp_default"]["conn_extra"]["disable_tls"] is False
+    monkeypatch.setenv("AIRFLOW_CONN_SMTP_TLS_TEST", json.dumps({"conn_type": "smtp", "host": "smtp.internal"}))
+    assert smtp_settings("smtp_tls_test").starttls is True
 
 
 def test_apply_twice_updates_in_place(airflow_db, tmp_path):
