@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.config import paths
+from mlops_provider.config.failpoints import hit
 from mlops_provider.domain.layout import entity_table, record_table
 
 if TYPE_CHECKING:
@@ -196,6 +197,7 @@ class ProjectFeatureStore:
                 t0 = time.monotonic()
                 frame = self._read_window(table, cursor, chunk_end, key)
                 self._write_online(store, view, frame)
+                hit("feast.materialize.chunk")  # rows online, interval not recorded
                 store.registry.apply_materialization(view, self.project.name, cursor, chunk_end, commit=True)
                 seconds = time.monotonic() - t0
                 rows_written += len(frame)

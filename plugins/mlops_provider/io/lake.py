@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from mlops_provider.config import paths
+from mlops_provider.config.failpoints import hit
 from mlops_provider.domain.layout import as_date, days
 
 if TYPE_CHECKING:
@@ -143,6 +144,7 @@ class Lake:
                     pq.write_table(pa.Table.from_batches([], schema=schema), tmp, filesystem=self.fs)
                 else:
                     writer.close()
+            hit("lake.write.publish")  # the whole file is written, not yet in place
             self._publish(tmp, final)
         except BaseException:
             if writer is not None and writer.is_open:

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops_provider.config.failpoints import hit
 from mlops_provider.domain.layout import as_date
 from mlops_provider.domain.retrain import decide_retrain
 
@@ -41,4 +42,5 @@ def record_retrain_request(project: ProjectConfig, reports: Lake, decision: dict
     """Persist a ``requested`` decision of :func:`request_retrain` (the marker later days' cooldown reads)."""
     record = {"day": decision["day"], "kind": decision["kind"],
               "requested_at": dt.datetime.now(dt.UTC).isoformat()}
+    hit("retrain.record")  # decided (and alerted), not recorded
     return reports.write_bytes(f"{_requests_prefix(project)}/{decision['day']}.json", json.dumps(record).encode())
