@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import smtplib
+import socket
 import ssl
 import tempfile
 import time
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mlops_provider.config import paths
+from mlops_provider.config.failpoints import hit
 from mlops_provider.domain.alerts import clean_header, redact
 from mlops_provider.exceptions import MlopsError
 
@@ -36,6 +38,28 @@ log = logging.getLogger(__name__)
 
 # A claim older than this belongs to a sender that died; a new attempt may take over.
 _CLAIM_STALE_SECONDS = 600
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()} {os.getpid()}"
+
+
+def _owner_died(owner: str) -> bool:
+    """Whether a claim's owner (``host pid``) was a process of this host that no longer runs (a killed worker).
+
+    Such a claim is stale at once: Airflow retries a killed task a minute later, well within
+    ``_CLAIM_STALE_SECONDS``, and the retry must send the alert the dead try never sent.
+    """
+    host, _, pid = owner.strip().partition(" ")
+    if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def key_digest(dedup_key: str) -> str:
@@ -104,14 +128,17 @@ class FileSentMarkers:
         path.parent.mkdir(parents=True, exist_ok=True)
         for _ in range(2):
             try:
-                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+                with os.fdopen(fd, "w") as out:
+                    out.write(_owner())  # who holds the claim: a retry on this host can tell that it died
                 return True
             except FileExistsError:
                 try:
                     age = time.time() - path.stat().st_mtime
+                    owner = path.read_text()
                 except FileNotFoundError:
                     continue
-                if age < _CLAIM_STALE_SECONDS:
+                if age < _CLAIM_STALE_SECONDS and not _owner_died(owner):
                     return False
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(path)
@@ -261,6 +288,7 @@ def deliver(message: EmailMessage, *, transport: Transport, dedup_key: str,
             return {"sent": False, "duplicate": True, "marker": marker}
         del message["X-MLOps-Dedup-Key"]
         message["X-MLOps-Dedup-Key"] = clean_header(dedup_key)
+        hit("email.send")  # claimed, not sent
         result = transport.send(message, key_digest=key_digest(dedup_key))
         markers.record(dedup_key, {"key": dedup_key, "sent_at": dt.datetime.now(dt.UTC).isoformat(),
                                    "subject": str(message["Subject"]), "message_id": str(message["Message-ID"]),
