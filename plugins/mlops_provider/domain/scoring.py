@@ -1,16 +1,62 @@
-"""Scoring policy: model inputs, champion and shadow-challenger predictions, the day's scoring summary."""
+"""Scoring policy: model inputs, champion and shadow-challenger predictions, the day's scoring summary.
+
+What a predictions partition holds per task (besides ids, time and versions):
+
+- binary: ``champion_score`` (the probability of label 1), ``decision`` (score >= ``model.alert_threshold``),
+  ``challenger_score``;
+- multiclass: ``champion_prediction`` (the most probable class), ``champion_score`` (its probability),
+  ``champion_proba__<class>`` for every class, ``challenger_prediction``, ``challenger_score``;
+- regression: ``champion_score`` (the predicted value), ``challenger_score``.
+
+The shadow comparison is per task too: agreement on the decision (binary) or the class (multiclass),
+mean absolute difference and KS statistic of the scores (binary) or values (regression).
+"""
 
 from __future__ import annotations
 
 import logging
 from typing import TYPE_CHECKING, Any
 
+from mlops_provider.domain.metrics import model_classes
 from mlops_provider.exceptions import MlopsError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 log = logging.getLogger(__name__)
+
+SCORE = "champion_score"
+PREDICTION = "champion_prediction"
+PROBA_PREFIX = "champion_proba__"
+
+
+def output_column(task: str, side: str = "champion") -> str:
+    """The column the shadow comparison and prediction-drift monitoring read: the class of a multiclass
+    model, else the score (a binary model's probability, a regression's value)."""
+    return f"{side}_prediction" if task == "multiclass" else f"{side}_score"
+
+
+def proba_columns(columns: Any) -> list[str]:
+    """The per-class probability columns among ``columns`` (a multiclass model's predictions)."""
+    return [c for c in columns if str(c).startswith(PROBA_PREFIX)]
+
+
+def prediction_columns(model: Any, features: pd.DataFrame, task: str, side: str = "champion") -> dict[str, Any]:
+    """``model``'s predictions on ``features`` as the columns a predictions partition stores (module doc)."""
+    import numpy as np
+
+    if task == "binary":
+        return {f"{side}_score": model.predict_proba(features)[:, 1]}
+    if task == "regression":
+        return {f"{side}_score": np.asarray(model.predict(features), dtype="float64")}
+    proba = model.predict_proba(features)
+    classes = model_classes(model)
+    best = proba.argmax(axis=1)
+    out = {f"{side}_prediction": np.asarray(classes, dtype=object)[best],
+           f"{side}_score": proba[np.arange(len(best)), best].astype("float64")}
+    if side == "champion":
+        out.update({f"{PROBA_PREFIX}{c}": proba[:, i].astype("float64") for i, c in enumerate(classes)})
+    return out
 
 
 
@@ -53,8 +99,8 @@ def ks_statistic(a: Any, b: Any) -> float:
 
 
 def score_batch(frame: pd.DataFrame, *, models: tuple[Any, Any | None], versions: tuple[str, str | None],
-                record_id: str, entity_key: str, threshold: float, model_name: str = "",
-                event_timestamp: str = "event_timestamp") -> pd.DataFrame:
+                record_id: str, entity_key: str, threshold: float | None, model_name: str = "",
+                event_timestamp: str = "event_timestamp", task: str = "binary") -> pd.DataFrame:
     """Predictions of ``frame`` by the pinned champion (and, in shadow, the challenger) of ``versions``.
 
     A challenger that cannot score (its inputs changed) is logged and left out: shadow scoring informs,
@@ -64,39 +110,96 @@ def score_batch(frame: pd.DataFrame, *, models: tuple[Any, Any | None], versions
     import pandas as pd
 
     (champion, challenger), (champion_model, challenger_model) = versions, models
-    champion_scores = champion_model.predict_proba(model_features(champion_model, frame))[:, 1]
-    challenger_scores = None
+    champion_out = prediction_columns(champion_model, model_features(champion_model, frame), task)
+    challenger_out = None
     if challenger is not None and challenger_model is not None:
         try:
-            challenger_scores = challenger_model.predict_proba(model_features(challenger_model, frame))[:, 1]
+            challenger_out = prediction_columns(challenger_model, model_features(challenger_model, frame), task,
+                                                side="challenger")
         except MlopsError as exc:
             log.warning("shadow scoring with %s v%s skipped: %s", model_name, challenger, exc)
     n = len(frame)
-    return pd.DataFrame(
-        {
-            record_id: frame[record_id].to_numpy(),
-            entity_key: frame[entity_key].to_numpy(),
-            # ``.array`` keeps a tz-aware column as it is; ``to_numpy()`` would build one Timestamp object per row.
-            event_timestamp: frame[event_timestamp].array if event_timestamp in frame else pd.NaT,
-            "champion_version": np.full(n, int(champion), dtype="int64"),
-            "champion_score": champion_scores.astype("float64"),
-            "decision": champion_scores >= threshold,
-            "challenger_version": pd.array([int(challenger) if challenger_scores is not None else None] * n,
-                                           dtype="Int64"),
-            "challenger_score": pd.array(challenger_scores if challenger_scores is not None else [None] * n,
-                                         dtype="Float64"),
-        }
-    )
+    columns: dict[str, Any] = {
+        record_id: frame[record_id].to_numpy(),
+        entity_key: frame[entity_key].to_numpy(),
+        # ``.array`` keeps a tz-aware column as it is; ``to_numpy()`` would build one Timestamp object per row.
+        event_timestamp: frame[event_timestamp].array if event_timestamp in frame else pd.NaT,
+        "champion_version": np.full(n, int(champion), dtype="int64"),
+    }
+    if task == "multiclass":
+        columns[PREDICTION] = pd.array(champion_out.pop(PREDICTION), dtype="string")
+    columns[SCORE] = champion_out.pop(SCORE).astype("float64")
+    if task == "binary":
+        columns["decision"] = columns[SCORE] >= threshold
+    columns.update(champion_out)  # a multiclass model's probability per class
+    columns["challenger_version"] = pd.array([int(challenger) if challenger_out is not None else None] * n,
+                                             dtype="Int64")
+    if task == "multiclass":
+        columns["challenger_prediction"] = pd.array(
+            challenger_out["challenger_prediction"] if challenger_out is not None else [None] * n, dtype="string")
+    columns["challenger_score"] = pd.array(challenger_out["challenger_score"] if challenger_out is not None
+                                           else [None] * n, dtype="Float64")
+    return pd.DataFrame(columns)
 
 
-def summarize(champion_scores: Any, challenger_scores: Any, *, threshold: float, champion: str,
-              challenger: str | None, model_name: str = "") -> dict[str, Any]:
-    """The day's scoring summary: alert counts, and champion-vs-challenger agreement when one shadowed."""
+def summarize(champion_scores: Any, challenger_scores: Any, *, threshold: float | None, champion: str,
+              challenger: str | None, model_name: str = "", task: str = "binary") -> dict[str, Any]:
+    """The day's scoring summary, and the champion-vs-challenger comparison when one shadowed.
+
+    ``champion_scores`` / ``challenger_scores`` are the task's :func:`output_column` values: scores
+    (binary), classes (multiclass) or values (regression). Binary: decisions at ``threshold``, agreement
+    on the decision; multiclass: rows per class, agreement on the class; regression: mean values, mean
+    absolute difference. Scores and values are also compared by their KS statistic.
+    """
+    import numpy as np
+
+    n = len(champion_scores)
+    shadowed = bool(challenger is not None and challenger_scores is not None and len(challenger_scores) == n and n)
+    if task == "binary":
+        return _binary_summary(champion_scores, challenger_scores, threshold=float(threshold or 0.0),
+                               champion=champion, challenger=challenger, model_name=model_name, shadowed=shadowed)
+    summary: dict[str, Any] = {"rows": n, "task": task, "champion_version": champion,
+                               "challenger_version": challenger if shadowed else None,
+                               "agreement_rate": None, "mean_abs_score_diff": None, "ks_statistic": None}
+    if task == "multiclass":
+        summary["class_counts"] = _counts(champion_scores)
+        summary["challenger_class_counts"] = _counts(challenger_scores) if shadowed else None
+        if shadowed:
+            summary["agreement_rate"] = float(np.mean(np.asarray(challenger_scores, dtype=object)
+                                                      == np.asarray(champion_scores, dtype=object)))
+        headline = f"{len(summary['class_counts'])} classes predicted"
+    else:
+        champion_scores = np.asarray(champion_scores, dtype=float)
+        summary["mean_champion_score"] = float(champion_scores.mean()) if n else None
+        summary["mean_challenger_score"] = None
+        if shadowed:
+            challenger_scores = np.asarray(challenger_scores, dtype=float)
+            summary.update(mean_challenger_score=float(challenger_scores.mean()),
+                           mean_abs_score_diff=float(np.abs(challenger_scores - champion_scores).mean()),
+                           ks_statistic=ks_statistic(champion_scores, challenger_scores))
+        headline = f"mean prediction {summary['mean_champion_score']}"
+    shadow = ""
+    if shadowed:
+        shadow = (f"; shadow v{challenger} agrees on {summary['agreement_rate']:.1%}" if task == "multiclass" else
+                  f"; shadow v{challenger} differs by {summary['mean_abs_score_diff']:.4g} on average, "
+                  f"KS {summary['ks_statistic']:.3f}")
+    log.info("scored %d rows with %s v%s: %s%s", n, model_name, champion, headline, shadow)
+    return summary
+
+
+def _counts(values: Any) -> dict[str, int]:
+    import pandas as pd
+
+    return {str(k): int(v) for k, v in pd.Series(values, dtype=object).value_counts().sort_index().items()}
+
+
+def _binary_summary(champion_scores: Any, challenger_scores: Any, *, threshold: float, champion: str,
+                    challenger: str | None, model_name: str, shadowed: bool) -> dict[str, Any]:
+    """Alert counts at ``threshold``, and agreement on the decision when a challenger shadowed."""
     import numpy as np
 
     n = len(champion_scores)
     decisions = champion_scores >= threshold
-    shadowed = challenger is not None and challenger_scores is not None and len(challenger_scores) == n and n
     summary: dict[str, Any] = {
         "rows": n,
         "alerts": int(decisions.sum()),

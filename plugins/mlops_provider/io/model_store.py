@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_provider.config import paths
 from mlops_provider.config.environment import patched_environ
-from mlops_provider.domain.metrics import METRICS
+from mlops_provider.domain.metrics import ALL_METRICS, predict
 from mlops_provider.exceptions import MlopsError, ModelNotFoundError, UntrustedModelError
 
 if TYPE_CHECKING:
@@ -576,7 +576,7 @@ def find_registered_run(
             "experiment_id": experiment_id,
             "model_name": model_name,
             "version": str(version.version),
-            "metrics": {k: v for k, v in metrics.items() if k in METRICS},
+            "metrics": {k: v for k, v in metrics.items() if k in ALL_METRICS},
             "baseline_metrics": {k[9:]: v for k, v in metrics.items() if k.startswith("baseline_")},
             "holdout_uri": run.data.tags.get("holdout_uri") or f"{run.info.artifact_uri}/{HOLDOUT_ARTIFACT}",
             "reused": True,
@@ -673,17 +673,21 @@ def _log_frame(frame: pd.DataFrame, artifact: str, tmp: str) -> None:
 
 
 def _log_model(trained: TrainedModel) -> Any:
-    """The model in MLflow's skops format with its signature, input example and pinned requirements."""
+    """The model in MLflow's skops format with its signature, input example and pinned requirements.
+
+    The signature's output is what the task predicts (:func:`mlops_provider.domain.metrics.predict`); a
+    classifier's pyfunc serves ``predict_proba``, a regressor's ``predict``.
+    """
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
     holdout = trained.features["holdout"].head(200)
-    signature = infer_signature(holdout, trained.model.predict_proba(holdout)[:, 1])
+    signature = infer_signature(holdout, predict(trained.model, holdout, trained.task))
     with quiet_warnings():
         return mlflow.sklearn.log_model(
             trained.model, name="model", signature=signature, input_example=trained.features["train"].head(5),
-            pyfunc_predict_fn="predict_proba", skops_trusted_types=_skops_trusted_types(trained.model),
-            pip_requirements=pip_requirements(),
+            pyfunc_predict_fn="predict" if trained.task == "regression" else "predict_proba",
+            skops_trusted_types=_skops_trusted_types(trained.model), pip_requirements=pip_requirements(),
         )
 
 
@@ -707,10 +711,11 @@ def log_training_run(project: ProjectConfig, trained: TrainedModel, *, client: M
         mlflow.log_metrics(trained.metrics)
         mlflow.log_metrics({f"baseline_{k}": v for k, v in trained.baseline_metrics.items()})
         for step, value in enumerate(trained.trial_scores):
-            mlflow.log_metric("hpo_validation_pr_auc", value, step=step)
+            mlflow.log_metric(f"hpo_validation_{trained.search_metric}", value, step=step)
         _log_datasets(project, trained, dataset_sources)
         for path, fig in figures(trained.labels["holdout"], {"model": trained.scores, "baseline": trained.baseline_scores},
-                                 trained.threshold, trained.importance).items():
+                                 trained.threshold, trained.importance, task=trained.task,
+                                 classes=trained.classes).items():
             mlflow.log_figure(fig, path)
         mlflow.log_dict({k: float(v) for k, v in trained.importance.items()}, "feature_importance.json")
         _log_frame(trained.splits.holdout[trained.logged_columns(project)], HOLDOUT_ARTIFACT, tmp)

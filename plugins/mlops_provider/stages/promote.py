@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.domain.metrics import classification_metrics, comparison_table, timed_scores
+from mlops_provider.domain.metrics import comparison_table, model_classes, timed_predictions
+from mlops_provider.domain.metrics import evaluate as evaluate_predictions
+from mlops_provider.domain.metrics import metrics_of as task_metrics
 from mlops_provider.domain.promotion import decide
 from mlops_provider.domain.scoring import model_features
 from mlops_provider.exceptions import MlopsError, ModelNotFoundError
@@ -28,18 +30,24 @@ log = logging.getLogger(__name__)
 CHANGED_CHAMPION_TAG = "promotion_changed_champion"
 
 
-def evaluate(model_uri: str, frame: pd.DataFrame, label_column: str, threshold: float, *,
-             tracking_uri: str | None = None, registry_uri: str | None = None) -> dict[str, float]:
-    """Metrics of the model at ``model_uri`` (``models:/name/version`` or any MLflow URI) on ``frame``."""
+def evaluate(model_uri: str, frame: pd.DataFrame, label_column: str, threshold: float | None, *,
+             tracking_uri: str | None = None, registry_uri: str | None = None, task: str = "binary"
+             ) -> dict[str, float]:
+    """Metrics of the ``task`` model at ``model_uri`` (``models:/name/version`` or any MLflow URI) on ``frame``."""
+    from mlops_provider.domain.training import as_labels
+
     if frame.empty or label_column not in frame.columns:
         raise MlopsError(f"cannot evaluate {model_uri}: the frame is empty or has no label column '{label_column}'")
     model = model_store.load_model(model_uri, tracking_uri=tracking_uri, registry_uri=registry_uri)
     features = model_features(model, frame)
     with model_store.thread_limit():
-        scores, seconds = timed_scores(model, features)
-    metrics = classification_metrics(frame[label_column].to_numpy(), scores, threshold, scoring_seconds=seconds)
+        predictions, seconds = timed_predictions(model, features, task)
+    labels = frame[label_column].to_numpy() if task == "binary" else as_labels(frame[label_column], task)
+    metrics = evaluate_predictions(task, labels, predictions, threshold=threshold, classes=model_classes(model),
+                                   scoring_seconds=seconds)
     metrics["rows"] = float(len(frame))
-    metrics["positives"] = float(frame[label_column].sum())
+    if task == "binary":
+        metrics["positives"] = float(frame[label_column].sum())
     return metrics
 
 
@@ -105,7 +113,8 @@ def _gate(project: ProjectConfig, client: MlflowClient, mv: Any, current: dict[s
           tracking_uri: str | None, registry_uri: str | None, max_attempts: int, approved: bool) -> dict[str, Any]:
     model_name, version = project.model_name, str(mv.version)
     primary = project.promotion["primary_metric"]
-    threshold = float(project.model.get("alert_threshold", 0.5))
+    task = project.task
+    threshold = float(project.model.get("alert_threshold", 0.5)) if task == "binary" else None
     holdout = model_store.load_holdout(client, mv.run_id)
     run_metrics = client.get_run(mv.run_id).data.metrics
     baseline = {k[len("baseline_"):]: v for k, v in run_metrics.items() if k.startswith("baseline_")}
@@ -113,7 +122,7 @@ def _gate(project: ProjectConfig, client: MlflowClient, mv: Any, current: dict[s
 
     def metrics_of(v: str) -> dict[str, float]:
         return evaluate(f"models:/{model_name}/{v}", holdout, label, threshold,
-                        tracking_uri=tracking_uri, registry_uri=registry_uri)
+                        tracking_uri=tracking_uri, registry_uri=registry_uri, task=task)
 
     challenger_metrics = metrics_of(version)
     evaluated: dict[str, dict[str, float]] = {}
@@ -134,11 +143,12 @@ def _gate(project: ProjectConfig, client: MlflowClient, mv: Any, current: dict[s
                     evaluated[champion] = {primary: float("nan")}
             champion_metrics = evaluated[champion]
         log.info(
-            "%s: holdout of run %s (%d rows, %d positives), threshold %.2f\n%s",
-            model_name, mv.run_id, len(holdout), int(holdout[label].sum()), threshold,
+            "%s: holdout of run %s (%s)\n%s", model_name, mv.run_id,
+            f"{len(holdout)} rows, {int(holdout[label].sum())} positives, threshold {threshold:.2f}"
+            if task == "binary" else f"{len(holdout)} rows, {task}",
             comparison_table({f"challenger v{version}": challenger_metrics,
                               f"champion v{champion}" if champion else "champion": champion_metrics,
-                              "baseline (training)": baseline}),
+                              "baseline (training)": baseline}, task_metrics(task)),
         )
         decision = decide(project, challenger_metrics, champion_metrics, baseline)
         log.info("decision for %s v%s: %s - %s", model_name, version, "PROMOTE" if decision.promote else "REFUSE",

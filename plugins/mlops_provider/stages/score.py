@@ -44,6 +44,8 @@ class _DayScorer:
                  models: tuple[Any, Any | None]):
         self.project, self.feature_store, self.versions, self.models = project, feature_store, versions, models
         self.features, _ = model_feature_columns(project)
+        # A binary model's alert threshold; other tasks decide nothing.
+        self.threshold = float(project.model["alert_threshold"]) if project.task == "binary" else None
         self.champion_scores: list[Any] = []
         self.challenger_scores: list[Any | None] = []
         self.schema: pa.Schema | None = None
@@ -60,14 +62,17 @@ class _DayScorer:
         for entity_key in project.entity_keys:
             entity_df[entity_key] = entity_df[entity_key].astype(str)
         frame = self.feature_store.get_historical_features(entity_df)
+        task = project.task
         with model_store.thread_limit():
             predictions = scoring.score_batch(
                 frame, models=self.models, versions=self.versions, model_name=project.model_name, record_id=rid,
-                entity_key=key, threshold=float(project.model["alert_threshold"]), event_timestamp=F.EVENT_TIMESTAMP)
-        self.champion_scores.append(predictions["champion_score"].to_numpy())
-        shadow = predictions["challenger_score"]
-        self.challenger_scores.append(shadow.to_numpy(dtype="float64", na_value=np.nan) if shadow.notna().all()
-                                      else None)
+                entity_key=key, threshold=self.threshold, event_timestamp=F.EVENT_TIMESTAMP, task=task)
+        self.champion_scores.append(predictions[scoring.output_column(task)].to_numpy())
+        shadow = predictions[scoring.output_column(task, "challenger")]
+        numeric = task != "multiclass"
+        self.challenger_scores.append(None if not shadow.notna().all() else
+                                      shadow.to_numpy(dtype="float64", na_value=np.nan) if numeric else
+                                      shadow.to_numpy(dtype=object))
         out = predictions.merge(frame[[rid, *self.features]], on=rid, how="left", validate="one_to_one")
         out.insert(3, "model_name", project.model_name)
         # Every batch is written with the first batch's schema (one Parquet file, one schema).
@@ -82,8 +87,8 @@ class _DayScorer:
         return scoring.summarize(
             np.concatenate(self.champion_scores) if self.champion_scores else np.array([]),
             np.concatenate(self.challenger_scores) if shadowed else None,
-            threshold=float(self.project.model["alert_threshold"]), champion=self.versions[0],
-            challenger=self.versions[1], model_name=self.project.model_name)
+            threshold=self.threshold, champion=self.versions[0],
+            challenger=self.versions[1], model_name=self.project.model_name, task=self.project.task)
 
 
 def run_score(project: ProjectConfig, *, lake: Lake, reports: Lake, feature_store: Any, day: str | dt.date,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_provider.domain import training
 from mlops_provider.domain.layout import as_date
-from mlops_provider.domain.scoring import prepare_features
+from mlops_provider.domain.scoring import prediction_columns, prepare_features
 from mlops_provider.io import feast_repo, model_store
 from mlops_provider.stages.training_set import build_training_set
 
@@ -35,12 +35,15 @@ def validation_results(project: ProjectConfig, reports: Lake, event_days: list[d
 
 
 def monitoring_reference(project: ProjectConfig, trained: training.TrainedModel, seed: int) -> pd.DataFrame:
-    """A seeded sample of the training rows with the model's own scores: the drift reference while champion."""
+    """A seeded sample of the training rows with the model's own predictions, in the columns scoring writes
+    them (``champion_score``; a multiclass model's class and probabilities too): the drift reference while champion."""
     reference = training.reference_sample(trained.splits, trained.logged_columns(project),
                                           int(project.monitoring["sample_rows"]), seed)
     with model_store.thread_limit():
-        scores = trained.model.predict_proba(prepare_features(reference, trained.feature_columns))[:, 1]
-    reference["champion_score"] = scores
+        outputs = prediction_columns(trained.model, prepare_features(reference, trained.feature_columns),
+                                     trained.task)
+    for column, values in outputs.items():
+        reference[column] = values
     return reference
 
 
