@@ -30,6 +30,8 @@ REDIS_DBS: dict[str, tuple[str, int]] = {
     "bench stack feast": ("MLOPS_BENCH_STACK_REDIS_FEAST_DB", 14),
     # tests/integration/test_feast_redis.py
     "test feast": ("MLOPS_TEST_REDIS_FEAST_DB", 15),
+    # tests/faults/test_features.py: a Redis cut mid-materialisation
+    "test faults feast": ("MLOPS_TEST_FAULTS_REDIS_FEAST_DB", 7),
 }
 
 

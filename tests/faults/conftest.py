@@ -203,6 +203,9 @@ class TcpProxy:
                 client, _ = self._server.accept()
             except OSError:
                 return
+            if self._cut:
+                client.close()
+                return
             upstream = socket.create_connection(self.target)
             with self._lock:
                 self._conns += [client, upstream]
@@ -225,6 +228,10 @@ class TcpProxy:
 
     def cut(self) -> None:
         self._cut = True
+        try:
+            self._server.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(); close() alone does not
+        except OSError:
+            pass
         self._server.close()
         with self._lock:
             for s in self._conns:
