@@ -153,9 +153,15 @@ def describe(result: DagResult) -> str:
         return "skipped: not enough labelled data yet" if result.tasks.get("train") == "skipped" else ""
     if "score" in r and isinstance(r["score"], dict):
         s = r["score"]
-        shadow = f", shadow v{s['challenger_version']} agrees {s['agreement_rate']:.1%}" if s.get(
-            "challenger_version") else ""
-        return f"{s['rows']} records scored by champion v{s['champion_version']}, {s['alerts']} positive{shadow}"
+        shadow = ""
+        if s.get("challenger_version") and s.get("agreement_rate") is not None:
+            shadow = f", shadow v{s['challenger_version']} agrees {s['agreement_rate']:.1%}"
+        elif s.get("challenger_version"):  # a regression: values differ, they do not agree
+            shadow = f", shadow v{s['challenger_version']} differs by {_num(s.get('mean_abs_score_diff'))} on average"
+        outcome = (f", {s['alerts']} positive" if "alerts" in s else
+                   f", {len(s['class_counts'])} classes predicted" if "class_counts" in s else
+                   f", mean prediction {_num(s.get('mean_champion_score'))}")
+        return f"{s['rows']} records scored by champion v{s['champion_version']}{outcome}{shadow}"
     if "monitor" in r and isinstance(r["monitor"], dict):
         m = r["monitor"]
         alert = (m.get("alert") or {})

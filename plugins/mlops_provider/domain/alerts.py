@@ -21,6 +21,8 @@ from email.utils import formatdate, make_msgid
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from mlops_provider.domain.metrics import label as metric_label
+
 if TYPE_CHECKING:
     from mlops_provider.config.project import ProjectConfig
 
@@ -190,8 +192,25 @@ def _headline(verdict: dict[str, Any]) -> str:
                      f"{_fmt(pred.get('threshold'), 3)})")
     perf = verdict.get("performance") or {}
     if verdict.get("performance_alert"):
-        parts.append(f"PERFORMANCE (ROC AUC {_fmt(perf.get('roc_auc'), 3)} < {_fmt(perf.get('min_roc_auc'), 3)})")
+        crossed = _crossed(perf)
+        parts.append("PERFORMANCE (" + (", ".join(
+            f"{metric_label(name)} {_fmt(limit.get('value'), 3)} {'<' if limit.get('kind') == 'floor' else '>'} "
+            f"{_fmt(limit.get('bound'), 3)}" for name, limit in crossed)
+            or f"ROC AUC {_fmt(perf.get('roc_auc'), 3)} < {_fmt(perf.get('min_roc_auc'), 3)}") + ")")
     return " + ".join(parts) or "OK"
+
+
+def _crossed(perf: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The performance limits the day crossed, by monitoring name (a verdict without limits: none)."""
+    return [(name, limit) for name, limit in sorted((perf.get("limits") or {}).items()) if limit.get("breached")]
+
+
+#: Per task, the performance rows of an alert: (label, key in the verdict's performance section).
+_PERFORMANCE_ROWS = {
+    "multiclass": [("Macro F1", "macro_f1"), ("Log loss", "log_loss"), ("Accuracy", "accuracy")],
+    "regression": [("RMSE", "rmse"), ("MAE", "mae"), ("R2", "r2"), ("Label mean", "label_mean"),
+                   ("Prediction mean", "prediction_mean")],
+}
 
 
 def _summary_text(summary: dict[str, Any], side: str) -> str:
@@ -214,18 +233,30 @@ def _meaning(verdict: dict[str, Any]) -> list[str]:
         lines.append(f"{verdict['n_drifted']} of {verdict['n_features']} features drifted, below the "
                      f"{_pct(verdict.get('drift_share_threshold'))} dataset threshold.")
     pred = verdict.get("prediction_drift") or {}
-    if pred.get("drift_detected"):
+    if pred.get("drift_detected") and "alert_rate_reference" in pred:
         lines.append(
             f"The score distribution moved (alert rate {_pct(pred.get('alert_rate_reference'))} in training "
             f"vs {_pct(pred.get('alert_rate_current'))} today): downstream teams see a different volume of alerts."
         )
+    elif pred.get("drift_detected"):
+        lines.append("The distribution of the model's predictions moved away from training: downstream consumers "
+                     "receive different outputs than the model was validated on.")
     if verdict.get("performance_alert"):
         perf = verdict.get("performance") or {}
-        lines.append(
-            f"On labelled records ROC AUC is {_fmt(perf.get('roc_auc'), 3)}, below the floor of "
-            f"{_fmt(perf.get('min_roc_auc'), 3)}: the model ranks positive records worse than accepted. This is the most "
-            "serious alert: act today."
-        )
+        crossed = _crossed(perf)
+        if not crossed or [name for name, _ in crossed] == ["roc_auc"]:
+            floor = crossed[0][1].get("bound") if crossed else perf.get("min_roc_auc")
+            lines.append(
+                f"On labelled records ROC AUC is {_fmt(perf.get('roc_auc'), 3)}, below the floor of "
+                f"{_fmt(floor, 3)}: the model ranks positive records worse than accepted. This is the most "
+                "serious alert: act today."
+            )
+        else:
+            worse = "; ".join(f"{metric_label(name)} is {_fmt(limit.get('value'), 3)}, "
+                              f"{'below the floor' if limit.get('kind') == 'floor' else 'above the ceiling'} of "
+                              f"{_fmt(limit.get('bound'), 3)}" for name, limit in crossed)
+            lines.append(f"On labelled records {worse}: the model performs worse than accepted. This is the most "
+                         "serious alert: act today.")
     return lines or ["No alert condition: drift and performance are within their thresholds."]
 
 
@@ -295,9 +326,15 @@ def _prediction_block(verdict: dict[str, Any]) -> Block:
     else:
         line = (f"{pred.get('column')}: {pred.get('stattest_name') or pred.get('stattest')} "
                 f"{_fmt(pred.get('score'), 3)} (threshold {_fmt(pred.get('threshold'), 3)}) — "
-                f"{'DRIFT' if pred.get('drift_detected') else 'no drift'}; mean score "
-                f"{_fmt((pred.get('reference') or {}).get('mean'))} -> {_fmt((pred.get('current') or {}).get('mean'))}; "
-                f"alert rate {_pct(pred.get('alert_rate_reference'))} -> {_pct(pred.get('alert_rate_current'))}")
+                f"{'DRIFT' if pred.get('drift_detected') else 'no drift'}; ")
+        if "categories" in pred:  # a multiclass model's predicted classes
+            line += "predicted classes " + ", ".join(
+                f"{c['value']} {_pct(c.get('reference'))} -> {_pct(c.get('current'))}" for c in pred["categories"])
+        else:
+            line += (f"mean score {_fmt((pred.get('reference') or {}).get('mean'))} -> "
+                     f"{_fmt((pred.get('current') or {}).get('mean'))}")
+        if "alert_rate_reference" in pred:
+            line += f"; alert rate {_pct(pred.get('alert_rate_reference'))} -> {_pct(pred.get('alert_rate_current'))}"
     return Block([section("Prediction drift", f"<p style='margin:4px 0'>{esc(line)}</p>")],
                  ["", "PREDICTION DRIFT", "  " + line])
 
@@ -324,17 +361,26 @@ def _performance_block(verdict: dict[str, Any]) -> Block:
         return _EMPTY
     ref = perf.get("reference") or {}
     rows, text_rows = [], []
-    metrics = [("ROC AUC", "roc_auc"), ("PR AUC", "pr_auc"),
-               (f"Precision @ {_fmt(perf.get('alert_threshold'))}", "precision"),
-               (f"Recall @ {_fmt(perf.get('alert_threshold'))}", "recall"), ("Positive rate", "positive_rate")]
+    task = perf.get("task", "binary")
+    metrics = _PERFORMANCE_ROWS.get(task) or [
+        ("ROC AUC", "roc_auc"), ("PR AUC", "pr_auc"), (f"Precision @ {_fmt(perf.get('alert_threshold'))}", "precision"),
+        (f"Recall @ {_fmt(perf.get('alert_threshold'))}", "recall"), ("Positive rate", "positive_rate")]
     for label, key in metrics:
         cur_v, ref_v = perf.get(key), ref.get(key)
         change = (f"{cur_v - ref_v:+.3f}" if isinstance(cur_v, (int, float)) and isinstance(ref_v, (int, float))
                   else "n/a")
         rows.append([esc(label), esc(_fmt(ref_v)), f"<b>{esc(_fmt(cur_v))}</b>", esc(change)])
         text_rows.append(f"  {label}: {_fmt(ref_v)} -> {_fmt(cur_v)} ({change})")
-    floor = (f"Alert when ROC AUC < {_fmt(perf.get('min_roc_auc'))}. {perf.get('rows')} labelled rows, "
-             f"{perf.get('positives')} positives.")
+    limits = sorted((perf.get("limits") or {}).items())
+    if task == "binary" and [name for name, _ in limits] in ([], ["roc_auc"]):
+        floor = (f"Alert when ROC AUC < {_fmt(perf.get('min_roc_auc'))}. {perf.get('rows')} labelled rows, "
+                 f"{perf.get('positives')} positives.")
+    else:
+        when = " or ".join(f"{metric_label(name)} {'<' if limit.get('kind') == 'floor' else '>'} "
+                           f"{_fmt(limit.get('bound'))}" for name, limit in limits)
+        floor = (f"Alert when {when}." if limits else "No performance limit is set.") + \
+            f" {perf.get('rows')} labelled rows" + \
+            (f", {perf.get('positives')} positives." if task == "binary" else ".")
     target = perf.get("target_drift")
     if target:
         floor += (f" Label drift ({target.get('column')}): {_fmt(target.get('score'), 3)} "

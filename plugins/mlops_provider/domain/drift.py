@@ -30,6 +30,15 @@ Why sampling does not change the verdict materially
     cheap exact counts, so they always use every row; performance metrics in the verdict are also
     computed on every labelled row (with scikit-learn, like the training evaluation) and only the
     Evidently classification widgets in the HTML report use the sample.
+
+Per task (``model.task``)
+    The prediction whose drift is measured is the score (a binary model's probability, a regression's
+    value; Wasserstein) or a multiclass model's predicted class (Jensen-Shannon). Performance is
+    measured with the task's metrics (``domain/metrics.py``) and shown with Evidently's matching preset:
+    ``ClassificationQuality`` of a binary or a multiclass classification, ``RegressionQuality`` of a
+    regression. A performance alert is a crossed limit: ``monitoring.performance_limits`` (a floor for
+    a higher-is-better metric, a ceiling for a lower-is-better one; default the promotion guardrails on
+    monitored metrics) or, binary, ``monitoring.min_roc_auc`` (default the ``roc_auc`` guardrail).
 """
 
 from __future__ import annotations
@@ -40,7 +49,15 @@ import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.domain.metrics import json_number, performance_metrics
+from mlops_provider.config.tasks import MONITORED_METRICS
+from mlops_provider.domain.metrics import (
+    as_classes,
+    bound_kind,
+    json_number,
+    monitored_name,
+    performance_metrics,
+)
+from mlops_provider.domain.scoring import PROBA_PREFIX, output_column, proba_columns
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -196,19 +213,30 @@ class _Settings:
     prediction_threshold: float
     sample_rows: int
     min_roc_auc: Any
-    alert_threshold: float
+    alert_threshold: float | None
+    task: str = "binary"
+    limits: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def of(cls, project: ProjectConfig) -> _Settings:
         """The settings of ``project``; the ROC AUC floor falls back to the promotion guardrail."""
-        mon = project.monitoring
+        mon, task = project.monitoring, project.task
+        guardrails = project.promotion.get("guardrails") or {}
+        min_roc_auc = mon.get("min_roc_auc", guardrails.get("roc_auc")) if task == "binary" else None
+        limits = {} if min_roc_auc is None else {"roc_auc": float(min_roc_auc)}
+        explicit = mon.get("performance_limits")
+        if explicit is None and task != "binary":
+            explicit = {k: v for k, v in guardrails.items() if k in MONITORED_METRICS[task]}
+        limits.update({k: float(v) for k, v in (explicit or {}).items()})
         return cls(
             column_threshold=float(mon["column_drift_threshold"]),
             share_threshold=float(mon["drift_share_threshold"]),
             prediction_threshold=float(mon["prediction_drift_threshold"]),
             sample_rows=int(mon["sample_rows"]),
-            min_roc_auc=mon.get("min_roc_auc", project.promotion.get("guardrails", {}).get("roc_auc")),
-            alert_threshold=float(project.model["alert_threshold"]),
+            min_roc_auc=min_roc_auc,
+            alert_threshold=float(project.model["alert_threshold"]) if task == "binary" else None,
+            task=task,
+            limits=limits,
         )
 
 
@@ -225,6 +253,7 @@ class _Inputs:
     score_column: str
     has_score: bool
     seed: int
+    score_kind: str = "numerical"
 
     @property
     def sampled(self) -> bool:
@@ -238,7 +267,7 @@ def monitor_day(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     feature_columns: list[str],
-    score_column: str = "champion_score",
+    score_column: str | None = None,
     label_column: str | None = None,
     labelled: pd.DataFrame | None = None,
     seed: int = 0,
@@ -246,20 +275,24 @@ def monitor_day(
 ) -> MonitoringResult:
     """Data drift, prediction drift, data quality and (given labels) performance of one day.
 
-    ``reference`` is the champion's training data (with ``score_column`` holding the champion's scores
-    on it, and the label when reference performance is wanted); ``current`` is the day's scored
-    records; ``labelled`` is current-period rows joined with their delayed labels.
+    ``reference`` is the champion's training data (with ``score_column`` holding the champion's
+    predictions on it -- by default the task's :func:`~mlops_provider.domain.scoring.output_column`, a
+    multiclass model's probability columns beside it -- and the label when reference performance is
+    wanted); ``current`` is the day's scored records; ``labelled`` is current-period rows joined with
+    their delayed labels.
     ``reference_metrics`` (for example the champion's holdout metrics from MLflow) replaces the
     performance computed on the reference rows when given: in-sample scores flatter the champion.
     """
     settings = _Settings.of(project)
     label_column = label_column or project.label_column
+    score_column = score_column or output_column(settings.task)
     features = list(dict.fromkeys(feature_columns))
     _check_inputs(project, reference, current, features)
     run = _Inputs(
         project=project, settings=settings, reference=reference, current=current,
         features=features, kinds=_column_kinds(project, current, features), score_column=score_column,
         has_score=_has_score(reference, current, score_column), seed=seed,
+        score_kind="categorical" if settings.task == "multiclass" else "numerical",
     )
     _log_start(run)
     drift_snapshot, values, empty = _data_drift_report(run)
@@ -359,7 +392,8 @@ def _drift_metrics(run: _Inputs, comparable: list[str]) -> list[Any]:
         )
     ]
     if run.has_score:
-        metrics.append(ValueDrift(column=run.score_column, method=NUM_METHOD, threshold=s.prediction_threshold))
+        method = CAT_METHOD if run.score_kind == "categorical" else NUM_METHOD
+        metrics.append(ValueDrift(column=run.score_column, method=method, threshold=s.prediction_threshold))
     return metrics
 
 
@@ -391,14 +425,17 @@ def _data_drift_report(run: _Inputs) -> tuple[Snapshot, dict[str, dict[str, Any]
             f"project '{project.name}': none of the features {run.features} nor '{score_column}' has a value "
             "on both sides; nothing to compare"
         )
+    scored = [score_column] if run.has_score else []
+    score_categorical = scored if run.score_kind == "categorical" else []
     definition = DataDefinition(
-        numerical_columns=numerical + ([score_column] if run.has_score else []),
-        categorical_columns=categorical,
+        numerical_columns=numerical + [c for c in scored if c not in score_categorical],
+        categorical_columns=categorical + score_categorical,
     )
+    as_categories = set(categorical) | set(score_categorical)
     report = Report(_drift_metrics(run, comparable), metadata=_report_metadata(run), tags=[project.name, "drift"])
     snapshot = report.run(
-        Dataset.from_pandas(_evidently_frame(cur_sample, drift_columns, set(categorical)), data_definition=definition),
-        Dataset.from_pandas(_evidently_frame(ref_sample, drift_columns, set(categorical)), data_definition=definition),
+        Dataset.from_pandas(_evidently_frame(cur_sample, drift_columns, as_categories), data_definition=definition),
+        Dataset.from_pandas(_evidently_frame(ref_sample, drift_columns, as_categories), data_definition=definition),
         name=f"{project.name} drift",
     )
     values = _drift_values(snapshot)
@@ -454,38 +491,50 @@ def _prediction_drift(run: _Inputs, values: dict[str, dict[str, Any]]) -> dict[s
         }
     threshold, alert_threshold = run.settings.prediction_threshold, run.settings.alert_threshold
     result = values[score_column]
-    summary = _summary("numerical", reference[score_column], current[score_column])
-    return {
+    summary = _summary(run.score_kind, reference[score_column], current[score_column])
+    out = {
         "column": score_column,
         "stattest": result["stattest"],
         "stattest_name": STATTEST_NAMES.get(result["stattest"], result["stattest"]),
         "score": json_number(result["score"], 4),
         "threshold": threshold,
         "drift_detected": result["score"] is not None and result["score"] >= threshold,
-        "reference": summary["reference"],
-        "current": summary["current"],
-        "alert_rate_reference": json_number((reference[score_column] >= alert_threshold).mean(), 6),
-        "alert_rate_current": json_number((current[score_column] >= alert_threshold).mean(), 6),
     }
+    if run.score_kind == "categorical":  # a multiclass model's classes: the shares that moved most
+        return {**out, "categories": summary["categories"]}
+    out.update(reference=summary["reference"], current=summary["current"])
+    if alert_threshold is not None:  # a binary model's decisions
+        out.update(alert_rate_reference=json_number((reference[score_column] >= alert_threshold).mean(), 6),
+                   alert_rate_current=json_number((current[score_column] >= alert_threshold).mean(), 6))
+    return out
 
 
 def _quality_kinds(run: _Inputs) -> dict[str, str]:
     """Columns whose data quality is reported: the features, and the score when the day has one."""
     kinds = dict(run.kinds)
     if run.score_column in run.current.columns:
-        kinds[run.score_column] = "numerical"
+        kinds[run.score_column] = run.score_kind
     return kinds
 
 
 # -- the verdict -----------------------------------------------------------------------------------
-def _performance_alert(performance: dict[str, Any] | None, min_roc_auc: Any) -> bool:
-    """Whether the day's ROC AUC fell below the floor (never without labels or without a floor)."""
-    return bool(
-        performance is not None
-        and performance["roc_auc"] is not None
-        and min_roc_auc is not None
-        and performance["roc_auc"] < float(min_roc_auc)
-    )
+def _performance_alert(performance: dict[str, Any] | None) -> bool:
+    """Whether a performance limit was crossed (never without labels or without a limit)."""
+    return bool(performance is not None and any(limit["breached"] for limit in performance["limits"].values()))
+
+
+def _limits(settings: _Settings, measured: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each limit (under monitoring's name of its metric): its bound, floor or ceiling, the value, whether crossed.
+
+    A value that could not be measured (no labels of both classes, a constant target) crosses nothing.
+    """
+    out = {}
+    for metric, bound in sorted(settings.limits.items()):
+        name = monitored_name(settings.task, metric)
+        value, kind = measured.get(name), bound_kind(metric)
+        breached = value is not None and (value < bound if kind == "floor" else value > bound)
+        out[name] = {"metric": metric, "bound": bound, "kind": kind, "value": value, "breached": breached}
+    return out
 
 
 def _verdict(
@@ -502,7 +551,7 @@ def _verdict(
     s, features = run.settings, run.features
     share_drifted = len(drifted) / len(features) if features else 0.0
     drift_detected = bool(features) and share_drifted >= s.share_threshold
-    performance_alert = _performance_alert(performance, s.min_roc_auc)
+    performance_alert = _performance_alert(performance)
     any_drift = drift_detected or prediction_drift["drift_detected"]
     kind = {(False, False): "ok", (True, False): "drift", (False, True): "performance",
             (True, True): "drift+performance"}[(any_drift, performance_alert)]
@@ -538,27 +587,45 @@ def _performance(
     label_column: str,
     reference_metrics: dict[str, Any] | None,
 ) -> tuple[dict[str, Any], Snapshot | None]:
-    """Classification performance and target drift on labelled rows, vs the reference."""
+    """The task's performance and target drift on labelled rows, vs the reference, with its limits."""
     score_column, s = run.score_column, run.settings
     _check_labelled(run.project, labelled, score_column, label_column)
     labelled = labelled.dropna(subset=[label_column, score_column])
-    current = performance_metrics(labelled[label_column], labelled[score_column], s.alert_threshold)
+    current = _measure(run, labelled, label_column)
     ref_perf = _reference_performance(run, label_column, reference_metrics)
     target_drift, snapshot = None, None
     if len(labelled):
-        target_drift, snapshot = _performance_report(run, labelled, label_column, current["positive_rate"])
-    performance = {
-        **current,
-        "alert_threshold": s.alert_threshold,
-        "min_roc_auc": None if s.min_roc_auc is None else float(s.min_roc_auc),
-        "reference": ref_perf,
-        "target_drift": target_drift,
-    }
-    log.info(
-        "performance on %d labelled rows: ROC AUC %s (reference %s, minimum %s)",
-        current["rows"], current["roc_auc"], (ref_perf or {}).get("roc_auc"), s.min_roc_auc,
-    )
-    return performance, snapshot
+        target_drift, snapshot = _performance_report(run, labelled, label_column, current.get("positive_rate"))
+    limits = _limits(s, current)
+    if s.task == "binary":
+        performance = {
+            **current,
+            "alert_threshold": s.alert_threshold,
+            "min_roc_auc": None if s.min_roc_auc is None else float(s.min_roc_auc),
+            "reference": ref_perf,
+            "target_drift": target_drift,
+        }
+        log.info(
+            "performance on %d labelled rows: ROC AUC %s (reference %s, minimum %s)",
+            current["rows"], current["roc_auc"], (ref_perf or {}).get("roc_auc"), s.min_roc_auc,
+        )
+    else:
+        performance = {**current, "reference": ref_perf, "target_drift": target_drift}
+        log.info("performance on %d labelled rows: %s (reference %s, limits %s)", current["rows"],
+                 {k: current[k] for k in MONITORED_METRICS[s.task]},
+                 {k: (ref_perf or {}).get(k) for k in MONITORED_METRICS[s.task]}, s.limits or "none")
+    return {**performance, "task": s.task, "limits": limits}, snapshot
+
+
+def _measure(run: _Inputs, rows: pd.DataFrame, label_column: str) -> dict[str, Any]:
+    """The task's monitoring metrics of ``rows`` (labels and the model's predictions)."""
+    task = run.settings.task
+    if task == "multiclass":
+        probas = proba_columns(rows.columns)
+        classes = [c[len(PROBA_PREFIX):] for c in probas]
+        return performance_metrics(rows[label_column], rows[probas].to_numpy(dtype=float) if probas else None,
+                                   None, task=task, classes=classes, predicted=rows[run.score_column])
+    return performance_metrics(rows[label_column], rows[run.score_column], run.settings.alert_threshold, task=task)
 
 
 def _check_labelled(project: ProjectConfig, labelled: pd.DataFrame, score_column: str, label_column: str) -> None:
@@ -582,41 +649,85 @@ def _reference_performance(run: _Inputs, label_column: str,
     if reference_metrics is not None:
         return {k: json_number(v, 4) if isinstance(v, (int, float)) else v for k, v in reference_metrics.items()}
     if _reference_labelled(run, label_column):
-        ref_rows = run.reference.dropna(subset=[label_column, run.score_column])
-        return performance_metrics(ref_rows[label_column], ref_rows[run.score_column], run.settings.alert_threshold)
+        return _measure(run, run.reference.dropna(subset=[label_column, run.score_column]), label_column)
     return None
 
 
 def _labelled_frame(run: _Inputs, df: pd.DataFrame, label_column: str) -> pd.DataFrame:
-    """Score and integer label of the labelled rows, sampled like the drift report."""
-    df = _sample(df[[run.score_column, label_column]].dropna(), run.settings.sample_rows, run.seed).copy()
-    df[label_column] = df[label_column].astype(int)
+    """What the performance report reads of labelled rows, sampled like the drift report: the label (an
+    integer of a binary model, a class, a value) and the prediction (a multiclass model's class and its
+    probabilities, named by their class as Evidently wants them)."""
+    task, score = run.settings.task, run.score_column
+    probas = proba_columns(df.columns) if task == "multiclass" else []
+    df = _sample(df[[score, label_column, *probas]].dropna(subset=[score, label_column]), run.settings.sample_rows,
+                 run.seed).copy()
+    if task == "binary":
+        df = df[[score, label_column]]
+        df[label_column] = df[label_column].astype(int)
+    elif task == "multiclass":
+        df[label_column] = as_classes(df[label_column])
+        df[score] = as_classes(df[score])
+        df = df.rename(columns={c: c[len(PROBA_PREFIX):] for c in probas})
+        df[[c[len(PROBA_PREFIX):] for c in probas]] = df[[c[len(PROBA_PREFIX):] for c in probas]].fillna(0.0)
+    else:
+        df[label_column] = df[label_column].astype(float)
+        df[score] = df[score].astype(float)
     return df
+
+
+def _quality(run: _Inputs, labelled: pd.DataFrame, label_column: str, n_labels: int) -> tuple[Any, list[Any]]:
+    """The task's Evidently data definition of the labelled rows and its quality preset (none when the
+    rows cannot be judged: a single class, fewer than two rows; ``n_labels``: distinct labels of all rows)."""
+    from evidently import BinaryClassification, DataDefinition, MulticlassClassification, Regression
+    from evidently.presets import ClassificationQuality, RegressionQuality
+
+    task, score, s = run.settings.task, run.score_column, run.settings
+    if task == "regression":
+        judged = n_labels > 1
+        return DataDefinition(numerical_columns=[score, label_column],
+                              regression=[Regression(target=label_column, prediction=score)] if judged else None), \
+            [RegressionQuality(pred_actual_plot=True, error_plot=True, error_distr=True)] if judged else []
+    both_classes = n_labels >= 2
+    if task == "binary":
+        return DataDefinition(
+            numerical_columns=[score],
+            categorical_columns=[label_column],
+            classification=[BinaryClassification(target=label_column, prediction_probas=score, pos_label=1)]
+            if both_classes else None,
+        ), [ClassificationQuality(probas_threshold=s.alert_threshold, conf_matrix=True)] if both_classes else []
+    classes = [c[len(PROBA_PREFIX):] for c in proba_columns(labelled.columns)]
+    # Evidently names probability columns by their class; a class named like the label or the prediction
+    # column cannot be told apart, so the report then judges the predicted classes only.
+    named = classes and not {label_column, score} & set(classes)
+    return DataDefinition(
+        numerical_columns=classes if named else [],
+        categorical_columns=[label_column, score],
+        classification=[MulticlassClassification(target=label_column, prediction_labels=score,
+                                                  prediction_probas=classes if named else None)]
+        if both_classes else None,
+    ), [ClassificationQuality(conf_matrix=True)] if both_classes else []
 
 
 def _performance_report(run: _Inputs, labelled: pd.DataFrame, label_column: str,
                         positive_rate: Any) -> tuple[dict[str, Any] | None, Snapshot | None]:
-    """The Evidently target-drift / classification report of the labelled rows, and the target drift it found."""
-    from evidently import BinaryClassification, DataDefinition, Dataset, Report
+    """The Evidently target-drift / quality report of the labelled rows, and the target drift it found."""
+    from evidently import Dataset, Report
     from evidently.metrics import ValueDrift
-    from evidently.presets import ClassificationQuality
     from sklearn.exceptions import UndefinedMetricWarning
 
-    score_column, s, project = run.score_column, run.settings, run.project
-    both_classes = labelled[label_column].nunique() == 2
-    definition = DataDefinition(
-        numerical_columns=[score_column],
-        categorical_columns=[label_column],
-        classification=[BinaryClassification(target=label_column, prediction_probas=score_column, pos_label=1)]
-        if both_classes else None,
-    )
+    s, project = run.settings, run.project
+    current = _labelled_frame(run, labelled, label_column)
+    definition, quality = _quality(run, current, label_column, labelled[label_column].nunique())
     metrics: list[Any] = []
     ref_ds = None
     if _reference_labelled(run, label_column):
-        metrics.append(ValueDrift(column=label_column, method=CAT_METHOD, threshold=s.column_threshold))
-        ref_ds = Dataset.from_pandas(_labelled_frame(run, run.reference, label_column), data_definition=definition)
-    if both_classes:
-        metrics.append(ClassificationQuality(probas_threshold=s.alert_threshold, conf_matrix=True))
+        method = NUM_METHOD if s.task == "regression" else CAT_METHOD
+        metrics.append(ValueDrift(column=label_column, method=method, threshold=s.column_threshold))
+        reference = _labelled_frame(run, run.reference, label_column)
+        for column in current.columns.difference(reference.columns):  # a class the reference never predicted
+            reference[column] = 0.0
+        ref_ds = Dataset.from_pandas(reference[list(current.columns)], data_definition=definition)
+    metrics += quality
     if not metrics:
         return None, None
     with warnings.catch_warnings():
@@ -624,8 +735,7 @@ def _performance_report(run: _Inputs, labelled: pd.DataFrame, label_column: str,
         # reports 0 for it and the daily log should not carry sklearn's warning about it.
         warnings.simplefilter("ignore", UndefinedMetricWarning)
         snapshot = Report(metrics, tags=[project.name, "performance"]).run(
-            Dataset.from_pandas(_labelled_frame(run, labelled, label_column), data_definition=definition), ref_ds,
-            name=f"{project.name} performance",
+            Dataset.from_pandas(current, data_definition=definition), ref_ds, name=f"{project.name} performance",
         )
     if ref_ds is None:
         return None, snapshot
@@ -633,16 +743,19 @@ def _performance_report(run: _Inputs, labelled: pd.DataFrame, label_column: str,
 
 
 def _target_drift(run: _Inputs, snapshot: Snapshot, label_column: str, positive_rate: Any) -> dict[str, Any]:
-    """Drift of the label between reference and labelled rows, with both positive rates."""
+    """Drift of the label between reference and labelled rows: both positive rates of a binary label, the
+    shares that moved most of a class, the summaries of a value."""
     threshold = run.settings.column_threshold
     drift = _drift_values(snapshot)[label_column]
-    return {
+    out = {
         "column": label_column,
         "stattest": drift["stattest"],
         "stattest_name": STATTEST_NAMES.get(drift["stattest"], drift["stattest"]),
         "score": json_number(drift["score"], 4),
         "threshold": threshold,
         "drift_detected": drift["score"] is not None and drift["score"] >= threshold,
-        "positive_rate_reference": json_number(run.reference[label_column].astype(float).mean(), 6),
-        "positive_rate_current": positive_rate,
     }
+    if run.settings.task == "binary":
+        return {**out, "positive_rate_reference": json_number(run.reference[label_column].astype(float).mean(), 6),
+                "positive_rate_current": positive_rate}
+    return out

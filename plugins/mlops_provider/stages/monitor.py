@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.domain import drift
-from mlops_provider.domain.layout import as_date, labels_table, predictions_table
+from mlops_provider.domain import drift, scoring
+from mlops_provider.domain.layout import as_date, days, labels_table, predictions_table
 from mlops_provider.domain.metrics import as_monitoring_reference
 from mlops_provider.exceptions import MlopsError, ModelNotFoundError
 from mlops_provider.io import model_store
@@ -32,6 +32,23 @@ log = logging.getLogger(__name__)
 REPORT_FILES = (("html", "report.html"), ("json", "evidently_snapshot.json"), ("verdict", "verdict.json"))
 
 
+def _scored(project: ProjectConfig, lake: Lake, first: dt.date, day: dt.date) -> pd.DataFrame:
+    """The predictions performance needs of ``[first, day]``: ids and the task's prediction columns (a
+    multiclass model's class and the probability columns each day's partition has)."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    rid, table = project.record_id, predictions_table(project)
+    if project.task != "multiclass":
+        return lake.read_range(table, first, day, columns=[rid, scoring.SCORE])
+    parts = []
+    for d in days(first, day):
+        if lake.exists(table, d):
+            names = pq.read_schema(lake.partition_path(table, d), filesystem=lake.fs).names
+            parts.append(lake.read(table, d, columns=[rid, scoring.PREDICTION, *scoring.proba_columns(names)]))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[rid, scoring.PREDICTION])
+
+
 def labelled_predictions(project: ProjectConfig, lake: Lake, day: dt.date) -> pd.DataFrame | None:
     """Predictions of earlier days joined with the labels that arrived on ``day`` (``None``: none arrived)."""
     rid, label = project.record_id, project.label_column
@@ -40,7 +57,7 @@ def labelled_predictions(project: ProjectConfig, lake: Lake, day: dt.date) -> pd
     labels = lake.read(labels_table(project), day, columns=[rid, label])
     first = day - dt.timedelta(days=project.label_delay_days + 1)
     # Only what performance needs: a large day's predictions carry every model input as well.
-    scored = lake.read_range(predictions_table(project), first, day, columns=[rid, "champion_score"])
+    scored = _scored(project, lake, first, day)
     if scored.empty:
         return None
     labelled = scored.merge(labels.astype({rid: str}), on=rid, how="inner")
@@ -111,13 +128,15 @@ def run_monitor(project: ProjectConfig, *, lake: Lake, reports: Lake, day: str |
                          f"{lake.uri(lake.partition_path(table, day))}; run the score DAG first")
     # The monitored inputs and the scores only: a 10M-row day read whole took 5.6 GiB.
     features = monitored_features(project)
-    current = lake.read(table, day, columns=list(dict.fromkeys([*features, "champion_score", "champion_version"])))
+    output = scoring.output_column(project.task)
+    current = lake.read(table, day, columns=list(dict.fromkeys([*features, output, "champion_version"])))
     version = str(int(current["champion_version"].iloc[0]))
     client = model_store.client_for(tracking_uri, registry_uri)
     mv, reference = _champion_reference(client, project.model_name, version)
     run = client.get_run(mv.run_id)
     holdout_metrics = as_monitoring_reference(run.data.metrics, holdout_rows=run.data.params.get("holdout_rows"),
-                                              holdout_positives=run.data.params.get("holdout_positives"))
+                                              holdout_positives=run.data.params.get("holdout_positives"),
+                                              task=project.task)
     result = drift.monitor_day(project, reference=reference, current=current, feature_columns=features,
                                labelled=labelled_predictions(project, lake, day), seed=day.toordinal(),
                                reference_metrics=holdout_metrics)
