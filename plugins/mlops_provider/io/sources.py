@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mlops_provider.config.failpoints import hit
 from mlops_provider.config.project import schema_default
 from mlops_provider.domain.layout import LABEL_TIMESTAMP, days
 from mlops_provider.domain.text import printable
@@ -617,6 +618,7 @@ class PostgresSource(_Source):
                 batches, names = [], None
                 while rows := cur.fetchmany(self.batch_rows):
                     names = names or [d[0] for d in cur.description]
+                    hit("source.postgres.batch")  # mid-read
                     batches.append(pa.Table.from_pylist([dict(zip(names, r, strict=True)) for r in rows]))
             conn.commit()
         except Exception as exc:
