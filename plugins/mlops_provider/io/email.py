@@ -290,6 +290,7 @@ def deliver(message: EmailMessage, *, transport: Transport, dedup_key: str,
         message["X-MLOps-Dedup-Key"] = clean_header(dedup_key)
         hit("email.send")  # claimed, not sent
         result = transport.send(message, key_digest=key_digest(dedup_key))
+        hit("email.record")  # sent, no marker yet
         markers.record(dedup_key, {"key": dedup_key, "sent_at": dt.datetime.now(dt.UTC).isoformat(),
                                    "subject": str(message["Subject"]), "message_id": str(message["Message-ID"]),
                                    **result})
