@@ -117,7 +117,7 @@ class World:
     home: Path
     champion: str
     challenger: str
-    summary: Path  # the drifted day's monitoring summary (JSON)
+    summary: Path  # a drift verdict of the last day, as monitoring hands it on (JSON)
 
 
 @pytest.fixture(scope="session")
