@@ -29,7 +29,7 @@ def test_runner_runs_landed_days_and_prints_a_summary(airflow_db, mlops_home, ca
         assert f"{day.isoformat()}  ok        ok        -" in table
     assert "2024-03-03  FAILED    -" in table
     assert "FAILED churn__ingest 2024-03-03" in out
-    assert (mlops_home / "lake" / "churn" / "features" / "entity" / "dt=2024-03-02").is_dir()
+    assert (mlops_home / "lake" / "churn" / "features" / "entity" / "subscriber" / "dt=2024-03-02").is_dir()
 
 
 def test_runner_rejects_an_end_before_the_start(capsys):
