@@ -42,6 +42,12 @@ class FeatureFreshnessError(MlopsError):
     """Values read back from the online store do not match the offline values."""
 
 
+class FeatureDefinitionError(MlopsError):
+    """The feature store's answer does not match the project's declared features (a platform bug, not data)."""
+
+    retryable = False
+
+
 class TrainingDataError(MlopsError):
     """Not enough labelled data to train or evaluate a model (a retry minutes later sees the same data)."""
 

@@ -372,7 +372,10 @@ class ProjectFeatureStore:
                                                  key=entity_views[projection.name].key)
                 else:
                     part = self._feast_join(store, projection, frame, names, row)
-                out = out.merge(part[[row, *names]], on=row, how="left", validate="one_to_one")
+                # A feature that is also a column of the entity rows (an entity key the model reads as a
+                # record feature, e.g. a depot) is the record's own value already: keep that one.
+                new = [n for n in names if n not in out.columns]
+                out = out.merge(part[[row, *new]], on=row, how="left", validate="one_to_one")
         out = out.sort_values(row).drop(columns=[row]).reset_index(drop=True)
         return fill_missing_history(self.project, out)
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from mlops_provider.domain import features as F
 from mlops_provider.domain import layout as L
 from mlops_provider.domain.layout import as_date, days, labels_table
-from mlops_provider.exceptions import TrainingDataError
+from mlops_provider.exceptions import FeatureDefinitionError, TrainingDataError
 from mlops_provider.io import feast_repo as R
 
 if TYPE_CHECKING:
@@ -119,7 +119,10 @@ def build_training_set(project: ProjectConfig, lake: Lake, feature_store: Any, a
     features, categorical = model_feature_columns(project)
     missing = [c for c in features if c not in frame.columns]
     if missing:
-        raise TrainingDataError(f"{project.name}: the feature service returned no columns {missing}")
+        raise FeatureDefinitionError(
+            f"{project.name}: the feature service returned no columns {missing} although the project declares them; "
+            f"run the features DAG ({project.dag_id('features')}) to re-apply the Feast definitions, and report it "
+            "if it persists")
     if project.event_timestamp != F.EVENT_TIMESTAMP:
         frame[project.event_timestamp] = frame[F.EVENT_TIMESTAMP]
     event_days = sorted({d.date() for d in frame[F.EVENT_TIMESTAMP]})

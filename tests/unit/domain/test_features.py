@@ -26,8 +26,9 @@ FEATURES = {
         {"entity": "category", "aggs": ["count"], "windows_days": [2]},
         {"entity": "category", "column": "amount", "aggs": ["max", "mean"], "windows_days": [2]},
     ],
-    "record": {"columns": ["amount", "channel"], "time_parts": ["hour_of_day", "day_of_week", "day_of_month",
-                                                                  "month"]},
+    # merchant_category is also the category entity's key: a key the model reads as a feature too.
+    "record": {"columns": ["amount", "channel", "merchant_category"],
+               "time_parts": ["hour_of_day", "day_of_week", "day_of_month", "month"]},
 }
 
 
@@ -99,7 +100,8 @@ def test_names_derive_from_the_declaration(world):
                          "customer__amount_sum_1d"]
     assert {"customer__channel_last_3d", "customer__channel_distinct_count_3d", "customer__country_share_us_3d",
             "customer__card_present_mean_3d", "category__count_2d", "category__amount_max_2d"} <= set(names)
-    assert spec.record_feature_names() == ["amount", "channel", "hour_of_day", "day_of_week", "day_of_month", "month"]
+    assert spec.record_feature_names() == ["amount", "channel", "merchant_category", "hour_of_day", "day_of_week",
+                                           "day_of_month", "month"]
     assert "customer__channel_last_3d" in spec.categorical_names(world["project"].columns)
 
 
@@ -148,6 +150,9 @@ def test_point_in_time_join_of_every_entity_never_sees_the_future(world):
     entity_df["event_timestamp"] = entity_df["event_timestamp"].dt.tz_localize("UTC")
     result = store.get_historical_features(entity_df)
     assert len(result) == len(entity_df)
+    # A key that is also a feature comes back once, as the record's own value (it went missing as _x/_y).
+    assert list(result["merchant_category"]) == list(entity_df["merchant_category"])
+    assert not [c for c in result.columns if c.endswith(("_x", "_y"))]
     known = DAYS[-2]
     customers = lake.read("declared/features/entity/customer", known).set_index("customer_id")
     categories = lake.read("declared/features/entity/category", known).set_index("merchant_category")
