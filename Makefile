@@ -28,7 +28,7 @@ test-deps:
 	scripts/test-deps.sh
 
 test-fast: install
-	$(ENV) python -m pytest -q --durations=15 -m "not slow and not integration and not stack" tests
+	$(ENV) python -m pytest -q --durations=15 -m "not slow and not integration and not stack and not faults" tests
 
 suites: install
 	$(ENV) python -m mlops_provider.io.validation
