@@ -4,15 +4,7 @@ or unreachable, and a Postgres source whose connection is terminated mid-read (`
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -24,34 +16,6 @@ from tests.faults.test_ingest import check_partition, landed_ids
 pytestmark = pytest.mark.faults
 
 RUN = {"day": NEW_DAY.isoformat(), "run_id": "scheduled__faults"}
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint(tmp_path_factory):
-    """``http://127.0.0.1:<port>`` of a ``moto_server`` started for this module."""
-    exe = shutil.which("moto_server") or str(Path(sys.executable).with_name("moto_server"))
-    if not Path(exe).exists():
-        pytest.skip("moto_server is not installed: no local S3 endpoint (make install: moto[server] is in requirements)")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("moto") / "moto_server.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen([exe, "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-                break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.skip(f"moto_server did not come up on {url}: {log.read_text(errors='replace')[-2000:]}")
-                time.sleep(0.2)
-        yield url
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=10)
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def test_materialize_into_redis_and_read_back(redis_db, mlops_home, fraud_projec
     hook = FeastHook(fraud_project, feast_conn_id="feast_redis", lake=lake).feature_store()
     assert hook.online_store_type == "redis"
     hook.apply()
-    ok, message = hook.test_connection()
+    ok, message = FeastHook(fraud_project, feast_conn_id="feast_redis", lake=lake).test_connection()
     assert ok, message
     result = hook.materialize(F.feature_timestamp(DAYS[0]), F.feature_timestamp(DAYS[-1]), chunk_days=1)
     assert result["chunks"] == len(DAYS)

@@ -112,12 +112,13 @@ def test_ingest_from_postgres_and_s3_then_features_into_redis(stack, api):
         assert all(r["run_type"] == "asset_triggered" for r in features)
 
     # Exactly the day's rows, once, in one object per partition (written to a temporary name, then renamed).
-    for name, rows, key in (("fraud", FRAUD_ROWS, "transaction_id"), ("churn", CHURN_ROWS, "usage_id")):
+    for name, rows, key, entity in (("fraud", FRAUD_ROWS, "transaction_id", "customer"),
+                                    ("churn", CHURN_ROWS, "usage_id", "subscriber")):
         for d in (day, YESTERDAY):
             assert _objects(stack, f"lake/{name}/records/dt={d.isoformat()}/") == [_partition(stack, f"{name}/records", d)]
             frame = _read_parquet(stack, _partition(stack, f"{name}/records", d))
             assert len(frame) == rows and frame[key].is_unique
-        assert _objects(stack, f"lake/{name}/features/entity/customer/dt={YESTERDAY.isoformat()}/")
+        assert _objects(stack, f"lake/{name}/features/entity/{entity}/dt={YESTERDAY.isoformat()}/")
 
     # The Feast online store in Redis serves what the offline partition holds.
     redis = stack.redis()
