@@ -16,7 +16,6 @@ import pandas as pd
 import pytest
 
 from devkit.datagen import fraud
-from tests.integration.test_sources_s3 import s3_endpoint  # noqa: F401  (session fixture: moto_server)
 
 pytestmark = pytest.mark.integration
 

@@ -136,7 +136,7 @@ def _publish(project: ProjectConfig, lake: Lake, day: dt.date, records: pa.Table
 
 def gate_day(project: ProjectConfig, lake: Lake, reports: Lake, day: dt.date | str, *, run_id: str) -> dict[str, Any]:
     """Validate the staged batch (and staged labels); publish them, or quarantine them and raise DataValidationError."""
-    from mlops_provider.io.validation import check_labels, likely_cause, validate_frame
+    from mlops_provider.io.validation import check_labels, validate_frame
 
     day = as_date(day)
     if not lake.exists(staging_table(project), day):
@@ -178,6 +178,16 @@ def gate_day(project: ProjectConfig, lake: Lake, reports: Lake, day: dt.date | s
                  "".join(f"; {p['rows']} labels -> {p['partition']}" for p in published.values()))
         return summary
 
+    _quarantine(project, lake, day, run_id, table=table, staged_labels=staged_labels, outcome=outcome,
+                label_failures=label_failures, summary=summary, result=result)
+
+
+def _quarantine(project: ProjectConfig, lake: Lake, day: dt.date, run_id: str, *, table: Any, staged_labels: Any,
+                outcome: Any, label_failures: list[str], summary: dict[str, Any], result: dict[str, Any]) -> None:
+    """Move the staged batch (and labels) to the run's quarantine and raise the error that names the likely cause."""
+    from mlops_provider.io.validation import likely_cause
+
+    failed, result_uri = summary["failed"], summary["result"]
     target = quarantine_dir(project, day, run_id)
     lake.delete_dir(target)  # a retry of the same run replaces its previous try's quarantine
     where = lake.move_dir(lake.partition_dir(staging_table(project), day)[len(lake.root) + 1:], target)

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from tests.unit.test_registry import MODEL, aliases, client, template  # noqa: F401 (fixtures)
+from tests.unit.stages.test_promote import MODEL, aliases, client, template  # noqa: F401 (fixtures)
 
 
 class _Booby:
