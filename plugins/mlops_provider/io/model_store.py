@@ -97,12 +97,16 @@ def ensure_experiment(client: MlflowClient, name: str, artifact_location: str | 
 def tracking(tracking_uri: str, registry_uri: str | None = None) -> Iterator[None]:
     """Point MLflow's fluent API at ``tracking_uri`` for the block, then restore exactly what was set before."""
     import mlflow
+    from mlflow.tracking import fluent
     from mlflow.tracking._model_registry import utils as registry_utils
     from mlflow.tracking._tracking_service import utils as tracking_utils
 
     saved_tracking, saved_registry = tracking_utils._tracking_uri, registry_utils._registry_uri
-    # mlflow.set_*_uri also export MLFLOW_*_URI; patched_environ puts the variables back as they were.
-    with patched_environ({k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}):
+    # An experiment set inside the block belongs to this store: it must not become another store's default.
+    saved_experiment = fluent._active_experiment_id
+    # mlflow.set_*_uri and set_experiment also export MLFLOW_*; patched_environ puts them back as they were.
+    exported = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")
+    with patched_environ({k: os.environ.get(k) for k in exported}):
         mlflow.set_tracking_uri(tracking_uri)
         mlflow.set_registry_uri(registry_uri or tracking_uri)
         try:
@@ -110,6 +114,7 @@ def tracking(tracking_uri: str, registry_uri: str | None = None) -> Iterator[Non
         finally:
             mlflow.set_tracking_uri(saved_tracking)
             registry_utils._registry_uri = saved_registry
+            fluent._active_experiment_id = saved_experiment
 
 
 @contextmanager

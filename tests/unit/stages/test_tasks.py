@@ -289,7 +289,10 @@ def test_every_estimator_round_trips_through_mlflow(tmp_path, monkeypatch, task,
     assert type(inner.named_steps["clf"]).__name__.endswith("Regressor" if task == "regression" and
                                                            estimator != "linear" else "")
     uri = paths.mlflow_tracking_uri()
-    with model_store.tracking(uri), mlflow.start_run():
+    # An explicit experiment of this store: the fluent API's active experiment may be another test's.
+    experiment_id = model_store.ensure_experiment(model_store.client_for(uri), "roundtrip",
+                                                  model_store.default_artifact_location(uri, "roundtrip"))
+    with model_store.tracking(uri), mlflow.start_run(experiment_id=experiment_id):
         info = model_store._log_model(trained)
     back = model_store.load_model(info.model_uri, tracking_uri=uri)
     holdout = trained.features["holdout"]
