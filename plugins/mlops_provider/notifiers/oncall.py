@@ -22,10 +22,10 @@ class OnCallEmailNotifier(BaseNotifier):
 
     Use it as ``on_failure_callback`` of every task (``default_args``) and of the DAG::
 
-        OnCallEmailNotifier(project="fraud")
+        OnCallEmailNotifier(project="my_project")
 
     Recipients and the SMTP connection come from the project's ``alerts`` section unless given; the
-    project defaults to the part of the dag id before ``__`` (``fraud__ingest`` -> ``fraud``).
+    project defaults to the part of the dag id before ``__`` (``my_project__ingest`` -> ``my_project``).
     Delivery goes through :func:`mlops_provider.hooks.smtp.send_alert` (SMTP connection, or the
     outbox without one), deduplicated per task instance and try, so a callback that runs twice for
     the same failure sends one email. Airflow's secrets masker is plugged into the composition, and
