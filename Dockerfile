@@ -13,6 +13,14 @@ COPY --chown=airflow:root docs /opt/airflow/project/docs
 COPY --chown=airflow:root airflow_settings.yaml /opt/airflow/project/
 RUN pip install --no-cache-dir --no-deps -e /opt/airflow/project
 
+# Directories docker-compose.yaml mounts named volumes on: Docker initialises an empty named volume from the
+# image's directory, owner and mode included, so they must exist here owned by the runtime user (50000:0, group
+# writable for an AIRFLOW_UID override); otherwise they start root-owned 0755 and airflow-init cannot write
+# its password file. tests/integration/stack/test_image_layout.py checks every mount against this line.
+USER root
+RUN install -d -o 50000 -g 0 -m 2775 /opt/airflow/auth /opt/airflow/mlops /opt/airflow/logs
+USER airflow
+
 ENV PYTHONPATH=/opt/airflow/project \
     MLOPS_REPO_ROOT=/opt/airflow/project \
     MLOPS_HOME=/opt/airflow/mlops
