@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import logging
+import mimetypes
 import uuid
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -24,6 +25,30 @@ PARTITION_FILE = "data.parquet"
 #: A hidden temporary file (``.tmp-*``) older than this is left over from a killed writer and is swept
 #: (deleted) by the next write into its directory; a younger one may belong to a writer still running.
 TMP_MAX_AGE = dt.timedelta(hours=1)
+
+
+#: Content types the standard library guesses wrong or not at all (``.parquet``: unknown; ``.md``: varies).
+_CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".htm": "text/html; charset=utf-8",
+                  ".json": "application/json", ".parquet": "application/octet-stream",
+                  ".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                  ".md": "text/markdown; charset=utf-8", ".txt": "text/plain; charset=utf-8",
+                  ".csv": "text/csv; charset=utf-8", ".svg": "image/svg+xml", ".eml": "message/rfc822"}
+
+
+def content_type(path: str) -> str:
+    """The ``Content-Type`` of an object by its name: an HTML report opens in the browser instead of downloading.
+
+    S3 stores what the upload says (nothing said: ``binary/octet-stream``, which browsers download), and
+    the report view of the Airflow plugin serves the same type. Unknown names are ``application/octet-stream``.
+    """
+    name = path.rsplit("/", 1)[-1].lower()
+    suffix = "." + name.rsplit(".", 1)[-1] if "." in name else ""
+    if suffix in _CONTENT_TYPES:
+        return _CONTENT_TYPES[suffix]
+    guessed, _ = mimetypes.guess_type(name, strict=False)
+    if guessed and guessed.startswith("text/"):
+        return f"{guessed}; charset=utf-8"
+    return guessed or "application/octet-stream"
 
 
 class Lake:
@@ -132,18 +157,22 @@ class Lake:
         if isinstance(data, pd.DataFrame):
             data = pa.Table.from_pandas(data, preserve_index=False)
         writer = None
+        out = None
         try:
+            # The stream carries the object's Content-Type on S3 (the server-side copy into place keeps it).
+            out = self._open_output(tmp, final)
             if isinstance(data, pa.Table):
-                pq.write_table(data, tmp, filesystem=self.fs, compression="zstd")
+                pq.write_table(data, out, compression="zstd")
             else:
                 for batch in data:
                     if writer is None:
-                        writer = pq.ParquetWriter(tmp, schema or batch.schema, filesystem=self.fs, compression="zstd")
+                        writer = pq.ParquetWriter(out, schema or batch.schema, compression="zstd")
                     writer.write_batch(batch)
                 if writer is None:
-                    pq.write_table(pa.Table.from_batches([], schema=schema), tmp, filesystem=self.fs)
+                    pq.write_table(pa.Table.from_batches([], schema=schema), out)
                 else:
                     writer.close()
+            out.close()
             hit("lake.write.publish")  # the whole file is written, not yet in place
             self._publish(tmp, final)
         except BaseException:
@@ -151,12 +180,21 @@ class Lake:
                 # Close now (it would close at garbage collection and upload ``tmp`` after its deletion).
                 with contextlib.suppress(Exception):
                     writer.close()
+            if out is not None and not out.closed:
+                with contextlib.suppress(Exception):
+                    out.close()
             with contextlib.suppress(Exception):
                 if self.fs.get_file_info(tmp).type == pafs.FileType.File:
                     self.fs.delete_file(tmp)
             raise
         log.info("wrote %s", self.uri(final))
         return self.uri(final)
+
+    def _open_output(self, tmp: str, final: str):
+        """The output stream of ``tmp``; on S3 its object carries the Content-Type of ``final`` (a local file has none)."""
+        if self.is_local:
+            return self.fs.open_output_stream(tmp)
+        return self.fs.open_output_stream(tmp, metadata={"Content-Type": content_type(final)})
 
     def _publish(self, tmp: str, final: str) -> None:
         """Put the complete file ``tmp`` in place of ``final`` in one step."""
@@ -213,7 +251,7 @@ class Lake:
         self.sweep_tmp(directory)
         tmp = f"{directory}/.tmp-{uuid.uuid4().hex}-{name}"
         try:
-            with self.fs.open_output_stream(tmp) as out:
+            with self._open_output(tmp, full) as out:
                 out.write(payload)
             self._publish(tmp, full)
         except BaseException:
