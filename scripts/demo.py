@@ -72,7 +72,7 @@ def main() -> int:
         ("feature store (registry, online)", paths.feast_dir() / project.name),
         ("predictions", home / "lake" / project.name / "predictions"),
         ("validation results", home / "reports" / project.name / "validation"),
-        ("data docs", paths.gx_dir() / "gx" / "uncommitted" / "data_docs" / "local_site" / "index.html"),
+        ("data docs (one site per run)", paths.gx_dir() / "data_docs" / project.name),
         ("drift reports (HTML)", home / "reports" / project.name / "monitoring"),
         ("MLflow store", home / "mlflow"),
         ("emails (outbox)", paths.outbox_dir()),

@@ -266,34 +266,49 @@ def likely_cause(project: ProjectConfig, columns: list[str], failed: list[str], 
     return "unknown (see the full result)"
 
 
+def data_docs_dir(project: ProjectConfig, run_name: str) -> Path:
+    """Where one validation run's Data Docs site is built: ``MLOPS_HOME/gx/data_docs/<project>/<run>/``."""
+    from mlops_provider.domain.layout import safe_run_id
+
+    return paths.gx_dir() / "data_docs" / project.name / safe_run_id(run_name)
+
+
 def validate_frame(project: ProjectConfig, frame: pd.DataFrame, *, interval_start, interval_end,
                    run_name: str) -> ValidationOutcome:
-    """Run the project's suite on ``frame`` in the GX project under MLOPS_HOME and build Data Docs."""
+    """Run the project's suite on ``frame`` and build this run's Data Docs (:func:`data_docs_dir`).
+
+    The GX context is ephemeral (suite, batch definition, checkpoint and result live in memory): a
+    file-mode context shared by concurrent validations (two workers, two days of one backfill) made one
+    of them fail with GX's ``CheckpointRelatedResourcesFreshnessError`` ("ValidationDefinition ... has
+    changed since it has last been saved"). Nothing but the run's own Data Docs site touches the disk.
+    """
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-    context = gx.get_context(mode="file", project_root_dir=str(paths.gx_dir()))
+    context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    source = context.data_sources.add_or_update_pandas("mlops")
-    asset_name = f"{project.name}_records"
-    asset = next((a for a in source.assets if a.name == asset_name), None) or source.add_dataframe_asset(asset_name)
-    batch_def = next((b for b in asset.batch_definitions if b.name == "batch"), None) \
-        or asset.add_batch_definition_whole_dataframe("batch")
+    docs_dir = data_docs_dir(project, run_name)
+    context.add_data_docs_site(site_name="mlops", site_config={
+        "class_name": "SiteBuilder",
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+        "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+    })
+    asset = context.data_sources.add_pandas("mlops").add_dataframe_asset(f"{project.name}_records")
+    batch_def = asset.add_batch_definition_whole_dataframe("batch")
     suite_dict = load_suite_dict(project)
     expectations = [
         ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e.get("meta", {})).to_domain_obj()
         for e in suite_dict["expectations"]
     ]
-    suite = context.suites.add_or_update(
+    suite = context.suites.add(
         gx.ExpectationSuite(name=suite_dict["name"], meta=suite_dict.get("meta", {}), expectations=expectations)
     )
-    definition = context.validation_definitions.add_or_update(
-        gx.ValidationDefinition(name=suite.name, data=batch_def, suite=suite)
-    )
-    checkpoint = context.checkpoints.add_or_update(gx.Checkpoint(
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite.name, data=batch_def,
+                                                                            suite=suite))
+    checkpoint = context.checkpoints.add(gx.Checkpoint(
         name=suite.name, validation_definitions=[definition],
-        actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs")],
+        actions=[gx.checkpoint.UpdateDataDocsAction(name="update_data_docs", site_names=["mlops"])],
         result_format={"result_format": "SUMMARY"},
     ))
     result = checkpoint.run(
@@ -306,7 +321,7 @@ def validate_frame(project: ProjectConfig, frame: pd.DataFrame, *, interval_star
     described = [_describe_failure(r) for r in as_dict["results"] if not r["success"]]
     failed = [line for line, error in described if not error]
     errors = [line for line, error in described if error]
-    docs = context.get_docs_sites_urls(resource_identifier=identifier)
+    docs = context.get_docs_sites_urls(resource_identifier=identifier, site_name="mlops")
     return ValidationOutcome(
         success=bool(run_result.success), failed=failed, errors=errors, statistics=as_dict.get("statistics", {}),
         result=as_dict, data_docs_url=docs[0]["site_url"] if docs else None,
