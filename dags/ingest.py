@@ -10,6 +10,12 @@ project's source into staging, then validates it with the project's suite
 * **fail** - the batch is moved to `_quarantine/<project>/dt=.../<run_id>/` with its validation result,
   the task fails naming the failed expectations, and nothing downstream runs.
 
+Before extracting, **wait_for_data** looks for the day in the source every 5 minutes (reschedule
+mode: no worker slot held, no failure, no email while waiting). The day is late `runs.source_wait_hours`
+after it ended (UTC): then the task fails once, without retries, naming the source and the file
+(pattern) or query it expected. A manual run for a day that is not over yet skips (not fails) when its
+own wait runs out before that deadline.
+
 Trigger it by hand with the `day` param to re-ingest one day; reruns replace the partition.
 
 **Which day a run ingests** (UTC days; the first match wins):
@@ -28,6 +34,7 @@ from mlops_provider.config.project import load_projects
 from mlops_provider.dag_factory import INTERVAL_DAY_TEMPLATE as DAY
 from mlops_provider.dag_factory import assets, dag_kwargs
 from mlops_provider.operators.ingest import IngestOperator, ValidateBatchOperator
+from mlops_provider.sensors.source import SourceDataSensor
 
 for project in load_projects():
     with DAG(
@@ -36,9 +43,10 @@ for project in load_projects():
                              description="Day to ingest (YYYY-MM-DD); empty = the day of the run's logical date")},
         **dag_kwargs(project, "ingest", __doc__),
     ) as dag:
+        wait_for_data = SourceDataSensor(task_id="wait_for_data", project_name=project.name, day=DAY)
         extract = IngestOperator(task_id="extract", project_name=project.name, day=DAY)
         validate = ValidateBatchOperator(
             task_id="validate", project_name=project.name, day=DAY, outlets=[assets(project).validated]
         )
-        extract >> validate
+        wait_for_data >> extract >> validate
     globals()[dag.dag_id] = dag

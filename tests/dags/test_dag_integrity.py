@@ -65,7 +65,7 @@ def test_run_settings_come_from_the_project(tmp_path, monkeypatch):
 
     raw = yaml.safe_load((paths.projects_dir() / "churn.yaml").read_text())
     raw["runs"] = {"retries": 4, "retry_delay_minutes": 3, "execution_timeout_minutes": 30,
-                   "dagrun_timeout_minutes": 90}
+                   "dagrun_timeout_minutes": 90, "source_wait_hours": 1}
     (tmp_path / "churn.yaml").write_text(yaml.safe_dump(raw))
     shutil.copy(paths.projects_dir() / "fraud.yaml", tmp_path / "fraud.yaml")
     monkeypatch.setenv("MLOPS_PROJECTS_DIR", str(tmp_path))

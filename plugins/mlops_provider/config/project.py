@@ -135,7 +135,7 @@ class ProjectConfig:
 
     @property
     def runs(self) -> dict[str, Any]:
-        """Retries, retry delay and timeouts of the project's tasks and DAG runs (``runs``)."""
+        """Retries, retry delay, timeouts of the project's tasks and DAG runs, the wait for a day's data (``runs``)."""
         return self.raw["runs"]
 
     @property
@@ -336,7 +336,19 @@ def _validate(path: Path, text: bytes) -> dict[str, Any]:
     _fill_source_and_label(path, data)
     fill_task(data)
     _check_references(path, data)
+    _check_runs(path, data)
     return data
+
+
+def _check_runs(path: Path, data: dict[str, Any]) -> None:
+    """An ingest run waits for its day up to ``runs.source_wait_hours``: the DAG run's own timeout must outlast it."""
+    runs = data["runs"]
+    if runs["source_wait_hours"] * 60 >= runs["dagrun_timeout_minutes"]:
+        raise ProjectConfigError(
+            f"{path}: key 'runs.source_wait_hours': {runs['source_wait_hours']:g} h of waiting for a day's data does "
+            f"not fit in runs.dagrun_timeout_minutes ({runs['dagrun_timeout_minutes']:g} min): the run would time out "
+            "while waiting. Lower source_wait_hours or raise dagrun_timeout_minutes (leave time for the extract and "
+            "validation after the wait)")
 
 
 # -- validated-config cache ----------------------------------------------------------------------------

@@ -312,6 +312,13 @@ class _Source:
         """Why no records were found for ``day``: ``(message, retryable)``."""
         return f"nothing found for {day}", True
 
+    def has_data(self, day: dt.date, spec: ReadSpec | None = None) -> bool:
+        """Whether the records of ``day`` have landed: a cheap look (a listing, a ``LIMIT 1`` query), no read.
+
+        What the ingest DAG's wait asks before extracting (``sensors/source.py``).
+        """
+        raise NotImplementedError
+
     def _records(self, start: dt.date, end: dt.date, spec: ReadSpec) -> tuple[pa.Table | None, list[str]]:
         raise NotImplementedError
 
@@ -358,6 +365,10 @@ class _FileSource(_Source):
     def _listing(self, limit: int) -> list[str]:
         """Up to ``limit`` relative paths of the files under the root."""
         raise NotImplementedError
+
+    def has_data(self, day: dt.date, spec: ReadSpec | None = None) -> bool:
+        spec = spec or ReadSpec()
+        return bool(self._matches(format_pattern(spec.pattern, day, spec.format)))
 
     def _read(self, pattern: str, start: dt.date, end: dt.date, spec: ReadSpec, types: Mapping[str, str],
               stamp: str | None = None) -> tuple[pa.Table | None, list[str]]:
@@ -643,6 +654,25 @@ class PostgresSource(_Source):
         if not self.labels_table:
             return None, []
         return self._query(self.labels_table, spec.label_feed.arrived_at or LABEL_TIMESTAMP, start, end)
+
+    def has_data(self, day: dt.date, spec: ReadSpec | None = None) -> bool:
+        """One ``SELECT 1 ... LIMIT 1`` on the day's [start, end + 1 day) (an index on the column makes it instant)."""
+        low, high = self._bounds(day, day)
+        conn = self.connect()
+        try:
+            sql = self._sql(conn)
+            query = sql.SQL("SELECT 1 FROM {table} WHERE {ts} >= %s AND {ts} < %s LIMIT 1").format(
+                table=self._identifier(sql, self.table), ts=sql.Identifier(self.event_timestamp))
+            with conn.cursor() as cur:
+                cur.execute("SET TIME ZONE 'UTC'")
+                cur.execute("SELECT set_config('statement_timeout', %s, false)",
+                            (f"{max(1, round(self.statement_timeout_s * 1000))}ms",))
+                cur.execute(query, (low, high))
+                found = cur.fetchone() is not None
+            conn.commit()
+        finally:
+            conn.close()
+        return found
 
     def explain_missing(self, day: dt.date, spec: ReadSpec) -> tuple[str, bool]:
         low, high = self._bounds(day, day)

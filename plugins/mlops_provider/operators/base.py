@@ -78,11 +78,11 @@ def fail_fast_on_fatal_errors(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class _DomainErrorMapping:
-    """Wraps the ``execute`` (and ``choose_branch``) a subclass defines with :func:`fail_fast_on_fatal_errors`."""
+    """Wraps the ``execute`` (``choose_branch``, a sensor's ``poke``) a subclass defines with :func:`fail_fast_on_fatal_errors`."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        for name in ("execute", "choose_branch"):
+        for name in ("execute", "choose_branch", "poke"):
             if name in cls.__dict__:
                 setattr(cls, name, fail_fast_on_fatal_errors(cls.__dict__[name]))
 
