@@ -304,6 +304,32 @@ def _move_champion(client: MlflowClient, model_name: str, version: str, old: str
     return {**alias_summary(client, model_name), "promoted": True, "version": version, "replaced": old, "reason": reason}
 
 
+def set_challenger(client: MlflowClient, model_name: str, version: str | int) -> bool:
+    """Alias ``version`` ``challenger`` under the model lock, as every alias write; whether it is challenger now.
+
+    A promotion reads ``challenger`` and drops it when it points at the new champion: a registration
+    writing in between would lose its alias. Inside the lock the aliases are read again: a version that
+    serves or served (``champion`` / ``previous_champion``) or whose promotion was decided already (a
+    retry, or a reused version, after its promotion task) is not made a candidate again, and a newer
+    ``challenger`` (a later registration) is not replaced.
+    """
+    version = str(version)
+    with model_lock(model_name):
+        current = aliases(client, model_name)
+        served = [alias for alias in (CHAMPION, PREVIOUS_CHAMPION) if current[alias] == version]
+        decided = (model_version(client, model_name, version).tags or {}).get("promotion_decision")
+        if served or decided in ("promoted", "refused"):
+            log.info("%s v%s is no candidate any more (%s); challenger stays v%s", model_name, version,
+                     served[0] if served else decided, current[CHALLENGER])
+            return version == current[CHALLENGER]
+        if current[CHALLENGER] is not None and int(current[CHALLENGER]) > int(version):
+            log.info("%s: challenger v%s is newer than v%s; left as it is", model_name, current[CHALLENGER], version)
+            return False
+        if current[CHALLENGER] != version:
+            client.set_registered_model_alias(model_name, CHALLENGER, version)
+        return True
+
+
 def alias_summary(client: MlflowClient, model_name: str) -> dict[str, Any]:
     now = aliases(client, model_name)
     return {"model_name": model_name, CHAMPION: now[CHAMPION], PREVIOUS_CHAMPION: now[PREVIOUS_CHAMPION],
@@ -700,7 +726,8 @@ def log_training_run(project: ProjectConfig, trained: TrainedModel, *, client: M
                      tracking_uri: str, registry_uri: str | None, run_tags: dict[str, Any],
                      dataset_sources: list[str], reference: pd.DataFrame, seed: int) -> dict[str, Any]:
     """Log ``trained`` as one MLflow run (params, metrics, plots, datasets, holdout, monitoring reference,
-    model), register it as a new version of the project's model and alias it ``challenger``."""
+    model), register it as a new version of the project's model and alias it ``challenger``
+    (under the model lock: :func:`set_challenger`)."""
     import mlflow
 
     from mlops_provider.domain.training import figures
@@ -734,7 +761,7 @@ def log_training_run(project: ProjectConfig, trained: TrainedModel, *, client: M
                   "airflow_run_id": str(run_tags.get("airflow_run_id") or ""), "project": project.name,
                   "trigger": str(tags.get("trigger") or "")},
         )
-        client.set_registered_model_alias(model_name, CHALLENGER, version.version)
+        set_challenger(client, model_name, version.version)
         mlflow.set_tags({"registered_model": model_name, "registered_version": str(version.version),
                          "holdout_uri": holdout_uri})
     log.info("registered %s v%s as challenger (holdout %s %.4f vs baseline %.4f)", model_name, version.version,

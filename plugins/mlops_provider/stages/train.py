@@ -63,7 +63,7 @@ def run_train(project: ProjectConfig, *, lake: Lake, reports: Lake, feature_stor
                                                       or model_store.default_artifact_location(tracking_uri, project.name))
         if found := model_store.registered_by(project, client, experiment_id, tag="airflow_run_id",
                                               value=str(run_tags["airflow_run_id"])):
-            return found
+            return _reused(client, found)
     training_set = build_training_set(project, lake, feature_store, as_of, window_days)
     run_tags = {
         "training_key": f"{as_date(as_of).isoformat()}|{project.config_hash()}|{window_days}d|{hpo_trials}trials|"
@@ -80,6 +80,17 @@ def run_train(project: ProjectConfig, *, lake: Lake, reports: Lake, feature_stor
         categorical_columns=training_set.categorical_columns, tracking_uri=tracking_uri, registry_uri=registry_uri,
         run_tags=run_tags, dataset_sources=training_set.sources, hpo_trials=hpo_trials, seed=seed,
         artifact_location=artifact_location)
+
+
+def _reused(client: Any, found: dict[str, Any]) -> dict[str, Any]:
+    """An earlier run's registered version, aliased ``challenger`` again if that write never happened.
+
+    A worker killed between registering a version and aliasing it leaves a version no alias names; its
+    retry finds the version and finishes the job. :func:`~mlops_provider.io.model_store.set_challenger`
+    leaves a version that already serves, or a newer challenger, as they are.
+    """
+    model_store.set_challenger(client, found["model_name"], found["version"])
+    return found
 
 
 def train_and_register(project: ProjectConfig, frame: pd.DataFrame, *, feature_columns: list[str],
@@ -99,7 +110,7 @@ def train_and_register(project: ProjectConfig, frame: pd.DataFrame, *, feature_c
     for tag in ("airflow_run_id", "training_key"):
         if run_tags.get(tag) and (found := model_store.registered_by(project, client, experiment_id, tag=tag,
                                                                       value=str(run_tags[tag]))):
-            return found
+            return _reused(client, found)
     with model_store.thread_limit():
         trained = training.fit(project, frame, feature_columns=feature_columns,
                                categorical_columns=categorical_columns,

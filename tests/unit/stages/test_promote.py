@@ -462,3 +462,80 @@ def test_retried_promotion_still_announces_the_new_champion(client, template, fr
     assert first["promoted"] is True and not first.get("already_champion")
     again = gate_and_promote(fraud_project, client, version="1", decision_key="fraud__train|run-9|promote")
     assert again["already_decided"] is True and again["promoted"] is True and again["already_champion"] is False
+
+
+def test_registration_racing_a_promotion_keeps_its_challenger(client, template):
+    """A training run registers v4 while a promotion of v2 holds the lock between its alias writes.
+
+    The promotion read ``challenger = v2`` and drops that alias after moving champion; a registration
+    whose ``challenger`` write slipped in between lost its alias to that delete. Under the lock the
+    registration waits, then aliases v4: champion v2, previous v1, challenger v4.
+    """
+    from mlops_provider.config import paths
+    from mlops_provider.io import model_store
+    from mlops_provider.stages import train as training
+
+    model_store.promote(client, MODEL, "1", reason="reset")
+    client.set_registered_model_alias(MODEL, "challenger", "2")
+    promoting = model_store.client_for(paths.mlflow_tracking_uri())  # the promote task's own client
+    moved, resume = threading.Event(), threading.Event()
+    set_alias = promoting.set_registered_model_alias
+
+    def set_alias_then_pause(name, alias, version):
+        set_alias(name, alias, version)
+        if alias == "champion":  # champion moved; previous_champion and challenger not yet
+            moved.set()
+            resume.wait(120)
+
+    promoting.set_registered_model_alias = set_alias_then_pause
+    errors: list[BaseException] = []
+
+    def run(target, *args, **kwargs):
+        try:
+            target(*args, **kwargs)
+        except BaseException as exc:  # surfaced by the assertion below
+            errors.append(exc)
+
+    promotion = threading.Thread(target=run, args=(model_store.promote, promoting, MODEL, "2"),
+                                 kwargs={"reason": "race"})
+    promotion.start()
+    assert moved.wait(60), errors
+    registration = threading.Thread(target=run, args=(training.train_and_register, template["project"],
+                                                      fraud_frame(rows=1500)),
+                                    kwargs=dict(feature_columns=FEATURES, categorical_columns=CATEGORICAL,
+                                                tracking_uri=paths.mlflow_tracking_uri(), dataset_sources=[],
+                                                hpo_trials=1, run_tags={"airflow_run_id": "run-race"}))
+    registration.start()
+    deadline = time.monotonic() + 180
+    while not client.search_model_versions(f"name = '{MODEL}' and version_number = 4"):
+        assert registration.is_alive() and time.monotonic() < deadline, errors or "v4 never registered"
+        time.sleep(0.2)
+    time.sleep(1.5)  # the registration's alias write: done unlocked, or waiting for the promotion's lock
+    waited = registration.is_alive()
+    resume.set()
+    promotion.join(60)
+    registration.join(120)
+    assert not errors, errors
+    assert aliases(client) == {"champion": "2", "previous_champion": "1", "challenger": "4"}
+    assert waited, "the registration's challenger write did not wait for the promotion's lock"
+
+
+def test_challenger_write_waits_for_the_lock_and_keeps_candidates_only(client):
+    """``set_challenger`` waits for a held lock; a served or decided version, or an older one, never takes the alias."""
+    from mlops_provider.io import model_store
+
+    model_store.promote(client, MODEL, "1", reason="reset")
+    with model_store.model_lock(MODEL):
+        t = threading.Thread(target=model_store.set_challenger, args=(client, MODEL, "2"))
+        t.start()
+        time.sleep(0.7)
+        assert t.is_alive() and aliases(client) == {"champion": "1"}
+    t.join(30)
+    assert aliases(client) == {"champion": "1", "challenger": "2"}
+    assert model_store.set_challenger(client, MODEL, "3") is True  # a newer registration replaces it
+    assert model_store.set_challenger(client, MODEL, "2") is False  # an older one does not (reordered writes)
+    assert model_store.set_challenger(client, MODEL, "1") is False  # the champion is no candidate
+    model_store.refuse(client, MODEL, "3", "not better")
+    client.delete_registered_model_alias(MODEL, "challenger")
+    assert model_store.set_challenger(client, MODEL, "3") is False  # decided already
+    assert aliases(client) == {"champion": "1"}

@@ -188,3 +188,23 @@ def test_retry_of_same_airflow_run_registers_nothing_new(store, monkeypatch):
     assert len(client.search_model_versions("name = 'fraud_classifier'")) == 1
     assert len(client.search_runs([store["result"]["experiment_id"]])) == runs_before
 
+
+
+def test_retry_after_a_kill_between_registration_and_alias_sets_the_challenger(store, monkeypatch):
+    """The version was registered but the worker died before aliasing it: the retry reuses it and aliases it."""
+    from mlops_provider.io import model_store
+    from mlops_provider.stages import train as training
+
+    monkeypatch.setenv("MLOPS_HOME", str(store["home"]))
+    client = model_store.client_for(store["uri"])
+    client.delete_registered_model_alias("fraud_classifier", "challenger")
+    try:
+        again = training.train_and_register(
+            store["project"], store["frame"], feature_columns=FEATURES, categorical_columns=CATEGORICAL,
+            tracking_uri=store["uri"], run_tags={**RUN_TAGS, "airflow_try_number": "2"}, dataset_sources=sources(),
+            hpo_trials=2,
+        )
+        assert again["reused"] and again["version"] == "1"
+        assert model_store.aliases(client, "fraud_classifier")["challenger"] == "1"
+    finally:
+        client.set_registered_model_alias("fraud_classifier", "challenger", "1")
