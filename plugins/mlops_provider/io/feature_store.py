@@ -322,8 +322,12 @@ class ProjectFeatureStore:
         return cache[ts]
 
     # -- retrieval -----------------------------------------------------------------------------
-    def get_historical_features(self, entity_df: pd.DataFrame) -> pd.DataFrame:
+    def get_historical_features(self, entity_df: pd.DataFrame, record_rows: pd.DataFrame | None = None) -> pd.DataFrame:
         """Point-in-time join of the model's feature service onto ``entity_df`` (same rows, same order).
+
+        ``record_rows``, when given, are the record-feature rows of exactly these records (a caller that
+        streams a day reads them in lockstep with the records): the record view is joined on them instead
+        of a filtered read of the partition per call.
 
         ``entity_df`` needs the entity key, the record id and an ``event_timestamp`` column; each row gets
         the latest feature values with event time <= its own timestamp (never later), within the view's
@@ -366,7 +370,7 @@ class ProjectFeatureStore:
                 names = [f.name for f in projection.features]
                 view = store.get_feature_view(projection.name)
                 if projection.name == R.record_view_name(self.project):
-                    part = self._join_record_view(view, frame, names, row)
+                    part = self._join_record_view(view, frame, names, row, rows=record_rows)
                 elif projection.name in entity_views and _whole_days(view.ttl):
                     part = self._join_daily_view(store, projection, frame, names, row,
                                                  key=entity_views[projection.name].key)
@@ -428,8 +432,10 @@ class ProjectFeatureStore:
                                                           validate="many_to_one")
         return spread[[row, *names]]
 
-    def _join_record_view(self, view: Any, frame: pd.DataFrame, names: list[str], row: str) -> pd.DataFrame:
-        """A record's own features: its row in the partition of its day, with Feast's as-of rule and TTL."""
+    def _join_record_view(self, view: Any, frame: pd.DataFrame, names: list[str], row: str,
+                          rows: pd.DataFrame | None = None) -> pd.DataFrame:
+        """A record's own features: its row in the partition of its day (or in ``rows``), with Feast's as-of
+        rule and TTL."""
         import pandas as pd
 
         from mlops_provider.domain import features as F
@@ -438,15 +444,22 @@ class ProjectFeatureStore:
         table = record_table(self.project)
         ttl = view.ttl or dt.timedelta(0)
         wanted = frame[[row, rid, EVENT]].assign(**{rid: frame[rid].astype(str)})
+        columns = [rid, EVENT, F.CREATED_TIMESTAMP, *names]
+
+        def slices():
+            if rows is not None:
+                yield wanted, rows[columns]
+                return
+            for day in sorted(set(wanted[EVENT].dt.date)):
+                if not self.lake.exists(table, day):
+                    continue
+                events = wanted[wanted[EVENT].dt.date == day]
+                # Only the rows of these records (a batch of a large day reads its own slice of the partition).
+                yield events, self.lake.read(table, day, columns=columns,
+                                             filters=[(rid, "in", events[rid].unique().tolist())])
+
         found = []
-        for day in sorted(set(wanted[EVENT].dt.date)):
-            if not self.lake.exists(table, day):
-                continue
-            events = wanted[wanted[EVENT].dt.date == day]
-            # Only the rows of these records (a batch of a large day reads its own slice of the partition).
-            ids = events[rid].unique().tolist()
-            part = self.lake.read(table, day, columns=[rid, EVENT, F.CREATED_TIMESTAMP, *names],
-                                  filters=[(rid, "in", ids)])
+        for events, part in slices():
             cand = events.merge(part.rename(columns={EVENT: "__feature_ts"}), on=rid, how="inner")
             feature_ts = pd.to_datetime(cand["__feature_ts"], utc=True)
             in_window = (feature_ts <= cand[EVENT]) & (feature_ts >= cand[EVENT] - pd.Timedelta(ttl))
