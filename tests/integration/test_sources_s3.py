@@ -301,8 +301,12 @@ def test_ingest_and_gate_with_source_and_lake_on_s3(s3_project, s3_lake_conn, s3
     assert _keys(s3_client, bucket, "lake/_staging/") == []
     assert _keys(s3_client, bucket, f"lake/fraud/records/dt={DAYS[2]}/") == [
         f"lake/fraud/records/dt={DAYS[2]}/data.parquet"]
-    # The task's extra link points at the report the gate wrote on S3.
-    assert pushed["mlops_validation_report"]["url"] in (summary["data_docs"], summary["result"])
+    # The gate published its Data Docs page to the S3 report store (as HTML); the task's extra link opens it in the
+    # report view of the Airflow UI (http), which streams it from there.
+    assert summary["data_docs"].startswith(f"s3://{bucket}/reports/fraud/data_docs/")
+    page = summary["data_docs"][len(f"s3://{bucket}/"):]
+    assert s3_client.head_object(Bucket=bucket, Key=page)["ContentType"] == "text/html; charset=utf-8"
+    assert pushed["mlops_validation_report"]["url"] == "http://localhost:8080/mlops/" + page.replace(":", "%3A")
 
 
 def test_lake_on_s3_write_bytes_is_whole_or_absent_and_sweeps_leftovers(s3_lake_conn, s3_client):

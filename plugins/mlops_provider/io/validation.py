@@ -23,6 +23,8 @@ from mlops_provider.config.project import ProjectConfig
 if TYPE_CHECKING:
     import pandas as pd
 
+    from mlops_provider.io.lake import Lake
+
 log = logging.getLogger(__name__)
 # Before any GX import: GX logs ~60 INFO lines while importing ("Skipping registering function ..."),
 # which would bury the validation's own lines in the task log.
@@ -273,9 +275,43 @@ def data_docs_dir(project: ProjectConfig, run_name: str) -> Path:
     return paths.gx_dir() / "data_docs" / project.name / safe_run_id(run_name)
 
 
+#: Where a project's Data Docs live in the report store (served by the report view of the Airflow plugin).
+DATA_DOCS_PREFIX = "data_docs"
+#: The site's static files a validation page refers to by relative path (the rest comes from CDNs).
+_DATA_DOCS_STATIC = ("static/styles", "static/images/favicon.ico")
+
+
+def publish_data_docs(project: ProjectConfig, reports: Lake, run_name: str, page_url: str) -> str:
+    """Copy this run's validation page (and the static files it refers to) from its local Data Docs site
+    (:func:`data_docs_dir`) into the report store under ``<project>/data_docs/<run>/``, in the site's layout
+    so its relative links hold; return the page's URI in the store.
+
+    GX builds Data Docs under the worker's MLOPS_HOME, which another worker or the Airflow UI cannot
+    read; from the report store (local or S3) the report view serves them to any browser.
+    """
+    from urllib.parse import unquote, urlsplit
+
+    from mlops_provider.domain.layout import safe_run_id
+
+    site = data_docs_dir(project, run_name)
+    page = Path(unquote(urlsplit(page_url).path))
+    prefix = f"{project.name}/{DATA_DOCS_PREFIX}/{safe_run_id(run_name)}"
+    for static in _DATA_DOCS_STATIC:
+        local = site / static
+        for path in sorted(local.rglob("*") if local.is_dir() else [local]):
+            if path.is_file():
+                reports.write_bytes(f"{prefix}/{path.relative_to(site).as_posix()}", path.read_bytes())
+    uri = reports.write_bytes(f"{prefix}/{page.relative_to(site).as_posix()}", page.read_bytes())
+    log.info("Data Docs page of this validation: %s", uri)
+    return uri
+
+
 def validate_frame(project: ProjectConfig, frame: pd.DataFrame, *, interval_start, interval_end,
-                   run_name: str) -> ValidationOutcome:
+                   run_name: str, reports: Lake | None = None) -> ValidationOutcome:
     """Run the project's suite on ``frame`` and build this run's Data Docs (:func:`data_docs_dir`).
+
+    With ``reports`` (the report store) the run's Data Docs page is published there too
+    (:func:`publish_data_docs`) and ``data_docs_url`` is its URI in the store; without, the local page's.
 
     The GX context is ephemeral (suite, batch definition, checkpoint and result live in memory): a
     file-mode context shared by concurrent validations (two workers, two days of one backfill) made one
@@ -322,9 +358,12 @@ def validate_frame(project: ProjectConfig, frame: pd.DataFrame, *, interval_star
     failed = [line for line, error in described if not error]
     errors = [line for line, error in described if error]
     docs = context.get_docs_sites_urls(resource_identifier=identifier, site_name="mlops")
+    docs_url = docs[0]["site_url"] if docs else None
+    if docs_url and reports is not None:
+        docs_url = publish_data_docs(project, reports, run_name, docs_url)
     return ValidationOutcome(
         success=bool(run_result.success), failed=failed, errors=errors, statistics=as_dict.get("statistics", {}),
-        result=as_dict, data_docs_url=docs[0]["site_url"] if docs else None,
+        result=as_dict, data_docs_url=docs_url,
     )
 
 

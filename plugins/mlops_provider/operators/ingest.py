@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.links.artifacts import ValidationReportLink
+from mlops_provider.links.artifacts import ValidationReportLink, report_link
 from mlops_provider.operators.base import ProjectBaseOperator
 
 if TYPE_CHECKING:
@@ -78,12 +78,11 @@ class ValidateBatchOperator(ProjectBaseOperator):
         try:
             summary = gate_day(self.project, self.lake, self.reports, self.day, run_id=context["run_id"])
         except DataValidationError as exc:
-            # The Data Docs page shows the failed expectations with their unexpected values.
-            report = exc.data_docs_url or self.lake_hook.browser_url(exc.result_path)
-            ValidationReportLink.persist(context, url=report)
+            # The Data Docs page (in the report store, served by the report view) shows the failed expectations
+            # with their unexpected values.
+            ValidationReportLink.persist(context, url=report_link(self.reports, exc.data_docs_url or exc.result_path))
             raise
-        report = summary.get("data_docs") or self.lake_hook.browser_url(summary["result"])
-        ValidationReportLink.persist(context, url=report)
+        ValidationReportLink.persist(context, url=report_link(self.reports, summary.get("data_docs") or summary["result"]))
         self.emit_asset_events(context, {"day": summary["day"], "partition": summary["partition"],
                                          "rows": summary["rows"]})
         return summary

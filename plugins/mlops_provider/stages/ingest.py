@@ -147,7 +147,8 @@ def gate_day(project: ProjectConfig, lake: Lake, reports: Lake, day: dt.date | s
                      if lake.exists(staging_labels_table(project), day) else None)
     start = dt.datetime.combine(day, dt.time())
     end = start + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
-    outcome = validate_frame(project, table.to_pandas(), interval_start=start, interval_end=end, run_name=run_id)
+    outcome = validate_frame(project, table.to_pandas(), interval_start=start, interval_end=end, run_name=run_id,
+                             reports=reports)
     label_failures = check_labels(project, staged_labels.to_pandas(), interval_end=end) if staged_labels is not None else []
     success = outcome.success and not label_failures
     failed = outcome.failed + label_failures

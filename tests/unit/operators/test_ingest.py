@@ -21,6 +21,7 @@ def landing(mlops_home, fraud_project):
 
 
 def test_a_clean_day_is_staged_validated_published_and_announced(landing, fraud_project):
+    from mlops_provider.config import paths
     from mlops_provider.io.lake import Lake
     from mlops_provider.operators.ingest import IngestOperator, ValidateBatchOperator
 
@@ -41,7 +42,14 @@ def test_a_clean_day_is_staged_validated_published_and_announced(landing, fraud_
     assert summary["partition"].endswith(f"/fraud/records/dt={DAY}/data.parquet")
     assert context["outlet_events"][validated].extra == {"day": DAY.isoformat(), "partition": summary["partition"],
                                                          "rows": 300}
-    assert context["ti"].xcom["mlops_validation_report"]["url"] in (summary.get("data_docs"), summary["result"])
+    # The link opens the run's Data Docs page, published to the report store, in the report view (http).
+    reports = Lake(paths.reports_uri())
+    assert summary["data_docs"].startswith(reports.uri(f"{reports.root}/fraud/data_docs/scheduled__2024-01-10/"))
+    page = summary["data_docs"][len(reports.uri(reports.root)) + 1:]
+    assert page.endswith(".html") and b"transaction_id" in reports.read_bytes(page)  # the column checks
+    assert reports.list_files("fraud/data_docs/scheduled__2024-01-10/static/styles")
+    assert context["ti"].xcom["mlops_validation_report"]["url"] == (
+        f"http://localhost:8080/mlops/reports/{page.replace(':', '%3A')}")
     assert len(Lake().read("fraud/records", DAY)) == 300
 
 
@@ -65,7 +73,9 @@ def test_a_bad_batch_fails_without_retries_is_quarantined_and_announces_nothing(
     assert isinstance(cause, DataValidationError)
     assert not context["outlet_events"], "a failed gate must not trigger the features DAG"
     # The task's link shows the failed validation, and the batch waits in quarantine.
-    assert context["ti"].xcom["mlops_validation_report"]["url"] in (cause.data_docs_url, cause.result_path)
+    assert cause.data_docs_url.startswith(Lake(paths.reports_uri()).uri("")) and "/fraud/data_docs/" in cause.data_docs_url
+    assert context["ti"].xcom["mlops_validation_report"]["url"].startswith("http://localhost:8080/mlops/reports/fraud/"
+                                                                            "data_docs/scheduled__2024-01-10/validations/")
     assert (paths.mlops_home() / "lake" / "_quarantine" / "fraud" / f"dt={DAY}" / RUN_ID / "validation.json").exists()
     assert not Lake().exists("fraud/records", DAY)
 
