@@ -735,7 +735,8 @@ def log_training_run(project: ProjectConfig, trained: TrainedModel, *, client: M
     model_name, primary = project.model_name, project.promotion["primary_metric"]
     tags = {k: (v if isinstance(v, str) else json.dumps(v, default=str)) for k, v in run_tags.items() if v is not None}
     tags.update({"project": project.name, "mlops.stage": "train"})
-    run_name = f"{project.name}-{trained.splits.days['holdout'][-1].isoformat()}"
+    # Named by the day the run trains as of (its training_as_of tag), not by its last labelled event day.
+    run_name = f"{project.name}-{run_tags.get('training_as_of') or trained.splits.days['holdout'][-1].isoformat()}"
     with tracking(tracking_uri, registry_uri), tempfile.TemporaryDirectory(prefix="mlops-train-") as tmp, \
             mlflow.start_run(experiment_id=experiment_id, run_name=run_name, tags=tags) as run:
         log.info("MLflow run %s (experiment %s) at %s", run.info.run_id, experiment_id, _safe_uri(tracking_uri))

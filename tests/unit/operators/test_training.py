@@ -25,6 +25,8 @@ def test_trains_a_challenger_with_lineage_and_a_retry_reuses_it(pipeline, mlflow
     assert tags["airflow_dag_id"] == "fraud__test" and tags["airflow_task_id"] == "train"
     assert tags["airflow_run_id"] == "manual__test" and tags["trigger"] == "drift"
     assert tags["training_as_of"] == DAYS[-2].isoformat() and "8d|1trials" in tags["training_key"]
+    # The run is named by the day it trains as of (was: its last labelled event day, three days earlier).
+    assert mlflow_client.get_run(result["run_id"]).info.run_name == f"fraud-{DAYS[-2].isoformat()}"
     assert context["ti"].xcom["mlops_mlflow_run"]["url"].startswith("file://")
     assert context["ti"].xcom["mlops_model_version"]["url"]
 
