@@ -3,10 +3,16 @@
 Every comparison respects the metric's direction (``config/tasks.py``): for a lower-is-better metric
 (``rmse``, ``mae``, ``log_loss``) the improvement is how much *lower* the challenger is, and a guardrail
 is a ceiling instead of a floor.
+
+Under persistent drift every nightly challenger may beat the champion a little: the policy
+``promotion.min_hours_between_promotions`` keeps the champion at least that long (in data time: the
+days the two models were trained up to, like the retrain cooldown, so a backfill decides like live
+runs), and the refusal says when the next promotion can happen.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -86,13 +92,45 @@ def _against_champion(primary: str, chal: float, champ: Any, min_improvement: fl
                            f"the required {min_improvement:.4f} (and must be > 0)", details)
 
 
+def _too_soon(project: ProjectConfig, decision: Decision, challenger_as_of: Any, champion_as_of: Any,
+              champion: str | None) -> Decision:
+    """A passing decision refused when the champion served less than ``promotion.min_hours_between_promotions``."""
+    from mlops_provider.domain.layout import as_date
+
+    hours = float(project.promotion.get("min_hours_between_promotions") or 0)
+    if not decision.promote or hours <= 0 or not challenger_as_of or not champion_as_of:
+        return decision
+    challenger_day, champion_day = as_date(challenger_as_of), as_date(champion_as_of)
+    served = dt.datetime.combine(challenger_day, dt.time()) - dt.datetime.combine(champion_day, dt.time())
+    if served >= dt.timedelta(hours=hours):
+        return decision
+    earliest = dt.datetime.combine(champion_day, dt.time()) + dt.timedelta(hours=hours)
+    next_day = earliest.date() + dt.timedelta(days=1 if earliest.time() != dt.time() else 0)
+    details = {**decision.details, "min_hours_between_promotions": hours, "champion_as_of": champion_day.isoformat(),
+               "challenger_as_of": challenger_day.isoformat(), "next_promotion_as_of": next_day.isoformat()}
+    who = f"champion v{champion}" if champion else "the champion"
+    return Decision(False, f"{decision.reason}; but {who} (trained as of {champion_day}) has served "
+                           f"{served.total_seconds() / 3600:g} h of data time and promotion.min_hours_between_promotions "
+                           f"is {hours:g} h: the next promotion can happen for a challenger trained as of {next_day} "
+                           f"or later (this one: as of {challenger_day})", details)
+
+
 def decide(
     project: ProjectConfig,
     challenger_metrics: dict[str, float],
     champion_metrics: dict[str, float] | None,
     baseline_metrics: dict[str, float],
+    *,
+    challenger_as_of: Any = None,
+    champion_as_of: Any = None,
+    champion: str | None = None,
 ) -> Decision:
-    """Apply the project's promotion gate to metrics measured on the same holdout rows."""
+    """Apply the project's promotion gate to metrics measured on the same holdout rows.
+
+    ``challenger_as_of`` / ``champion_as_of`` (the days each model was trained up to, the runs'
+    ``training_as_of``) let the gate apply ``promotion.min_hours_between_promotions``; without them the
+    policy does not apply. ``champion`` (its version) only names it in the reason.
+    """
     promo = project.promotion
     primary = promo.get("primary_metric") or PRIMARY_METRICS[project.task][0]
     chal = challenger_metrics.get(primary)
@@ -111,4 +149,5 @@ def decide(
         return Decision(False, "challenger fails guardrails: " + "; ".join(failed), details)
     if champion_metrics is None:
         return _against_baseline(primary, chal, baseline_metrics.get(primary), details, BASELINES[project.task])
-    return _against_champion(primary, chal, champion_metrics.get(primary), details["min_improvement"], details)
+    decision = _against_champion(primary, chal, champion_metrics.get(primary), details["min_improvement"], details)
+    return _too_soon(project, decision, challenger_as_of, champion_as_of, champion)

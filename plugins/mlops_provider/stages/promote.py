@@ -109,6 +109,14 @@ def gate_and_promote(
     return result
 
 
+def _training_as_of(client: MlflowClient, model_name: str, version: str | None) -> str | None:
+    """The day ``version`` was trained up to (its run's ``training_as_of``): the promotion policy's data time."""
+    if version is None:
+        return None
+    run_id = model_store.model_version(client, model_name, version).run_id
+    return client.get_run(run_id).data.tags.get("training_as_of") if run_id else None
+
+
 def _gate(project: ProjectConfig, client: MlflowClient, mv: Any, current: dict[str, Any], *,
           tracking_uri: str | None, registry_uri: str | None, max_attempts: int, approved: bool) -> dict[str, Any]:
     model_name, version = project.model_name, str(mv.version)
@@ -116,7 +124,8 @@ def _gate(project: ProjectConfig, client: MlflowClient, mv: Any, current: dict[s
     task = project.task
     threshold = float(project.model.get("alert_threshold", 0.5)) if task == "binary" else None
     holdout = model_store.load_holdout(client, mv.run_id)
-    run_metrics = client.get_run(mv.run_id).data.metrics
+    run = client.get_run(mv.run_id)
+    run_metrics = run.data.metrics
     baseline = {k[len("baseline_"):]: v for k, v in run_metrics.items() if k.startswith("baseline_")}
     label = project.label_column
 
@@ -150,7 +159,9 @@ def _gate(project: ProjectConfig, client: MlflowClient, mv: Any, current: dict[s
                               f"champion v{champion}" if champion else "champion": champion_metrics,
                               "baseline (training)": baseline}, task_metrics(task)),
         )
-        decision = decide(project, challenger_metrics, champion_metrics, baseline)
+        decision = decide(project, challenger_metrics, champion_metrics, baseline, champion=champion,
+                          challenger_as_of=run.data.tags.get("training_as_of"),
+                          champion_as_of=_training_as_of(client, model_name, champion))
         log.info("decision for %s v%s: %s - %s", model_name, version, "PROMOTE" if decision.promote else "REFUSE",
                  decision.reason)
         common = {"run_id": mv.run_id, "primary_metric": primary, "challenger_value": challenger_metrics.get(primary),

@@ -72,3 +72,34 @@ def test_binary_reasons_are_unchanged():
     tie = decide(binary, {"pr_auc": 0.3, "roc_auc": 0.85}, {"pr_auc": 0.3}, {"pr_auc": 0.2})
     assert tie.reason == ("pr_auc 0.3000 vs champion 0.3000: improvement +0.0000 is below the required 0.0000 "
                           "(and must be > 0)")
+
+
+def test_min_hours_between_promotions_keeps_the_champion_and_says_when_the_next_can_happen():
+    """Persistent drift: every nightly challenger beats the champion a little; the policy keeps the champion."""
+    from mlops_provider.config.project import load_project
+
+    policy = ProjectConfig(Path("binary.yaml"), {
+        "name": "binary", "model": {"name": "binary_model", "task": "binary"},
+        "promotion": {"primary_metric": "pr_auc", "min_improvement": 0.0, "guardrails": {},
+                      "min_hours_between_promotions": 72}})
+    better, champion = {"pr_auc": 0.62}, {"pr_auc": 0.60}
+    nightly = [decide(policy, better, champion, {"pr_auc": 0.3}, challenger_as_of=f"2024-01-{d:02d}",
+                      champion_as_of="2024-01-10", champion="4") for d in (11, 12, 13, 14)]
+    assert [d.promote for d in nightly] == [False, False, True, True]
+    refused = nightly[0]
+    assert refused.reason.startswith("pr_auc 0.6200 beats champion 0.6000")
+    assert ("champion v4 (trained as of 2024-01-10) has served 24 h of data time and "
+            "promotion.min_hours_between_promotions is 72 h: the next promotion can happen for a challenger "
+            "trained as of 2024-01-13 or later (this one: as of 2024-01-11)") in refused.reason
+    assert refused.details["next_promotion_as_of"] == "2024-01-13"
+    # Not a bypass of the gate: a worse challenger is refused for its metric, not the policy.
+    worse = decide(policy, {"pr_auc": 0.5}, champion, {"pr_auc": 0.3}, challenger_as_of="2024-01-11",
+                   champion_as_of="2024-01-10")
+    assert not worse.promote and "min_hours_between_promotions" not in worse.reason
+    # The first champion is never held back; without training days the policy cannot apply.
+    assert decide(policy, better, None, {"pr_auc": 0.3}, challenger_as_of="2024-01-11").promote
+    assert decide(policy, better, champion, {"pr_auc": 0.3}).promote
+    # Off by default (the schema's default, the one source of defaults).
+    assert load_project("fraud").promotion["min_hours_between_promotions"] == 0
+    assert decide(load_project("fraud"), {"pr_auc": 0.62, "roc_auc": 0.9}, {"pr_auc": 0.6}, {"pr_auc": 0.3},
+                  challenger_as_of="2024-01-11", champion_as_of="2024-01-10").promote
