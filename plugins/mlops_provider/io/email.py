@@ -288,6 +288,13 @@ def deliver(message: EmailMessage, *, transport: Transport, dedup_key: str,
             return {"sent": False, "duplicate": True, "marker": marker}
         del message["X-MLOps-Dedup-Key"]
         message["X-MLOps-Dedup-Key"] = clean_header(dedup_key)
+        # SMTP has no idempotency: a try killed after delivery, before its marker, is sent again by the retry
+        # (at least once). Its Message-ID comes from the key, so every copy is one message to mail clients.
+        from email.utils import parseaddr
+
+        del message["Message-ID"]
+        domain = parseaddr(str(message["From"] or ""))[1].rpartition("@")[2] or "mlops.local"
+        message["Message-ID"] = f"<{key_digest(dedup_key)[:40]}@{domain}>"
         hit("email.send")  # claimed, not sent
         result = transport.send(message, key_digest=key_digest(dedup_key))
         hit("email.record")  # sent, no marker yet
