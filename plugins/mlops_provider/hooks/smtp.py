@@ -92,6 +92,14 @@ def use_airflow_secrets_masker() -> None:
     alerts.set_masker(redact)
 
 
-def send_alert(message: EmailMessage, *, smtp_conn_id: str, dedup_key: str) -> dict[str, Any]:
-    """Deliver ``message`` once per ``dedup_key`` through connection ``smtp_conn_id`` (or the outbox)."""
-    return deliver(message, transport=ConnectionTransport(smtp_conn_id), dedup_key=dedup_key)
+def send_alert(message: EmailMessage, *, smtp_conn_id: str, dedup_key: str,
+               state_conn_id: str = "mlops_state_default") -> dict[str, Any]:
+    """Deliver ``message`` once per ``dedup_key`` through connection ``smtp_conn_id`` (or the outbox).
+
+    The sent markers live in the coordination state of ``state_conn_id`` (:mod:`mlops_provider.hooks.coordination`):
+    a failure callback runs outside the task's own scope, and must dedup where every worker does.
+    """
+    from mlops_provider.hooks.coordination import CoordinationHook
+
+    markers = CoordinationHook(state_conn_id).get_conn().sent_markers()
+    return deliver(message, transport=ConnectionTransport(smtp_conn_id), dedup_key=dedup_key, markers=markers)

@@ -4,14 +4,16 @@ One entry point, :func:`deliver`, takes a composed :class:`~email.message.EmailM
 :class:`Transport` and a dedup key. Two transports exist: :class:`OutboxTransport` writes ``.eml`` files,
 :class:`SmtpTransport` speaks SMTP with the standard library from plain :class:`SmtpSettings` (the
 Airflow layer maps an Airflow connection to them, ``mlops_provider.hooks.smtp``). "Sent once" is kept
-by a :class:`SentMarkers` store; :class:`FileSentMarkers` (files under ``MLOPS_HOME/alerts/sent``) is the
-default, and another store (a database table) only has to implement the same five methods.
+by a :class:`SentMarkers` store, which the caller chooses through :mod:`mlops_provider.io.coordination`:
+rows in PostgreSQL when workers run on several hosts, :class:`FileSentMarkers` (files under
+``MLOPS_HOME/alerts/sent``) for the embedded default.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import fcntl
 import hashlib
 import json
 import logging
@@ -41,16 +43,19 @@ _CLAIM_STALE_SECONDS = 600
 
 
 def _owner() -> str:
-    return f"{socket.gethostname()} {os.getpid()}"
+    """Who takes a claim: ``host pid token`` (the token tells two claims of one process apart)."""
+    from mlops_provider.io.coordination import owner_token
+
+    return owner_token()
 
 
 def _owner_died(owner: str) -> bool:
-    """Whether a claim's owner (``host pid``) was a process of this host that no longer runs (a killed worker).
+    """Whether a claim's owner (``host pid [token]``) was a process of this host that no longer runs (a killed worker).
 
     Such a claim is stale at once: Airflow retries a killed task a minute later, well within
     ``_CLAIM_STALE_SECONDS``, and the retry must send the alert the dead try never sent.
     """
-    host, _, pid = owner.strip().partition(" ")
+    host, pid = (owner.split() + ["", ""])[:2]
     if host != socket.gethostname() or not pid.isdigit() or int(pid) == os.getpid():
         return False
     try:
@@ -104,18 +109,31 @@ class SentMarkers(Protocol):
 class FileSentMarkers:
     """Sent markers ``<sha256 of key>.json`` and claims ``<sha256 of key>.sending`` in one directory.
 
-    The default directory is ``MLOPS_HOME/alerts/sent``. Workers on several hosts must share it (or
-    ``MLOPS_HOME``) for the dedup to hold across hosts.
+    The embedded default (``MLOPS_HOME/alerts/sent``, see :class:`~mlops_provider.io.coordination.LocalCoordination`):
+    correct for the processes of one host. Every claim decision (take a free claim, take over a stale
+    one) runs under an ``flock`` on the directory, so of two processes that find the same
+    stale claim exactly one takes it over; a claim is released only by its owner.
     """
 
     def __init__(self, directory: Path | None = None):
         self.directory = directory or paths.mlops_home() / "alerts" / "sent"
+        self._tokens: dict[str, str] = {}
 
     def _marker(self, key: str) -> Path:
         return self.directory / f"{key_digest(key)}.json"
 
     def _claim(self, key: str) -> Path:
         return self.directory / f"{key_digest(key)}.sending"
+
+    @contextlib.contextmanager
+    def _claims_locked(self):
+        self.directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.directory, os.O_RDONLY)  # flock on the directory itself: no lock file among the markers
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor drops the flock
 
     def location(self, key: str) -> str:
         return str(self._marker(key))
@@ -124,29 +142,32 @@ class FileSentMarkers:
         return self._marker(key).exists()
 
     def claim(self, key: str) -> bool:
-        path = self._claim(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        for _ in range(2):
+        path, token = self._claim(key), _owner()
+        with self._claims_locked():
             try:
-                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-                with os.fdopen(fd, "w") as out:
-                    out.write(_owner())  # who holds the claim: a retry on this host can tell that it died
-                return True
-            except FileExistsError:
-                try:
-                    age = time.time() - path.stat().st_mtime
-                    owner = path.read_text()
-                except FileNotFoundError:
-                    continue
+                age = time.time() - path.stat().st_mtime
+                owner = path.read_text()
+            except FileNotFoundError:
+                owner = None
+            if owner is not None:
                 if age < _CLAIM_STALE_SECONDS and not _owner_died(owner):
                     return False
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
-        return False
+                log.warning("alert %r: took over the claim of %s (%s)", key, owner.strip() or "?",
+                            "its process died" if age < _CLAIM_STALE_SECONDS else f"older than {_CLAIM_STALE_SECONDS}s")
+            atomic_write(path, token.encode())  # who holds the claim: a retry on this host can tell that it died
+        self._tokens[key] = token
+        return True
 
     def release(self, key: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._claim(key).unlink()
+        token = self._tokens.pop(key, None)
+        path = self._claim(key)
+        with self._claims_locked():
+            try:
+                if token is not None and path.read_text() != token:
+                    return  # taken over by another sender meanwhile: it is theirs to release
+                path.unlink()
+            except FileNotFoundError:
+                pass
 
     def record(self, key: str, record: dict[str, Any]) -> None:
         atomic_write(self._marker(key), json.dumps(record, indent=2).encode("utf-8"))
@@ -270,12 +291,15 @@ def deliver(message: EmailMessage, *, transport: Transport, dedup_key: str,
             markers: SentMarkers | None = None) -> dict[str, Any]:
     """Deliver ``message`` through ``transport`` once per ``dedup_key``.
 
-    The sent marker (``markers``, default :class:`FileSentMarkers`) is written after delivery; a retried
-    or rerun task finds it and sends nothing. Delivery is at-least-once: a crash between delivery and
-    marker means one duplicate on retry, never a lost alert. A claim keeps two concurrent senders of one
-    key from both sending. A failed delivery raises and writes no marker, so a retry sends.
+    The sent marker (``markers``; default: those of :func:`mlops_provider.io.coordination.default`) is
+    written after delivery; a retried or rerun task finds it and sends nothing. Delivery is at-least-once:
+    a crash between delivery and marker means one duplicate on retry, never a lost alert. A claim keeps
+    two concurrent senders of one key from both sending. A failed delivery raises and writes no marker, so a retry sends.
     """
-    markers = markers if markers is not None else FileSentMarkers()
+    if markers is None:
+        from mlops_provider.io import coordination
+
+        markers = coordination.default().sent_markers()
     marker = markers.location(dedup_key)
     if markers.is_sent(dedup_key):
         log.info("alert %r already sent (%s): not sending again", dedup_key, marker)

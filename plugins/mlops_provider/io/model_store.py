@@ -6,22 +6,21 @@ Promotion *policy* lives in :mod:`mlops_provider.domain.promotion` and the gate 
 Aliases are the only pointers a consumer follows: ``champion`` serves traffic, ``challenger`` is the
 newest trained candidate and ``previous_champion`` is where a rollback goes. Every alias change runs
 under an exclusive per-model lock and re-reads the aliases inside it, so two promotions never
-interleave. The lock is an ``fcntl`` lock file under ``MLOPS_HOME/locks`` (enough for the embedded
-default and for all workers of one host); a production deployment with several worker hosts also
-routes every promotion / rollback task through an Airflow pool of size 1 (``pool=`` on those tasks).
+interleave. The lock comes from :mod:`mlops_provider.io.coordination`: a PostgreSQL advisory lock when
+a coordination database is configured (workers on several hosts), an ``fcntl`` lock file under
+``MLOPS_HOME/locks`` for the embedded default. The DAGs also route every promotion / rollback task
+through an Airflow pool of size 1.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import json
 import logging
 import os
 import re
 import tempfile
 import threading
-import time
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +37,7 @@ if TYPE_CHECKING:
 
     from mlops_provider.config.project import ProjectConfig
     from mlops_provider.domain.training import TrainedModel
+    from mlops_provider.io.coordination import Coordination
 
 log = logging.getLogger(__name__)
 
@@ -135,33 +135,13 @@ def as_version(value: Any) -> str | None:
 
 
 # -- aliases ------------------------------------------------------------------------------------------
-def _lock_path(model_name: str):
-    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", model_name)
-    return paths.mlops_home() / "locks" / f"{safe}.lock"
-
-
 @contextmanager
-def model_lock(model_name: str, timeout: float = 300.0) -> Iterator[None]:
-    """Exclusive lock on the aliases of ``model_name`` (``flock``: held per open file, so threads exclude too)."""
-    path = _lock_path(model_name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise MlopsError(f"could not lock {path} within {timeout:.0f}s: another promotion holds it") from None
-                time.sleep(0.05)
+def model_lock(model_name: str, timeout: float = 300.0, *, coordination: Coordination | None = None) -> Iterator[None]:
+    """Exclusive lock on the aliases of ``model_name``, from ``coordination`` (default: :func:`coordination.default`)."""
+    from mlops_provider.io import coordination as coordination_module
+
+    with (coordination or coordination_module.default()).lock(f"model {model_name}", timeout=timeout):
         yield
-    finally:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        finally:
-            os.close(fd)
 
 
 def aliases(client: MlflowClient, model_name: str) -> dict[str, Any]:
@@ -225,6 +205,7 @@ def promote(
     *,
     reason: str,
     expected_champion: str | int | None = _UNSET,
+    coordination: Coordination | None = None,
 ) -> dict[str, Any]:
     """Make ``version`` the champion; the replaced champion becomes ``previous_champion``.
 
@@ -237,9 +218,10 @@ def promote(
     5. delete the pending tag. A retry that finds the tag redoes 3-5.
     With ``expected_champion`` given (the champion the decision was made against), a champion that moved
     in the meantime returns ``{"promoted": False, "stale": True}`` so the caller re-evaluates.
+    The model lock comes from ``coordination`` (default :func:`mlops_provider.io.coordination.default`).
     """
     version = str(version)
-    with model_lock(model_name):
+    with model_lock(model_name, coordination=coordination):
         current = aliases(client, model_name)  # re-read inside the lock: the caller's view may be stale
         mv = model_version(client, model_name, version)
         old = current[CHAMPION]
@@ -350,7 +332,8 @@ _ROLLBACK_TAG = "rollback_in_progress"  # registered-model tag: the rollback a d
 
 
 def rollback(client: MlflowClient, model_name: str, to: str | int = "previous", *,
-             decision_key: str | None = None, project: str | None = None) -> dict[str, Any]:
+             decision_key: str | None = None, project: str | None = None,
+             coordination: Coordination | None = None) -> dict[str, Any]:
     """Point ``champion`` back at ``previous_champion`` (or at version ``to``); the old champion becomes previous.
 
     ``champion`` is written first (to a version that served before or that an operator named), then
@@ -360,9 +343,10 @@ def rollback(client: MlflowClient, model_name: str, to: str | int = "previous", 
     origin are recorded on the registered model *before* any alias moves, and a retry with the same key
     finishes or returns that rollback instead of computing a new one -- which, with ``to="previous"``,
     would swap the bad model straight back in. With ``project``, a target that project's training did not
-    register is refused (:func:`check_registered_by_pipeline`) before anything moves.
+    register is refused (:func:`check_registered_by_pipeline`) before anything moves. The model lock
+    comes from ``coordination`` (default :func:`mlops_provider.io.coordination.default`).
     """
-    with model_lock(model_name):
+    with model_lock(model_name, coordination=coordination):
         recorded = _recorded_rollback(client, model_name, decision_key)
         if recorded is not None:
             return _finish_rollback(client, model_name, recorded, retried=True)

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseBranchOperator, BaseOperator
 
+from mlops_provider.hooks.coordination import CoordinationHook, task_scope
 from mlops_provider.hooks.feast import FeastHook
 from mlops_provider.hooks.lake import LakeHook
 from mlops_provider.hooks.mlflow import MlflowHook
@@ -52,6 +53,9 @@ def fail_fast_on_fatal_errors(method: Callable[..., Any]) -> Callable[..., Any]:
 
     Those are domain errors whose class says ``retryable = False`` (same message) and
     :data:`DETERMINISTIC_ERRORS` (the message says so and what to do); every other error is retried.
+    ``method`` runs with the coordination state of the ``mlops_state_default`` connection (or the
+    operator's ``state_conn_id``) as the io layer's default: every lock and alert marker of the task
+    lives where every other worker's does (:func:`mlops_provider.hooks.coordination.task_scope`).
     """
 
     @functools.wraps(method)
@@ -59,7 +63,8 @@ def fail_fast_on_fatal_errors(method: Callable[..., Any]) -> Callable[..., Any]:
         from mlops_provider.exceptions import MlopsError
 
         try:
-            return method(self, context, *args, **kwargs)
+            with task_scope(getattr(self, "state_conn_id", CoordinationHook.default_conn_name)):
+                return method(self, context, *args, **kwargs)
         except MlopsError as exc:
             if exc.retryable:
                 raise
