@@ -115,14 +115,23 @@ def _transport(args: dict[str, Any]):
 
 
 def _alert(args: dict[str, Any], summary: dict[str, Any], actions: list[str]) -> dict[str, Any]:
+    import inspect
+
     from mlops_provider.stages.alerting import send_monitoring_alert
 
+    optional = {"report_html": None}  # passed only while the stage still takes it (the report is not attached here)
+    accepted = inspect.signature(send_monitoring_alert).parameters
     return send_monitoring_alert(_project(), summary, transport=_transport(args), actions=actions, run_url=None,
-                                 report_url=summary["report"]["html"], mlflow_run_url=None, report_html=None)
+                                 report_url=summary["report"]["html"], mlflow_run_url=None,
+                                 **{k: v for k, v in optional.items() if k in accepted})
 
 
 def alert(args: dict[str, Any]) -> dict[str, Any]:
     return _alert(args, json.loads(open(args["summary"]).read()), ["fault test"])
+
+
+#: What ``MonitorDriftOperator`` names its requests by: ``dag_id/run_id/task_id``, the same for every try.
+MONITOR_TASK = "fraud__monitor/scheduled__2024-02-03/monitor"
 
 
 def monitor_tail(args: dict[str, Any]) -> dict[str, Any]:
@@ -133,13 +142,25 @@ def monitor_tail(args: dict[str, Any]) -> dict[str, Any]:
 
     project, reports = _project(), Lake(paths.reports_uri())
     summary = json.loads(open(args["summary"]).read())
-    retrain = request_retrain(project, reports, summary["day"], summary["kind"], record=False)
+    retrain = request_retrain(project, reports, summary["day"], summary["kind"], record=False,
+                              requested_by=MONITOR_TASK)
     alert = None if summary["kind"] == "ok" else _alert(args, summary, [retrain["reason"]])
-    if retrain["requested"]:
-        retrain["marker"] = record_retrain_request(project, reports, retrain)
+    if retrain["requested"] and not retrain.get("recorded"):
+        retrain["marker"] = record_retrain_request(project, reports, retrain, requested_by=MONITOR_TASK)
     hit("task.return")
     return {"day": summary["day"], "kind": summary["kind"], "retrain_requested": retrain["requested"],
             "retrain": retrain, "alert": alert}
+
+
+def announce_retrain(args: dict[str, Any]) -> dict[str, Any]:
+    """``RequestRetrainOperator`` given the monitor's result: the request is marked announced (the event goes out)."""
+    from mlops_provider.config import paths
+    from mlops_provider.io.lake import Lake
+    from mlops_provider.stages.retrain import mark_retrain_announced
+
+    marker = mark_retrain_announced(_project(), Lake(paths.reports_uri()), args["day"],
+                                    "fraud__monitor/scheduled__2024-02-03/request_retrain")
+    return {"announced": args["day"], "marker": marker}
 
 
 def main() -> None:

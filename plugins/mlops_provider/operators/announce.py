@@ -28,15 +28,20 @@ class RequestRetrainOperator(MlopsBaseOperator):
     """Announce the monitor's retrain request on ``outlets`` (the ``drift`` asset); skipped when none was requested.
 
     The event's extra is ``{day, kind, model_version, drifted_columns (first 20), roc_auc, report}``, read
-    from the return value of ``monitor_task_id`` (a :class:`MonitorDriftOperator`).
+    from the return value of ``monitor_task_id`` (a :class:`MonitorDriftOperator`). The request on record
+    (report store of ``lake_conn_id``, the monitor's ``project``) is marked announced before the event is
+    handed to Airflow: a later rerun of the monitor then requests nothing new, while a retry of a monitor
+    try that died before returning (nothing announced) requests it again
+    (:func:`mlops_provider.stages.retrain.request_retrain`).
     """
 
     template_fields: Sequence[str] = ("monitor_task_id",)
     ui_color = "#fdebe8"
 
-    def __init__(self, *, monitor_task_id: str = "monitor", **kwargs: Any) -> None:
+    def __init__(self, *, monitor_task_id: str = "monitor", lake_conn_id: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.monitor_task_id = monitor_task_id
+        self.lake_conn_id = lake_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         result = context["ti"].xcom_pull(task_ids=self.monitor_task_id) or {}
@@ -46,7 +51,20 @@ class RequestRetrainOperator(MlopsBaseOperator):
                  "drifted_columns": result["drifted_columns"][:20], "roc_auc": result["roc_auc"],
                  "report": result["report"]["html"]}
         self.log.info("retraining requested: %s", extra)
+        if result.get("project"):
+            self._mark_announced(context, result["project"], result["day"])
         return self.emit_asset_events(context, extra)
+
+    def _mark_announced(self, context: Context, project_name: str, day: str) -> None:
+        from mlops_provider.config.project import load_project
+        from mlops_provider.hooks.lake import LakeHook
+        from mlops_provider.stages.retrain import mark_retrain_announced
+
+        ti = context["ti"]
+        hook = LakeHook(lake_conn_id=self.lake_conn_id or LakeHook.default_conn_name)
+        marker = mark_retrain_announced(load_project(project_name), hook.get_reports(), day,
+                                        f"{ti.dag_id}/{ti.run_id}/{ti.task_id}")
+        self.log.info("retrain request of %s marked announced: %s", day, marker)
 
 
 class AnnounceChampionOperator(MlopsBaseOperator):

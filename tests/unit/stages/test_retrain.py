@@ -60,3 +60,28 @@ def test_an_unrecorded_decision_is_made_again_on_retry(project, reports):
     record_retrain_request(project, reports, retry)
     assert request_retrain(project, reports, "2024-02-01", "drift")["duplicate"] is True
     assert request_retrain(project, reports, "2024-02-02", "drift")["cooldown"] is True
+
+
+def test_a_recorded_request_nobody_announced_is_requested_again_by_its_own_task(project, reports):
+    """The monitor died after recording the request, before returning: its retry (same task) requests it again,
+    once; another task, or a rerun after the announcement, requests nothing new."""
+    import json
+
+    from mlops_provider.stages.retrain import mark_retrain_announced, record_retrain_request, request_retrain
+
+    task = "fraud__monitor/scheduled__2024-02-02/monitor"
+    first = request_retrain(project, reports, "2024-02-01", "drift", record=False, requested_by=task)
+    record_retrain_request(project, reports, first, requested_by=task)  # ...and the worker died
+    retry = request_retrain(project, reports, "2024-02-01", "drift", record=False, requested_by=task)
+    assert retry["requested"] is True and retry["recorded"] is True and retry["kind"] == "drift"
+    assert "not announced yet" in retry["reason"] and retry["marker"].endswith("retrain_requests/2024-02-01.json")
+    other = request_retrain(project, reports, "2024-02-01", "drift", requested_by="fraud__monitor/manual__x/monitor")
+    assert other["requested"] is False and other["duplicate"] is True
+    assert request_retrain(project, reports, "2024-02-01", "drift")["duplicate"] is True  # no task named
+    mark_retrain_announced(project, reports, "2024-02-01", "fraud__monitor/scheduled__2024-02-02/request_retrain")
+    rerun = request_retrain(project, reports, "2024-02-01", "drift", requested_by=task)
+    assert rerun["requested"] is False and rerun["duplicate"] is True
+    marker = json.loads(reports.read_bytes("fraud/retrain_requests/2024-02-01.json"))
+    assert marker["requested_by"] == task and marker["announced_by"].endswith("/request_retrain")
+    assert mark_retrain_announced(project, reports, "2024-02-05", "x") is None  # nothing on record: nothing written
+    assert len(reports.list_files("fraud/retrain_requests")) == 1
