@@ -136,11 +136,9 @@ def plain_chain(day: str) -> dict[str, Any]:
         summary = run_monitor(project, lake=lake, reports=reports, day=d, tracking_uri=tracking)
         request_retrain(project, reports, summary["day"], summary["kind"])
         if summary["kind"] != "ok":
-            html_path = summary["report"]["html"].split(reports.root, 1)[1].lstrip("/")
             send_monitoring_alert(project, summary, transport=ConnectionTransport(project.alerts["smtp_conn_id"]),
                                   actions=[], run_url=None,
-                                  report_url=summary["report"]["html"], mlflow_run_url=None,
-                                  report_html=reports.read_bytes(html_path))
+                                  report_url=summary["report"]["html"], mlflow_run_url=None, reports=reports)
         return summary
 
     monitored = timed("monitor", monitor)

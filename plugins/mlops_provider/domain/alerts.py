@@ -1,8 +1,13 @@
 """On-call alert emails: compose a readable drift/performance alert (pure: no Airflow, no I/O).
 
-Messages are plain :class:`email.message.EmailMessage` objects (HTML body, plain-text alternative,
-optional attachment) so the same message can go through an SMTP server or into the outbox directory
-of the embedded default; delivery (and the "send once" markers) lives in :mod:`mlops_provider.io.email`.
+Messages are plain :class:`email.message.EmailMessage` objects (HTML body, plain-text alternative, a
+small self-contained summary attached) so the same message can go through an SMTP server or into the
+outbox directory of the embedded default; delivery (and the "send once" markers) lives in
+:mod:`mlops_provider.io.email`. Links are meant for a phone: http(s) addresses (the report view of the
+Airflow UI, the Airflow run and task, MLflow) are clickable; anything else (``s3://``, ``file://``) is
+shown as text, never as a link a mail client cannot open. An alert is one event per (project, day,
+kind) whatever model version scored the day (:func:`dedup_key`); the outcome of the retrain it requested
+follows on the same thread (:func:`compose_retrain_outcome`, ``In-Reply-To`` / ``References``).
 Everything that comes from data or from exceptions is HTML-escaped and URLs lose their
 ``user:password@`` part. Secrets an orchestrator knows about are masked too once it plugs its masker in
 with :func:`set_masker` (the Airflow layer registers Airflow's secrets masker,
@@ -27,12 +32,16 @@ if TYPE_CHECKING:
     from mlops_provider.config.project import ProjectConfig
 
 DEFAULT_FROM = "MLOps alerts <mlops-alerts@localhost>"
-#: Runbook location used when the caller passes none (the Airflow layer passes the checkout's file URI).
+#: Runbook location used when the caller passes none (the Airflow layer passes the report view's runbook page).
 DEFAULT_RUNBOOK = "docs/runbook.md"
+#: The summary attached to an alert stays below this size whatever the data (its tables are cut, never dropped).
+SUMMARY_MAX_BYTES = 100_000
+#: Values listed per column (new categories) before "and N more".
+MAX_LISTED_VALUES = 20
 # Query parameters that carry credentials (presigned S3 URLs, tokens in links).
 _SECRET_PARAMS = re.compile(r"(pass|pwd|secret|token|signature|credential|sig$|^key$|apikey|api_key)", re.I)
 _URL_USERINFO = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/\s@]+)@")
-_CLICKABLE = ("http", "https", "file")
+_CLICKABLE = ("http", "https")  # what a mail client on a phone opens; s3:// and file:// are shown as text
 
 COLORS = {"ok": "#1a7f37", "drift": "#b35900", "performance": "#b42318", "drift+performance": "#b42318",
           "failure": "#b42318"}
@@ -297,10 +306,11 @@ def _intro_block(title: str, verdict: dict[str, Any]) -> Block:
                   "".join(f"<p style='margin:6px 0'>{esc(line)}</p>" for line in meaning)], meaning)
 
 
-def _drift_block(verdict: dict[str, Any]) -> Block:
-    drifted = verdict.get("drifted_columns") or []
-    if not drifted:
+def _drift_block(verdict: dict[str, Any], max_rows: int | None = None) -> Block:
+    every = verdict.get("drifted_columns") or []
+    if not every:
         return _EMPTY
+    drifted = every if max_rows is None else every[:max_rows]
     rows, text_rows = [], []
     for d in drifted:
         summary = d.get("summary") or {}
@@ -311,10 +321,13 @@ def _drift_block(verdict: dict[str, Any]) -> Block:
         text_rows.append(f"  - {d['column']}: {d.get('stattest_name') or d.get('stattest')} "
                          f"{_fmt(d.get('score'), 3)} (threshold {_fmt(d.get('threshold'), 3)})\n"
                          f"      reference: {ref}\n      current:   {cur}")
-    count = f"{len(drifted)}/{verdict.get('n_features', len(drifted))}"
+    count = f"{len(every)}/{verdict.get('n_features', len(every))}"
     header = ["Feature", "Statistic", "Score", "Threshold", "Reference (training)", "Current (today)"]
-    return Block([section(f"Drifted features ({count})", table(header, rows))],
-                 ["", f"DRIFTED FEATURES ({count})", *text_rows])
+    more = (f"... and {len(every) - len(drifted)} more drifted features: see the full report."
+            if len(drifted) < len(every) else "")
+    return Block([section(f"Drifted features ({count})", table(header, rows))
+                  + (f"<p style='margin:6px 0;color:#475467'>{esc(more)}</p>" if more else "")],
+                 ["", f"DRIFTED FEATURES ({count})", *text_rows, *([f"  {more}"] if more else [])])
 
 
 def _prediction_block(verdict: dict[str, Any]) -> Block:
@@ -348,7 +361,10 @@ def _quality_block(verdict: dict[str, Any]) -> Block:
             lines.append(f"{col}: {_pct(share)} missing (training {_pct(ref_share)})")
     for col, values in sorted((quality.get("new_categories") or {}).items()):
         count = (quality.get("new_category_rows") or {}).get(col)
-        lines.append(f"{col}: {count} rows with categories never seen in training: {', '.join(map(str, values))}")
+        listed = ", ".join(map(str, values[:MAX_LISTED_VALUES]))
+        if len(values) > MAX_LISTED_VALUES:
+            listed += f" and {len(values) - MAX_LISTED_VALUES} more"
+        lines.append(f"{col}: {count} rows with categories never seen in training: {listed}")
     if not lines:
         return _EMPTY
     return Block([section("Data quality (all rows)", bullet_list(esc(x) for x in lines))],
@@ -403,6 +419,7 @@ def _links_block(links: Sequence[tuple[str, str | None]]) -> Block:
 
 
 def _runbook_block(steps: Sequence[tuple[str, str | None]], runbook: str) -> Block:
+    """The numbered steps, each with a link to its runbook section (http(s): the report view's runbook page)."""
     step_items = [
         esc(step) + (f" <span style='color:#667085'>({link(runbook_url(runbook, anchor), 'runbook section')})</span>"
                      if anchor else "")
@@ -410,17 +427,38 @@ def _runbook_block(steps: Sequence[tuple[str, str | None]], runbook: str) -> Blo
     ]
     return Block([section("What to do (runbook)",
                           bullet_list(step_items, ordered=True)
-                          + f"<p style='margin:6px 0'>Full runbook: {link(runbook, 'docs/runbook.md')}</p>")],
+                          + f"<p style='margin:6px 0'>Full runbook: {link(runbook, 'on-call runbook')}</p>")],
                  ["", "WHAT TO DO (runbook)", *[f"  {i}. {step}" for i, (step, _) in enumerate(steps, 1)],
                   f"  Full runbook: {runbook}"])
 
 
-def _attachment_note(report_html: bytes | None, attach_max_bytes: int) -> Block:
-    if report_html is None or len(report_html) < attach_max_bytes:
-        return _EMPTY
-    note = (f"The full report ({len(report_html) / 1e6:.1f} MB) is larger than the attachment limit "
-            f"({attach_max_bytes / 1e6:.1f} MB): open it from the link above.")
+def _attachment_note(attached: bool) -> Block:
+    note = ("Attached: a one-page summary of this alert (opens offline). The full interactive report opens "
+            "from the Report link (Airflow login)." if attached else
+            "The full interactive report opens from the Report link (Airflow login).")
     return Block([f"<p style='margin:10px 0;color:#475467'>{esc(note)}</p>"], ["", note])
+
+
+def summary_html(project: ProjectConfig, verdict: dict[str, Any], *, title: str, headline: str,
+                 links: Sequence[tuple[str, str | None]], max_bytes: int = SUMMARY_MAX_BYTES) -> bytes:
+    """A small static HTML page of the alert (drifted features, prediction drift, data quality, performance,
+    links): no script, no external resource, every data value escaped, below ``max_bytes`` (the drifted
+    features table is cut, with a note, until it fits). Attached to the email instead of Evidently's
+    multi-megabyte interactive report."""
+    kind = verdict.get("kind", "ok")
+
+    def page(max_rows: int | None) -> bytes:
+        blocks = [_intro_block(title, verdict), _drift_block(verdict, max_rows), _prediction_block(verdict),
+                  _quality_block(verdict), _performance_block(verdict), _links_block(links)]
+        return html_page(title=f"{title}: {headline}", color=COLORS.get(kind, COLORS["drift"]),
+                         headline=esc(headline), blocks=[h for b in blocks for h in b.html]).encode("utf-8")
+
+    rows = len(verdict.get("drifted_columns") or [])
+    body = page(None)
+    while len(body) >= max_bytes and rows > 0:
+        rows //= 2
+        body = page(rows)
+    return body
 
 
 def compose_alert(
@@ -433,14 +471,18 @@ def compose_alert(
     report_url: str | None,
     mlflow_run_url: str | None,
     actions: list[str],
-    report_html: bytes | None,
-    attach_max_bytes: int,
+    task_url: str | None = None,
+    attach_max_bytes: int = SUMMARY_MAX_BYTES,
     sender: str = DEFAULT_FROM,
     runbook: str = DEFAULT_RUNBOOK,
 ) -> EmailMessage:
     """The on-call email for one monitoring verdict: verdict first, evidence, actions, links, runbook.
 
-    ``sender`` is the From address and ``runbook`` the URL of the runbook; the Airflow layer passes both.
+    ``report_url`` is the full report's address (the Airflow layer passes the report view's http(s) URL,
+    the same as the task's "Drift report" extra link), ``task_url`` the monitor task in the Airflow UI.
+    The summary (:func:`summary_html`) is attached when smaller than ``attach_max_bytes``
+    (``alerts.attach_max_bytes``; 0: nothing attached). ``sender`` is the From address and ``runbook``
+    the URL of the runbook; the Airflow layer passes both.
     """
     day = _day(day)
     kind = verdict.get("kind", "ok")
@@ -448,11 +490,15 @@ def compose_alert(
     version = f"v{model_version}" if model_version not in (None, "") else "(no version)"
     title = f"{project.name} / {project.model_name} {version} / {day}"
     subject = f"[MLOps] {title}: {headline}"
-    links = [("Airflow run", run_url), ("Full report", report_url), ("MLflow run", mlflow_run_url)]
+    links = [("Full report", report_url), ("Airflow task (log, extra links)", task_url), ("Airflow run", run_url),
+             ("MLflow run", mlflow_run_url)]
+    summary = (summary_html(project, verdict, title=title, headline=headline, links=links,
+                            max_bytes=min(SUMMARY_MAX_BYTES, attach_max_bytes)) if attach_max_bytes > 0 else b"")
+    attach = bool(summary) and len(summary) < attach_max_bytes
     blocks = [
         _intro_block(title, verdict), _drift_block(verdict), _prediction_block(verdict), _quality_block(verdict),
         _performance_block(verdict), _actions_block(actions), _links_block(links),
-        _runbook_block(_runbook_steps(project, verdict), runbook), _attachment_note(report_html, attach_max_bytes),
+        _runbook_block(_runbook_steps(project, verdict), runbook), _attachment_note(attach),
     ]
     text = [subject, "", "VERDICT: " + headline, *(line for b in blocks for line in b.text)]
     message = build_message(
@@ -464,13 +510,73 @@ def compose_alert(
         headers={"X-MLOps-Project": project.name, "X-MLOps-Kind": kind, "X-MLOps-Day": day},
         sender=sender,
     )
-    if report_html is not None and len(report_html) < attach_max_bytes:
-        message.add_attachment(report_html, maintype="text", subtype="html",
-                               filename=f"{project.name}-{day}-monitoring-report.html")
+    if attach:
+        message.add_attachment(summary, maintype="text", subtype="html",
+                               filename=f"{project.name}-{day}-{kind}-summary.html")
     return message
 
 
-def dedup_key(project: ProjectConfig | str, model_version: str | int | None, day: str | dt.date, kind: str) -> str:
-    """The identity of one alert event: the same project, model version, day and kind alert once."""
+def dedup_key(project: ProjectConfig | str, day: str | dt.date, kind: str) -> str:
+    """The identity of one alert event: a project's day alerts once per verdict kind.
+
+    Not per model version: a promotion re-scores the newest day with the new champion, and the same
+    drift of the same day must not page again.
+    """
     name = project if isinstance(project, str) else project.name
-    return f"monitoring|{name}|v{model_version}|{_day(day)}|{kind}"
+    return f"monitoring|{name}|{_day(day)}|{kind}"
+
+
+def retrain_outcome_key(project: ProjectConfig | str, day: str | dt.date, kind: str) -> str:
+    """The identity of the follow-up about the retrain that the (``day``, ``kind``) alert requested."""
+    name = project if isinstance(project, str) else project.name
+    return f"retrain-outcome|{name}|{_day(day)}|{kind}"
+
+
+def compose_retrain_outcome(
+    project: ProjectConfig,
+    outcome: dict[str, Any],
+    *,
+    alert_day: str | dt.date,
+    alert_kind: str,
+    thread: dict[str, Any] | None,
+    links: Sequence[tuple[str, str | None]],
+    sender: str = DEFAULT_FROM,
+    runbook: str = DEFAULT_RUNBOOK,
+) -> EmailMessage:
+    """The follow-up to a drift/performance alert once the retrain it requested was promoted or refused.
+
+    ``outcome`` is the promotion result (``promoted``, ``version``, ``reason``, ``champion``); ``thread``
+    the alert's ``message_id`` and ``subject`` as sent: the follow-up replies to it (``In-Reply-To`` and
+    ``References``, subject ``Re: <subject>``), so it lands on the alert's thread. Without it (the alert
+    went out before threads were recorded) the follow-up starts its own thread.
+    """
+    day = _day(alert_day)
+    version, reason = outcome.get("version"), outcome.get("reason") or ""
+    model = f"{project.model_name} v{version}"
+    if outcome.get("promoted"):
+        color, headline = COLORS["ok"], f"RETRAIN PROMOTED: {model} is champion"
+        meaning = (f"The retrain requested by the {alert_kind} alert of {day} produced {model}, which passed the "
+                   f"promotion gate and now serves: {reason}. Scoring redoes the newest day with it; watch the next "
+                   "monitoring verdict.")
+    else:
+        champion = outcome.get("champion") or outcome.get("compared_with")
+        color, headline = COLORS["drift"], f"RETRAIN REFUSED: {model} not promoted"
+        meaning = (f"The retrain requested by the {alert_kind} alert of {day} produced {model}, which was NOT "
+                   f"promoted: {reason}. " + (f"Champion v{champion} keeps serving. " if champion else "")
+                   + "If the alert's cause persists, decide by hand (runbook: rollback, or retrain/promote by hand).")
+    thread = thread or {}
+    original = str(thread.get("subject") or "")
+    subject = (f"Re: {original}" if original else f"[MLOps] {project.name} / {day}: retrain after the {alert_kind} alert")
+    blocks = [Block([f"<p style='margin:12px 0 6px 0'>{esc(meaning)}</p>"], [meaning]), _links_block(links),
+              Block([f"<p style='margin:6px 0'>Runbook: {link(runbook_url(runbook, 'retrain-or-promote-by-hand'), 'retrain or promote by hand')}</p>"],
+                    ["", f"Runbook: {runbook_url(runbook, 'retrain-or-promote-by-hand')}"])]
+    headers = {"X-MLOps-Project": project.name, "X-MLOps-Kind": "retrain-outcome", "X-MLOps-Day": day}
+    if thread.get("message_id"):
+        headers["In-Reply-To"] = str(thread["message_id"])
+        headers["References"] = str(thread["message_id"])
+    return build_message(
+        subject=subject, recipients=project.alerts["recipients"],
+        html_body=html_page(title=subject, color=color, headline=esc(headline), blocks=[h for b in blocks for h in b.html]),
+        text_body="\n".join([subject, "", headline, *(line for b in blocks for line in b.text)]) + "\n",
+        headers=headers, sender=sender,
+    )

@@ -31,6 +31,11 @@ class OnCallEmailNotifier(BaseNotifier):
     the same failure sends one email. Airflow's secrets masker is plugged into the composition, and
     the sender is Airflow's ``[email] from_email``.
 
+    One failed run, one final email: a task's email that says no retries follow marks its DAG run
+    (dedup key :func:`run_key`), and the DAG-level email of that run uses the same key, so it goes out
+    only when no task sent a final one (a run failed past ``dagrun_timeout``, reason ``timed_out``).
+    A "retrying" email does not mark the run: if the run fails later anyway, its DAG-level email says so.
+
     :param project: name of the project in ``include/projects`` (templated).
     :param recipients: override of ``alerts.recipients`` (templated).
     :param smtp_conn_id: override of ``alerts.smtp_conn_id`` (templated).
@@ -107,13 +112,14 @@ class OnCallEmailNotifier(BaseNotifier):
         """The failure email for ``context``, its dedup key and the SMTP connection id to send it with."""
         from mlops_provider.domain import alerts
         from mlops_provider.hooks.smtp import default_sender, use_airflow_secrets_masker
-        from mlops_provider.stages.alerting import runbook_base
+        from mlops_provider.links.artifacts import runbook_view_url
 
         use_airflow_secrets_masker()
-        runbook = runbook_base()
+        runbook = runbook_view_url()
         f = self._facts(context)
         project, recipients, conn_id = self._routing(f["dag_id"])
         what, key = _headline_and_key(f)
+        final = not f["dag_level"] and _final(f)
         subject = f"[MLOps] {project} / {what}"
         body = _Body(facts=_fact_rows(project, f), error=f["error"], did=_what_was_done(f),
                      steps=_runbook_steps(project), log_url=f["log_url"], run_url=f["run_url"], runbook=runbook)
@@ -123,7 +129,7 @@ class OnCallEmailNotifier(BaseNotifier):
             html_body=alerts.html_page(title=subject, color=alerts.COLORS["failure"], headline=alerts.esc(what),
                                        blocks=_html_blocks(body)),
             text_body=_text_body(subject, body),
-            headers={"X-MLOps-Project": project, "X-MLOps-Kind": "failure"},
+            headers={"X-MLOps-Project": project, "X-MLOps-Kind": "failure", "X-MLOps-Final": "yes" if final else "no"},
             sender=default_sender(),
         )
         return message, key, conn_id
@@ -133,7 +139,43 @@ class OnCallEmailNotifier(BaseNotifier):
 
         message, key, conn_id = self.compose(context)
         result = send_alert(message, smtp_conn_id=conn_id, dedup_key=key)
+        if result.get("duplicate") and key.startswith("run-failure|"):
+            log.info("DAG run failure: a task of this run already sent its final failure email; not sending "
+                     "another (%s)", result)
+            return
         log.info("on-call failure email: %s", result)
+        if not key.startswith("run-failure|") and str(message["X-MLOps-Final"]) == "yes":
+            _mark_run_emailed(run_key(self._facts(context)))
+
+
+def run_key(facts: dict[str, Any]) -> str:
+    """The dedup key of a DAG run's final failure email: the DAG-level email's, and marked by a final task email."""
+    return f"run-failure|{facts['dag_id']}|{facts['run_id']}"
+
+
+class _RecordOnly:
+    """A transport that delivers nothing: :func:`~mlops_provider.io.email.deliver` records the key as sent."""
+
+    def send(self, message: EmailMessage, *, key_digest: str) -> dict[str, Any]:
+        return {"sent": True, "via": "record-only"}
+
+
+def _sent_markers() -> Any:
+    """The sent markers :func:`mlops_provider.hooks.smtp.send_alert` dedups with (the DAG-level email checks there)."""
+    try:
+        from mlops_provider.hooks.coordination import CoordinationHook
+    except ImportError:  # no coordination state: deliver's default markers, as send_alert uses then
+        return None
+    return CoordinationHook().get_conn().sent_markers()
+
+
+def _mark_run_emailed(key: str) -> None:
+    """Record that the run's final failure email went out, in the sent markers the DAG-level email checks."""
+    from email.message import EmailMessage
+
+    from mlops_provider.io.email import deliver
+
+    deliver(EmailMessage(), transport=_RecordOnly(), dedup_key=key, markers=_sent_markers())
 
 
 # -- parts of the failure email ----------------------------------------------------------------------
@@ -153,7 +195,7 @@ class _Body:
 def _headline_and_key(f: dict[str, Any]) -> tuple[str, str]:
     """The headline of the failure and its dedup key (one email per DAG run, or per task instance and try)."""
     if f["dag_level"]:
-        return f"DAG RUN FAILED: {f['dag_id']}", f"dag-failure|{f['dag_id']}|{f['run_id']}"
+        return f"DAG RUN FAILED: {f['dag_id']}", run_key(f)
     return (f"TASK FAILED: {f['dag_id']}.{f['task_id']} (try {f['try_number']})",
             f"task-failure|{f['dag_id']}|{f['run_id']}|{f['task_id']}|{f['map_index']}|{f['try_number']}")
 
@@ -170,12 +212,21 @@ def _fails_without_retry(error: BaseException | None) -> bool:
     return isinstance(error, AirflowFailException) or getattr(error, "retryable", True) is False
 
 
+def _tries_left(f: dict[str, Any]) -> bool:
+    return f["max_tries"] is not None and f["try_number"] is not None and f["try_number"] <= f["max_tries"]
+
+
+def _final(f: dict[str, Any]) -> bool:
+    """Whether this task failure is final (no retry follows): its email is the run's failure email."""
+    return bool(f.get("fail_fast")) or not _tries_left(f)
+
+
 def _what_was_done(f: dict[str, Any]) -> str:
     """What Airflow does next about the failure, so the reader knows whether to act now (and whether to wait)."""
-    tries_left = (f["max_tries"] is not None and f["try_number"] is not None
-                  and f["try_number"] <= f["max_tries"])
+    tries_left = _tries_left(f)
     if f["dag_level"]:
-        return "The DAG run is marked failed; the failed task already sent its own email."
+        return ("The DAG run is marked failed and no task of it sent a final failure email (for example past its "
+                "dagrun_timeout, or a task that failed without its callback): see the reason above and the run.")
     if f.get("fail_fast"):
         return ("Not retried: a retry cannot fix this error (bad input, a bad config or a deterministic bug), so "
                 "the task is failed now and its downstream tasks will not run for this run. Fix the cause named "
@@ -222,7 +273,7 @@ def _html_blocks(body: _Body) -> list[str]:
             f"Task log: {alerts.link(body.log_url)}", f"DAG run: {alerts.link(body.run_url)}"])),
         alerts.section("What to do (runbook)", alerts.bullet_list([alerts.esc(s) for s in body.steps], ordered=True)
                        + f"<p style='margin:6px 0'>Full runbook: "
-                       f"{alerts.link(alerts.runbook_url(body.runbook, 'task-failure'), 'docs/runbook.md#task-failure')}</p>"),
+                       f"{alerts.link(alerts.runbook_url(body.runbook, 'task-failure'), 'runbook: task failure')}</p>"),
     ]
 
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from mlops_provider.links.artifacts import DriftReportLink, MlflowRunLink, dag_run_url
+from mlops_provider.links.artifacts import (
+    DriftReportLink,
+    MlflowRunLink,
+    dag_run_url,
+    report_link,
+    runbook_view_url,
+    task_instance_url,
+)
 from mlops_provider.operators.base import MlflowBaseOperator
 from mlops_provider.operators.common import json_safe
 
@@ -18,7 +25,7 @@ class MonitorDriftOperator(MlflowBaseOperator):
 
     Saves the report (HTML, Evidently JSON, verdict JSON) to the report store and the champion's MLflow
     run, decides whether the verdict requests retraining (one request per day, a cooldown per model),
-    and emails on-call once per (model version, day, verdict kind). Returns ``retrain_requested``
+    and emails on-call once per (day, verdict kind), whatever model version scored the day. Returns ``retrain_requested``
     for the downstream task that announces the drift asset event. ``day`` may name several days,
     comma-separated (asset events merged into one run): each is monitored and alerted on.
     """
@@ -47,7 +54,7 @@ class MonitorDriftOperator(MlflowBaseOperator):
             summary = run_monitor(project, lake=self.lake, reports=reports, day=day,
                                   tracking_uri=mlflow_hook.tracking_uri, registry_uri=mlflow_hook.registry_uri)
         mlflow_run_url = mlflow_hook.run_url(summary["run_id"])
-        DriftReportLink.persist(context, url=self.lake_hook.browser_url(summary["report"]["html"]))
+        DriftReportLink.persist(context, url=report_link(reports, summary["report"]["html"]))  # the report view (http)
         MlflowRunLink.persist(context, url=mlflow_run_url)
         verdict = summary["verdict"]
         self.log.info("%s %s: verdict %s (%s/%s features drifted, prediction drift %s, performance alert %s)",
@@ -77,12 +84,11 @@ class MonitorDriftOperator(MlflowBaseOperator):
 
     def _alert(self, context: Context, summary: dict[str, Any], retrain: dict[str, Any],
                mlflow_run_url: str) -> dict[str, Any]:
-        """Email on-call about a non-ok verdict (once per model version, day and kind) through the SMTP connection."""
+        """Email on-call about a non-ok verdict (once per day and kind) through the SMTP connection."""
         from mlops_provider.hooks.smtp import ConnectionTransport, default_sender, use_airflow_secrets_masker
         from mlops_provider.stages.alerting import send_monitoring_alert
 
         project, reports, ti = self.project, self.reports, context["ti"]
-        html_path = summary["report"]["html"].split(reports.root, 1)[1].lstrip("/")
         use_airflow_secrets_masker()
         alert = send_monitoring_alert(
             project, summary,
@@ -90,9 +96,10 @@ class MonitorDriftOperator(MlflowBaseOperator):
             sender=default_sender(),
             actions=[retrain["reason"], f"saved the full report to {summary['report']['html']} and logged it "
                      f"to the MLflow run of {project.model_name} v{summary['model_version']}"],
-            # The email names the report's own URI: a presigned URL is a credential, which emails never carry.
-            run_url=dag_run_url(ti.dag_id, ti.run_id), report_url=summary["report"]["html"],
-            mlflow_run_url=mlflow_run_url, report_html=reports.read_bytes(html_path),
+            # Links into the Airflow UI (its login guards them), never a presigned URL: emails carry no credential.
+            run_url=dag_run_url(ti.dag_id, ti.run_id), report_url=report_link(reports, summary["report"]["html"]),
+            task_url=task_instance_url(ti.dag_id, ti.run_id, ti.task_id, map_index=getattr(ti, "map_index", -1)),
+            mlflow_run_url=mlflow_run_url, reports=reports, runbook=runbook_view_url(),
         )
         self.log.warning("on-call alert for %s %s (%s): %s", project.name, summary["day"], summary["kind"], alert)
         return alert

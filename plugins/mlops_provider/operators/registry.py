@@ -111,6 +111,8 @@ class PromoteModelOperator(_AliasOperator):
         if result.get("run_id"):
             MlflowRunLink.persist(context, url=hook.run_url(result["run_id"]))
         self._log_decision(result)
+        self._lineage(result)
+        result["follow_up"] = self._follow_up(context, result)
         if not result["promoted"] and self.skip_if_refused:
             from airflow.sdk.exceptions import AirflowSkipException
 
@@ -119,6 +121,32 @@ class PromoteModelOperator(_AliasOperator):
         if result["promoted"]:
             self.announce_champion(context, result)
         return json_safe(result)
+
+    def _follow_up(self, context: Context, result: dict[str, Any]) -> dict[str, Any] | None:
+        """Tell on-call, on the drift alert's thread, how the retrain it requested ended (once per request)."""
+        from mlops_provider.hooks.smtp import ConnectionTransport, default_sender, use_airflow_secrets_masker
+        from mlops_provider.links.artifacts import dag_run_url, runbook_view_url
+        from mlops_provider.stages.alerting import send_retrain_outcome
+
+        use_airflow_secrets_masker()
+        ti, hook = context["ti"], self.mlflow_hook
+        links = [("Model version (MLflow)", hook.model_version_url(result["model_name"], result["version"])),
+                 ("Airflow run", dag_run_url(ti.dag_id, ti.run_id))]
+        return send_retrain_outcome(self.project, self.reports, result, links=links, runbook=runbook_view_url(),
+                                    transport=ConnectionTransport(self.project.alerts.get("smtp_conn_id", "smtp_default")),
+                                    sender=default_sender())
+
+    def _lineage(self, result: dict[str, Any]) -> None:
+        """The candidate version in; when promoted, the same version out as ``champion`` (OpenLineage)."""
+        from mlops_provider.operators.lineage import model_version
+
+        uri, model, version = self.mlflow_hook.tracking_uri, result["model_name"], result["version"]
+        primary = result.get("primary_metric")
+        self.lineage_input(model_version(uri, model, version, metrics={primary: result.get("challenger_value")}
+                                         if primary else None))
+        if result["promoted"]:
+            self.lineage_output(model_version(uri, model, version, alias="champion", reason=result.get("reason"),
+                                              replaced=result.get("compared_with")))
 
     def _log_decision(self, result: dict[str, Any]) -> None:
         if result["shadow"]["days"]:
@@ -161,5 +189,16 @@ class RollbackModelOperator(_AliasOperator):
         ModelVersionLink.persist(context, url=hook.model_version_url(result["model_name"], result["version"]))
         self.log.warning("%s rolled back: champion v%s -> v%s", result["model_name"], result["rolled_back_from"],
                          result["version"])
+        self._lineage(result)
         self.announce_champion(context, result)
         return result
+
+    def _lineage(self, result: dict[str, Any]) -> None:
+        """The version rolled back from in, the version that serves again out as ``champion`` (OpenLineage)."""
+        from mlops_provider.operators.lineage import model_version
+
+        uri, model = self.mlflow_hook.tracking_uri, result["model_name"]
+        if result.get("rolled_back_from"):
+            self.lineage_input(model_version(uri, model, result["rolled_back_from"]))
+        self.lineage_output(model_version(uri, model, result["version"], alias="champion", reason=self.reason,
+                                          replaced=result.get("rolled_back_from")))

@@ -86,14 +86,19 @@ def verdict(**overrides):
     return base
 
 
-def compose(project, v=None, *, report_html=b"<html><body>report</body></html>", attach_max_bytes=10_000, **kw):
+REPORT_URL = "https://airflow.example.com/mlops/reports/fraud/monitoring/dt=2024-01-09/report.html"
+TASK_URL = "https://airflow.example.com/dags/fraud__monitor/runs/scheduled__2024-01-09/tasks/monitor"
+RUNBOOK = "https://airflow.example.com/mlops/docs/runbook.md"
+
+
+def compose(project, v=None, *, attach_max_bytes=2_000_000, **kw):
     args = dict(
         day=DAY, model_version=3,
         run_url=f"https://admin:{PASSWORD}@airflow.example.com/dags/fraud__monitor/runs/scheduled__2024-01-09",
-        report_url="file:///var/mlops/reports/fraud/monitoring/2024-01-09/drift.html",
+        report_url=REPORT_URL, task_url=TASK_URL,
         mlflow_run_url=f"http://mlflow.example.com/#/experiments/1/runs/abc?token={PASSWORD}",
         actions=["retraining triggered: fraud__train run manual__2024-01-09"],
-        report_html=report_html, attach_max_bytes=attach_max_bytes,
+        attach_max_bytes=attach_max_bytes, runbook=RUNBOOK,
     )
     args.update(kw)
     return alerts.compose_alert(project, v or verdict(), **args)
@@ -107,7 +112,7 @@ def parts(message):
 
 def test_alert_is_delivered_over_smtp_readable_escaped_and_without_secrets(fraud_project, smtp_server):
     message = compose(fraud_project)
-    result = send_alert(message, smtp_conn_id=CONN_ID, dedup_key=alerts.dedup_key(fraud_project, 3, DAY, "drift"))
+    result = send_alert(message, smtp_conn_id=CONN_ID, dedup_key=alerts.dedup_key(fraud_project, DAY, "drift"))
 
     assert result["sent"] is True and result["via"] == "smtp"
     assert len(smtp_server.envelopes) == 1
@@ -127,30 +132,53 @@ def test_alert_is_delivered_over_smtp_readable_escaped_and_without_secrets(fraud
     assert "Wasserstein distance (normed)" in html and "amount" in html
     assert "retraining triggered" in html and "retraining triggered" in text
     assert "https://airflow.example.com/dags/fraud__monitor" in html and "admin" not in html
-    assert "runbook.md" in html and "runbook.md" in text
     assert "fraud__model_ops" in text and '"action": "rollback"' in text
     assert SCRIPT in text  # plain text needs no escaping
-    assert [a.get_filename() for a in attachments] == ["fraud-2024-01-09-monitoring-report.html"]
-    assert attachments[0].get_content() == "<html><body>report</body></html>"
+    # Links a phone opens: the report view (http), the Airflow task and run, MLflow, the runbook sections.
+    assert f"<a href='{REPORT_URL}'" in html and f"<a href='{TASK_URL}'" in html
+    assert f"<a href='{RUNBOOK}#data-drift'" in html and f"<a href='{RUNBOOK}'" in html
+    assert REPORT_URL in text and f"{RUNBOOK}#data-drift" not in text and RUNBOOK in text
+    # The attachment is the compact static summary, not the multi-megabyte interactive report.
+    (summary,) = attachments
+    assert summary.get_filename() == "fraud-2024-01-09-drift-summary.html"
+    page = summary.get_content()
+    assert len(page.encode()) < alerts.SUMMARY_MAX_BYTES and "<script" not in page.replace("&lt;script", "")
+    assert "amount" in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page and SCRIPT not in page
+    assert "Drifted features (4/10)" in page and REPORT_URL in page
 
 
-def test_large_report_is_linked_not_attached(fraud_project, smtp_server):
-    big = b"<html>" + b"x" * 5000 + b"</html>"
-    message = compose(fraud_project, report_html=big, attach_max_bytes=len(big))  # must be smaller than the limit
-    send_alert(message, smtp_conn_id=CONN_ID, dedup_key="big-report")
+def test_links_a_mail_client_cannot_open_are_text_not_links(fraud_project, smtp_server):
+    message = compose(fraud_project, report_url="s3://bucket/reports/fraud/monitoring/dt=2024-01-09/report.html",
+                      task_url=None, runbook="file:///srv/checkout/docs/runbook.md")
+    html, text, _ = parts(message)
+    assert "href='s3://" not in html and "<code>s3://bucket/reports/fraud/monitoring/dt=2024-01-09/report.html</code>" in html
+    assert "href='file://" not in html and "javascript:" not in html
 
-    html, text, attachments = parts(smtp_server.messages()[0])
-    assert attachments == []
-    assert "larger than the attachment limit" in html and "larger than the attachment limit" in text
-    assert "drift.html" in html
+
+def test_summary_attachment_stays_small_and_escaped_whatever_the_data(fraud_project):
+    """A thousand drifted columns with hostile names: the summary is cut to fit, every value escaped."""
+    column = {"column": "x", "stattest_name": "PSI", "score": 0.5, "threshold": 0.1,
+              "summary": {"kind": "categorical", "categories": [{"value": SCRIPT * 5, "reference": 0.1, "current": 0.9}]}}
+    many = verdict(n_features=1000, n_drifted=1000, drifted_columns=[{**column, "column": f"{SCRIPT}-{i}"}
+                                                                      for i in range(1000)],
+                   data_quality={"new_categories": {"c": [f"{SCRIPT}{i}" for i in range(500)]},
+                                 "new_category_rows": {"c": 500}})
+    message = compose(fraud_project, many)
+    (summary,) = [a for a in message.iter_attachments()]
+    page = summary.get_content()
+    assert len(page.encode()) < alerts.SUMMARY_MAX_BYTES
+    assert "more drifted features: see the full report" in page and "and 480 more" in page
+    assert SCRIPT not in page
+    # attach_max_bytes 0: nothing attached, the report stays one click away.
+    assert not list(compose(fraud_project, attach_max_bytes=0).iter_attachments())
 
 
 def test_second_send_of_the_same_event_is_not_delivered(fraud_project, smtp_server, mlops_home):
-    key = alerts.dedup_key(fraud_project, 3, DAY, "drift")
+    key = alerts.dedup_key(fraud_project, DAY, "drift")
     first = send_alert(compose(fraud_project), smtp_conn_id=CONN_ID, dedup_key=key)
     second = send_alert(compose(fraud_project), smtp_conn_id=CONN_ID, dedup_key=key)
     other_day = send_alert(compose(fraud_project, day=DAY + dt.timedelta(days=1)), smtp_conn_id=CONN_ID,
-                           dedup_key=alerts.dedup_key(fraud_project, 3, DAY + dt.timedelta(days=1), "drift"))
+                           dedup_key=alerts.dedup_key(fraud_project, DAY + dt.timedelta(days=1), "drift"))
 
     assert first["sent"] is True
     assert second == {"sent": False, "duplicate": True, "marker": first["marker"]}
@@ -192,7 +220,8 @@ def test_without_a_connection_the_alert_lands_in_the_outbox(fraud_project, mlops
 def test_strip_userinfo_and_redact():
     assert alerts.strip_userinfo("https://u:p@host:8080/a?b=1&token=zz&X-Amz-Signature=q") == "https://host:8080/a?b=1"
     assert "hunter2" not in alerts.redact("could not connect to postgresql+psycopg2://etl:hunter2@db:5432/x")
-    assert alerts.dedup_key("fraud", 3, "2024-01-09T00:00:00", "drift") == "monitoring|fraud|v3|2024-01-09|drift"
+    # One alert per project, day and kind, whatever model version scored the day.
+    assert alerts.dedup_key("fraud", "2024-01-09T00:00:00", "drift") == "monitoring|fraud|2024-01-09|drift"
 
 
 @pytest.fixture
@@ -291,3 +320,30 @@ def test_notifier_escapes_raw_binary_in_the_error(failure_context, smtp_server):
     for part in (html, text):
         assert "\x1b" not in part and "\x00" not in part and "\x07" not in part and "\ufeff" not in part
     assert "\\x1b[31mred\\x00\\x07" in text and "truncated" in text and len(text) < 8000
+
+
+def test_a_failed_run_sends_one_final_email_task_or_dag_level(failure_context, smtp_server):
+    """Every DAG has a task-level and a DAG-level notifier: a task's final failure email stands for its run, so
+    the DAG-level one of that run is not sent; a run with no final task email (timed out) gets the DAG-level one."""
+    from mlops_provider.notifiers.oncall import OnCallEmailNotifier
+
+    notifier = OnCallEmailNotifier(project="fraud", smtp_conn_id=CONN_ID)
+    retrying = failure_context(1)  # try 1 of 2: "Airflow retries the task"
+    notifier(retrying)
+    dag_level = {"dag": retrying["dag"], "run_id": retrying["run_id"], "reason": "task_failure",
+                 "ti": retrying["ti"]}  # Airflow 3 attaches the run's last task instance
+    final = failure_context(2)  # try 2 of 2: no retry follows
+    notifier(final)
+    notifier(dag_level)
+    subjects = [str(m["Subject"]) for m in smtp_server.messages()]
+    assert subjects == ["[MLOps] fraud / TASK FAILED: fraud__ingest.validate_batch (try 1)",
+                        "[MLOps] fraud / TASK FAILED: fraud__ingest.validate_batch (try 2)"]
+    assert [str(m["X-MLOps-Final"]) for m in smtp_server.messages()] == ["no", "yes"]
+
+    # Another run that failed without a final task email (past dagrun_timeout): the DAG-level email goes out, once.
+    timed_out = {"dag": retrying["dag"], "run_id": "scheduled__2024-01-10T00:00:00+00:00", "reason": "timed_out"}
+    notifier(timed_out)
+    notifier(timed_out)
+    assert [str(m["Subject"]) for m in smtp_server.messages()][2:] == ["[MLOps] fraud / DAG RUN FAILED: fraud__ingest"]
+    text = parts(smtp_server.messages()[2])[1]
+    assert "timed_out" in text and "no task of it sent a final failure email" in text

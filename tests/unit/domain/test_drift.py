@@ -222,7 +222,7 @@ def test_real_verdict_composes_an_alert(project, covariate_result):
 
     message = compose_alert(project, covariate_result.verdict, day=DAY, model_version=3, run_url=None,
                             report_url=None, mlflow_run_url=None, actions=["retraining triggered"],
-                            report_html=None, attach_max_bytes=0)
+                            attach_max_bytes=0)
     n = covariate_result.verdict["n_drifted"]
     assert message["Subject"].startswith(f"[MLOps] fraud / fraud_classifier v3 / 2024-01-09: DATA DRIFT ({n}/6 features)")
     assert "amount" in message.get_body(("plain",)).get_content()

@@ -31,9 +31,19 @@ def test_monitors_every_day_and_requests_retraining_for_the_drifted_one(pipeline
     emails = len(list(paths.outbox_dir().rglob("*.eml")))
     assert emails >= 1
     assert result["report"]["html"].startswith(paths.reports_uri())
-    # The task's links point at the last day monitored (each day persists its own).
-    assert context["ti"].xcom["mlops_drift_report"]["url"] == result["report"]["html"].replace(
-        f"dt={DRIFTED.isoformat()}", f"dt={result['days'][-1]}")
+    # The task's links point at the last day monitored (each day persists its own), in the report view (http).
+    assert context["ti"].xcom["mlops_drift_report"]["url"] == (
+        f"http://localhost:8080/mlops/reports/fraud/monitoring/dt={result['days'][-1]}/report.html")
+    # The alert links the same page, attaches the small summary, not the report itself.
+    from email import policy
+    from email.parser import BytesParser
+
+    sent = [BytesParser(policy=policy.default).parsebytes(p.read_bytes()) for p in paths.outbox_dir().rglob("*.eml")]
+    (alert,) = [m for m in sent if DRIFTED.isoformat() in str(m["Subject"])]
+    text = alert.get_body(preferencelist=("plain",)).get_content()
+    assert f"http://localhost:8080/mlops/reports/fraud/monitoring/dt={DRIFTED.isoformat()}/report.html" in text
+    assert "http://localhost:8080/mlops/docs/runbook.md" in text
+    assert [a.get_filename() for a in alert.iter_attachments()] == [f"fraud-{DRIFTED.isoformat()}-{result['kind']}-summary.html"]
     assert context["ti"].xcom["mlops_mlflow_run"]["url"].startswith("file://")
 
     drift = asset("drift")

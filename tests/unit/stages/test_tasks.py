@@ -256,7 +256,7 @@ def test_a_breached_limit_is_a_performance_alert_in_the_email(pipeline):
     verdict = result.verdict
     assert verdict["performance_alert"] is True and "performance" in verdict["kind"]
     message = compose_alert(project, verdict, day=SCORE_DAY, model_version=1, run_url=None, report_url=None,
-                            mlflow_run_url=None, actions=[], report_html=None, attach_max_bytes=0)
+                            mlflow_run_url=None, actions=[], attach_max_bytes=0)
     text = message.get_body(("plain",)).get_content()
     headline = {"binary": "PERFORMANCE (ROC AUC", "multiclass": "PERFORMANCE (Accuracy",
                 "regression": "PERFORMANCE (RMSE"}[task]
