@@ -14,6 +14,12 @@ airflow-db: install
 demo: airflow-db
 	$(ENV) python scripts/demo.py $(DEMO_ARGS)
 
+# Airflow's web UI on the embedded default (scripts/ui.py): api-server, scheduler, dag-processor and triggerer
+# on the SQLite state, 127.0.0.1 only; prints the URL and the admin password. UI_ARGS="--port 8081".
+.PHONY: ui
+ui: airflow-db
+	$(ENV) python scripts/ui.py $(UI_ARGS)
+
 # .pre-commit-config.yaml (local hooks: ruff with the import contracts) over the whole tree, offline.
 lint: install
 	PRE_COMMIT_HOME="$(CURDIR)/.mlops/pre-commit" .venv/bin/pre-commit run --all-files --show-diff-on-failure
