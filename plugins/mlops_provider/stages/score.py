@@ -49,17 +49,32 @@ class _LockstepRows:
     ``None`` for good and the caller falls back to a read by record id.
     """
 
-    def __init__(self, project: ProjectConfig, lake: Lake, day: dt.date, batch_rows: int):
+    def __init__(self, project: ProjectConfig, lake: Lake, day: dt.date, batch_rows: int, start_row: int = 0):
         import pyarrow.parquet as pq
 
         self.record_id, self.where = project.record_id, lake.uri(lake.partition_path(record_table(project), day))
         self.aligned = lake.exists(record_table(project), day)
         self._batches: Iterator[pa.RecordBatch] = iter(())
-        if self.aligned:
-            source = pq.ParquetFile(lake.partition_path(record_table(project), day), filesystem=lake.fs)
-            self._batches = source.iter_batches(batch_size=batch_rows)
         self._buffer: list[pa.RecordBatch] = []
         self._buffered = 0
+        if self.aligned:
+            source = pq.ParquetFile(lake.partition_path(record_table(project), day), filesystem=lake.fs)
+            # A shard starts at ``start_row``: read from the row group holding it, drop the rows before it.
+            first, offset = 0, 0
+            meta = source.metadata
+            while first < meta.num_row_groups and offset + meta.row_group(first).num_rows <= start_row:
+                offset += meta.row_group(first).num_rows
+                first += 1
+            self._batches = source.iter_batches(batch_size=batch_rows, row_groups=range(first, meta.num_row_groups))
+            skip = start_row - offset
+            while skip > 0 and self.aligned:
+                batch = next(self._batches, None)
+                if batch is None:
+                    self._misaligned("it has fewer rows than the records partition")
+                    break
+                if batch.num_rows > skip:
+                    self._buffer, self._buffered = [batch.slice(skip)], batch.num_rows - skip
+                skip -= batch.num_rows
 
     def take(self, ids: pa.Array) -> Any:
         import pyarrow as pa
@@ -103,7 +118,6 @@ class _DayScorer:
         self.schema: pa.Schema | None = None
 
     def score(self, batch: pa.RecordBatch, record_rows: Any = None) -> pa.Table:
-        import numpy as np
         import pyarrow as pa
 
         project = self.project
@@ -121,11 +135,7 @@ class _DayScorer:
                 frame, models=self.models, versions=self.versions, model_name=project.model_name, record_id=rid,
                 entity_key=key, threshold=self.threshold, event_timestamp=F.EVENT_TIMESTAMP, task=task)
         self.champion_scores.append(predictions[scoring.output_column(task)].to_numpy())
-        shadow = predictions[scoring.output_column(task, "challenger")]
-        numeric = task != "multiclass"
-        self.challenger_scores.append(None if not shadow.notna().all() else
-                                      shadow.to_numpy(dtype="float64", na_value=np.nan) if numeric else
-                                      shadow.to_numpy(dtype=object))
+        self.challenger_scores.append(_shadow_scores(task, predictions[scoring.output_column(task, "challenger")]))
         out = predictions.merge(frame[[rid, *self.features]], on=rid, how="left", validate="one_to_one")
         out.insert(3, "model_name", project.model_name)
         # Every batch is written with the first batch's schema (one Parquet file, one schema).
@@ -134,48 +144,76 @@ class _DayScorer:
         return table
 
     def summary(self) -> dict[str, Any]:
-        import numpy as np
-
-        shadowed = bool(self.challenger_scores) and all(c is not None for c in self.challenger_scores)
-        return scoring.summarize(
-            np.concatenate(self.champion_scores) if self.champion_scores else np.array([]),
-            np.concatenate(self.challenger_scores) if shadowed else None,
-            threshold=self.threshold, champion=self.versions[0],
-            challenger=self.versions[1], model_name=self.project.model_name, task=self.project.task)
+        return _summarize(self.project, self.versions, self.champion_scores, self.challenger_scores)
 
 
-def run_score(project: ProjectConfig, *, lake: Lake, reports: Lake, feature_store: Any, day: str | dt.date,
-              tracking_uri: str, registry_uri: str | None = None) -> dict[str, Any]:
-    """Score partition ``day`` with the champion (shadow: the challenger); write predictions to the lake."""
+def _shadow_scores(task: str, shadow: Any) -> Any:
+    """A batch's challenger outputs as an array, or None when the challenger did not score every row."""
+    import numpy as np
+
+    if not shadow.notna().all():
+        return None
+    return shadow.to_numpy(dtype="float64", na_value=np.nan) if task != "multiclass" else shadow.to_numpy(dtype=object)
+
+
+def _summarize(project: ProjectConfig, versions: tuple[str, str | None], champion_scores: list[Any],
+               challenger_scores: list[Any | None]) -> dict[str, Any]:
+    """The day's scoring summary from its batches' champion and challenger outputs."""
+    import numpy as np
+
+    shadowed = bool(challenger_scores) and all(c is not None for c in challenger_scores)
+    threshold = float(project.model["alert_threshold"]) if project.task == "binary" else None
+    return scoring.summarize(
+        np.concatenate(champion_scores) if champion_scores else np.array([]),
+        np.concatenate(challenger_scores) if shadowed else None,
+        threshold=threshold, champion=versions[0], challenger=versions[1], model_name=project.model_name,
+        task=project.task)
+
+
+def _records_file(project: ProjectConfig, lake: Lake, day: dt.date) -> Any:
+    """The day's validated records partition as a ``ParquetFile``; a clear error when missing or empty."""
     import pyarrow.parquet as pq
 
-    day, table = as_date(day), records_table(project)
+    table = records_table(project)
     where = lake.uri(lake.partition_path(table, day))
     if not lake.exists(table, day):
         raise MlopsError(f"{project.name} {day}: no validated records partition {where} to score")
-    versions = model_store.resolve_versions(project.model_name, tracking_uri=tracking_uri, registry_uri=registry_uri)
     source = pq.ParquetFile(lake.partition_path(table, day), filesystem=lake.fs)
-    total = source.metadata.num_rows
-    if not total:
+    if not source.metadata.num_rows:
         raise MlopsError(f"{project.name} {day}: records partition {where} is empty: nothing to score")
+    return source
+
+
+def _write_scored(project: ProjectConfig, *, lake: Lake, feature_store: Any, day: dt.date, table: str,
+                  versions: tuple[str, str | None], models: tuple[Any, Any | None], row_groups: list[int] | None = None,
+                  start_row: int = 0) -> tuple[str, _DayScorer]:
+    """Score the day's records (all, or the row groups of one shard) into partition ``day`` of ``table``."""
+    source = _records_file(project, lake, day)
+    meta = source.metadata
+    groups = list(range(meta.num_row_groups)) if row_groups is None else list(row_groups)
+    total = sum(meta.row_group(i).num_rows for i in groups)
     batch_rows = max(1, int(os.environ.get("MLOPS_SCORE_BATCH_ROWS", SCORE_BATCH_ROWS)))
-    models = model_store.load_pinned(project.model_name, versions, tracking_uri=tracking_uri,
-                                     registry_uri=registry_uri)
     scorer = _DayScorer(project, feature_store, versions, models)
-    record_rows = _LockstepRows(project, lake, day, batch_rows)
+    record_rows = _LockstepRows(project, lake, day, batch_rows, start_row=start_row)
+    what = "records" if row_groups is None else f"records of rows {start_row}-{start_row + total - 1}"
 
     def batches() -> Iterator[pa.RecordBatch]:
         done = 0
         columns = list(dict.fromkeys([project.record_id, *project.entity_keys, project.event_timestamp]))
-        for batch in source.iter_batches(batch_size=batch_rows, columns=columns):
+        for batch in source.iter_batches(batch_size=batch_rows, columns=columns, row_groups=groups):
             scored = scorer.score(batch, record_rows.take(batch.column(project.record_id)))
             done += scored.num_rows
             if total > batch_rows:
-                log.info("%s %s: scored %d of %d records", project.name, day, done, total)
+                log.info("%s %s: scored %d of %d %s", project.name, day, done, total, what)
             yield from scored.to_batches()
 
-    uri = lake.write(predictions_table(project), day, batches())
-    summary = {"day": day.isoformat(), "model_name": project.model_name, "predictions": uri, **scorer.summary()}
+    return lake.write(table, day, batches()), scorer
+
+
+def _finish(project: ProjectConfig, *, reports: Lake, day: dt.date, uri: str, summary: dict[str, Any],
+            tracking_uri: str, registry_uri: str | None) -> dict[str, Any]:
+    """Write the shadow report and tag the challenger with it; return the day's summary."""
+    summary = {"day": day.isoformat(), "model_name": project.model_name, "predictions": uri, **summary}
     summary["shadow_report"] = reports.write_bytes(f"{project.name}/shadow/dt={day.isoformat()}.json",
                                                    json.dumps(summary, indent=2, default=str).encode())
     if summary.get("challenger_version"):
@@ -184,3 +222,105 @@ def run_score(project: ProjectConfig, *, lake: Lake, reports: Lake, feature_stor
         client.set_model_version_tag(project.model_name, str(summary["challenger_version"]),
                                      f"shadow.{day.isoformat()}", json.dumps({k: summary[k] for k in SHADOW_FIELDS}))
     return summary
+
+
+def run_score(project: ProjectConfig, *, lake: Lake, reports: Lake, feature_store: Any, day: str | dt.date,
+              tracking_uri: str, registry_uri: str | None = None) -> dict[str, Any]:
+    """Score partition ``day`` with the champion (shadow: the challenger); write predictions to the lake."""
+    day = as_date(day)
+    _records_file(project, lake, day)
+    versions = model_store.resolve_versions(project.model_name, tracking_uri=tracking_uri, registry_uri=registry_uri)
+    models = model_store.load_pinned(project.model_name, versions, tracking_uri=tracking_uri,
+                                     registry_uri=registry_uri)
+    uri, scorer = _write_scored(project, lake=lake, feature_store=feature_store, day=day,
+                                table=predictions_table(project), versions=versions, models=models)
+    return _finish(project, reports=reports, day=day, uri=uri, summary=scorer.summary(), tracking_uri=tracking_uri,
+                   registry_uri=registry_uri)
+
+
+# -- a day in shards: plan, score each shard (in parallel on the executor's workers), commit -------------
+def _shards_dir(project: ProjectConfig, day: dt.date) -> str:
+    return f"_shards/{project.name}/predictions/{day.isoformat()}"
+
+
+def _shard_table(project: ProjectConfig, day: dt.date, plan_id: str, index: int) -> str:
+    return f"{_shards_dir(project, day)}/{plan_id}/{index:05d}"
+
+
+def plan_score_shards(project: ProjectConfig, *, lake: Lake, day: str | dt.date, shard_rows: int, tracking_uri: str,
+                      registry_uri: str | None = None) -> dict[str, Any]:
+    """Split the day's records into shards of whole row groups of about ``shard_rows`` rows; pin the versions.
+
+    Every shard scores with the versions pinned here, so a promotion while the shards run never mixes
+    versions within the day's partition. The plan is JSON (an XCom): each shard is ``{"index", "row_groups",
+    "start_row", "rows"}``.
+    """
+    import uuid
+
+    day = as_date(day)
+    meta = _records_file(project, lake, day).metadata
+    versions = model_store.resolve_versions(project.model_name, tracking_uri=tracking_uri, registry_uri=registry_uri)
+    shards: list[dict[str, Any]] = []
+    groups: list[int] = []
+    rows = start = 0
+    for i in range(meta.num_row_groups):
+        groups.append(i)
+        rows += meta.row_group(i).num_rows
+        if rows >= shard_rows or i == meta.num_row_groups - 1:
+            shards.append({"index": len(shards), "row_groups": groups, "start_row": start, "rows": rows})
+            start, groups, rows = start + rows, [], 0
+    log.info("%s %s: %d records in %d row groups -> %d shard(s) of about %d rows", project.name, day,
+             meta.num_rows, meta.num_row_groups, len(shards), shard_rows)
+    return {"day": day.isoformat(), "plan_id": uuid.uuid4().hex[:12], "versions": list(versions), "shards": shards}
+
+
+def score_shard(project: ProjectConfig, *, lake: Lake, feature_store: Any, plan: dict[str, Any], index: int,
+                tracking_uri: str, registry_uri: str | None = None) -> dict[str, Any]:
+    """Score shard ``index`` of ``plan`` into its own staging partition (replaced whole on a retry)."""
+    day, shard = as_date(plan["day"]), plan["shards"][index]
+    versions = (plan["versions"][0], plan["versions"][1])
+    models = model_store.load_pinned(project.model_name, versions, tracking_uri=tracking_uri,
+                                     registry_uri=registry_uri)
+    uri, _ = _write_scored(project, lake=lake, feature_store=feature_store, day=day,
+                           table=_shard_table(project, day, plan["plan_id"], index), versions=versions, models=models,
+                           row_groups=shard["row_groups"], start_row=shard["start_row"])
+    return {"index": index, "rows": shard["rows"], "uri": uri}
+
+
+def commit_score_shards(project: ProjectConfig, *, lake: Lake, reports: Lake, plan: dict[str, Any], tracking_uri: str,
+                        registry_uri: str | None = None) -> dict[str, Any]:
+    """Publish the day's predictions partition from every shard at once (atomically), then drop the shards.
+
+    Rows keep the records' order and every shard is cast to the first shard's schema, so the partition
+    is the one the unsharded :func:`run_score` writes.
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    day, task = as_date(plan["day"]), project.task
+    tables = [_shard_table(project, day, plan["plan_id"], s["index"]) for s in plan["shards"]]
+    missing = [t for t in tables if not lake.exists(t, day)]
+    if missing:
+        raise MlopsError(f"{project.name} {day}: {len(missing)} of {len(tables)} shard(s) not scored "
+                         f"({', '.join(missing[:3])}): clear the failed score_shard tasks, then this one")
+    files = [pq.ParquetFile(lake.partition_path(t, day), filesystem=lake.fs) for t in tables]
+    schema = files[0].schema_arrow
+    champion, challenger = [], []
+    for source in files:
+        outputs = source.read(columns=[scoring.output_column(task), scoring.output_column(task, "challenger")])
+        frame = outputs.to_pandas()
+        champion.append(frame[scoring.output_column(task)].to_numpy())
+        challenger.append(_shadow_scores(task, frame[scoring.output_column(task, "challenger")]))
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for source in files:
+            for batch in source.iter_batches():
+                yield from pa.Table.from_batches([batch]).cast(schema).to_batches()
+
+    uri = lake.write(predictions_table(project), day, batches(), schema=schema)
+    versions = (plan["versions"][0], plan["versions"][1])
+    summary = _finish(project, reports=reports, day=day, uri=uri,
+                      summary=_summarize(project, versions, champion, challenger), tracking_uri=tracking_uri,
+                      registry_uri=registry_uri)
+    lake.delete_dir(_shards_dir(project, day))
+    return {**summary, "shards": len(tables)}

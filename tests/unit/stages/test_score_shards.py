@@ -1,0 +1,101 @@
+"""A day scored in shards (plan, one task per shard, commit) gives the partition and summary of the unsharded
+score stage (issue 16), for a binary and a multiclass model with a shadow challenger; the commit is atomic
+and names what is missing; a retried shard replaces its own output."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.unit.stages.test_tasks import (
+    CATEGORICAL,
+    FEATURES,
+    SCORE_DAY,
+    FeatureStore,
+    project_for,
+    synthetic,
+)
+
+ROWS, GROUP_ROWS = 2600, 400  # 7 row groups
+
+
+@pytest.fixture(scope="module", params=["binary", "multiclass"])
+def world(request, tmp_path_factory):
+    import pyarrow as pa
+    from mlops_provider.config import paths
+    from mlops_provider.domain.layout import records_table
+    from mlops_provider.io import model_store
+    from mlops_provider.io.lake import Lake
+    from mlops_provider.stages import train as training
+    from mlops_provider.stages.promote import gate_and_promote
+
+    task = request.param
+    root = tmp_path_factory.mktemp(f"shards-{task}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLOPS_HOME", str(root / "mlops"))
+        mp.setenv("MLOPS_SCORE_BATCH_ROWS", "300")  # batches that straddle row groups and shards
+        project = project_for(task, root)
+        uri = paths.mlflow_tracking_uri()
+        client = model_store.client_for(uri)
+        common = dict(feature_columns=FEATURES, categorical_columns=CATEGORICAL, tracking_uri=uri, dataset_sources=[],
+                      hpo_trials=1)
+        training.train_and_register(project, synthetic(task, 6, 300), run_tags={"airflow_run_id": "a"}, **common)
+        gate_and_promote(project, client)
+        second = training.train_and_register(project, synthetic(task, 6, 300, seed=5), run_tags={"airflow_run_id": "b"},
+                                             seed=3, **common)
+        client.set_registered_model_alias(project.model_name, "challenger", second["version"])
+        lake, reports = Lake((root / "lake").as_uri()), Lake((root / "reports").as_uri())
+        day = synthetic(task, 1, ROWS, start=SCORE_DAY, seed=11)
+        table = pa.Table.from_pandas(day.drop(columns=["target"]), preserve_index=False)
+        lake.write(records_table(project), SCORE_DAY, table.to_batches(max_chunksize=GROUP_ROWS))
+        yield {"project": project, "lake": lake, "reports": reports, "store": FeatureStore(day), "uri": uri}
+
+
+def _predictions(world):
+    from mlops_provider.domain.layout import predictions_table
+
+    return world["lake"].read(predictions_table(world["project"]), SCORE_DAY)
+
+
+def test_sharded_scoring_equals_unsharded(world):
+    import pandas as pd
+    from mlops_provider.stages.score import commit_score_shards, plan_score_shards, run_score, score_shard
+
+    project, lake, reports, store, uri = (world[k] for k in ("project", "lake", "reports", "store", "uri"))
+    whole = run_score(project, lake=lake, reports=reports, feature_store=store, day=SCORE_DAY, tracking_uri=uri)
+    expected = _predictions(world)
+
+    plan = plan_score_shards(project, lake=lake, day=SCORE_DAY, shard_rows=1000, tracking_uri=uri)
+    assert [s["row_groups"] for s in plan["shards"]] == [[0, 1, 2], [3, 4, 5], [6]]
+    assert [s["start_row"] for s in plan["shards"]] == [0, 1200, 2400] and sum(s["rows"] for s in plan["shards"]) == ROWS
+    for shard in reversed(plan["shards"]):  # any order, as parallel workers finish
+        score_shard(project, lake=lake, feature_store=store, plan=plan, index=shard["index"], tracking_uri=uri)
+    sharded = commit_score_shards(project, lake=lake, reports=reports, plan=plan, tracking_uri=uri)
+
+    actual = _predictions(world)
+    pd.testing.assert_frame_equal(actual.drop(columns=["scored_at"], errors="ignore"),
+                                  expected.drop(columns=["scored_at"], errors="ignore"))
+    assert whole["challenger_version"] and sharded["shards"] == 3
+    same = {k: v for k, v in whole.items() if k not in ("predictions", "shadow_report")}
+    assert {k: sharded[k] for k in same} == same
+    assert not lake.list_files(f"_shards/{project.name}")
+
+
+def test_commit_refuses_a_day_with_a_missing_shard_and_leaves_the_partition(world):
+    from mlops_provider.exceptions import MlopsError
+    from mlops_provider.stages.score import commit_score_shards, plan_score_shards, score_shard
+
+    project, lake, reports, store, uri = (world[k] for k in ("project", "lake", "reports", "store", "uri"))
+    before = _predictions(world) if lake.exists(f"{project.name}/predictions", SCORE_DAY) else None
+    plan = plan_score_shards(project, lake=lake, day=SCORE_DAY, shard_rows=1300, tracking_uri=uri)
+    assert len(plan["shards"]) == 2
+    score_shard(project, lake=lake, feature_store=store, plan=plan, index=0, tracking_uri=uri)
+    first = lake.read(f"_shards/{project.name}/predictions/{SCORE_DAY}/{plan['plan_id']}/00000", SCORE_DAY)
+    # A retried shard replaces its own output whole.
+    score_shard(project, lake=lake, feature_store=store, plan=plan, index=0, tracking_uri=uri)
+    again = lake.read(f"_shards/{project.name}/predictions/{SCORE_DAY}/{plan['plan_id']}/00000", SCORE_DAY)
+    assert len(again) == len(first) == 1600 and again["rid"].tolist() == first["rid"].tolist()
+    with pytest.raises(MlopsError, match=r"1 of 2 shard\(s\) not scored .*00001"):
+        commit_score_shards(project, lake=lake, reports=reports, plan=plan, tracking_uri=uri)
+    if before is not None:
+        assert _predictions(world).equals(before)
+    lake.delete_dir(f"_shards/{project.name}")
