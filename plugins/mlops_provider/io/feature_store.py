@@ -129,9 +129,45 @@ class ProjectFeatureStore:
         """Register the project's entities, sources, views and service (unchanged objects are no-ops)."""
         objects = self.definitions()
         self.store.apply(objects)
+        self._newest_event_wins()
         names = sorted(f"{type(o).__name__}:{o.name}" for o in objects)
         log.info("Feast project '%s': applied %s", self.project.name, ", ".join(names))
         return {"project": self.project.name, "objects": names}
+
+    def _newest_event_wins(self) -> list[str]:
+        """Make the SQLite online store keep the newest event time per entity key, as Feast's Redis store does.
+
+        Feast's SQLite store upserts whatever it is given, so re-materializing day D after D + 1 put D's
+        older values back online; its Redis store skips a row whose event time is older than the stored
+        one. A ``BEFORE UPDATE`` trigger on each online table gives SQLite that rule inside the database
+        (every writer: materialization, ``write_to_online_store``, push): an update carrying an older
+        ``event_ts`` is dropped (``RAISE(IGNORE)`` skips that row only). A write with the same event time
+        still replaces the value (a day recomputed and materialized again). Idempotent; tables Feast
+        created anew get their trigger on the next ``apply`` or ``materialize``. Returns the guarded tables.
+        """
+        import sqlite3
+        from contextlib import closing
+
+        from feast.infra.online_stores.helpers import compute_table_id
+        from feast.infra.online_stores.sqlite import SqliteOnlineStore
+
+        store = self.store
+        if not isinstance(store._get_provider().online_store, SqliteOnlineStore):
+            return []
+        config = store.config
+        versioned = bool(getattr(config.registry, "enable_online_feature_view_versioning", False))
+        guarded = []
+        with closing(sqlite3.connect(SqliteOnlineStore._get_db_path(config), timeout=60)) as conn, conn:
+            existing = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            for view_name in self._online_views():
+                table = compute_table_id(config.project, store.get_feature_view(view_name), versioned)
+                if table not in existing:
+                    continue  # not created yet: Feast's apply creates it, the next call guards it
+                conn.execute(f"CREATE TRIGGER IF NOT EXISTS {_sql_name(table + '_newest_event_wins')} "
+                             f"BEFORE UPDATE ON {_sql_name(table)} "
+                             "WHEN NEW.event_ts < OLD.event_ts BEGIN SELECT RAISE(IGNORE); END")
+                guarded.append(table)
+        return guarded
 
     # -- materialization -----------------------------------------------------------------------
     def _online_views(self) -> dict[str, str]:
@@ -170,6 +206,10 @@ class ProjectFeatureStore:
                     chunk_days: int | None = None) -> dict[str, Any]:
         """Copy the latest offline value per entity with event time in ``[start, end]`` into the online store.
 
+        The online store keeps the newest event time per entity: materializing an older window again
+        (a rerun of day D after D + 1) leaves newer values in place, on Redis (Feast's rule) and on SQLite
+        (:meth:`_newest_event_wins`).
+
         Works through the window ``chunk_days`` at a time, oldest first, reading only the lake
         partitions of the chunk: memory is bounded by one chunk, whatever the history length. Feast's
         own ``materialize`` with the file offline store loads the whole source table on every call,
@@ -182,6 +222,7 @@ class ProjectFeatureStore:
             raise ValueError(f"materialize: start {start} is after end {end}")
         chunk_days = chunk_days or int(self.project.features["materialize_chunk_days"])
         store = self.store
+        self._newest_event_wins()  # an older window materialized again never replaces newer online values
         step = dt.timedelta(days=chunk_days)
         n_chunks = (end - start) // step + 1
         rows_written = 0
@@ -484,6 +525,11 @@ class ProjectFeatureStore:
             refs = [r for r in refs if r.split(":", 1)[0] == view]
         response = self.store.get_online_features(features=refs, entity_rows=entity_rows)
         return response.to_dict(include_event_timestamps=include_event_timestamps)
+
+
+def _sql_name(name: str) -> str:
+    """``name`` as a quoted SQLite identifier."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _scalar(value: Any) -> Any:

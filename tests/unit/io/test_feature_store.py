@@ -258,6 +258,27 @@ def test_rerun_is_idempotent(world):
     assert hook.check_freshness(day)["mismatches"] == 0
 
 
+def test_an_older_window_materialized_again_keeps_the_newer_online_values(world):
+    """Re-materializing the first days after the last one leaves the last day's values online (SQLite, like Redis)."""
+    from mlops_provider.domain import features as F
+
+    lake, hook, last = world["lake"], world["hook"], DAYS[-1]
+    offline = lake.read("fraud/features/entity/customer", last).set_index("customer_id")
+    customers = list(offline.index[:50])
+    hook.materialize(F.feature_timestamp(DAYS[0]), F.feature_timestamp(DAYS[1]), chunk_days=1)
+    online = hook.get_online_features([{"customer_id": c} for c in customers], include_event_timestamps=True)
+    newest = pd.Timestamp(F.feature_timestamp(last)).timestamp()
+    for i, customer in enumerate(customers):
+        ts = online["customer__count_30d__ts"][i]
+        assert (ts.timestamp() if isinstance(ts, dt.datetime) else ts) == newest, customer
+        assert online["customer__count_30d"][i] == offline.loc[customer, "customer__count_30d"], customer
+    assert hook.check_freshness(last, sample_size=200)["mismatches"] == 0
+    db = world["home"] / "feast" / "fraud" / "online.db"
+    with sqlite3.connect(db) as conn:
+        triggers = [r[0] for r in conn.execute("select name from sqlite_master where type = 'trigger'")]
+    assert triggers == ["fraud_fraud_customer_aggregates_newest_event_wins"]
+
+
 def test_operators_compute_and_materialize(world):
     import json
 
