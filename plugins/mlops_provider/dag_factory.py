@@ -70,8 +70,8 @@ def dag_kwargs(project: ProjectConfig, stage: str, doc: str | None, **overrides:
         "default_args": default_args(project),
         "max_active_runs": 1,
         "dagrun_timeout": dt.timedelta(minutes=float(project.runs["dagrun_timeout_minutes"])),
-        # The "DAG RUN FAILED" email (docs/runbook.md#task-failure): after a task's own email, and the only
-        # one when a run fails without a failed task (past dagrun_timeout: reason "timed_out").
+        # The "DAG RUN FAILED" email (docs/runbook.md#task-failure): sent only when no task of the run sent a
+        # final failure email (it shares their run key, notifiers/oncall.run_key): a run past dagrun_timeout.
         "on_failure_callback": [OnCallEmailNotifier(project=project.name)],
         "user_defined_macros": dict(MACROS),
     }
