@@ -105,6 +105,16 @@ def promote(args: dict[str, Any]) -> dict[str, Any]:
                                expected_champion=args["expected_champion"])
 
 
+def register(args: dict[str, Any]) -> dict[str, Any]:
+    """The end of a training run: a new version registered, then aliased ``challenger`` (under the model lock)."""
+    from mlops_provider.config import paths
+    from mlops_provider.io import model_store
+
+    client = model_store.client_for(args.get("tracking_uri"))
+    version = client.create_model_version(MODEL, (paths.mlops_home() / "model").as_uri(), tags={"project": "fraud"})
+    return {"version": str(version.version), "challenger": model_store.set_challenger(client, MODEL, version.version)}
+
+
 def _transport(args: dict[str, Any]):
     from mlops_provider.io.email import OutboxTransport, SmtpSettings, SmtpTransport
 

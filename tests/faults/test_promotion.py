@@ -38,3 +38,37 @@ def test_promotion_interrupted_between_alias_writes(world, home, fault, failpoin
     assert retry.returncode == 0, retry.output
     check_aliases(case, world)
     case.verify()
+
+
+def test_registration_racing_a_promotion_between_its_alias_writes(world, home):
+    """A training run registers v3 (another worker) while a promotion of v2 pauses between its alias writes.
+
+    The promotion read ``challenger = v2`` and drops it after moving champion; the registration's
+    ``challenger`` write waits for the promotion's lock, so it is not lost to that drop.
+    """
+    import time
+
+    from mlops_provider.io import model_store
+
+    case = Case("registration racing a promotion", "train.register")
+    promotion = home.start("promote", {"version": world.challenger, "expected_champion": world.champion},
+                           failpoints="mlflow.alias=pause")
+    home.wait_reached("mlflow.alias", promotion)  # champion moved; previous_champion and challenger not yet
+    registration = home.start("register", {})
+    client, deadline = model_store.client_for(), time.monotonic() + 60
+    while len(client.search_model_versions(f"name = '{MODEL}'")) < 3:  # registered; its alias write comes next
+        assert registration.poll() is None and time.monotonic() < deadline, home.finish(registration).output
+        time.sleep(0.1)
+    time.sleep(1.5)
+    case.check("the registration waits for the promotion's lock", registration.poll() is None,
+               registration.poll() is None or home.finish(registration).output)
+    home.resume("mlflow.alias")
+    promoted, registered = home.finish(promotion), home.finish(registration)
+    assert promoted.returncode == 0, promoted.output
+    assert registered.returncode == 0, registered.output
+    new = registered.result["version"]
+    now = model_store.aliases(client, MODEL)
+    case.check("the promoted version is the one champion", now["champion"] == world.challenger, now)
+    case.check("previous_champion is the replaced champion", now["previous_champion"] == world.champion, now)
+    case.check("the new registration is challenger", now["challenger"] == new and registered.result["challenger"], now)
+    case.verify()
