@@ -29,9 +29,9 @@ class RequestRetrainOperator(MlopsBaseOperator):
 
     The event's extra is ``{day, kind, model_version, drifted_columns (first 20), roc_auc, report}``, read
     from the return value of ``monitor_task_id`` (a :class:`MonitorDriftOperator`). The request on record
-    (report store of ``lake_conn_id``, the monitor's ``project``) is marked announced before the event is
-    handed to Airflow: a later rerun of the monitor then requests nothing new, while a retry of a monitor
-    try that died before returning (nothing announced) requests it again
+    (the monitor's ``project``, in the report store of ``lake_conn_id``, default the monitor's) is marked
+    announced before the event is handed to Airflow: a later rerun of the monitor then requests nothing
+    new, while a retry of a monitor try that died before returning (nothing announced) requests it again
     (:func:`mlops_provider.stages.retrain.request_retrain`).
     """
 
@@ -52,16 +52,16 @@ class RequestRetrainOperator(MlopsBaseOperator):
                  "report": result["report"]["html"]}
         self.log.info("retraining requested: %s", extra)
         if result.get("project"):
-            self._mark_announced(context, result["project"], result["day"])
+            self._mark_announced(context, result["project"], result["day"], result.get("lake_conn_id"))
         return self.emit_asset_events(context, extra)
 
-    def _mark_announced(self, context: Context, project_name: str, day: str) -> None:
+    def _mark_announced(self, context: Context, project_name: str, day: str, monitor_lake_conn_id: str | None) -> None:
         from mlops_provider.config.project import load_project
         from mlops_provider.hooks.lake import LakeHook
         from mlops_provider.stages.retrain import mark_retrain_announced
 
         ti = context["ti"]
-        hook = LakeHook(lake_conn_id=self.lake_conn_id or LakeHook.default_conn_name)
+        hook = LakeHook(lake_conn_id=self.lake_conn_id or monitor_lake_conn_id or LakeHook.default_conn_name)
         marker = mark_retrain_announced(load_project(project_name), hook.get_reports(), day,
                                         f"{ti.dag_id}/{ti.run_id}/{ti.task_id}")
         self.log.info("retrain request of %s marked announced: %s", day, marker)

@@ -72,7 +72,7 @@ class MonitorDriftOperator(MlflowBaseOperator):
         if retrain["requested"] and not retrain.get("recorded"):
             retrain["marker"] = record_retrain_request(project, reports, retrain, requested_by=requested_by)
         return json_safe({
-            "project": project.name, "day": summary["day"], "kind": summary["kind"],
+            "project": project.name, "lake_conn_id": self.lake_conn_id, "day": summary["day"], "kind": summary["kind"],
             "model_version": summary["model_version"],
             "run_id": summary["run_id"], "report": summary["report"], "retrain_requested": retrain["requested"],
             "retrain": retrain, "alert": alert, "n_drifted": verdict["n_drifted"],
