@@ -152,4 +152,7 @@ def create_app(*, reports: Callable[[], Lake] = default_reports, docs_dir: Path 
     def runbook(user: GetUserDep) -> RedirectResponse:
         return RedirectResponse(f"{URL_PREFIX}/docs/runbook.md")
 
+    from mlops_provider.web.history import register as register_history  # GET /monitoring/<project>
+
+    register_history(app, reports)
     return app

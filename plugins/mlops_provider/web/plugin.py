@@ -40,4 +40,7 @@ class MlopsWebPlugin(AirflowPlugin):
     name = "mlops"
     fastapi_apps = [{"app": LazyApp(), "url_prefix": URL_PREFIX, "name": "MLOps reports and runbook"}]
     external_views = [{"name": "On-call runbook", "href": f"{URL_PREFIX}/runbook", "destination": "nav",
-                       "category": "docs"}]
+                       "category": "docs"},
+                      # A tab on every DAG's page: the monitoring history of its project (web/history.py).
+                      {"name": "Monitoring history", "href": f"{URL_PREFIX}/monitoring/dag/{{DAG_ID}}",
+                       "destination": "dag", "url_route": "mlops-monitoring-history"}]
