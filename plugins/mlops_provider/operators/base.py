@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from mlops_provider.config.project import ProjectConfig
     from mlops_provider.io.feature_store import ProjectFeatureStore
     from mlops_provider.io.lake import Lake
+    from mlops_provider.operators.lineage import LineageDataset
 
 T = TypeVar("T")
 
@@ -104,6 +105,55 @@ class MlopsBaseOperator(_DomainErrorMapping, BaseOperator):
         for outlet in self.outlets:
             context["outlet_events"][outlet].extra = extra
         return extra
+
+    # -- lineage (OpenLineage, operators/lineage.py) ---------------------------------------------------
+    def lineage_input(self, *datasets: LineageDataset) -> None:
+        """Record datasets this task read (reported by :meth:`get_openlineage_facets_on_complete`)."""
+        self._lineage_record("inputs", datasets)
+
+    def lineage_output(self, *datasets: LineageDataset) -> None:
+        """Record datasets this task wrote."""
+        self._lineage_record("outputs", datasets)
+
+    def _lineage_record(self, side: str, datasets: Sequence[LineageDataset]) -> None:
+        from mlops_provider.operators.lineage import PARTITION_FACET, LineageDataset
+
+        recorded: dict[str, dict[tuple[str, str], LineageDataset]] = self.__dict__.setdefault(
+            "_mlops_lineage", {"inputs": {}, "outputs": {}})
+        for dataset in datasets:
+            key = (dataset.namespace, dataset.name)
+            before = recorded[side].get(key)
+            if before is not None:  # the same table on several days of one run: one dataset, every day
+                facets = {**before.facets, **dataset.facets}
+                if PARTITION_FACET in before.facets and PARTITION_FACET in dataset.facets:
+                    days = before.facets[PARTITION_FACET].get("days") or [before.facets[PARTITION_FACET]["day"]]
+                    facets[PARTITION_FACET] = {**dataset.facets[PARTITION_FACET],
+                                               "days": [*days, dataset.facets[PARTITION_FACET]["day"]]}
+                rows = None if before.rows is None and dataset.rows is None else (before.rows or 0) + (dataset.rows or 0)
+                dataset = LineageDataset(dataset.namespace, dataset.name, facets, rows)
+            recorded[side][key] = dataset
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """The inputs and outputs this task recorded, as OpenLineage datasets (called by the OpenLineage
+        listener on the operator that ran, when an ``[openlineage]`` transport is configured)."""
+        from airflow.providers.openlineage.extractors import OperatorLineage
+        from openlineage.client.event_v2 import InputDataset, OutputDataset
+        from openlineage.client.facet_v2 import DatasetFacet
+        from openlineage.client.facet_v2 import output_statistics_output_dataset as statistics
+
+        recorded = self.__dict__.get("_mlops_lineage", {"inputs": {}, "outputs": {}})
+
+        def facets(dataset: LineageDataset) -> dict[str, Any]:
+            return {name: DatasetFacet().with_additional_properties(**values) for name, values in dataset.facets.items()}
+
+        inputs = [InputDataset(namespace=d.namespace, name=d.name, facets=facets(d)) for d in recorded["inputs"].values()]
+        outputs = [
+            OutputDataset(namespace=d.namespace, name=d.name, facets=facets(d),
+                          outputFacets={} if d.rows is None else
+                          {"outputStatistics": statistics.OutputStatisticsOutputDatasetFacet(rowCount=d.rows)})
+            for d in recorded["outputs"].values()
+        ]
+        return OperatorLineage(inputs=inputs, outputs=outputs)
 
 
 class MlopsBaseBranchOperator(_DomainErrorMapping, BaseBranchOperator):

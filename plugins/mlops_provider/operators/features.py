@@ -31,10 +31,16 @@ class ComputeFeaturesOperator(ProjectBaseOperator):
                 "per_day": results}
 
     def _compute(self, day: str) -> dict[str, Any]:
+        from mlops_provider.domain.layout import records_table
+        from mlops_provider.operators.lineage import lake_table
         from mlops_provider.stages.features import compute_entity_features, compute_record_features
 
         entity = compute_entity_features(self.project, self.lake, day)
         record = compute_record_features(self.project, self.lake, day)
+        self.lineage_input(lake_table(self.lake, records_table(self.project), day=entity["day"]))
+        self.lineage_output(*(lake_table(self.lake, e["table"], day=entity["day"], rows=e["entities"])
+                              for e in entity["per_entity"].values()),
+                            lake_table(self.lake, record["table"], day=record["day"], rows=record["rows"]))
         return {"day": entity["day"], "entities": entity["entities"], "records": record["rows"],
                 "entity_partition": entity["uri"], "record_partition": record["uri"]}
 
@@ -73,8 +79,23 @@ class MaterializeFeaturesOperator(FeastBaseOperator):
         result = store.materialize(feature_timestamp(first), feature_timestamp(end),
                                    chunk_days=int(project.features["materialize_chunk_days"]))
         freshness = store.check_freshness(end, sample_size=self.freshness_sample_size)
+        self._lineage(first, end, result)
         self.emit_asset_events(context, {"day": end.isoformat(), "days": [d.isoformat() for d in days(start, end)]})
         return {"project": project.name, "first_partition": first.isoformat(), "last_partition": end.isoformat(),
                 "chunks": result["chunks"], "rows_written": result["rows_written"],
                 "online_store": result["online_store"], "freshness_checked": freshness["checked"],
                 "freshness_mismatches": freshness["mismatches"]}
+
+    def _lineage(self, first: Any, end: Any, result: dict[str, Any]) -> None:
+        """Offline feature tables in, feature views (their online store) out."""
+        from mlops_provider.domain.layout import entity_table, record_table
+        from mlops_provider.io import feast_repo
+        from mlops_provider.operators.lineage import feature_view, lake_table
+
+        project, window = self.project, {"first_partition": first.isoformat(), "last_partition": end.isoformat()}
+        online = {"online_store": str(result.get("online_store")), **window}
+        for name, entity in feast_repo.entity_views(project).items():
+            self.lineage_input(lake_table(self.lake, entity_table(project, entity.name), day=end))
+            self.lineage_output(feature_view(project, name, mlops_materialization=online))
+        self.lineage_input(lake_table(self.lake, record_table(project), day=end))
+        self.lineage_output(feature_view(project, feast_repo.record_view_name(project), mlops_materialization=online))

@@ -39,6 +39,23 @@ def _source(project):
     return sources.S3Source(client, spec["bucket"], spec["prefix"])
 
 
+def _source_dataset(project, source, read: list[str]):
+    """The project's source as a lineage dataset: the landing directory, the S3 prefix or the Postgres table."""
+    from mlops_provider.operators import lineage
+
+    spec = project.source
+    facet = {"kind": spec["kind"], "read": read}
+    if spec["kind"] == "postgres":
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        conn = PostgresHook.get_connection(spec["conn_id"])
+        return lineage.postgres_table(conn.host, conn.port, conn.schema, spec["table"],
+                                      **{lineage.SOURCE_FACET: {**facet, "event_timestamp": project.event_timestamp}})
+    facet["pattern"] = spec.get("pattern")
+    root = source.root.as_uri() if spec["kind"] == "landing" else source.root_name
+    return lineage.from_uri(root, **{lineage.SOURCE_FACET: facet})
+
+
 class IngestOperator(ProjectBaseOperator):
     """Extract exactly one day of a project's source (and the labels that arrived that day) into staging."""
 
@@ -50,9 +67,18 @@ class IngestOperator(ProjectBaseOperator):
         self.day = day
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.domain.layout import staging_labels_table, staging_table
+        from mlops_provider.operators.lineage import lake_table
         from mlops_provider.stages.ingest import stage_day
 
-        return stage_day(self.project, self.lake, _source(self.project), self.day, run_id=context["run_id"])
+        source = _source(self.project)
+        summary = stage_day(self.project, self.lake, source, self.day, run_id=context["run_id"])
+        self.lineage_input(_source_dataset(self.project, source, summary["sources"]))
+        self.lineage_output(lake_table(self.lake, staging_table(self.project), day=summary["day"], rows=summary["rows"]))
+        if labels := summary.get("labels"):
+            self.lineage_output(lake_table(self.lake, staging_labels_table(self.project), day=summary["day"],
+                                           rows=labels["rows"]))
+        return summary
 
 
 class ValidateBatchOperator(ProjectBaseOperator):
@@ -83,6 +109,17 @@ class ValidateBatchOperator(ProjectBaseOperator):
             ValidationReportLink.persist(context, url=report_link(self.reports, exc.data_docs_url or exc.result_path))
             raise
         ValidationReportLink.persist(context, url=report_link(self.reports, summary.get("data_docs") or summary["result"]))
+        self._lineage(summary)
         self.emit_asset_events(context, {"day": summary["day"], "partition": summary["partition"],
                                          "rows": summary["rows"]})
         return summary
+
+    def _lineage(self, summary: dict[str, Any]) -> None:
+        from mlops_provider.domain.layout import labels_table, records_table, staging_table
+        from mlops_provider.operators.lineage import lake_table
+
+        project, day = self.project, summary["day"]
+        self.lineage_input(lake_table(self.lake, staging_table(project), day=day, rows=summary["rows"]))
+        self.lineage_output(lake_table(self.lake, records_table(project), day=day, rows=summary["rows"]))
+        for arrival, published in (summary.get("labels") or {}).items():
+            self.lineage_output(lake_table(self.lake, labels_table(project), day=arrival, rows=published["rows"]))

@@ -63,6 +63,24 @@ class ScoreBatchOperator(MlflowBaseOperator, FeastBaseOperator):
     def _score(self, day: str) -> dict[str, Any]:
         from mlops_provider.stages.score import run_score
 
-        return run_score(self.project, lake=self.lake, reports=self.reports, feature_store=self.feature_store,
-                         day=day, tracking_uri=self.mlflow_hook.tracking_uri,
-                         registry_uri=self.mlflow_hook.registry_uri)
+        summary = run_score(self.project, lake=self.lake, reports=self.reports, feature_store=self.feature_store,
+                            day=day, tracking_uri=self.mlflow_hook.tracking_uri,
+                            registry_uri=self.mlflow_hook.registry_uri)
+        self._lineage(summary)
+        return summary
+
+    def _lineage(self, summary: dict[str, Any]) -> None:
+        """Records, feature views and the model versions in; the day's predictions out."""
+        from mlops_provider.domain.layout import predictions_table, records_table
+        from mlops_provider.io import feast_repo
+        from mlops_provider.operators.lineage import feature_view, lake_table, model_version
+
+        project, day = self.project, summary["day"]
+        self.lineage_input(lake_table(self.lake, records_table(project), day=day))
+        self.lineage_input(*(feature_view(project, name) for name in feast_repo.entity_views(project)),
+                           feature_view(project, feast_repo.record_view_name(project)))
+        for role in ("champion", "challenger"):
+            if version := summary.get(f"{role}_version"):
+                self.lineage_input(model_version(self.mlflow_hook.tracking_uri, project.model_name, version,
+                                                 role=role))
+        self.lineage_output(lake_table(self.lake, predictions_table(project), day=day, rows=summary.get("rows")))

@@ -74,6 +74,7 @@ class TrainModelOperator(MlflowBaseOperator, FeastBaseOperator):
                 artifact_location=mlflow_hook.artifact_location(project.name),
                 window_days=int_or_none(self.window_days), hpo_trials=int_or_none(self.hpo_trials), run_tags=tags,
             )
+        self._lineage(result)
         MlflowRunLink.persist(context, url=mlflow_hook.run_url(result["run_id"]))
         ModelVersionLink.persist(context, url=mlflow_hook.model_version_url(result["model_name"], result["version"]))
         primary = project.promotion["primary_metric"]
@@ -82,6 +83,21 @@ class TrainModelOperator(MlflowBaseOperator, FeastBaseOperator):
                       result["baseline_metrics"].get(primary, float("nan")),
                       " [reused from an earlier try]" if result.get("reused") else "")
         return json_safe({**result, "as_of": self.as_of, "trigger": tags["trigger"]})
+
+    def _lineage(self, result: dict[str, Any]) -> None:
+        """The feature service and the labels in; the registered model version out, its metrics as a facet."""
+        from mlops_provider.domain.layout import labels_table
+        from mlops_provider.io import feast_repo
+        from mlops_provider.operators.lineage import feature_view, lake_table, model_version
+
+        project, hook = self.project, self.mlflow_hook
+        self.lineage_input(feature_view(project, feast_repo.feature_service_name(project)),
+                           lake_table(self.lake, labels_table(project)))
+        self.lineage_output(model_version(
+            hook.tracking_uri, result["model_name"], result["version"], run_id=result.get("run_id"),
+            alias="challenger", as_of=str(self.as_of)[:10], metrics=result.get("metrics"),
+            baseline_metrics=result.get("baseline_metrics"), url=hook.model_version_url(result["model_name"],
+                                                                                       result["version"])))
 
     @contextmanager
     def _skipped_until_a_first_model(self) -> Iterator[None]:
