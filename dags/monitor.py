@@ -12,6 +12,9 @@ One DAG per ML project (`<project>__monitor`), scheduled on the `<project>.predi
    `model.retrain_cooldown_hours` between requests), emits `<project>.drift`, which triggers
    `<project>__train`; the retrained challenger still goes through the promotion gate. Otherwise the
    task is skipped and emits nothing.
+
+Every day at a glance (drift share, performance, alerts and retrains as charts, each day's report): the
+**Monitoring history** tab of this DAG, `/mlops/monitoring/<project>` of the Airflow UI.
 """
 
 from airflow.sdk import DAG
