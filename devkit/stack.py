@@ -120,6 +120,24 @@ class Stack:
         return redis.Redis(host=self.env["MLOPS_REDIS_HOST"], port=int(self.env["MLOPS_REDIS_PORT"]),
                            db=int(self.env["MLOPS_FEAST_REDIS_DB"]))
 
+    def worker_home(self, worker: str) -> Path:
+        """The private ``MLOPS_HOME`` of Celery worker ``worker`` (scripts/stack.py gives each its own)."""
+        return self.dir / "workers" / worker
+
+    def state_rows(self, sql: str, args: tuple = ()) -> list[tuple]:
+        """Rows of ``sql`` in the stack's coordination database (connection ``mlops_state_default``)."""
+        import psycopg2
+
+        e = self.env
+        conn = psycopg2.connect(host=e["MLOPS_STATE_PG_HOST"], port=e["MLOPS_STATE_PG_PORT"], dbname=e["MLOPS_STATE_PG_DB"],
+                                user=e["MLOPS_STATE_PG_USER"], password=e["MLOPS_STATE_PG_PASSWORD"], connect_timeout=10)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql, args)
+                return cur.fetchall()
+        finally:
+            conn.close()
+
     def source_dsn(self) -> str:
         e = self.env
         return (f"host={e['MLOPS_SOURCE_PG_HOST']} port={e['MLOPS_SOURCE_PG_PORT']} dbname={e['MLOPS_SOURCE_PG_DB']} "

@@ -2,7 +2,7 @@
 # First start of the compose PostgreSQL: one role and database per consumer, passwords from the
 # environment (.env). Runs once, when the data volume is empty.
 set -euo pipefail
-for name in airflow mlflow feast source; do
+for name in airflow mlflow feast source state; do
   var="$(echo "$name" | tr '[:lower:]' '[:upper:]')_DB_PASSWORD"
   password="${!var:?$var is not set}"
   psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \

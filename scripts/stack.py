@@ -11,7 +11,9 @@ and uses its own Redis db indexes), and starts, bound to 127.0.0.1 only:
 * an MLflow tracking server (PostgreSQL backend store, artifacts proxied to S3);
 * Airflow with the CeleryExecutor (Redis broker, PostgreSQL result backend): api-server, scheduler,
   dag-processor, triggerer and two Celery workers with distinct host names, each with a task-log
-  server on its own loopback port.
+  server on its own loopback port and its own private ``MLOPS_HOME`` (``stack/workers/<name>``), as
+  separate hosts would have: workers share nothing on disk; locks and alert markers live in the
+  PostgreSQL database ``<prefix>_state`` (connection ``mlops_state_default``).
 
 Everything it writes lives in ``$MLOPS_HOME/stack/``: ``pids/``, ``logs/``, ``airflow/`` (AIRFLOW_HOME),
 ``mail/`` (received messages), ``secrets.json`` (generated passwords and keys, mode 0600, never
@@ -23,10 +25,10 @@ Configuration (environment variables, defaults in brackets): ports ``MLOPS_STACK
 ``MLOPS_STACK_LOG_PORT`` [28793, worker n uses +2(n-1)]; PostgreSQL ``MLOPS_STACK_PG_HOST`` [127.0.0.1],
 ``MLOPS_STACK_PG_PORT`` [5432], ``MLOPS_STACK_PG_ADMIN`` [postgres] (a role allowed to create roles and
 databases; ``MLOPS_STACK_PG_ADMIN_PASSWORD`` if it needs one), ``MLOPS_STACK_DB_PREFIX`` [mlops] (databases
-and roles ``<prefix>_airflow``, ``_mlflow``, ``_source``, ``_feast``); Redis ``MLOPS_STACK_REDIS_HOST``
+and roles ``<prefix>_airflow``, ``_mlflow``, ``_source``, ``_feast``, ``_state``); Redis ``MLOPS_STACK_REDIS_HOST``
 [127.0.0.1], ``MLOPS_STACK_REDIS_PORT`` [6379], ``MLOPS_STACK_REDIS_BROKER_DB`` [8],
 ``MLOPS_STACK_REDIS_FEAST_DB`` [9]; ``MLOPS_STACK_WORKERS`` [2]. ``up --fresh`` drops the stack's
-databases and flushes its Redis db indexes first.
+databases, flushes its Redis db indexes and empties the workers' homes first.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ import json
 import os
 import secrets
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -91,6 +94,10 @@ class Config:
     def db(self, name: str) -> str:
         return f"{self.db_prefix}_{name}"
 
+    def worker_home(self, name: str) -> Path:
+        """The private ``MLOPS_HOME`` of worker ``name``."""
+        return self.dir / "workers" / name
+
     def worker_log_port(self, n: int) -> int:
         return self.log_port + 2 * (n - 1)
 
@@ -123,7 +130,7 @@ def load_secrets(cfg: Config) -> dict[str, str]:
         "jwt_secret": lambda: secrets.token_urlsafe(48),
         "s3_access_key": lambda: "mlops" + secrets.token_hex(6),
         "s3_secret_key": token,
-        **{f"pg_{name}_password": token for name in ("airflow", "mlflow", "source", "feast")},
+        **{f"pg_{name}_password": token for name in DATABASES},
     }
     overrides = {"admin_user": "MLOPS_STACK_ADMIN_USER", "admin_password": "MLOPS_STACK_ADMIN_PASSWORD"}
     for key, make in wanted.items():
@@ -140,6 +147,10 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     os.chmod(path, 0o600)
+
+
+# One role and database each: Airflow metadata, MLflow, the source data, the Feast registry, coordination state.
+DATABASES = ("airflow", "mlflow", "source", "feast", "state")
 
 
 def pg_url(cfg: Config, sec: dict[str, str], name: str, driver: str = "postgresql") -> str:
@@ -173,6 +184,12 @@ def service_env(cfg: Config, sec: dict[str, str]) -> dict[str, str]:
         "MLOPS_SOURCE_PG_DB": cfg.db("source"),
         "MLOPS_SOURCE_PG_USER": cfg.db("source"),
         "MLOPS_SOURCE_PG_PASSWORD": sec["pg_source_password"],
+        # The connection mlops_state_default: per-model locks, alert sent markers and claims.
+        "MLOPS_STATE_PG_HOST": cfg.pg_host,
+        "MLOPS_STATE_PG_PORT": str(cfg.pg_port),
+        "MLOPS_STATE_PG_DB": cfg.db("state"),
+        "MLOPS_STATE_PG_USER": cfg.db("state"),
+        "MLOPS_STATE_PG_PASSWORD": sec["pg_state_password"],
     }
 
 
@@ -262,7 +279,8 @@ def components(cfg: Config, sec: dict[str, str]) -> list[Component]:
     ]
     for n in range(1, cfg.workers + 1):
         name = f"worker{n}"
-        env = {**airflow, "MLOPS_STACK_HOSTNAME": name,
+        # A private MLOPS_HOME, as a worker on its own host has: nothing on disk is shared between workers.
+        env = {**airflow, "MLOPS_STACK_HOSTNAME": name, "MLOPS_HOME": str(cfg.worker_home(name)),
                "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "stack_celery.CELERY_CONFIG"}
         result.append(Component(f"{name}-logs", [py, str(REPO / "scripts" / "stack_logserver.py"), "--host",
                                                   LOOPBACK, "--port", str(cfg.worker_log_port(n))],
@@ -391,7 +409,7 @@ def run_step(cfg: Config, name: str, argv: list[str], env: dict[str, str], timeo
 
 # -- PostgreSQL, Redis, S3 ---------------------------------------------------------------------------
 def prepare_postgres(cfg: Config, sec: dict[str, str], fresh: bool) -> None:
-    """Roles and databases ``<prefix>_{airflow,mlflow,source,feast}`` (created once; passwords kept in sync)."""
+    """Roles and databases ``<prefix>_{airflow,mlflow,source,feast,state}`` (created once; passwords kept in sync)."""
     import psycopg2
     from psycopg2 import sql
 
@@ -400,7 +418,7 @@ def prepare_postgres(cfg: Config, sec: dict[str, str], fresh: bool) -> None:
     conn.autocommit = True
     try:
         with conn.cursor() as cur:
-            for name in ("airflow", "mlflow", "source", "feast"):
+            for name in DATABASES:
                 role = cfg.db(name)
                 if fresh:
                     cur.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(role)))
@@ -414,7 +432,7 @@ def prepare_postgres(cfg: Config, sec: dict[str, str], fresh: bool) -> None:
                                                                               sql.Identifier(role)))
     finally:
         conn.close()
-    print(f"  postgres       databases {', '.join(cfg.db(n) for n in ('airflow', 'mlflow', 'source', 'feast'))} "
+    print(f"  postgres       databases {', '.join(cfg.db(n) for n in DATABASES)} "
           f"on {cfg.pg_host}:{cfg.pg_port}{' (recreated)' if fresh else ''}")
 
 
@@ -457,6 +475,7 @@ def up(cfg: Config, fresh: bool, timeout: float) -> None:
     began = time.monotonic()
     if fresh:
         down(cfg, quiet=True)
+        shutil.rmtree(cfg.dir / "workers", ignore_errors=True)  # the workers' private homes start empty too
     cfg.dir.mkdir(parents=True, exist_ok=True)
     sec = load_secrets(cfg)
     print(f"stack up: state in {cfg.dir}")

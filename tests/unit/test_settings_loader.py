@@ -17,6 +17,8 @@ STACK_ENV = {
     "MLOPS_SMTP_HOST": "127.0.0.1", "MLOPS_SMTP_PORT": "1025", "MLOPS_SMTP_DISABLE_TLS": "true",
     "MLOPS_SOURCE_PG_HOST": "127.0.0.1", "MLOPS_SOURCE_PG_DB": "src", "MLOPS_SOURCE_PG_USER": "src",
     "MLOPS_SOURCE_PG_PASSWORD": "pg-secret",
+    "MLOPS_STATE_PG_HOST": "127.0.0.1", "MLOPS_STATE_PG_DB": "state", "MLOPS_STATE_PG_USER": "state",
+    "MLOPS_STATE_PG_PASSWORD": "state-secret",
 }
 
 
@@ -34,7 +36,8 @@ def test_bundled_settings_resolve_and_name_every_missing_variable():
     settings = loader.load(REPO / "airflow_settings.yaml", env=STACK_ENV)
     conns = {c["conn_id"]: c for c in settings["connections"]}
     assert set(conns) == {"mlflow_default", "feast_default", "mlops_lake_default", "aws_default", "smtp_default",
-                          "mlops_source_postgres"}
+                          "mlops_source_postgres", "mlops_state_default"}
+    assert conns["mlops_state_default"]["conn_type"] == "postgres" and conns["mlops_state_default"]["conn_port"] == "5432"
     assert conns["feast_default"]["conn_extra"]["online_store"] == {"type": "redis",
                                                                     "connection_string": "127.0.0.1:6379,db=9"}
     assert conns["mlops_lake_default"]["conn_extra"]["lake_uri"] == "s3://lake-bucket/lake"

@@ -33,7 +33,7 @@ from tests.integration.stack.support import (
 pytestmark = [pytest.mark.integration, pytest.mark.stack]
 
 CONNECTIONS = {"mlflow_default", "feast_default", "mlops_lake_default", "aws_default", "smtp_default",
-               "mlops_source_postgres"}
+               "mlops_source_postgres", "mlops_state_default"}
 RUN_TIMEOUT = 420
 
 
@@ -119,6 +119,15 @@ def test_ingest_from_postgres_and_s3_then_features_into_redis(stack, api):
             frame = _read_parquet(stack, _partition(stack, f"{name}/records", d))
             assert len(frame) == rows and frame[key].is_unique
         assert _objects(stack, f"lake/{name}/features/entity/{entity}/dt={YESTERDAY.isoformat()}/")
+
+    # Each Celery worker runs with a private MLOPS_HOME, as a worker on its own host does: the Feast repository
+    # config a materialize task writes is in the home of the worker that ran it, in no shared place.
+    hosts = {t["hostname"] for name in ("fraud", "churn") for r in api.runs(f"{name}__features")
+             for t in api.task_instances(f"{name}__features", r["dag_run_id"]) if t["task_id"] == "materialize"}
+    assert hosts and hosts <= {"worker1", "worker2"}, hosts
+    for host in hosts:
+        assert (stack.worker_home(host) / "feast" / "fraud").is_dir() or (stack.worker_home(host) / "feast" / "churn").is_dir()
+    assert not (stack.home / "feast").exists()
 
     # The Feast online store in Redis serves what the offline partition holds.
     redis = stack.redis()
@@ -257,7 +266,38 @@ def _train_to_alert(stack, api) -> None:
     assert states["train"] == "success" and states["promote"] == "success", states
     retrained = client.search_model_versions(f"name = '{model_name}' and tag.trigger = 'drift'")
     assert len(retrained) == 1 and int(retrained[0].version) > int(champion.version), retrained
+    # The retrain request is an object of the report store (S3), like every marker: none on any disk.
+    assert f"reports/fraud/retrain_requests/{DRIFT_DAY.isoformat()}.json" in _objects(stack, "reports/fraud/retrain_requests/")
+    _coordination_in_postgresql(stack, api, model_name, train_run, subject)
     print(f"drift-triggered retrain finished after {time.monotonic() - began:.0f}s: v{retrained[0].version}")
+
+
+def _task_log(api, dag_id: str, run_id: str, task_id: str) -> str:
+    """The last try's log of a task, through the REST API (served by the log server of the worker that ran it)."""
+    try_number = api.tries(dag_id, run_id, task_id)[-1]["try_number"]
+    body = api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}", full_content="true")
+    content = body.get("content") or []
+    return "\n".join(str(line.get("event", line)) if isinstance(line, dict) else str(line) for line in content)
+
+
+def _coordination_in_postgresql(stack, api, model_name: str, train_run: str, subject: str) -> None:
+    """The workers coordinated through the stack's PostgreSQL (mlops_state_default), not through any disk."""
+    markers = stack.state_rows("SELECT dedup_key, record->>'subject', record->>'via' FROM mlops_sent_markers")
+    alert = [m for m in markers if (m[1] or "").startswith(subject)]
+    assert len(alert) == 1 and alert[0][2] == "smtp", markers
+    assert stack.state_rows("SELECT count(*) FROM mlops_send_claims") == [(0,)]  # every claim released
+    for task_id in ("train", "promote"):  # registering the challenger and promoting both take the model lock
+        log = _task_log(api, "fraud__train", train_run, task_id)
+        assert f"lock 'model {model_name}' taken: PostgreSQL advisory lock" in log, f"{task_id}:\n{log[-4000:]}"
+        assert "connection 'mlops_state_default'" in log, f"{task_id}:\n{log[-4000:]}"
+    _no_coordination_on_disk(stack)
+
+
+def _no_coordination_on_disk(stack) -> None:
+    """No lock file, sent marker, claim or retrain request in the stack's home or a worker's private home."""
+    for home in (stack.home, stack.worker_home("worker1"), stack.worker_home("worker2")):
+        found = [p for name in ("locks", "alerts", "retrain_requests") for p in home.rglob(name)] if home.exists() else []
+        assert not found, f"coordination state on disk: {found}"
 
 
 # -- the web UI -----------------------------------------------------------------------------------
