@@ -390,3 +390,18 @@ def test_without_the_connection_the_embedded_default_stays_local(monkeypatch, ml
     monkeypatch.delenv("MLOPS_STATE_URL", raising=False)
     chosen = CoordinationHook().get_conn()
     assert isinstance(chosen, LocalCoordination) and chosen.root == mlops_home.resolve()
+
+
+def test_every_provider_operator_runs_with_the_coordination_of_the_connection(state_connection, mlops_home):
+    from mlops_provider.io import coordination
+    from mlops_provider.operators.base import MlopsBaseOperator
+
+    class Probe(MlopsBaseOperator):
+        def execute(self, context):
+            with coordination.default().lock("probe", timeout=5):
+                return coordination.default().description
+
+    described = Probe(task_id="probe").execute({})
+    assert described.startswith(f"PostgreSQL connection 'mlops_state_default' ({PG['user']}@{PG['host']}:"), described
+    assert isinstance(coordination.default(), coordination.LocalCoordination)  # only for the task
+    assert not (mlops_home / "locks").exists()

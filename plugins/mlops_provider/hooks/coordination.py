@@ -11,6 +11,7 @@ task, so every lock and marker the task takes, however deep, lives there.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,9 @@ if TYPE_CHECKING:
     from mlops_provider.io.coordination import Coordination
 
 log = logging.getLogger(__name__)
+
+_INSTANCES: dict[tuple, Any] = {}
+_INSTANCES_LOCK = threading.Lock()
 
 # Connection extras passed to libpq (anything else in the extra, e.g. the postgres provider's "cursor", is not).
 LIBPQ_EXTRAS = frozenset({
@@ -66,7 +70,11 @@ class CoordinationHook(BaseHook):
                   "password": conn.password or None, **{k: v for k, v in extra.items() if k in LIBPQ_EXTRAS}}
         params = {k: v for k, v in params.items() if v is not None}
         label = f"connection '{self.state_conn_id}' ({conn.login or ''}@{conn.host}:{params['port']}/{conn.schema or ''})"
-        self._coordination = coordination.PostgresCoordination(label=label, **params)
+        key = (label, tuple(sorted((k, str(v)) for k, v in params.items())))
+        with _INSTANCES_LOCK:  # one instance per connection settings: its tables are checked once per process
+            if key not in _INSTANCES:
+                _INSTANCES[key] = coordination.PostgresCoordination(label=label, **params)
+            self._coordination = _INSTANCES[key]
         return self._coordination
 
     def test_connection(self) -> tuple[bool, str]:
