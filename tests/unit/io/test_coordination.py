@@ -90,11 +90,11 @@ def test_a_lock_held_by_a_killed_process_is_free_at_once(tmp_path):
 
 def test_model_lock_takes_the_lock_of_the_coordination_it_is_given(tmp_path):
     local = LocalCoordination(tmp_path / "given")
-    with model_store.model_lock("fraud_model", coordination=local):
-        with pytest.raises(MlopsError, match="could not take the lock 'model fraud_model'"):
-            with local.lock("model fraud_model", timeout=0.1):
+    with model_store.model_lock("model_a", coordination=local):
+        with pytest.raises(MlopsError, match="could not take the lock 'model model_a'"):
+            with local.lock("model model_a", timeout=0.1):
                 pass
-    assert (tmp_path / "given" / "locks" / "model_fraud_model.lock").exists()
+    assert (tmp_path / "given" / "locks" / "model_model_a.lock").exists()
 
 
 # -- sent markers and claims -----------------------------------------------------------------------
@@ -205,9 +205,9 @@ def test_a_configured_block_wins_is_resolved_once_and_ends_with_the_block(tmp_pa
 
 
 def test_lock_keys_are_stable_signed_64_bit_integers():
-    key = coordination.lock_key("model fraud_model")
-    assert key == coordination.lock_key("model fraud_model") and -(2**63) <= key < 2**63
-    assert key != coordination.lock_key("model churn_model")
+    key = coordination.lock_key("model model_a")
+    assert key == coordination.lock_key("model model_a") and -(2**63) <= key < 2**63
+    assert key != coordination.lock_key("model model_b")
     # Stable across processes, hosts and releases (not Python's salted hash()): every worker must agree. Pinned.
     assert coordination.lock_key("model m") == 7728983597192922032
 
