@@ -10,7 +10,7 @@ Reads, from the report store, what the stages left per day (listed with ``Lake.l
   (``stages/score.py``);
 
 and renders them with :func:`mlops_provider.domain.history.render_history` for the ``days`` days up to
-the newest day on record (or ``until``). The drift-share threshold and the charted metric come from the
+the newest day on record (or ``until``), not before the first day on record. The drift-share threshold and the charted metric come from the
 project config (``include/projects/<project>.yaml``) when the api-server has it, else from the verdicts.
 Same auth as the reports: read access to the project's DAGs.
 
@@ -92,7 +92,8 @@ def _project_config(project: str) -> ProjectConfig | None:
 def load_history(store: Lake, project: str, *, days: int = DEFAULT_DAYS, until: dt.date | None = None,
                  config: ProjectConfig | None = None) -> Any:
     """The :class:`~mlops_provider.domain.history.History` of ``project`` over ``days`` days up to ``until``
-    (default: the newest day with a verdict, alert, retrain request or scoring summary; today if none)."""
+    (default: the newest day with a verdict, alert, retrain request or scoring summary; today if none), from
+    the first day on record at the earliest."""
     from mlops_provider.domain.history import build_history
 
     found = {
@@ -104,7 +105,8 @@ def load_history(store: Lake, project: str, *, days: int = DEFAULT_DAYS, until: 
     dated = {kind: {path: (d, m) for path, m in paths.items() if (d := _day(m))} for kind, paths in found.items()}
     on_record = [d for paths in dated.values() for d, _ in paths.values()]
     last = until or (max(on_record) if on_record else dt.datetime.now(dt.UTC).date())
-    first = last - dt.timedelta(days=days - 1)
+    # Not before the first day on record: a young project's page is its days, not weeks of "no report".
+    first = max(last - dt.timedelta(days=days - 1), min([d for d in on_record if d <= last], default=last))
     wanted = {kind: {p: dm for p, dm in paths.items() if first <= dm[0] <= last} for kind, paths in dated.items()}
     to_read = [p for kind in ("verdict", "retrain", "shadow") for p in wanted[kind]]
     problems: list[str] = []

@@ -124,9 +124,11 @@ def test_each_days_report_link_opens_the_evidently_report(client, auth_manager):
 
 def test_days_and_until_choose_the_window(client, auth_manager):
     auth = bearer(auth_manager)
-    default = client.get("/monitoring/fraud", headers=auth).text
-    assert len(rows(default)) == 60 and rows(default)[0] == CONCEPT.isoformat()
+    default = client.get("/monitoring/fraud", headers=auth).text  # 60 days, from the first day on record
+    assert rows(default) == [d.isoformat() for d in (CONCEPT, DRIFTED, MISSING, CLEAN)]
     assert 'href="/mlops/monitoring/fraud?days=14"' in default
+    assert rows(client.get("/monitoring/fraud", params={"days": 2}, headers=auth).text) == \
+        [CONCEPT.isoformat(), DRIFTED.isoformat()]
     earlier = client.get("/monitoring/fraud", params={"days": 2, "until": MISSING.isoformat()}, headers=auth).text
     assert rows(earlier) == [MISSING.isoformat(), CLEAN.isoformat()] and "report.html" in earlier
     for bad in ({"days": 0}, {"days": 367}, {"until": "yesterday"}):
