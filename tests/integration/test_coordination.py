@@ -405,3 +405,63 @@ def test_every_provider_operator_runs_with_the_coordination_of_the_connection(st
     assert described.startswith(f"PostgreSQL connection 'mlops_state_default' ({PG['user']}@{PG['host']}:"), described
     assert isinstance(coordination.default(), coordination.LocalCoordination)  # only for the task
     assert not (mlops_home / "locks").exists()
+
+
+# -- promotions racing from two "workers" -----------------------------------------------------------
+MODEL = "race_model"
+SPAWN = multiprocessing.get_context("spawn")  # a fresh interpreter each, as a task on another worker
+
+
+def _registry(tmp_path) -> str:
+    """A real MLflow registry (SQLite) with versions 1-3 of MODEL and v1 champion; its tracking URI."""
+    from mlops_provider.io import model_store
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = model_store.client_for(uri, uri)
+    client.create_registered_model(MODEL)
+    for _ in range(3):
+        client.create_model_version(MODEL, f"file://{tmp_path}/model", tags={"project": "race"})
+    client.set_registered_model_alias(MODEL, "champion", "1")
+    return uri
+
+
+def _promote_racer(uri, state_url, version, start, results, hold_inside_lock):
+    from mlops_provider.io import model_store
+    from mlops_provider.io.coordination import PostgresCoordination
+
+    read = model_store.model_version
+
+    def slow_read(*args, **kwargs):  # a promotion is slow between reading the aliases and moving them
+        time.sleep(hold_inside_lock)
+        return read(*args, **kwargs)
+
+    model_store.model_version = slow_read
+    client = model_store.client_for(uri, uri)
+    start.wait(60)
+    try:
+        result = model_store.promote(client, MODEL, version, reason=f"race {version}", expected_champion="1",
+                                     coordination=PostgresCoordination(state_url))
+        results.put((version, {k: result.get(k) for k in ("promoted", "stale")}))
+    except Exception as exc:  # reported to the test
+        results.put((version, repr(exc)))
+
+
+def test_two_workers_promoting_at_once_end_with_exactly_one_champion(state_url, tmp_path):
+    uri = _registry(tmp_path)
+    start, results = SPAWN.Event(), SPAWN.Queue()
+    procs = [SPAWN.Process(target=_promote_racer, args=(uri, state_url, v, start, results, 1.0)) for v in ("2", "3")]
+    for proc in procs:
+        proc.start()
+    time.sleep(3)  # both interpreters up (imports) before the start signal
+    start.set()
+    outcome = dict(results.get(timeout=120) for _ in procs)
+    for proc in procs:
+        proc.join(60)
+    # Both decided against champion v1; the lock makes the second re-read the aliases and find v1 replaced.
+    assert sorted(map(str, outcome.values())) == sorted(map(str, [{"promoted": True, "stale": None},
+                                                                {"promoted": False, "stale": True}])), outcome
+    winner = next(v for v, r in outcome.items() if r["promoted"])
+    from mlops_provider.io import model_store
+
+    final = model_store.aliases(model_store.client_for(uri, uri), MODEL)
+    assert (final["champion"], final["previous_champion"]) == (winner, "1"), final
