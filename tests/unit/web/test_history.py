@@ -184,3 +184,35 @@ def test_airflow_serves_the_page_and_lists_the_dag_tab(tmp_path, monkeypatch, au
     (view,) = [v for v in mlops["external_views"] if v["name"] == "Monitoring history"]
     assert (view["destination"], view["href"], view["url_route"]) == \
         ("dag", "/mlops/monitoring/dag/{DAG_ID}", "mlops-monitoring-history")
+
+
+def test_the_page_from_an_s3_report_store(s3_endpoint, monkeypatch, auth_manager, store):
+    """The default report store of the ``mlops_lake`` connection, an S3 bucket (moto): same page, same rows."""
+    import uuid
+
+    import boto3
+    from fastapi.testclient import TestClient
+    from mlops_provider.hooks.lake import LakeHook
+    from mlops_provider.web.app import create_app
+
+    bucket = f"reports-{uuid.uuid4().hex[:8]}"
+    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="testing",
+                 aws_secret_access_key="testing").create_bucket(Bucket=bucket)
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_REPORTS_TEST", json.dumps({
+        "conn_type": "aws", "login": "testing", "password": "testing",
+        "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}))
+    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_LAKE_DEFAULT", json.dumps({
+        "conn_type": "mlops_lake", "extra": {"lake_uri": f"s3://{bucket}/lake", "reports_uri": f"s3://{bucket}/reports",
+                                             "aws_conn_id": "aws_reports_test"}}))
+    local, _ = store
+    s3 = LakeHook().get_reports()
+    assert not s3.is_local
+    for path in local.list_files("fraud"):
+        if not path.endswith(".html"):  # the verdicts, the alert thread, the retrain request, the summaries
+            s3.write_bytes(path, local.read_bytes(path))
+    local_page = TestClient(create_app(reports=lambda: local)).get(
+        "/monitoring/fraud", params={"days": 4}, headers=bearer(auth_manager)).text
+    page = TestClient(create_app()).get("/monitoring/fraud", params={"days": 4}, headers=bearer(auth_manager))
+    assert page.status_code == 200, page.text
+    assert rows(page.text) == [d.isoformat() for d in (CONCEPT, DRIFTED, MISSING, CLEAN)]
+    assert page.text == local_page
