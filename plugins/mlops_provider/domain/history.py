@@ -19,6 +19,7 @@ measures it), else the task's first monitored metric.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
 from collections.abc import Callable, Iterable, Mapping
@@ -176,6 +177,8 @@ def build_history(project: str, first: str | dt.date, last: str | dt.date, *,
     if first > last:
         raise ValueError(f"history of {project!r}: first day {first} is after last day {last}")
     window = days(first, last)
+    problems = list(problems)
+    verdicts = {d: v for d, v in sorted(verdicts.items()) if first <= d <= last and _well_formed(project, d, v, problems)}
     in_window = [verdicts[d] for d in window if d in verdicts]
     if task is None:
         task = next((str((v.get("performance") or {}).get("task")) for v in reversed(in_window)
@@ -193,6 +196,19 @@ def build_history(project: str, first: str | dt.date, last: str | dt.date, *,
         limit=_number(limit.get("bound")) if limit else None, limit_kind=limit.get("kind") if limit else None,
         problems=tuple(problems),
     )
+
+
+def _well_formed(project: str, day: dt.date, verdict: Any, problems: list[str]) -> bool:
+    """Whether ``verdict`` has the shape of a monitor verdict; else note the problem (the day shows no verdict)."""
+    shapes = {"performance": (dict, type(None)), "drifted_columns": (list, type(None)), "rows": (dict, type(None)),
+              "prediction_drift": (dict, type(None))}
+    ok = isinstance(verdict, Mapping) and all(isinstance(verdict.get(k), t) for k, t in shapes.items()) and \
+        isinstance(((verdict.get("performance") or {}).get("limits")) or {}, dict)
+    if not ok:
+        log.warning("history of %s: the verdict of %s is not a monitoring verdict; shown without it", project, day)
+        problems.append(f"the verdict of {day} is not a monitoring verdict (written by another version?); "
+                        "that day is shown without it")
+    return ok
 
 
 # -- charts ----------------------------------------------------------------------------------------
@@ -387,6 +403,15 @@ _MACROS = """{% macro markers(chart) %}{% for m in chart.markers %}{% if m.shape
 {% endfor %}{% endmacro %}{% macro events(d) %}{% for a in d.alerts %}<span style="color:{{ alert }}">&#9660; {{ a }}</span> {% endfor %}{% if d.retrain %}<span style="color:{{ retrain }}">&#9670; retrain</span>{% endif %}{% endmacro %}{% macro xlabels(chart) %}{% for t in chart.x_labels %}<text x="{{ t.x }}" y="{{ H - 8 }}" text-anchor="{{ t.anchor }}">{{ t.text }}</text>{% endfor %}{% endmacro %}"""
 
 
+@functools.cache
+def _template() -> Any:
+    """The page's Jinja2 template (autoescaped: every value is HTML-escaped unless marked safe), compiled once."""
+    import jinja2
+
+    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
+    return env.from_string(_MACROS + _TEMPLATE)
+
+
 def report_path(project: str, day: dt.date) -> str:
     """Where the day's Evidently report lives in the report store, relative to the root."""
     return f"{project}/monitoring/dt={as_date(day).isoformat()}/report.html"
@@ -400,11 +425,7 @@ def render_history(history: History, *, report_href: Callable[[dt.date], str] | 
     ``/mlops/reports/<project>/monitoring/dt=<day>/report.html``); ``nav``: extra links (``href``, ``text``)
     under the headline.
     """
-    import jinja2
-
-    env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=False)
-    template = env.from_string(_MACROS + _TEMPLATE)
-    return template.render(
+    return _template().render(
         h=history, s=history.summary(), drift=drift_chart(history), metric=metric_chart(history),
         rows=list(reversed(history.days)), report_href=report_href, nav=list(nav), colors=COLORS,
         missing=MISSING_COLOR, alert=ALERT_COLOR, retrain=RETRAIN_COLOR, max_cols=MAX_COLUMNS_LISTED,

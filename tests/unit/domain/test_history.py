@@ -171,3 +171,12 @@ def test_a_window_without_labels_or_reports_says_so():
 def test_first_after_last_is_refused():
     with pytest.raises(ValueError, match="first day 2024-03-03 is after last day 2024-03-01"):
         build_history("proj", day(2), day(0), verdicts={})
+
+
+def test_a_verdict_of_another_shape_is_named_and_the_day_shown_without_it(week):
+    week[day(4)] = {"kind": "drift", "performance": ["not", "a", "dict"], "share_drifted": 0.9}
+    week[day(5)] = {**week[day(5)], "performance": {"limits": "none"}}
+    history = history_of(week, drift_share_threshold=0.3)
+    assert history.days[4].kind is None and history.days[5].kind is None and history.days[6].kind == "ok"
+    assert [p[:31] for p in history.problems] == ["the verdict of 2024-03-05 is no", "the verdict of 2024-03-06 is no"]
+    assert "that day is shown without it" in render_history(history)
