@@ -131,27 +131,107 @@ def alert_md(r: dict[str, Any]) -> str:
             + f"\n\nMedian: {fmt_s(r['median_seconds_to_alert'])}.")
 
 
+def _mib(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f} MiB"
+
+
+def score_md(r: dict[str, Any]) -> str:
+    reads = []
+    for pair in r["reads"]:
+        by_id, lock = pair["by_id"], pair["lockstep"]
+        reads.append([f"{r['rows']:,}", f"{pair['batch_rows']:,} ({pair['batches']})",
+                      f"{fmt_s(by_id['seconds'])} / {fmt_s(by_id['cpu_seconds'])}",
+                      f"{fmt_s(lock['seconds'])} / {fmt_s(lock['cpu_seconds'])}",
+                      fmt_ratio(pair["speedup"]), fmt_ratio(pair["speedup_cpu"]),
+                      f"{by_id['peak_rss_mib']:,.0f} / {lock['peak_rss_mib']:,.0f} MiB",
+                      "identical" if pair["same_predictions"] else "**differ**",
+                      f"{fmt_s(pair['read_only_by_id']['seconds'])} / {fmt_s(pair['read_only_lockstep']['seconds'])} "
+                      f"({fmt_ratio(pair['read_only_speedup'])})" if "read_only_speedup" in pair else "-"])
+    phases = []
+    for ph in r["phases"]:
+        per_shard = ", ".join(f"#{s['index']} {s['rows']:,} rows {fmt_s(s['seconds'])} {s['peak_rss_mib']:,.0f} MiB"
+                              for s in ph["shards"])
+        phases.append([ph["processes"], fmt_s(ph["plan_seconds"]), fmt_s(ph["shards_wall_seconds"]),
+                       fmt_s(ph["commit"]["seconds"]) + f" ({_mib(ph['commit']['peak_rss_mib'])})",
+                       f"**{fmt_s(ph['wall_seconds'])}**", per_shard,
+                       "identical" if ph["same_predictions"] else "**differ**"])
+    day = r["prepared_day"]
+    relaid = day.get("records_rewritten_in_row_groups_of")
+    out = (f"Project {r['project']}, day {r['day']} of {r['rows']:,} rows (records in {day['records']['row_groups']} "
+           f"row groups{f', re-laid in groups of {relaid:,} rows so the day splits into shards' if relaid else ''}) after {r['history_days']} history days of {r['history_rows']:,} rows and a champion (setup "
+           f"{fmt_s(r['setup_seconds'])}, not timed). Every figure is one fresh interpreter: the stage's own "
+           "seconds / CPU seconds (without the interpreter start), peak RSS of the process. The before is the "
+           "same `run_score` with a `_LockstepRows` that never takes (the read by record id of the whole "
+           "record-feature partition per batch); predictions compared by a hash of their record ids and "
+           "outputs. The last column times the changed read alone (no models, no other views).\n\n"
+           + _table(["rows", "batch rows (batches)", "by record id (before): wall / CPU",
+                     "lockstep (after): wall / CPU", "speed-up", "speed-up (CPU)", "peak RSS before / after",
+                     "predictions", "feature read alone, before / after"], reads)
+           + f"\n\nSharded: `plan_score_shards` into {r['shards']} shard(s) of whole row groups (asked "
+           f"{r['shards_requested']}, about {r['shard_rows']:,} rows each), every `score_shard` in its own process, "
+           "1 or 2 at a time (one or two workers), then `commit_score_shards`; wall = the shards' span + the "
+           "commit's process.\n\n"
+           + _table(["processes at a time", "plan", "shards (span)", "commit (peak RSS)", "wall", "per shard",
+                     "vs unsharded"], phases)
+           + (f"\n\nSpeed-up with 2 processes: **{fmt_ratio(r['speedup_two_processes'])}** "
+              f"(shards alone {fmt_ratio(r['speedup_two_processes_shards_only'])})."
+              if r.get("speedup_two_processes") else
+              "\n\nOne shard (the records are one row group): nothing runs in parallel, no speed-up to read."))
+    p = r.get("paper")
+    if p:
+        out += (f"\n\nOn paper, {p['rows']:,} rows on {p['workers']} workers (from the figures above): "
+                f"t(n) = {p['fixed_seconds_per_task']} s + n / {p['rows_per_second_per_shard']:,} rows/s per shard; "
+                f"{p['shards']} shards of {p['shard_rows']:,} rows = {p['waves']} waves x {fmt_s(p['seconds_per_shard'])}"
+                f" + plan {fmt_s(p['plan_seconds'])} + commit {fmt_s(p['commit_seconds'])} (measured commit scaled "
+                f"linearly, its fixed part too) = "
+                f"**{fmt_s(p['total_seconds'])}** (one worker, unsharded: {fmt_s(p['one_worker_seconds'])}, "
+                f"{fmt_ratio(p['speedup_vs_one_worker'])}); peak RSS per shard ~{_mib(p['shard_peak_rss_mib'])}, "
+                f"commit ~{_mib(p['commit_peak_rss_mib'])}.")
+    return out
+
+
 SECTIONS = [("parse", "DAG parse", parse_md), ("drift", "Drift monitoring", drift_md),
             ("feature_store", "Feature store", feature_store_md), ("chain", "Nightly chain: orchestration overhead "
                                                                               "and scale", chain_md),
-            ("alert", "Time to alert (production stack)", alert_md)]
+            ("score", "Score stage: lockstep read and shards", score_md), ("alert", "Time to alert (production stack)", alert_md)]
 
 
-def render(results: dict[str, dict[str, Any]]) -> str:
-    """The generated block: machine, then one section per benchmark that has results."""
-    parts = [BEGIN, ""]
+def _sections(block: str) -> dict[str, str]:
+    """The sections of a generated block by title, verbatim (heading to the next heading)."""
+    import re
+
+    if BEGIN not in block or END not in block:
+        return {}
+    body = block.split(BEGIN, 1)[1].split(END, 1)[0]
+    starts = list(re.finditer(r"^### (.+)$", body, flags=re.M))
+    sections = {m.group(1): body[m.start():(starts[i + 1].start() if i + 1 < len(starts) else len(body))]
+                for i, m in enumerate(starts)}
+    if starts:
+        sections[""] = body[:starts[0].start()]  # what stands between the begin marker and the first section
+    return sections
+
+
+def render(results: dict[str, dict[str, Any]], previous: str = "") -> str:
+    """The generated block: one section per benchmark that has results (machine first).
+
+    A benchmark without a result file keeps its section from ``previous`` (the page's current text)
+    verbatim: the JSON files are not in git, so a subset run must not drop the other sections."""
+    kept = _sections(previous)
+    chunks = []
     for key, title, fn in SECTIONS:
         res = results.get(key)
         if not res:
+            if title in kept:
+                chunks.append(kept[title])
             continue
-        parts += [f"### {title}", "", f"_Run {res['finished_at']} ({'quick' if res['quick'] else 'full'} mode)._  ",
-                  machine_md(res["machine"]), ""]
+        parts = [f"### {title}", "", f"_Run {res['finished_at']} ({'quick' if res['quick'] else 'full'} mode)._  ",
+                 machine_md(res["machine"]), ""]
         if res.get("error"):
             parts += [f"**Failed:** `{res['error'][:500]}`", ""]
         else:
             parts += [fn(res["results"]), ""]
-    parts.append(END)
-    return "\n".join(parts)
+        chunks.append("\n".join(parts) + "\n")
+    return BEGIN + kept.get("", "\n\n") + "".join(chunks) + END
 
 
 def update_doc(text: str, block: str) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 from bench import report
 from bench.common import REPO, machine
 
-BENCHMARKS = ("parse", "drift", "feature_store", "chain", "alert")
+BENCHMARKS = ("parse", "drift", "feature_store", "chain", "score", "alert")
 
 
 def _ints(text: str | None) -> list[int] | None:
@@ -28,7 +28,7 @@ def _ints(text: str | None) -> list[int] | None:
 
 
 def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    from bench import alert, chain, drift, feature_store, parse
+    from bench import alert, chain, drift, feature_store, parse, score
 
     if name == "parse":
         return parse.run(quick=args.quick, repeats=args.repeats, ref=args.parse_ref)
@@ -41,6 +41,13 @@ def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
         return chain.run(quick=args.quick, sizes=_ints(args.chain_sizes), history_rows=args.history_rows,
                          template=args.chain_template, partial=str(args.out / "chain.partial.json"),
                          log_dir=str(args.out / "chain-logs"))
+    if name == "score":
+        batch = _ints(args.score_batch_rows)
+        return score.run(quick=args.quick, rows=args.score_rows, shards=args.score_shards, batch_rows=batch,
+                         row_group_rows=args.score_row_group_rows,
+                         history_rows=args.history_rows, template=args.chain_template,
+                         paper_rows=args.paper_rows, paper_workers=args.paper_workers,
+                         paper_shard_rows=args.paper_shard_rows)
     if name == "alert":
         return alert.run(quick=args.quick, rows=args.alert_rows, repeats=args.alert_repeats)
     raise ValueError(name)
@@ -62,8 +69,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--feast-rows", type=int, help="feature store: entities materialized")
     parser.add_argument("--read-iterations", type=int, help="feature store: online reads per request size")
     parser.add_argument("--chain-sizes", help="chain: rows of the measured day, e.g. 100000,1000000")
-    parser.add_argument("--history-rows", type=int, help="chain: rows per history day (setup)")
-    parser.add_argument("--chain-template", help="chain: reuse a prepared MLOPS_HOME (skips the history setup)")
+    parser.add_argument("--history-rows", type=int, help="chain, score: rows per history day (setup)")
+    parser.add_argument("--chain-template", help="chain, score: reuse a prepared MLOPS_HOME (skips the history setup)")
+    parser.add_argument("--score-rows", type=lambda x: int(x.replace("_", "")),
+                        help="score: rows of the measured day (default 10,000,000; quick 100,000)")
+    parser.add_argument("--score-shards", type=int, default=4, help="score: shards of the sharded run (default 4)")
+    parser.add_argument("--score-batch-rows", help="score: MLOPS_SCORE_BATCH_ROWS of the read comparison, e.g. "
+                        "500000,100000 (default: the stage's 500000; the first is the shards' too)")
+    parser.add_argument("--score-row-group-rows", type=int, help="score: re-lay the day's records in row groups "
+                        "of this size (shards are whole row groups; the lake writes 1,048,576-row groups)")
+    parser.add_argument("--paper-rows", type=int, default=100_000_000, help="score: rows of the extrapolated day")
+    parser.add_argument("--paper-workers", type=int, default=16, help="score: workers of the extrapolation")
+    parser.add_argument("--paper-shard-rows", type=int, default=2_000_000, help="score: shard size of the extrapolation")
     parser.add_argument("--alert-rows", type=int, help="alert: rows of each drifted day landed on the stack")
     parser.add_argument("--alert-repeats", type=int, help="alert: drifted days measured one after another")
     args = parser.parse_args(argv)
@@ -103,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             if path.exists():
                 results[name] = json.loads(path.read_text())
         doc = args.doc.read_text() if args.doc.exists() else "# Performance\n"
-        args.doc.write_text(report.update_doc(doc, report.render(results)))
+        args.doc.write_text(report.update_doc(doc, report.render(results, previous=doc)))
         print(f"[bench] updated {args.doc}", flush=True)
     return status
 

@@ -78,3 +78,60 @@ def test_chain_and_alert_tables_show_the_floor_one_process_run_and_stage_spans()
                                       {"dag_id": "fraud__features", "run_seconds": 20.0}]}]})
     assert "| 2026-11-30 | 20,000 | **95.0 s** | ingest 30.0 s, features 20.0 s | 45.0 s |" in alert
     assert "Median: 95.0 s." in alert
+
+
+def test_a_subset_run_keeps_the_other_sections_of_the_page_verbatim():
+    """The result files are git-ignored: rebuilding the block from one benchmark's JSON keeps the others' text."""
+    from bench import report
+
+    machine = {"cpu_model": "cpu", "usable_cores": 2, "logical_cores": 2, "ram_gib": 1.0, "os": "Linux",
+               "python": "3.11", "packages": {}, "git_commit": "abc", "load_average_at_start": [0, 0, 0]}
+    page = ("# P\n\nnotes\n\n" + report.BEGIN + "\n### DAG parse\n\nkept parse table | 19 ms |\n\n"
+            "### Time to alert (production stack)\n\nkept alert figures\n\n" + report.END + "\n\nafter\n")
+    assert report.update_doc(page, report.render({}, previous=page)) == page
+    chain = {"quick": True, "finished_at": "now", "machine": machine, "error": "RuntimeError: boom"}
+    doc = report.update_doc(page, report.render({"chain": chain}, previous=page))
+    assert "kept parse table | 19 ms |" in doc and "kept alert figures" in doc and doc.endswith("after\n")
+    # In the sections' order: parse, the new chain section, alert.
+    assert doc.index("### DAG parse") < doc.index("**Failed:** `RuntimeError: boom`") < doc.index("### Time to alert")
+
+
+def _score_results() -> dict:
+    shard = {"index": 0, "rows": 250_000, "seconds": 10.0, "cpu_seconds": 9.0, "peak_rss_mib": 900.0}
+    phase = {"processes": 1, "plan_seconds": 0.5, "shards_wall_seconds": 80.0, "wall_seconds": 95.0,
+             "shards": [shard, {**shard, "index": 1, "rows": 250_000, "seconds": 12.0}],
+             "commit": {"seconds": 10.0, "peak_rss_mib": 700.0}, "max_shard_peak_rss_mib": 900.0,
+             "same_predictions": True}
+    read = {"seconds": 30.0, "cpu_seconds": 28.0, "peak_rss_mib": 1500.0, "predictions_sha256": "ab"}
+    return {"project": "fraud", "rows": 1_000_000, "day": "2024-01-11", "history_days": 10, "history_rows": 5000,
+            "setup_seconds": 300.0, "prepared_day": {"records": {"rows": 1_000_000, "row_groups": 16}},
+            "reads": [{"batch_rows": 500_000, "batches": 2, "by_id": {**read, "seconds": 60.0},
+                       "lockstep": read, "speedup": 2.0, "speedup_cpu": 1.9, "same_predictions": True,
+                       "read_only_by_id": {"seconds": 8.0}, "read_only_lockstep": {"seconds": 2.0},
+                       "read_only_speedup": 4.0}],
+            "shards_requested": 4, "shard_rows": 250_000, "shards": 4,
+            "phases": [phase, {**phase, "processes": 2, "wall_seconds": 50.0, "same_predictions": False}],
+            "speedup_two_processes": 1.9, "speedup_two_processes_shards_only": 1.95}
+
+
+def test_score_table_shows_before_after_shards_and_the_paper_extrapolation():
+    from bench import report, score
+
+    r = _score_results()
+    serial = r["phases"][0]
+    # t(n) = a + n/r through (1M rows, 30 s) and the mean shard (250k rows, 11 s): a = 4.67 s, r = 39,474 rows/s.
+    paper = score.extrapolate(1_000_000, r["reads"][0]["lockstep"], serial, 0.5, paper_rows=100_000_000,
+                              paper_workers=16, paper_shard_rows=2_000_000, batch_rows=500_000)
+    assert (paper["shards"], paper["waves"]) == (50, 4)
+    assert paper["rows_per_second_per_shard"] == 39_474 and paper["fixed_seconds_per_task"] == 4.67
+    assert paper["commit_seconds"] == 1000.0  # 10 s at 1M rows, linear
+    assert paper["total_seconds"] == round(0.5 + 4 * (4.6667 + 2_000_000 / 39_473.68) + 1000.0, 1)
+    assert paper["shard_peak_rss_mib"] == 1500  # a shard of >= one batch peaks like the unsharded run
+    r["paper"] = paper
+    md = report.score_md(r)
+    assert ("| 1,000,000 | 500,000 (2) | 60.0 s / 28.0 s | 30.0 s / 28.0 s | 2.00x | 1.90x | 1,500 / 1,500 MiB "
+            "| identical | 8.0 s / 2.0 s (4.00x) |") in md
+    assert "| 1 | 500 ms | 80.0 s | 10.0 s (700 MiB) | **95.0 s** | #0 250,000 rows 10.0 s 900 MiB, #1" in md
+    assert "| 2 | 500 ms | 80.0 s | 10.0 s (700 MiB) | **50.0 s** |" in md
+    assert "**differ**" in md and "Speed-up with 2 processes: **1.90x**" in md
+    assert "50 shards of 2,000,000 rows = 4 waves" in md
