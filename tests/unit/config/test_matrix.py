@@ -65,6 +65,7 @@ def build(project: str, source: str, label: str, estimator: str) -> dict:
     data["model"]["estimator"] = estimator
     data["monitoring"]["performance_limits"] = LIMITS[TASKS[project]]
     data["alerts"]["attach_max_bytes"] = 100_000
+    data["promotion"]["min_hours_between_promotions"] = 48
     if project == "fraud":  # hand-written expectations name the fraud project's columns
         data["validation"]["extras"] = "fraud.extras.yaml"
     if label == "record":  # no label feed to describe
