@@ -38,7 +38,7 @@ EXTRA = {  # keys the bundled projects leave at their defaults, set here so the 
     "schedule": "0 3 * * *",
     "tags": ["matrix"],
     "runs": {"retries": 3, "retry_delay_minutes": 2, "execution_timeout_minutes": 30, "dagrun_timeout_minutes": 90,
-             "source_wait_hours": 1},
+             "source_wait_hours": 1, "shard_rows": 250_000},
     "validation": {"min_rows": 10, "max_rows": 1_000_000},
 }
 
