@@ -140,6 +140,8 @@ def describe(result: DagResult) -> str:
     if "validate" in r and isinstance(r["validate"], dict):
         return f"{r['validate'].get('rows')} records validated"
     if result.dag_id.endswith("__ingest") and result.state != "success":
+        if result.tasks.get("wait_for_data") == "failed":
+            return "nothing landed in the source by the day's deadline (runs.source_wait_hours)"
         return "batch QUARANTINED (validation failed)"
     if "materialize" in r:
         return f"{r['materialize'].get('rows_written')} entity rows online, freshness ok"

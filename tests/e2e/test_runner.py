@@ -29,6 +29,9 @@ def test_runner_runs_landed_days_and_prints_a_summary(airflow_db, mlops_home, ca
         assert f"{day.isoformat()}  ok        ok        -" in table
     assert "2024-03-03  FAILED    -" in table
     assert "FAILED churn__ingest 2024-03-03" in out
+    # Said as what it is (the wait's deadline), not as a quarantined batch.
+    failed_line = next(line for line in out.splitlines() if line.split()[:2] == ["churn__ingest", "failed"])
+    assert "nothing landed in the source by the day's deadline" in failed_line, failed_line
     assert (mlops_home / "lake" / "churn" / "features" / "entity" / "subscriber" / "dt=2024-03-02").is_dir()
 
 
