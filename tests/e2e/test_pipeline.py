@@ -217,9 +217,15 @@ def test_covariate_drift_day_sends_one_alert_and_causes_one_retrain(world):
     # One email for the champion that saw the drift (a retrained champion re-scores the day and reports
     # its own verdict under its own version).
     version = verdict["model_version"]
-    alerts = [m for m in world["smtp"].messages() if f"v{version} / 2024-01-12" in str(m["Subject"])]
+    thread = [m for m in world["smtp"].messages() if f"v{version} / 2024-01-12" in str(m["Subject"])]
+    alerts = [m for m in thread if m["X-MLOps-Kind"] != "retrain-outcome"]
     assert len(alerts) == 1
     message = alerts[0]
+    # The drift-triggered retrain's outcome (promoted or refused) follows once, on the alert's thread.
+    (follow_up,) = [m for m in thread if m["X-MLOps-Kind"] == "retrain-outcome"]
+    assert follow_up["In-Reply-To"] == message["Message-ID"] == follow_up["References"]
+    assert "RETRAIN PROMOTED" in follow_up.get_body(preferencelist=("plain",)).get_content() or \
+        "RETRAIN REFUSED" in follow_up.get_body(preferencelist=("plain",)).get_content()
     assert message["To"] == "oncall-fraud@example.com"
     assert "fraud / fraud_classifier v" in str(message["Subject"]) and "DRIFT" in str(message["Subject"])
     text = message.get_body(preferencelist=("plain",)).get_content()
