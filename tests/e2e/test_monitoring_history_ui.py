@@ -5,20 +5,11 @@ report link opens that day's Evidently report, all behind the UI's login."""
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
-from devkit.stack import REPO, free_port
-
 pytestmark = pytest.mark.slow
 
-START_TIMEOUT = 600
 DAYS = [dt.date(2024, 1, 10), dt.date(2024, 1, 12)]
 
 
@@ -48,55 +39,35 @@ def test_the_dag_tab_shows_the_history_and_opens_a_days_report(tmp_path):
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from devkit.airflow_api import AirflowApi
     from devkit.browser import chromium, log_in
+    from devkit.embedded_ui import embedded_ui
 
-    home, port = tmp_path / "home", free_port()
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("AIRFLOW_HOME", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__UNIT_TEST_MODE",
-                        "MLOPS_REPORTS_URI", "MLOPS_LAKE_URI")}
-    env["MLOPS_HOME"] = str(home)
+    home = tmp_path / "home"
     write_reports((home / "reports").as_uri())
-
-    log = (tmp_path / "ui.out").open("wb")
-    ui = subprocess.Popen([sys.executable, str(REPO / "scripts" / "ui.py"), "--port", str(port)], env=env,
-                          stdout=log, stderr=subprocess.STDOUT)
-    browser = None
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while b"[ui] Airflow UI:" not in (tmp_path / "ui.out").read_bytes():
-            assert ui.poll() is None, (tmp_path / "ui.out").read_text(errors="replace")[-3000:]
-            assert time.monotonic() < deadline, "the UI did not come up"
-            time.sleep(2)
-        base_url = f"http://127.0.0.1:{port}"
-        password = json.loads((home / "airflow" / "ui-passwords.json").read_text())["admin"]
-        AirflowApi(base_url, "admin", password).wait_dag("fraud__monitor", timeout=300)
-
+    with embedded_ui(home, tmp_path) as ui:
+        ui.api().wait_dag("fraud__monitor", timeout=300)
         browser = chromium(tmp_path / "chromium")
-        wait = WebDriverWait(browser, 90)
-        log_in(browser, base_url, "/dags/fraud__monitor", "admin", password)
-        # The tab every DAG page has (external view, destination "dag"): the UI fills in {DAG_ID}.
-        wait.until(EC.element_to_be_clickable((By.XPATH, "//*[normalize-space(text())='Monitoring history']"))).click()
-        frame = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "iframe[title='Monitoring history']")))
-        assert frame.get_attribute("src").endswith("/mlops/monitoring/dag/fraud__monitor")
-        browser.switch_to.frame(frame)
-        wait.until(EC.presence_of_element_located((By.TAG_NAME, "h1")))
-        assert browser.find_element(By.TAG_NAME, "h1").text == "fraud: monitoring history"
-        assert browser.execute_script("return location.pathname") == "/mlops/monitoring/fraud"
-        assert len(browser.find_elements(By.TAG_NAME, "svg")) == 2
-        days = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "table tr td:first-child")]
-        assert days[0] == DAYS[-1].isoformat() and DAYS[0].isoformat() in days
-        browser.find_elements(By.LINK_TEXT, "report")[0].click()  # the newest day's Evidently report
-        wait.until(lambda b: b.execute_script("return location.pathname")
-                   == f"/mlops/reports/fraud/monitoring/dt={DAYS[-1].isoformat()}/report.html")
-        wait.until(lambda b: "fraud" in b.find_element(By.TAG_NAME, "body").text)  # Evidently's page rendered
-    except Exception:
-        if browser is not None:
+        try:
+            wait = WebDriverWait(browser, 90)
+            log_in(browser, ui.base_url, "/dags/fraud__monitor", "admin", ui.password)
+            # The tab every DAG page has (external view, destination "dag"): the UI fills in {DAG_ID}.
+            wait.until(EC.element_to_be_clickable(
+                (By.XPATH, "//*[normalize-space(text())='Monitoring history']"))).click()
+            frame = wait.until(EC.presence_of_element_located((By.CSS_SELECTOR, "iframe[title='Monitoring history']")))
+            assert frame.get_attribute("src").endswith("/mlops/monitoring/dag/fraud__monitor")
+            browser.switch_to.frame(frame)
+            wait.until(EC.presence_of_element_located((By.TAG_NAME, "h1")))
+            assert browser.find_element(By.TAG_NAME, "h1").text == "fraud: monitoring history"
+            assert browser.execute_script("return location.pathname") == "/mlops/monitoring/fraud"
+            assert len(browser.find_elements(By.TAG_NAME, "svg")) == 2
+            days = [td.text for td in browser.find_elements(By.CSS_SELECTOR, "table tr td:first-child")]
+            assert days[0] == DAYS[-1].isoformat() and DAYS[0].isoformat() in days
+            browser.find_elements(By.LINK_TEXT, "report")[0].click()  # the newest day's Evidently report
+            wait.until(lambda b: b.execute_script("return location.pathname")
+                       == f"/mlops/reports/fraud/monitoring/dt={DAYS[-1].isoformat()}/report.html")
+            wait.until(lambda b: "fraud" in b.find_element(By.TAG_NAME, "body").text)  # Evidently's page rendered
+        except Exception:
             browser.save_screenshot(str(tmp_path / "ui-failure.png"))
-        raise
-    finally:
-        if browser is not None:
+            raise
+        finally:
             browser.quit()
-        ui.send_signal(signal.SIGTERM)
-        ui.wait(timeout=180)
-        log.close()
