@@ -29,16 +29,17 @@ Trigger it by hand with the `day` param to re-ingest one day; reruns replace the
 3. a run triggered without a logical date ingests the last complete day before it was triggered.
 """
 
-from airflow.sdk import DAG, CronDataIntervalTimetable, Param
+from airflow.sdk import DAG, Param
 from mlops_provider.config.project import load_projects
 from mlops_provider.dag_factory import INTERVAL_DAY_TEMPLATE as DAY
 from mlops_provider.dag_factory import assets, dag_kwargs
 from mlops_provider.operators.ingest import IngestOperator, ValidateBatchOperator
 from mlops_provider.sensors.source import SourceDataSensor
+from mlops_provider.timetables import DataIntervalTimetable
 
 for project in load_projects():
     with DAG(
-        schedule=CronDataIntervalTimetable(project.schedule, timezone="UTC"),
+        schedule=DataIntervalTimetable(project.schedule, timezone="UTC"),
         params={"day": Param(None, type=["null", "string"], format="date",
                              description="Day to ingest (YYYY-MM-DD); empty = the day of the run's logical date")},
         **dag_kwargs(project, "ingest", __doc__),

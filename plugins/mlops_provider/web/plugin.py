@@ -12,6 +12,8 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
+from mlops_provider.timetables import DataIntervalTimetable
+
 URL_PREFIX = "/mlops"
 
 
@@ -35,9 +37,11 @@ class LazyApp:
 
 
 class MlopsWebPlugin(AirflowPlugin):
-    """Reports, GX Data Docs and the runbook over http(s), behind the Airflow UI's login."""
+    """Reports, GX Data Docs and the runbook over http(s), behind the Airflow UI's login; and the provider's
+    timetable (:mod:`mlops_provider.timetables`), which every process that deserializes a DAG must know."""
 
     name = "mlops"
+    timetables = [DataIntervalTimetable]
     fastapi_apps = [{"app": LazyApp(), "url_prefix": URL_PREFIX, "name": "MLOps reports and runbook"}]
     external_views = [{"name": "On-call runbook", "href": f"{URL_PREFIX}/runbook", "destination": "nav",
                        "category": "docs"},
