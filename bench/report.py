@@ -177,16 +177,18 @@ def score_md(r: dict[str, Any]) -> str:
               f"(shards alone {fmt_ratio(r['speedup_two_processes_shards_only'])})."
               if r.get("speedup_two_processes") else
               "\n\nOne shard (the records are one row group): nothing runs in parallel, no speed-up to read."))
-    p = r.get("paper")
-    if p:
-        out += (f"\n\nOn paper, {p['rows']:,} rows on {p['workers']} workers (from the figures above): "
+    for key, what in (("paper", "wall seconds measured here"), ("paper_cpu", "CPU seconds: a worker with a core "
+                                                                              "of its own")):
+        p = r.get(key)
+        if not p:
+            continue
+        out += (f"\n\nOn paper, {p['rows']:,} rows on {p['workers']} workers, from the {what}: "
                 f"t(n) = {p['fixed_seconds_per_task']} s + n / {p['rows_per_second_per_shard']:,} rows/s per shard; "
                 f"{p['shards']} shards of {p['shard_rows']:,} rows = {p['waves']} waves x {fmt_s(p['seconds_per_shard'])}"
                 f" + plan {fmt_s(p['plan_seconds'])} + commit {fmt_s(p['commit_seconds'])} (measured commit scaled "
-                f"linearly, its fixed part too) = "
-                f"**{fmt_s(p['total_seconds'])}** (one worker, unsharded: {fmt_s(p['one_worker_seconds'])}, "
-                f"{fmt_ratio(p['speedup_vs_one_worker'])}); peak RSS per shard ~{_mib(p['shard_peak_rss_mib'])}, "
-                f"commit ~{_mib(p['commit_peak_rss_mib'])}.")
+                f"linearly, its fixed part too) = **{fmt_s(p['total_seconds'])}** (one worker, unsharded: "
+                f"{fmt_s(p['one_worker_seconds'])}, {fmt_ratio(p['speedup_vs_one_worker'])}); peak RSS per shard "
+                f"~{_mib(p['shard_peak_rss_mib'])}, commit ~{_mib(p['commit_peak_rss_mib'])}.")
     return out
 
 

@@ -100,7 +100,7 @@ def _score_results() -> dict:
     shard = {"index": 0, "rows": 250_000, "seconds": 10.0, "cpu_seconds": 9.0, "peak_rss_mib": 900.0}
     phase = {"processes": 1, "plan_seconds": 0.5, "shards_wall_seconds": 80.0, "wall_seconds": 95.0,
              "shards": [shard, {**shard, "index": 1, "rows": 250_000, "seconds": 12.0}],
-             "commit": {"seconds": 10.0, "peak_rss_mib": 700.0}, "max_shard_peak_rss_mib": 900.0,
+             "commit": {"seconds": 10.0, "cpu_seconds": 2.0, "peak_rss_mib": 700.0}, "max_shard_peak_rss_mib": 900.0,
              "same_predictions": True}
     read = {"seconds": 30.0, "cpu_seconds": 28.0, "peak_rss_mib": 1500.0, "predictions_sha256": "ab"}
     return {"project": "fraud", "rows": 1_000_000, "day": "2024-01-11", "history_days": 10, "history_rows": 5000,
@@ -127,11 +127,16 @@ def test_score_table_shows_before_after_shards_and_the_paper_extrapolation():
     assert paper["commit_seconds"] == 1000.0  # 10 s at 1M rows, linear
     assert paper["total_seconds"] == round(0.5 + 4 * (4.6667 + 2_000_000 / 39_473.68) + 1000.0, 1)
     assert paper["shard_peak_rss_mib"] == 1500  # a shard of >= one batch peaks like the unsharded run
-    r["paper"] = paper
+    cpu = score.extrapolate(1_000_000, r["reads"][0]["lockstep"], serial, 0.5, paper_rows=100_000_000,
+                            paper_workers=16, paper_shard_rows=2_000_000, batch_rows=500_000, measure="cpu_seconds")
+    # CPU: (1M, 28 s) and (250k, 9 s): a = 2.67 s, r = 39,474 rows/s; the commit's 2 CPU seconds x 100.
+    assert cpu["measure"] == "cpu_seconds" and cpu["fixed_seconds_per_task"] == 2.67
+    assert cpu["commit_seconds"] == 200.0
+    r["paper"], r["paper_cpu"] = paper, cpu
     md = report.score_md(r)
     assert ("| 1,000,000 | 500,000 (2) | 60.0 s / 28.0 s | 30.0 s / 28.0 s | 2.00x | 1.90x | 1,500 / 1,500 MiB "
             "| identical | 8.0 s / 2.0 s (4.00x) |") in md
     assert "| 1 | 500 ms | 80.0 s | 10.0 s (700 MiB) | **95.0 s** | #0 250,000 rows 10.0 s 900 MiB, #1" in md
     assert "| 2 | 500 ms | 80.0 s | 10.0 s (700 MiB) | **50.0 s** |" in md
     assert "**differ**" in md and "Speed-up with 2 processes: **1.90x**" in md
-    assert "50 shards of 2,000,000 rows = 4 waves" in md
+    assert "50 shards of 2,000,000 rows = 4 waves" in md and "from the CPU seconds: a worker" in md
