@@ -53,6 +53,7 @@ class MonitorDriftOperator(MlflowBaseOperator):
         with mlflow_hook.environment():
             summary = run_monitor(project, lake=self.lake, reports=reports, day=day,
                                   tracking_uri=mlflow_hook.tracking_uri, registry_uri=mlflow_hook.registry_uri)
+        self._lineage(summary)
         mlflow_run_url = mlflow_hook.run_url(summary["run_id"])
         DriftReportLink.persist(context, url=report_link(reports, summary["report"]["html"]))  # the report view (http)
         MlflowRunLink.persist(context, url=mlflow_run_url)
@@ -81,6 +82,19 @@ class MonitorDriftOperator(MlflowBaseOperator):
             "performance_alert": verdict["performance_alert"],
             "roc_auc": (verdict.get("performance") or {}).get("roc_auc"),
         })
+
+    def _lineage(self, summary: dict[str, Any]) -> None:
+        """The day's predictions, the labels that arrived that day and the champion in; the report out."""
+        from mlops_provider.domain.layout import labels_table, predictions_table
+        from mlops_provider.operators.lineage import from_uri, lake_table, model_version
+
+        project, day = self.project, summary["day"]
+        self.lineage_input(lake_table(self.lake, predictions_table(project), day=day))
+        if self.lake.exists(labels_table(project), day):
+            self.lineage_input(lake_table(self.lake, labels_table(project), day=day))
+        self.lineage_input(model_version(self.mlflow_hook.tracking_uri, project.model_name, summary["model_version"],
+                                         role="champion", run_id=summary["run_id"]))
+        self.lineage_output(*(from_uri(summary["report"][kind]) for kind in ("html", "verdict")))
 
     def _alert(self, context: Context, summary: dict[str, Any], retrain: dict[str, Any],
                mlflow_run_url: str) -> dict[str, Any]:

@@ -138,3 +138,21 @@ def test_a_rollback_reads_the_version_it_leaves_and_writes_the_one_that_serves_a
     facet = {k: v for k, v in served["facets"]["mlops_model_version"].items() if not k.startswith("_")}
     assert facet == {"model_name": MODEL, "version": pipeline.champion, "alias": "champion", "reason": "INC-7",
                      "replaced": copy}
+
+
+def test_monitor_reads_predictions_labels_and_the_champion_and_writes_the_report(pipeline):
+    from mlops_provider.config import paths
+    from mlops_provider.io.lake import Lake
+    from mlops_provider.operators.monitoring import MonitorDriftOperator
+
+    day = pipeline.scored[-1].isoformat()
+    op = MonitorDriftOperator(task_id="monitor", project_name="fraud", day=day)
+    result = op.execute(task_context(task_id="monitor"))
+    inputs, outputs = emitted(op)
+    champion = ("mlflow://embedded", f"models/{MODEL}/{result['model_version']}")
+    assert set(inputs) >= {_lake("fraud/predictions"), champion}
+    assert inputs[_lake("fraud/predictions")]["facets"]["mlops_partition"]["day"] == day
+    assert (_lake("fraud/labels") in inputs) == Lake().exists("fraud/labels", day)
+    reports = Lake(paths.reports_uri())
+    assert set(outputs) == {("file", f"{reports.root}/fraud/monitoring/dt={day}/report.html"),
+                            ("file", f"{reports.root}/fraud/monitoring/dt={day}/report.verdict.json")}
