@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import signal
 import tempfile
 import time
@@ -107,6 +106,9 @@ def test_ingest_from_postgres_and_s3_then_features_into_redis(stack, api):
         ingest = api.wait_runs_settled(f"{name}__ingest", at_least=2, timeout=RUN_TIMEOUT)
         assert {r["state"] for r in ingest} == {"success"}, ingest
         assert {r["run_type"] for r in ingest} >= {"manual", "scheduled"}
+        # The scheduler names a scheduled run by the day it ingests (mlops_provider.timetables), not the next.
+        assert {r["dag_run_id"] for r in ingest if r["run_type"] == "scheduled"} == {
+            f"scheduled__{YESTERDAY.isoformat()}T00:00:00+00:00"}, ingest
         features = api.wait_runs_settled(f"{name}__features", at_least=2, timeout=RUN_TIMEOUT)
         assert {r["state"] for r in features} == {"success"}, features
         assert all(r["run_type"] == "asset_triggered" for r in features)
@@ -323,24 +325,6 @@ def _register_versions(stack, model_name: str, n: int) -> list[str]:
     return versions
 
 
-def _browser(tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not chromium or not driver:
-        pytest.skip("Debian's chromium and chromium-driver are not installed (run scripts/test-deps.sh; make test does)")
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1400,1000", f"--user-data-dir={tmp_path / 'chromium'}"):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(service=Service(driver), options=options)
-    browser.set_page_load_timeout(90)
-    return browser
-
-
 def test_web_ui_triggers_model_ops_rollback(stack, api, tmp_path):
     """Log in, open the trigger form of fraud__model_ops, fill its params, submit, watch the run succeed."""
     from selenium.webdriver.common.action_chains import ActionChains
@@ -349,6 +333,8 @@ def test_web_ui_triggers_model_ops_rollback(stack, api, tmp_path):
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
+    from devkit.browser import chromium, log_in
+
     model_name = project(stack, "fraud").model_name
     client = stack.mlflow()
     first, second = _register_versions(stack, model_name, 2)
@@ -356,14 +342,11 @@ def test_web_ui_triggers_model_ops_rollback(stack, api, tmp_path):
     client.set_registered_model_alias(model_name, "previous_champion", first)
     reason = f"ui test {uuid.uuid4().hex[:8]}"
 
-    browser = _browser(tmp_path)
+    browser = chromium(tmp_path / "chromium")
     wait = WebDriverWait(browser, 90)
     try:
-        browser.get(f"{stack.api_url}/dags/fraud__model_ops")
-        wait.until(EC.presence_of_element_located((By.NAME, "username"))).send_keys(
-            stack.env["MLOPS_STACK_ADMIN_USER"])
-        browser.find_element(By.NAME, "password").send_keys(stack.env["MLOPS_STACK_ADMIN_PASSWORD"])
-        browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+        log_in(browser, stack.api_url, "/dags/fraud__model_ops", stack.env["MLOPS_STACK_ADMIN_USER"],
+               stack.env["MLOPS_STACK_ADMIN_PASSWORD"])
         wait.until(EC.element_to_be_clickable((By.CSS_SELECTOR, "button[aria-label='Trigger Dag']"))).click()
         # The action has no default (one click must not roll production back): pick it in its drop-down.
         action = wait.until(EC.element_to_be_clickable((By.ID, "element_action")))
