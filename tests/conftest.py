@@ -36,7 +36,8 @@ os.environ["FEAST_USAGE"] = "False"
 os.environ["GX_ANALYTICS_ENABLED"] = "False"
 os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
 os.environ.pop("MLFLOW_TRACKING_URI", None)
-for var in ("MLOPS_LAKE_URI", "MLOPS_REPORTS_URI", "MLOPS_PROJECTS_DIR"):
+# A developer's own settings must not point the tests at their services (state in PostgreSQL, a wiki runbook).
+for var in ("MLOPS_LAKE_URI", "MLOPS_REPORTS_URI", "MLOPS_PROJECTS_DIR", "MLOPS_STATE_URL", "MLOPS_RUNBOOK_URL"):
     os.environ.pop(var, None)
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
