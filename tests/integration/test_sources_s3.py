@@ -339,7 +339,7 @@ def test_lake_on_s3_write_bytes_is_whole_or_absent_and_sweeps_leftovers(s3_lake_
     class Proxy:
         def __getattr__(self, name):
             if name == "open_output_stream":
-                return lambda path: Broken(real.open_output_stream(path))
+                return lambda path, **kwargs: Broken(real.open_output_stream(path, **kwargs))
             return getattr(real, name)
 
     lake.fs = Proxy()
