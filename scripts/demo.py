@@ -83,7 +83,7 @@ def main() -> int:
         message = BytesParser(policy=policy.default).parsebytes(path.read_bytes())
         print(f"  {path.name}  {message['Subject']}")
     print(f"\nMLflow UI: mlflow ui --backend-store-uri {paths.mlflow_tracking_uri()}")
-    print("Airflow UI: . scripts/env.sh && airflow standalone   (the runs above are in its metadata DB)")
+    print("Airflow UI: make ui   (the runs above are in its metadata DB; it prints the URL and the admin password)")
     expected_failures = {sim.day(n) for n, name in scenarios.items() if name not in (
         "clean", "covariate_drift", "concept_drift", "label_noise") and n <= args.days}
     unexpected = [r for r in failed if r.day not in expected_failures]
