@@ -11,7 +11,8 @@ COPY --chown=airflow:root dags /opt/airflow/project/dags
 COPY --chown=airflow:root include /opt/airflow/project/include
 COPY --chown=airflow:root docs /opt/airflow/project/docs
 COPY --chown=airflow:root airflow_settings.yaml /opt/airflow/project/
-RUN pip install --no-cache-dir --no-deps -e /opt/airflow/project
+# The build's egg-info beside the package would make Airflow load the provider's plugin twice (scripts/bootstrap.sh).
+RUN pip install --no-cache-dir --no-deps -e /opt/airflow/project && rm -rf /opt/airflow/project/plugins/*.egg-info
 
 # Directories docker-compose.yaml mounts named volumes on: Docker initialises an empty named volume from the
 # image's directory, owner and mode included, so they must exist here owned by the runtime user (50000:0, group

@@ -10,3 +10,7 @@ if ! command -v uv >/dev/null; then "$PY" -m pip install -q uv; fi
 # new interpreter would otherwise recompile Airflow & co. from source (import airflow.sdk: 7.6 s CPU -> 2.3 s).
 uv pip sync -q --compile-bytecode -p .venv/bin/python requirements.txt
 uv pip install -q -p .venv/bin/python --no-deps -e .
+# The editable build leaves plugins/airflow_provider_mlops.egg-info beside the package, and plugins/ is on
+# sys.path: importlib.metadata then sees the distribution twice and Airflow loads the provider's plugin
+# twice ("Plugin 'mlops' already registered, skipping" in every process). The installed dist-info is enough.
+rm -rf plugins/*.egg-info

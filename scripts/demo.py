@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 import time
+import warnings
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -41,6 +42,10 @@ def main() -> int:
         # Read when Airflow is first imported: task logs below WARNING stay out of the progress output.
         os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
         logging.getLogger().setLevel(logging.WARNING)
+        # Libraries' deprecation notices and MLflow's download bars are not the pipeline's progress.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
     from mlops_provider.config import paths
 
     from devkit.simulation import Simulation
