@@ -351,6 +351,13 @@ def rollback(client: MlflowClient, model_name: str, to: str | int = "previous", 
         if recorded is not None:
             return _finish_rollback(client, model_name, recorded, retried=True)
         current = aliases(client, model_name)
+        if current[CHAMPION] is not None:
+            champion = model_version(client, model_name, current[CHAMPION])
+            if champion.tags.get(_PENDING_PREVIOUS) is not None:
+                # A promotion died between its alias writes: ``previous_champion`` still names the version
+                # before the one it replaced. Finish that bookkeeping first, or "previous" would skip one back.
+                _finish_promotion(client, model_name, current[CHAMPION], champion, current, "")
+                current = aliases(client, model_name)
         old = current[CHAMPION]
         target = _rollback_target(model_name, current, to)
         mv = model_version(client, model_name, target)

@@ -269,6 +269,21 @@ def test_retry_after_crash_between_alias_writes_finishes_bookkeeping(client):
     assert "pending_previous_champion" not in client.get_model_version(MODEL, "2").tags
 
 
+def test_rollback_after_a_half_finished_promotion_restores_the_replaced_champion(client):
+    """Was: a promotion of v3 that died after moving `champion` left `previous_champion` at v1, and a rollback
+    to "previous" put v1 back instead of v2, the champion v3 had replaced."""
+    from mlops_provider.io import model_store
+
+    model_store.promote(client, MODEL, "1", reason="first")
+    model_store.promote(client, MODEL, "2", reason="second")
+    client.set_model_version_tag(MODEL, "3", "pending_previous_champion", "2")
+    client.set_registered_model_alias(MODEL, "champion", "3")
+    assert aliases(client) == {"champion": "3", "previous_champion": "1"}
+    model_store.rollback(client, MODEL, "previous", decision_key="test|rollback-after-half-promotion")
+    assert aliases(client) == {"champion": "2", "previous_champion": "3"}
+    assert "pending_previous_champion" not in client.get_model_version(MODEL, "3").tags
+
+
 def test_promoting_the_champion_again_does_not_undo_a_rollback(client):
     from mlops_provider.io import model_store
 
