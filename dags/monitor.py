@@ -6,12 +6,14 @@ One DAG per ML project (`<project>__monitor`), scheduled on the `<project>.predi
 1. **monitor**: Evidently data drift per feature against the champion's training reference,
    prediction drift, data quality, and, for the labels that arrived that day, target drift and
    classification performance. The HTML / JSON report goes to the report store and to the champion's
-   MLflow run (extra links on the task). A non-ok verdict emails on-call once per model version, day and
-   verdict kind, saying what drifted, how bad, what the system did and what to do.
+   MLflow run (extra links on the task). A non-ok verdict emails on-call once per day and verdict kind
+   (whatever model version scored the day), saying what drifted, how bad, what the system did and what to do.
 2. **request_retrain**: when the verdict requested retraining (one request per day,
    `model.retrain_cooldown_hours` between requests), emits `<project>.drift`, which triggers
    `<project>__train`; the retrained challenger still goes through the promotion gate. Otherwise the
-   task is skipped and emits nothing.
+   task is skipped and emits nothing. It runs even when `monitor` failed: a request `monitor` recorded
+   before its alert email could not be sent (an SMTP outage longer than its retries) is announced all
+   the same.
 
 Every day at a glance (drift share, performance, alerts and retrains as charts, each day's report): the
 **Monitoring history** tab of this DAG, `/mlops/monitoring/<project>` of the Airflow UI.
@@ -31,7 +33,10 @@ for project in load_projects():
         **dag_kwargs(project, "monitor", __doc__),
     ) as dag:
         monitor = MonitorDriftOperator(task_id="monitor", project_name=project.name, day=DAYS_TEMPLATE)
+        # all_done: a monitor that failed on every try (an SMTP outage) after recording a retrain request
+        # still has it announced; the task skips when nothing was requested.
         request_retrain = RequestRetrainOperator(task_id="request_retrain", monitor_task_id="monitor",
-                                                 outlets=[project_assets.drift])
+                                                 project_name=project.name, day=DAYS_TEMPLATE,
+                                                 trigger_rule="all_done", outlets=[project_assets.drift])
         monitor >> request_retrain
     globals()[dag.dag_id] = dag

@@ -35,16 +35,21 @@ class RequestRetrainOperator(MlopsBaseOperator):
     (:func:`mlops_provider.stages.retrain.request_retrain`).
     """
 
-    template_fields: Sequence[str] = ("monitor_task_id",)
+    template_fields: Sequence[str] = ("monitor_task_id", "project_name", "day")
     ui_color = "#fdebe8"
 
-    def __init__(self, *, monitor_task_id: str = "monitor", lake_conn_id: str | None = None, **kwargs: Any) -> None:
+    def __init__(self, *, monitor_task_id: str = "monitor", lake_conn_id: str | None = None,
+                 project_name: str | None = None, day: str | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.monitor_task_id = monitor_task_id
         self.lake_conn_id = lake_conn_id
+        self.project_name = project_name
+        self.day = day
 
     def execute(self, context: Context) -> dict[str, Any]:
         result = context["ti"].xcom_pull(task_ids=self.monitor_task_id) or {}
+        if not result and self.project_name and self.day:
+            return self._announce_recorded(context)
         if not result.get("retrain_requested"):
             _skip(f"{self.monitor_task_id} requested no retraining: {(result.get('retrain') or {}).get('reason')}")
         extra = {"day": result["day"], "kind": result["kind"], "model_version": result["model_version"],
@@ -54,6 +59,29 @@ class RequestRetrainOperator(MlopsBaseOperator):
         if result.get("project"):
             self._mark_announced(context, result["project"], result["day"], result.get("lake_conn_id"))
         return self.emit_asset_events(context, extra)
+
+    def _announce_recorded(self, context: Context) -> dict[str, Any]:
+        """The monitoring task failed (every try: e.g. SMTP down longer than its retries) after recording a
+        retrain request: announce what it recorded, so the retraining is not lost with the email."""
+        from mlops_provider.config.project import load_project
+        from mlops_provider.hooks.lake import LakeHook
+        from mlops_provider.operators.base import ProjectBaseOperator
+        from mlops_provider.stages.retrain import unannounced_requests
+
+        ti = context["ti"]
+        project = load_project(self.project_name)
+        reports = LakeHook(lake_conn_id=self.lake_conn_id or LakeHook.default_conn_name).get_reports()
+        requested_by = f"{ti.dag_id}/{ti.run_id}/{self.monitor_task_id}"
+        pending = unannounced_requests(project, reports, ProjectBaseOperator.split_days(self.day), requested_by)
+        if not pending:
+            _skip(f"{self.monitor_task_id} returned nothing and recorded no retrain request to announce")
+        marker = pending[-1]
+        self.log.warning("%s did not finish (see its log) but recorded a retrain request for %s (%s): announcing "
+                         "it", self.monitor_task_id, marker["day"], marker["kind"])
+        for request in pending:
+            self._mark_announced(context, project.name, request["day"], None)
+        return self.emit_asset_events(context, {"day": marker["day"], "kind": marker["kind"],
+                                                "days": [r["day"] for r in pending], "recovered": True})
 
     def _mark_announced(self, context: Context, project_name: str, day: str, monitor_lake_conn_id: str | None) -> None:
         from mlops_provider.config.project import load_project

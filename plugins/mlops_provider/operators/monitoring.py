@@ -61,17 +61,17 @@ class MonitorDriftOperator(MlflowBaseOperator):
         self.log.info("%s %s: verdict %s (%s/%s features drifted, prediction drift %s, performance alert %s)",
                       project.name, summary["day"], summary["kind"], verdict["n_drifted"], verdict["n_features"],
                       verdict["prediction_drift"].get("drift_detected"), verdict["performance_alert"])
-        # Decide first, record after the email: a failed email retries with the same decision. The request
-        # names this task (every try of it): a retry after a try that died between recording the request and
-        # returning finds it unannounced and requests it again, so request_retrain announces it once.
+        # Recorded before the email: an SMTP outage longer than the retries cannot lose the retraining (the
+        # announcing task runs whatever this task's outcome). The request names this task (every try of it):
+        # a retry finds it unannounced and decides "requested" again, so it is announced once.
         ti = context["ti"]
         requested_by = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}"
         retrain = request_retrain(project, reports, summary["day"], summary["kind"], record=False,
                                   requested_by=requested_by)
         self.log.info("retraining: %s", retrain["reason"])
-        alert = None if summary["kind"] == "ok" else self._alert(context, summary, retrain, mlflow_run_url)
         if retrain["requested"] and not retrain.get("recorded"):
             retrain["marker"] = record_retrain_request(project, reports, retrain, requested_by=requested_by)
+        alert = None if summary["kind"] == "ok" else self._alert(context, summary, retrain, mlflow_run_url)
         return json_safe({
             "project": project.name, "lake_conn_id": self.lake_conn_id, "day": summary["day"], "kind": summary["kind"],
             "model_version": summary["model_version"],

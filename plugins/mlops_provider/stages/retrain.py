@@ -2,10 +2,12 @@
 
 A request is a marker ``<project>/retrain_requests/<day>.json`` in the report store (later days' cooldown
 reads them). It names the task that recorded it (``requested_by``) and, once the announcing task handed it
-to Airflow, that task (``announced_by``). The announcement happens only when the monitoring task returns;
-so a retry of the task that recorded a request nobody announced yet (the worker died after recording it,
-before returning) decides "requested" again and the request is announced once, while a rerun after the
-announcement requests nothing new.
+to Airflow, that task (``announced_by``). The monitoring task records it before it emails on-call, so an
+SMTP outage cannot lose it: a retry of the task that recorded a request nobody announced yet (the worker
+died, or the email failed) decides "requested" again, and if every try fails the announcing task (which
+runs whatever the monitoring task's outcome) announces the recorded request itself
+(:func:`unannounced_requests`). Each request is announced once; a rerun after the announcement requests
+nothing new.
 """
 
 from __future__ import annotations
@@ -40,8 +42,7 @@ def request_retrain(project: ProjectConfig, reports: Lake, day: str | dt.date, k
     """Decide whether an alert of ``kind`` on ``day`` triggers retraining, and record the request.
 
     With ``record=False`` only the decision is returned; the caller records it with
-    :func:`record_retrain_request` once everything before the announcement (the alert email) succeeded,
-    so a failed email and its retry do not lose the retrain. ``requested_by`` names the deciding task
+    :func:`record_retrain_request` (before its alert email). ``requested_by`` names the deciding task
     (the same for every try of it): a request it recorded itself and that was not announced yet is
     returned as requested again (``recorded: True``), for the retry of a try that died before returning.
     """
@@ -77,8 +78,26 @@ def record_retrain_request(project: ProjectConfig, reports: Lake, decision: dict
     """Persist a ``requested`` decision of :func:`request_retrain` (the marker later days' cooldown reads)."""
     record = {"day": decision["day"], "kind": decision["kind"],
               "requested_at": dt.datetime.now(dt.UTC).isoformat(), "requested_by": requested_by}
-    hit("retrain.record")  # decided (and alerted), not recorded
+    hit("retrain.record")  # decided, not recorded (nor alerted)
     return reports.write_bytes(_marker_path(project, decision["day"]), json.dumps(record).encode())
+
+
+def unannounced_requests(project: ProjectConfig, reports: Lake, days: list[str], requested_by: str
+                         ) -> list[dict[str, Any]]:
+    """The requests of ``days`` that ``requested_by`` recorded and no task announced yet (their markers).
+
+    What the announcing task hands to Airflow when the deciding task failed after recording them (its
+    alert email could not be sent on any try): the retraining is then not lost with the email.
+    """
+    on_record = set(reports.list_files(_requests_prefix(project)))
+    found = []
+    for day in days:
+        path = _marker_path(project, day)
+        if path in on_record:
+            marker = json.loads(reports.read_bytes(path))
+            if marker.get("requested_by") == requested_by and not marker.get("announced_by"):
+                found.append(marker)
+    return found
 
 
 def mark_retrain_announced(project: ProjectConfig, reports: Lake, day: str | dt.date, announced_by: str) -> str | None:

@@ -33,3 +33,54 @@ def test_announcing_marks_the_request_so_a_rerun_requests_nothing_new(mlops_home
     assert marker.endswith("fraud/retrain_requests/2024-01-12.json")
     rerun = request_retrain(fraud_project, reports, "2024-01-12", "drift", record=False, requested_by=monitor)
     assert rerun["requested"] is False and rerun["duplicate"] is True
+
+
+def test_smtp_down_for_every_try_loses_neither_the_retraining_nor_the_alert(pipeline, monkeypatch):
+    """Was: the request was recorded only after the alert email, so an SMTP outage longer than the monitor's
+    retries lost the retraining with the email. Now the monitor records it first, request_retrain (all_done)
+    announces it although the monitor failed, and a rerun once SMTP is back delivers the alert once and
+    requests nothing new."""
+    from airflow.sdk import Asset
+    from mlops_provider.config import paths
+    from mlops_provider.io.lake import Lake
+    from mlops_provider.operators.announce import RequestRetrainOperator
+    from mlops_provider.operators.monitoring import MonitorDriftOperator
+
+    from tests.smtp import Collector, free_port, start_smtp_server
+    from tests.unit.operators.support import DRIFTED
+
+    def smtp_at(port: int) -> None:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
+            "conn_type": "smtp", "host": "127.0.0.1", "port": port,
+            "extra": {"disable_ssl": True, "disable_tls": True, "retry_limit": 0, "timeout": 5}}))
+
+    day = DRIFTED.isoformat()
+    smtp_at(free_port())  # nothing listens: every try of the monitor fails to send
+    monitor = MonitorDriftOperator(task_id="monitor", project_name="fraud", day=day)
+    for _ in range(2):
+        try:
+            monitor.execute(task_context(task_id="monitor"))
+        except Exception as exc:  # the SMTP error, as Airflow would record it
+            assert "connect" in str(exc).lower() or "refused" in str(exc).lower(), exc
+        else:
+            raise AssertionError("the monitor sent an alert with no SMTP server listening")
+    reports = Lake(paths.reports_uri())
+    record = json.loads(reports.read_bytes(f"fraud/retrain_requests/{day}.json"))
+    assert record["requested_by"] == "fraud__test/manual__test/monitor" and not record.get("announced_by")
+
+    drift = Asset(name="fraud.drift", uri="x-mlops://fraud/drift")
+    context = task_context(task_id="request_retrain")  # the failed monitor returned nothing
+    extra = RequestRetrainOperator(task_id="request_retrain", project_name="fraud", day=day,
+                                   outlets=[drift]).execute(context)
+    assert extra["day"] == day and extra["recovered"] and context["outlet_events"][drift].extra == extra
+    assert json.loads(reports.read_bytes(f"fraud/retrain_requests/{day}.json"))["announced_by"]
+
+    collector = Collector()
+    controller, port = start_smtp_server(collector)
+    try:
+        smtp_at(port)
+        rerun = monitor.execute(task_context(task_id="monitor"))
+    finally:
+        controller.stop()
+    assert rerun["alert"]["sent"] and len(collector.messages()) == 1
+    assert rerun["retrain_requested"] is False  # announced already: the retraining is not asked twice
