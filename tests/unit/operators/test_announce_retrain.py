@@ -40,6 +40,25 @@ def test_smtp_down_for_every_try_loses_neither_the_retraining_nor_the_alert(pipe
     retries lost the retraining with the email. Now the monitor records it first, request_retrain (all_done)
     announces it although the monitor failed, and a rerun once SMTP is back delivers the alert once and
     requests nothing new."""
+    from mlops_provider.config import paths
+
+    def smtp_at(port: int) -> None:
+        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
+            "conn_type": "smtp", "host": "127.0.0.1", "port": port,
+            "extra": {"disable_ssl": True, "disable_tls": True, "retry_limit": 0, "timeout": 5}}))
+
+    # The session's pipeline keeps sent-alert markers under its shared MLOPS_HOME: the alert this test
+    # delivers must not look already sent to the tests after it.
+    markers = paths.mlops_home() / "alerts"
+    before = {p for p in markers.rglob("*") if p.is_file()}
+    try:
+        _smtp_down_then_back(smtp_at=smtp_at)
+    finally:
+        for path in {p for p in markers.rglob("*") if p.is_file()} - before:
+            path.unlink()
+
+
+def _smtp_down_then_back(*, smtp_at) -> None:
     from airflow.sdk import Asset
     from mlops_provider.config import paths
     from mlops_provider.io.lake import Lake
@@ -48,11 +67,6 @@ def test_smtp_down_for_every_try_loses_neither_the_retraining_nor_the_alert(pipe
 
     from tests.smtp import Collector, free_port, start_smtp_server
     from tests.unit.operators.support import DRIFTED
-
-    def smtp_at(port: int) -> None:
-        monkeypatch.setenv("AIRFLOW_CONN_SMTP_DEFAULT", json.dumps({
-            "conn_type": "smtp", "host": "127.0.0.1", "port": port,
-            "extra": {"disable_ssl": True, "disable_tls": True, "retry_limit": 0, "timeout": 5}}))
 
     day = DRIFTED.isoformat()
     smtp_at(free_port())  # nothing listens: every try of the monitor fails to send
