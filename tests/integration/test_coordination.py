@@ -21,6 +21,7 @@ import uuid
 import pytest
 
 from devkit import services
+from tests.locking import hold_lock, intervals
 
 pytestmark = pytest.mark.integration
 
@@ -93,21 +94,7 @@ def _rows(state_db: str, sql: str, args: tuple = ()) -> list[tuple]:
 
 # -- locks ----------------------------------------------------------------------------------------
 def _hold(url, name, log_path, hold, ready=None):
-    with _coordination(url).lock(name, timeout=60):
-        if ready is not None:
-            ready.set()
-        with open(log_path, "a") as out:
-            out.write(f"start {os.getpid()} {time.monotonic()}\n")
-        time.sleep(hold)
-        with open(log_path, "a") as out:
-            out.write(f"end {os.getpid()} {time.monotonic()}\n")
-
-
-def _intervals(log_path) -> list[tuple[float, float]]:
-    events = [line.split() for line in log_path.read_text().splitlines()]
-    starts = {pid: float(t) for kind, pid, t in events if kind == "start"}
-    ends = {pid: float(t) for kind, pid, t in events if kind == "end"}
-    return sorted((starts[pid], ends[pid]) for pid in starts)
+    hold_lock(_coordination(url), name, log_path, hold, timeout=60, ready=ready)
 
 
 def test_two_processes_racing_for_a_lock_run_one_after_the_other(state_url, tmp_path):
@@ -118,7 +105,7 @@ def test_two_processes_racing_for_a_lock_run_one_after_the_other(state_url, tmp_
     for proc in procs:
         proc.join(60)
         assert proc.exitcode == 0
-    spans = _intervals(log_path)
+    spans = intervals(log_path)
     assert len(spans) == 3
     for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
         assert end <= start, f"two blocks overlapped: {spans}"

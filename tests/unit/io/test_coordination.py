@@ -20,26 +20,14 @@ from mlops_provider.io import coordination, email, model_store
 from mlops_provider.io.coordination import LocalCoordination, PostgresCoordination
 from mlops_provider.io.email import FileSentMarkers, OutboxTransport, deliver, key_digest
 
+from tests.locking import hold_lock, intervals
+
 FORK = multiprocessing.get_context("fork")
 
 
 # -- locks ----------------------------------------------------------------------------------------
 def _hold(directory, name, log_path, hold, ready=None):
-    with LocalCoordination(directory).lock(name, timeout=30):
-        if ready is not None:
-            ready.set()
-        with open(log_path, "a") as out:
-            out.write(f"start {os.getpid()} {time.monotonic()}\n")
-        time.sleep(hold)
-        with open(log_path, "a") as out:
-            out.write(f"end {os.getpid()} {time.monotonic()}\n")
-
-
-def _intervals(log_path) -> list[tuple[float, float]]:
-    events = [line.split() for line in log_path.read_text().splitlines()]
-    starts = {pid: float(t) for kind, pid, t in events if kind == "start"}
-    ends = {pid: float(t) for kind, pid, t in events if kind == "end"}
-    return sorted((starts[pid], ends[pid]) for pid in starts)
+    hold_lock(LocalCoordination(directory), name, log_path, hold, timeout=30, ready=ready)
 
 
 def test_two_processes_racing_for_a_lock_run_one_after_the_other(tmp_path):
@@ -50,7 +38,7 @@ def test_two_processes_racing_for_a_lock_run_one_after_the_other(tmp_path):
     for proc in procs:
         proc.join(30)
         assert proc.exitcode == 0
-    (s1, e1), (s2, e2) = _intervals(log_path)
+    (s1, e1), (s2, e2) = intervals(log_path)
     assert e1 <= s2, f"the two blocks overlapped: {(s1, e1)} and {(s2, e2)}"
     assert (tmp_path / "state" / "locks" / "model_m.lock").exists()
 
