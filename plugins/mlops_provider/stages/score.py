@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from mlops_provider.domain import features as F
 from mlops_provider.domain import scoring
 from mlops_provider.domain.layout import as_date, predictions_table, record_table, records_table
+from mlops_provider.domain.shards import new_plan_id, row_group_shards, shard_table, staging_dir
 from mlops_provider.exceptions import MlopsError
 from mlops_provider.io import model_store
 from mlops_provider.stages.training_set import model_feature_columns, utc_timestamps
@@ -239,12 +240,7 @@ def run_score(project: ProjectConfig, *, lake: Lake, reports: Lake, feature_stor
 
 
 # -- a day in shards: plan, score each shard (in parallel on the executor's workers), commit -------------
-def _shards_dir(project: ProjectConfig, day: dt.date) -> str:
-    return f"_shards/{project.name}/predictions/{day.isoformat()}"
-
-
-def _shard_table(project: ProjectConfig, day: dt.date, plan_id: str, index: int) -> str:
-    return f"{_shards_dir(project, day)}/{plan_id}/{index:05d}"
+STAGE = "predictions"
 
 
 def plan_score_shards(project: ProjectConfig, *, lake: Lake, day: str | dt.date, shard_rows: int, tracking_uri: str,
@@ -255,23 +251,13 @@ def plan_score_shards(project: ProjectConfig, *, lake: Lake, day: str | dt.date,
     versions within the day's partition. The plan is JSON (an XCom): each shard is ``{"index", "row_groups",
     "start_row", "rows"}``.
     """
-    import uuid
-
     day = as_date(day)
     meta = _records_file(project, lake, day).metadata
     versions = model_store.resolve_versions(project.model_name, tracking_uri=tracking_uri, registry_uri=registry_uri)
-    shards: list[dict[str, Any]] = []
-    groups: list[int] = []
-    rows = start = 0
-    for i in range(meta.num_row_groups):
-        groups.append(i)
-        rows += meta.row_group(i).num_rows
-        if rows >= shard_rows or i == meta.num_row_groups - 1:
-            shards.append({"index": len(shards), "row_groups": groups, "start_row": start, "rows": rows})
-            start, groups, rows = start + rows, [], 0
+    shards = row_group_shards([meta.row_group(i).num_rows for i in range(meta.num_row_groups)], shard_rows)
     log.info("%s %s: %d records in %d row groups -> %d shard(s) of about %d rows", project.name, day,
              meta.num_rows, meta.num_row_groups, len(shards), shard_rows)
-    return {"day": day.isoformat(), "plan_id": uuid.uuid4().hex[:12], "versions": list(versions), "shards": shards}
+    return {"day": day.isoformat(), "plan_id": new_plan_id(), "versions": list(versions), "shards": shards}
 
 
 def score_shard(project: ProjectConfig, *, lake: Lake, feature_store: Any, plan: dict[str, Any], index: int,
@@ -282,7 +268,7 @@ def score_shard(project: ProjectConfig, *, lake: Lake, feature_store: Any, plan:
     models = model_store.load_pinned(project.model_name, versions, tracking_uri=tracking_uri,
                                      registry_uri=registry_uri)
     uri, _ = _write_scored(project, lake=lake, feature_store=feature_store, day=day,
-                           table=_shard_table(project, day, plan["plan_id"], index), versions=versions, models=models,
+                           table=shard_table(project, STAGE, day, plan["plan_id"], index), versions=versions, models=models,
                            row_groups=shard["row_groups"], start_row=shard["start_row"])
     return {"index": index, "rows": shard["rows"], "uri": uri}
 
@@ -298,7 +284,7 @@ def commit_score_shards(project: ProjectConfig, *, lake: Lake, reports: Lake, pl
     import pyarrow.parquet as pq
 
     day, task = as_date(plan["day"]), project.task
-    tables = [_shard_table(project, day, plan["plan_id"], s["index"]) for s in plan["shards"]]
+    tables = [shard_table(project, STAGE, day, plan["plan_id"], s["index"]) for s in plan["shards"]]
     missing = [t for t in tables if not lake.exists(t, day)]
     if missing:
         raise MlopsError(f"{project.name} {day}: {len(missing)} of {len(tables)} shard(s) not scored "
@@ -322,5 +308,5 @@ def commit_score_shards(project: ProjectConfig, *, lake: Lake, reports: Lake, pl
     summary = _finish(project, reports=reports, day=day, uri=uri,
                       summary=_summarize(project, versions, champion, challenger), tracking_uri=tracking_uri,
                       registry_uri=registry_uri)
-    lake.delete_dir(_shards_dir(project, day))
+    lake.delete_dir(staging_dir(project, STAGE, day))
     return {**summary, "shards": len(tables)}
