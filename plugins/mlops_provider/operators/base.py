@@ -12,6 +12,9 @@
   feature store) are cached properties: nothing is built in ``__init__`` (a DAG file constructs every
   operator on each parse, and Airflow deep-copies and serializes operators), only on first use in
   ``execute``.
+* **Peak memory.** After a successful ``execute``, ``post_execute`` logs ``peak memory: N MiB`` (the task
+  process's ``ru_maxrss``) and pushes it as the XCom ``peak_rss_mib``, so a run's memory per task can be
+  read from the REST API (``bench/stack_scale.py`` does).
 * **Asset events and days.** :meth:`MlopsBaseOperator.emit_asset_events` sets the ``extra`` of every
   outlet's event; :meth:`ProjectBaseOperator.each_day` runs the work of each day of a comma-separated
   ``day`` template (asset events merged into one run), oldest first.
@@ -83,6 +86,32 @@ def fail_fast_on_fatal_errors(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+#: XCom key of the task process's peak resident memory in MiB, pushed after every successful execute.
+PEAK_RSS_KEY = "peak_rss_mib"
+
+
+def peak_rss_mib() -> float:
+    """The peak resident set size of this process so far, in MiB (``ru_maxrss``: KiB on Linux, bytes on macOS)."""
+    import resource
+    import sys
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
+
+
+class _PeakMemoryReport:
+    """``post_execute``: log the task process's peak memory and push it as the XCom ``peak_rss_mib``."""
+
+    def post_execute(self, context: Any, result: Any = None) -> None:
+        super().post_execute(context, result)  # type: ignore[misc]
+        peak = peak_rss_mib()
+        self.log.info("peak memory: %.0f MiB", peak)  # type: ignore[attr-defined]
+        try:
+            context["ti"].xcom_push(key=PEAK_RSS_KEY, value=peak)
+        except Exception as exc:  # a figure for reading: never fail a task whose work is done over it
+            self.log.warning("peak memory not recorded as XCom %s: %s", PEAK_RSS_KEY, exc)  # type: ignore[attr-defined]
+
+
 class _DomainErrorMapping:
     """Wraps the ``execute`` (``choose_branch``, a sensor's ``poke``) a subclass defines with :func:`fail_fast_on_fatal_errors`."""
 
@@ -93,7 +122,7 @@ class _DomainErrorMapping:
                 setattr(cls, name, fail_fast_on_fatal_errors(cls.__dict__[name]))
 
 
-class MlopsBaseOperator(_DomainErrorMapping, BaseOperator):
+class MlopsBaseOperator(_PeakMemoryReport, _DomainErrorMapping, BaseOperator):
     """Base of the provider's operators: domain errors mapped once, asset events emitted one way."""
 
     def emit_asset_events(self, context: Context, extra: dict[str, Any]) -> dict[str, Any]:
@@ -156,7 +185,7 @@ class MlopsBaseOperator(_DomainErrorMapping, BaseOperator):
         return OperatorLineage(inputs=inputs, outputs=outputs)
 
 
-class MlopsBaseBranchOperator(_DomainErrorMapping, BaseBranchOperator):
+class MlopsBaseBranchOperator(_PeakMemoryReport, _DomainErrorMapping, BaseBranchOperator):
     """Base of the provider's branching operators."""
 
 
