@@ -13,18 +13,11 @@ import pytest
 pytest.importorskip("fastapi")
 
 from tests.unit.domain.test_drift import scored  # noqa: E402  (a stand-in champion's scores on generated days)
-from tests.unit.web.test_report_view import bearer  # noqa: E402
+from tests.unit.web.conftest import bearer  # noqa: E402
 
 ROWS = 2000
 CLEAN, MISSING, DRIFTED, CONCEPT = (dt.date(2024, 1, 10) + dt.timedelta(days=i) for i in range(4))
 CHAMPIONS = {CLEAN: "3", DRIFTED: "3", CONCEPT: "4"}
-
-
-@pytest.fixture(scope="module")
-def auth_manager(airflow_db):
-    from airflow.api_fastapi.app import create_auth_manager
-
-    return create_auth_manager()
 
 
 @pytest.fixture(scope="module")
@@ -167,14 +160,10 @@ def test_a_dags_tab_opens_its_projects_history(client, auth_manager):
     assert other.status_code == 404 and "not a project DAG" in other.json()["detail"]
 
 
-def test_airflow_serves_the_page_and_lists_the_dag_tab(tmp_path, monkeypatch, auth_manager, store):
+def test_airflow_serves_the_page_and_lists_the_dag_tab(airflow_client, auth_manager, store):
     """Airflow's own api-server app: the page under /mlops, and the external view every DAG page shows."""
-    from airflow.api_fastapi.app import create_app as airflow_app
-    from fastapi.testclient import TestClient
-
     reports, _ = store
-    monkeypatch.setenv("MLOPS_REPORTS_URI", reports.root_uri)
-    client = TestClient(airflow_app(apps="core"))
+    client = airflow_client(reports.root_uri)
     assert client.get("/mlops/monitoring/fraud").status_code == 401
     page = client.get("/mlops/monitoring/fraud", params={"days": 4}, headers=bearer(auth_manager))
     assert page.status_code == 200 and rows(page.text)[0] == CONCEPT.isoformat()
@@ -186,26 +175,13 @@ def test_airflow_serves_the_page_and_lists_the_dag_tab(tmp_path, monkeypatch, au
         ("dag", "/mlops/monitoring/dag/{DAG_ID}", "mlops-monitoring-history")
 
 
-def test_the_page_from_an_s3_report_store(s3_endpoint, monkeypatch, auth_manager, store):
+def test_the_page_from_an_s3_report_store(s3_reports, auth_manager, store):
     """The default report store of the ``mlops_lake`` connection, an S3 bucket (moto): same page, same rows."""
-    import uuid
-
-    import boto3
     from fastapi.testclient import TestClient
-    from mlops_provider.hooks.lake import LakeHook
     from mlops_provider.web.app import create_app
 
-    bucket = f"reports-{uuid.uuid4().hex[:8]}"
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket=bucket)
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_REPORTS_TEST", json.dumps({
-        "conn_type": "aws", "login": "testing", "password": "testing",
-        "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}))
-    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_LAKE_DEFAULT", json.dumps({
-        "conn_type": "mlops_lake", "extra": {"lake_uri": f"s3://{bucket}/lake", "reports_uri": f"s3://{bucket}/reports",
-                                             "aws_conn_id": "aws_reports_test"}}))
     local, _ = store
-    s3 = LakeHook().get_reports()
+    s3 = s3_reports
     assert not s3.is_local
     for path in local.list_files("fraud"):
         if not path.endswith(".html"):  # the verdicts, the alert thread, the retrain request, the summaries

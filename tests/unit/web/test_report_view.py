@@ -3,30 +3,14 @@ an S3 report store with their Content-Type, nothing outside the project's prefix
 
 from __future__ import annotations
 
-import json
-import uuid
-
 import pytest
 
 pytest.importorskip("fastapi")
 
+from tests.unit.web.conftest import bearer  # noqa: E402
+
 REPORT = b"<!DOCTYPE html><html><body><h1>drift report</h1></body></html>"
 VERDICT = b'{"kind": "drift"}'
-
-
-@pytest.fixture(scope="module")
-def auth_manager(airflow_db):
-    """Airflow's configured auth manager (the simple one on the embedded default), as the api-server creates it;
-    a token is checked against the metadata database (revoked tokens)."""
-    from airflow.api_fastapi.app import create_auth_manager
-
-    return create_auth_manager()
-
-
-def bearer(auth_manager, role: str | None = "viewer") -> dict[str, str]:
-    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
-
-    return {"Authorization": f"Bearer {auth_manager.generate_jwt(SimpleAuthManagerUser(username='oncall', role=role))}"}
 
 
 def fill(store) -> None:
@@ -136,23 +120,12 @@ def test_the_checkouts_runbook_has_the_anchors_emails_link_to(auth_manager):
         assert f'id="{anchor}"' in page, anchor
 
 
-def test_serves_reports_from_an_s3_report_store_through_the_lake_connection(s3_endpoint, monkeypatch, auth_manager):
+def test_serves_reports_from_an_s3_report_store_through_the_lake_connection(s3_reports, auth_manager):
     """The default report store comes from the ``mlops_lake`` connection, here an S3 bucket (moto)."""
-    import boto3
     from fastapi.testclient import TestClient
-    from mlops_provider.hooks.lake import LakeHook
     from mlops_provider.web.app import create_app
 
-    bucket = f"reports-{uuid.uuid4().hex[:8]}"
-    boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="testing",
-                 aws_secret_access_key="testing").create_bucket(Bucket=bucket)
-    monkeypatch.setenv("AIRFLOW_CONN_AWS_REPORTS_TEST", json.dumps({
-        "conn_type": "aws", "login": "testing", "password": "testing",
-        "extra": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}}))
-    monkeypatch.setenv("AIRFLOW_CONN_MLOPS_LAKE_DEFAULT", json.dumps({
-        "conn_type": "mlops_lake", "extra": {"lake_uri": f"s3://{bucket}/lake", "reports_uri": f"s3://{bucket}/reports",
-                                             "aws_conn_id": "aws_reports_test"}}))
-    store = LakeHook().get_reports()
+    store = s3_reports
     assert not store.is_local
     fill(store)
     client = TestClient(create_app())
@@ -175,15 +148,12 @@ def test_plugin_mounts_the_app_under_mlops():
     assert mounted["url_prefix"] == "/mlops"
 
 
-def test_airflow_api_server_mounts_the_report_view(tmp_path, monkeypatch, auth_manager):
+def test_airflow_api_server_mounts_the_report_view(tmp_path, airflow_client, auth_manager):
     """Airflow's own api-server app (what ``airflow api-server`` runs) serves /mlops/reports behind its login."""
-    from airflow.api_fastapi.app import create_app as airflow_app
-    from fastapi.testclient import TestClient
     from mlops_provider.io.lake import Lake
 
-    monkeypatch.setenv("MLOPS_REPORTS_URI", f"file://{tmp_path / 'reports'}")
     fill(Lake(f"file://{tmp_path / 'reports'}"))
-    client = TestClient(airflow_app(apps="core"))
+    client = airflow_client(f"file://{tmp_path / 'reports'}")
     url = "/mlops/reports/fraud/monitoring/dt=2024-01-12/report.html"
     assert client.get(url).status_code == 401
     page = client.get(url, headers=bearer(auth_manager))
