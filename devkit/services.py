@@ -28,6 +28,9 @@ REDIS_DBS: dict[str, tuple[str, int]] = {
     # the stack bench/alert.py brings up
     "bench stack broker": ("MLOPS_BENCH_STACK_REDIS_BROKER_DB", 13),
     "bench stack feast": ("MLOPS_BENCH_STACK_REDIS_FEAST_DB", 14),
+    # the stacks bench/stack_scale.py brings up (one after the other: one worker, then two)
+    "bench scale stack broker": ("MLOPS_BENCH_SCALE_STACK_REDIS_BROKER_DB", 5),
+    "bench scale stack feast": ("MLOPS_BENCH_SCALE_STACK_REDIS_FEAST_DB", 6),
     # tests/integration/test_feast_redis.py
     "test feast": ("MLOPS_TEST_REDIS_FEAST_DB", 15),
     # tests/faults/test_features.py: a Redis cut mid-materialisation
@@ -50,6 +53,23 @@ def pg_port() -> int:
 def pg_admin() -> str:
     """A role allowed to create databases (and roles), as ``scripts/stack.py`` uses it."""
     return os.environ.get("MLOPS_STACK_PG_ADMIN") or "postgres"
+
+
+def pg_rows(sql: str, args: tuple = (), *, dbname: str, host: str | None = None, port: int | str | None = None,
+            user: str | None = None, password: str | None = None, connect_timeout: int = 10) -> list[tuple]:
+    """Rows of ``sql`` (with ``args``) in database ``dbname``, on a connection of its own, closed after.
+
+    Host, port and user default to this PostgreSQL's (``pg_host``, ``pg_port``, ``pg_admin``)."""
+    import psycopg2
+
+    conn = psycopg2.connect(host=host or pg_host(), port=port or pg_port(), user=user or pg_admin(),
+                            password=password, dbname=dbname, connect_timeout=connect_timeout)
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql, args)
+            return cur.fetchall()
+    finally:
+        conn.close()
 
 
 def redis_host() -> str:

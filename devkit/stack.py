@@ -2,8 +2,9 @@
 
 ``stack_env`` is the environment of a stack that never collides with a developer's ``make stack-up``;
 ``Stack`` is a handle on the running stack (its URLs, logs, S3, Redis, MLflow, received mail);
-``write_projects`` gives it the bundled projects with production sources, and ``append_fraud_days``
-writes generated fraud days into its PostgreSQL source.
+``write_projects`` gives it the bundled projects with production sources, ``append_fraud_days``
+writes generated fraud days into its PostgreSQL source, and ``copy_fraud_day`` lands one large day there
+with ``COPY``, generated in chunks (bounded memory).
 """
 
 from __future__ import annotations
@@ -126,17 +127,12 @@ class Stack:
 
     def state_rows(self, sql: str, args: tuple = ()) -> list[tuple]:
         """Rows of ``sql`` in the stack's coordination database (connection ``mlops_state_default``)."""
-        import psycopg2
+        from devkit import services
 
         e = self.env
-        conn = psycopg2.connect(host=e["MLOPS_STATE_PG_HOST"], port=e["MLOPS_STATE_PG_PORT"], dbname=e["MLOPS_STATE_PG_DB"],
-                                user=e["MLOPS_STATE_PG_USER"], password=e["MLOPS_STATE_PG_PASSWORD"], connect_timeout=10)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql, args)
-                return cur.fetchall()
-        finally:
-            conn.close()
+        return services.pg_rows(sql, args, host=e["MLOPS_STATE_PG_HOST"], port=e["MLOPS_STATE_PG_PORT"],
+                                dbname=e["MLOPS_STATE_PG_DB"], user=e["MLOPS_STATE_PG_USER"],
+                                password=e["MLOPS_STATE_PG_PASSWORD"])
 
     def source_dsn(self) -> str:
         e = self.env
@@ -166,8 +162,11 @@ def read_env(path: Path) -> dict[str, str]:
     return env
 
 
-def write_projects(directory: Path) -> None:
-    """fraud from PostgreSQL, churn from S3: the bundled configs with only ``source`` changed."""
+def write_projects(directory: Path, overrides: dict[str, dict] | None = None) -> None:
+    """fraud from PostgreSQL, churn from S3: the bundled configs with only ``source`` changed.
+
+    ``overrides`` (``{project: {key: value}}``) changes more: a mapping value updates the key's mapping
+    (``{"fraud": {"runs": {"shard_rows": 50_000}}}``), any other value replaces it."""
     directory.mkdir(parents=True, exist_ok=True)
     sources = {
         "fraud": {"kind": "postgres", "conn_id": "mlops_source_postgres", "table": "fraud_transactions",
@@ -177,6 +176,8 @@ def write_projects(directory: Path) -> None:
     for name, source in sources.items():
         raw = yaml.safe_load((REPO / "include" / "projects" / f"{name}.yaml").read_text())
         raw["source"] = source
+        for key, value in ((overrides or {}).get(name) or {}).items():
+            raw[key] = {**(raw.get(key) or {}), **value} if isinstance(value, dict) else value
         (directory / f"{name}.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
 
 
@@ -223,3 +224,68 @@ def append_fraud_days(stack: Stack, days: dict[dt.date, str], rows: int) -> None
         pd.concat(records).to_sql("fraud_transactions", conn, index=False, if_exists="append", chunksize=5000)
         pd.concat(labels).to_sql("fraud_labels", conn, index=False, if_exists="append", chunksize=5000)
     engine.dispose()
+
+
+def fraud_day_chunks(project, day: dt.date, rows: int, chunk_rows: int = 500_000, scenario: str = "clean"):
+    """``(records, labels)`` of ``day`` in chunks of at most ``chunk_rows`` rows, ``rows`` in all.
+
+    The generator makes one day from a seed derived from the day; chunk ``k > 0`` is generated for a day
+    100 years earlier (another seed, the same distributions) and moved onto ``day``, its record ids numbered
+    after the previous chunks', so the chunks together are one day of distinct records."""
+    done = 0
+    for k in range(-(-rows // chunk_rows)):
+        n = min(chunk_rows, rows - done)
+        seed_day = day if k == 0 else day - dt.timedelta(days=36_500 + k)
+        records, labels = day_frames(project, seed_day, n, scenario)
+        if k:
+            shift = day - seed_day
+            records[project.event_timestamp] = records[project.event_timestamp] + shift
+            labels["label_timestamp"] = labels["label_timestamp"] + shift
+            ids = [f"T{day:%Y%m%d}-{done + i:07d}" for i in range(n)]  # the generator's own form
+            records[project.record_id] = ids
+            labels[project.record_id] = ids
+        done += n
+        yield records, labels
+
+
+def _copy_frame(cur, table: str, frame) -> None:
+    import io
+
+    from psycopg2 import sql
+
+    buffer = io.StringIO()
+    frame.to_csv(buffer, index=False, header=False, date_format="%Y-%m-%d %H:%M:%S.%f")
+    buffer.seek(0)
+    statement = sql.SQL("COPY {} ({}) FROM STDIN WITH (FORMAT csv)").format(
+        sql.Identifier(table), sql.SQL(", ").join(sql.Identifier(c) for c in frame.columns))
+    cur.copy_expert(statement.as_string(cur), buffer)
+
+
+def copy_fraud_day(stack: Stack, day: dt.date, rows: int, *, scenario: str = "clean",
+                   chunk_rows: int = 500_000) -> dict[str, float]:
+    """Land ``rows`` records of ``day`` (and their labels) in the fraud source tables with ``COPY``.
+
+    Generated and copied chunk by chunk (:func:`fraud_day_chunks`), so memory stays that of one chunk
+    whatever ``rows`` is. The tables must exist (a first :func:`append_fraud_days` creates them); the
+    timestamp columns get the index a production table would have, and the tables are analyzed.
+    Returns the rows and the seconds taken."""
+    import time
+
+    import psycopg2
+
+    began = time.monotonic()
+    fraud = project(stack, "fraud")
+    conn = psycopg2.connect(stack.source_dsn())
+    try:
+        with conn, conn.cursor() as cur:
+            for records, labels in fraud_day_chunks(fraud, day, rows, chunk_rows, scenario):
+                _copy_frame(cur, "fraud_transactions", records)
+                _copy_frame(cur, "fraud_labels", labels)
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            for table, column in (("fraud_transactions", fraud.event_timestamp), ("fraud_labels", "label_timestamp")):
+                cur.execute(f'CREATE INDEX IF NOT EXISTS "{table}_{column}_idx" ON "{table}" ("{column}")')
+                cur.execute(f'ANALYZE "{table}"')
+    finally:
+        conn.close()
+    return {"rows": rows, "seconds": round(time.monotonic() - began, 1)}

@@ -83,13 +83,7 @@ def _coordination(url: str):
 
 
 def _rows(state_db: str, sql: str, args: tuple = ()) -> list[tuple]:
-    conn = _admin(state_db)
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql, args)
-            return cur.fetchall()
-    finally:
-        conn.close()
+    return services.pg_rows(sql, args, dbname=state_db, connect_timeout=5, **PG)
 
 
 # -- locks ----------------------------------------------------------------------------------------
