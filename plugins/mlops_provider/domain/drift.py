@@ -17,7 +17,9 @@ Drift statistics
 
 Why sampling does not change the verdict materially
     Above ``monitoring.sample_rows`` rows, reference and current are each replaced by a uniform
-    random sample of that many rows (fixed seed, so a retried task reproduces the same verdict).
+    random sample of that many rows (fixed seed, so a retried task reproduces the same verdict). The
+    current day's sample is a *bottom-k* sample (see "A day in shards" below), the reference's a
+    ``DataFrame.sample``.
     A distance is an *estimate of a population quantity*, not a p-value: it does not shrink towards
     "significant" as rows grow, and a uniform sample of n rows estimates it with an error of order
     1/sqrt(n). At the default 50,000 rows that error is about 0.005 reference standard deviations for
@@ -26,10 +28,26 @@ Why sampling does not change the verdict materially
     A column can therefore only flip when its true distance lies within about 0.01 of the threshold,
     i.e. when it is borderline on the full data as well. (Corollary: keep high-cardinality columns
     such as ids out of the drift features; with k=1,000 the floor at 50,000 rows is 0.07.)
-    Missing-value shares, new categories and the drifted columns' reference-vs-current summaries are
-    cheap exact counts, so they always use every row; performance metrics in the verdict are also
+    Missing-value shares, new categories, means and category shares of the drifted columns'
+    reference-vs-current summaries are cheap exact counts, so they always use every row; the current
+    day's quantiles (p10/p50/p90) come from its sample when the day has more than ``sample_rows`` rows
+    (exact otherwise: the sample is then the whole day). Performance metrics in the verdict are
     computed on every labelled row (with scikit-learn, like the training evaluation) and only the
     Evidently classification widgets in the HTML report use the sample.
+
+A day in shards (mergeable statistics of the current day)
+    The current day is never needed whole: :func:`current_statistics` turns any slice of its rows (a
+    Parquet row group, a shard of a large day) into small *statistics* -- rows; per column the missing
+    count, a numeric column's exact sum (an integer times a power of two, so adding shards in any order
+    gives the same bits), a categorical column's exact value counts; the binary score's rows at or
+    above the alert threshold -- and a *bottom-k sample*: every row gets a pseudo-random key, a keyed
+    hash of (seed, record id), and the ``sample_rows`` rows with the smallest keys are kept (ties broken
+    by the row's position in the day). :func:`merge_statistics` adds the counts and keeps the smallest
+    ``sample_rows`` keys of all parts, which is a uniform sample without replacement of the whole day
+    and the same rows however the day was split. :func:`monitor_day` reads only merged statistics (a
+    ``DataFrame`` given as ``current`` is one part), so a day monitored in shards gets the verdict and
+    report of the day monitored at once. Everything but the sample is JSON; the sample is a small frame
+    (numbers as float64, categories as strings) that stages as Parquet.
 
 Per task (``model.task``)
     The prediction whose drift is measured is the score (a binary model's probability, a regression's
@@ -138,29 +156,29 @@ def _category_shares(series: pd.Series) -> dict[str, float]:
     return {str(k): float(v) / total for k, v in counts.items()} if total else {}
 
 
-def _summary(kind: str, reference: pd.Series, current: pd.Series) -> dict[str, Any]:
-    """Reference-vs-current summary a human can read in an alert (computed on all rows)."""
+def _summary(kind: str, reference: pd.Series, current: _Current, col: str) -> dict[str, Any]:
+    """Reference-vs-current summary a human can read in an alert (counts and means of all rows; the
+    current quantiles of its sample, see the module's docstring)."""
     if kind == "numerical":
-        ref, cur = _numeric_summary(reference), _numeric_summary(current)
-        return {"kind": kind, "reference": ref, "current": cur}
-    ref, cur = _category_shares(reference), _category_shares(current)
-    # The categories whose share moved most explain a categorical drift best.
-    moved = sorted(set(ref) | set(cur), key=lambda c: -abs(cur.get(c, 0.0) - ref.get(c, 0.0)))
+        return {"kind": kind, "reference": _numeric_summary(reference), "current": current.numeric_summary(col)}
+    ref, cur = _category_shares(reference), current.category_shares(col)
+    # The categories whose share moved most explain a categorical drift best (ties by value: deterministic).
+    moved = sorted(set(ref) | set(cur), key=lambda c: (-abs(cur.get(c, 0.0) - ref.get(c, 0.0)), c))
     top = [{"value": c, "reference": json_number(ref.get(c, 0.0), 4), "current": json_number(cur.get(c, 0.0), 4)}
            for c in moved[:TOP_CATEGORIES]]
     return {"kind": kind, "categories": top}
 
 
-def _data_quality(reference: pd.DataFrame, current: pd.DataFrame, kinds: dict[str, str]) -> dict[str, Any]:
+def _data_quality(reference: pd.DataFrame, current: _Current, kinds: dict[str, str]) -> dict[str, Any]:
     """Missing-value shares and categories never seen in the reference, over every row."""
     missing, missing_ref, new_categories, new_category_rows = {}, {}, {}, {}
     for col, kind in kinds.items():
-        missing[col] = json_number(current[col].isna().mean() if len(current) else 0.0, 6)
+        missing[col] = json_number(current.missing_share(col), 6)
         if col in reference:
             missing_ref[col] = json_number(reference[col].isna().mean() if len(reference) else 0.0, 6)
         if kind == "categorical" and col in reference:
             seen = set(_category_counts(reference[col]).index)
-            counts = _category_counts(current[col])
+            counts = current.category_counts(col)  # in value order: equal counts list by value
             unseen = counts[~counts.index.isin(seen)].sort_values(ascending=False, kind="stable")
             if len(unseen):
                 new_categories[col] = [str(v) for v in unseen.index[:MAX_NEW_CATEGORIES_LISTED]]
@@ -201,6 +219,218 @@ def _merge_snapshots(snapshots: list[Snapshot]) -> Snapshot:
         merged.widgets.extend(model.widgets)
         merged.tests_widgets.extend(model.tests_widgets)
     return Snapshot.load_model(merged)
+
+
+# -- the current day's statistics: computed per part of the day, merged exactly --------------------
+SAMPLE_KEY, SAMPLE_ROW = "_sample_key", "_sample_row"
+
+
+def _hash_key(seed: int) -> str:
+    """The 16-character key of pandas' keyed string hash (SipHash) for ``seed``."""
+    return format(int(seed) % 2**64, "016x")
+
+
+def _exact_sum(values: Any) -> list[int]:
+    """The exact sum of finite float64 ``values`` as ``[numerator, exponent]`` (``numerator * 2**exponent``).
+
+    Every float64 is an integer of at most 53 bits times a power of two; the integers are added exactly
+    per exponent (in two 26/27-bit halves, so int64 cannot overflow below 2**36 values) and then as
+    Python integers. Sums of parts therefore add up to the same bits in any order and any split.
+    """
+    import numpy as np
+
+    if not len(values):
+        return [0, 0]
+    mantissa, exponent = np.frexp(values)
+    ints = (mantissa * 2.0**53).astype(np.int64)
+    exponent = exponent.astype(np.int64) - 53
+    order = np.argsort(exponent, kind="stable")
+    ints, exponent = ints[order], exponent[order]
+    starts = np.flatnonzero(np.r_[True, exponent[1:] != exponent[:-1]])
+    high = np.add.reduceat(ints >> 26, starts)
+    low = np.add.reduceat(ints & ((1 << 26) - 1), starts)
+    lowest = int(exponent[0])
+    total = sum(((int(h) << 26) + int(lo)) << (int(e) - lowest)
+                for h, lo, e in zip(high, low, exponent[starts], strict=True))
+    return _canonical_sum(total, lowest)
+
+
+def _canonical_sum(numerator: int, exponent: int) -> list[int]:
+    """``[numerator, exponent]`` with an odd numerator (``[0, 0]`` for zero): one spelling per value."""
+    if not numerator:
+        return [0, 0]
+    zeros = (numerator & -numerator).bit_length() - 1
+    return [numerator >> zeros, exponent + zeros]
+
+
+def _add_sums(a: list[int], b: list[int]) -> list[int]:
+    lowest = min(a[1], b[1])
+    return _canonical_sum((a[0] << (a[1] - lowest)) + (b[0] << (b[1] - lowest)), lowest)
+
+
+def _as_numbers(series: pd.Series) -> pd.Series:
+    """A numeric column as float64 with NaN for missing (nullable dtypes and unparsable values included)."""
+    import numpy as np
+    import pandas as pd
+
+    values = pd.to_numeric(series, errors="coerce").astype("Float64")
+    return pd.Series(values.to_numpy(dtype="float64", na_value=np.nan), index=series.index, name=series.name)
+
+
+def _statistic_kinds(project: ProjectConfig, frame: pd.DataFrame, columns: list[str],
+                     score_column: str) -> dict[str, str]:
+    """The kind of each column statistics are kept of: the score's by the task, the others as for drift."""
+    kinds = _column_kinds(project, frame, [c for c in columns if c != score_column])
+    if score_column in columns:
+        kinds[score_column] = "categorical" if project.task == "multiclass" else "numerical"
+    return kinds
+
+
+def current_statistics(project: ProjectConfig, frame: pd.DataFrame, *, columns: list[str], seed: int,
+                       start_row: int = 0, score_column: str | None = None) -> dict[str, Any]:
+    """Mergeable statistics of some rows of the current day (a row group, a shard, the whole day).
+
+    ``columns`` are the monitored columns (those absent from ``frame`` are left out: the checks name
+    them); ``start_row`` is the position of the frame's first row in the day (ties of the sample key
+    are broken by it); the sample key hashes ``project.record_id`` (the position when the frame has no
+    such column) with ``seed``. Returns a dict that is JSON but for ``"sample"`` (a frame of at most
+    ``monitoring.sample_rows`` rows: the columns, numbers as float64 and categories as strings, plus
+    the key and the row position), see :func:`merge_statistics`.
+    """
+    import numpy as np
+    import pandas as pd
+
+    settings = _Settings.of(project)
+    score_column = score_column or output_column(settings.task)
+    present = [c for c in dict.fromkeys(columns) if c in frame.columns]
+    kinds = _statistic_kinds(project, frame, present, score_column)
+    n = len(frame)
+    positions = np.arange(start_row, start_row + n, dtype=np.int64)
+    ids = frame[project.record_id] if project.record_id in frame.columns else pd.Series(positions)
+    keys = pd.util.hash_pandas_object(ids.astype(str).reset_index(drop=True), index=False,
+                                      hash_key=_hash_key(seed)).to_numpy(dtype=np.uint64)
+    stats: dict[str, dict[str, Any]] = {}
+    sample = pd.DataFrame(index=pd.RangeIndex(n))
+    for col in present:
+        series = frame[col].reset_index(drop=True)
+        entry: dict[str, Any] = {"kind": kinds[col], "missing": int(series.isna().sum())}
+        if kinds[col] == "numerical":
+            values = _as_numbers(series)
+            finite = values.to_numpy()[np.isfinite(values.to_numpy())]
+            entry.update(count=int(values.notna().sum()), sum=_exact_sum(finite),
+                         infinite=[int((values == np.inf).sum()), int((values == -np.inf).sum())])
+            if col == score_column and settings.alert_threshold is not None:
+                entry["at_or_above_alert_threshold"] = int((values >= settings.alert_threshold).sum())
+            sample[col] = values
+        else:
+            entry["categories"] = {str(k): int(v) for k, v in sorted(_category_counts(series).items())}
+            sample[col] = _as_category_strings(series)
+        stats[col] = entry
+    sample[SAMPLE_KEY], sample[SAMPLE_ROW] = keys, positions
+    keep = np.lexsort((positions, keys))[:settings.sample_rows]
+    return {"rows": n, "seed": int(seed), "sample_rows": settings.sample_rows, "score_column": score_column,
+            "columns": stats, "sample": sample.iloc[keep].reset_index(drop=True)}
+
+
+def _merge_column(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    out = {"kind": a["kind"], "missing": a["missing"] + b["missing"]}
+    if a["kind"] == "numerical":
+        out.update(count=a["count"] + b["count"], sum=_add_sums(a["sum"], b["sum"]),
+                   infinite=[a["infinite"][0] + b["infinite"][0], a["infinite"][1] + b["infinite"][1]])
+        if "at_or_above_alert_threshold" in a:
+            out["at_or_above_alert_threshold"] = a["at_or_above_alert_threshold"] + b["at_or_above_alert_threshold"]
+    else:
+        counts = dict(a["categories"])
+        for value, count in b["categories"].items():
+            counts[value] = counts.get(value, 0) + count
+        out["categories"] = dict(sorted(counts.items()))
+    return out
+
+
+def merge_statistics(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """The statistics of the union of the rows of ``parts`` (of :func:`current_statistics`), exactly.
+
+    Counts and sums add up; the sample keeps the ``sample_rows`` smallest keys of all parts, ties by row
+    position: the result does not depend on how the day was split nor on the order of ``parts``.
+    """
+    import pandas as pd
+
+    if not parts:
+        raise ValueError("no statistics to merge")
+    first = parts[0]
+    for part in parts[1:]:
+        for what in ("seed", "sample_rows", "score_column"):
+            if part[what] != first[what]:
+                raise ValueError(f"statistics of different runs cannot be merged: {what} "
+                                 f"{first[what]!r} != {part[what]!r}")
+        kinds = {c: e["kind"] for c, e in part["columns"].items()}
+        if kinds != {c: e["kind"] for c, e in first["columns"].items()}:
+            raise ValueError(f"statistics of different columns cannot be merged: {sorted(kinds.items())} != "
+                             f"{sorted((c, e['kind']) for c, e in first['columns'].items())}")
+    columns = dict(first["columns"])
+    for part in parts[1:]:
+        columns = {c: _merge_column(columns[c], part["columns"][c]) for c in columns}
+    samples = [p["sample"] for p in parts if len(p["sample"])] or [first["sample"]]
+    sample = pd.concat(samples, ignore_index=True) if len(samples) > 1 else samples[0]
+    sample = sample.sort_values([SAMPLE_KEY, SAMPLE_ROW], kind="stable").head(first["sample_rows"])
+    return {**{k: first[k] for k in ("seed", "sample_rows", "score_column")},
+            "rows": sum(p["rows"] for p in parts), "columns": columns, "sample": sample.reset_index(drop=True)}
+
+
+class _Current:
+    """The current day as the monitoring run reads it: merged statistics of every row and their sample."""
+
+    def __init__(self, statistics: dict[str, Any]):
+        self.statistics = statistics
+        self.rows: int = int(statistics["rows"])
+        self.stats: dict[str, dict[str, Any]] = statistics["columns"]
+        self.columns = list(self.stats)
+        self.sample = statistics["sample"].drop(columns=[SAMPLE_KEY, SAMPLE_ROW])
+        self.kinds = {c: e["kind"] for c, e in self.stats.items()}
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def missing_share(self, col: str) -> float:
+        return self.stats[col]["missing"] / self.rows if self.rows else 0.0
+
+    def all_missing(self, col: str) -> bool:
+        return col not in self.stats or self.stats[col]["missing"] == self.rows
+
+    def category_counts(self, col: str) -> pd.Series:
+        import pandas as pd
+
+        counts = self.stats[col]["categories"]
+        return pd.Series(list(counts.values()), index=pd.Index(list(counts), dtype=object), dtype="int64")
+
+    def category_shares(self, col: str) -> dict[str, float]:
+        counts = self.stats[col]["categories"]
+        total = sum(counts.values())
+        return {k: float(v) / total for k, v in counts.items()} if total else {}
+
+    def mean(self, col: str) -> float | None:
+        """The exact mean of the column's values (``None`` without any; infinities as pandas gives them)."""
+        from fractions import Fraction
+
+        entry = self.stats[col]
+        if not entry["count"]:
+            return None
+        positive, negative = entry["infinite"]
+        if positive or negative:
+            return math.nan if positive and negative else (math.inf if positive else -math.inf)
+        numerator, exponent = entry["sum"]
+        total = Fraction(numerator * 2**exponent) if exponent >= 0 else Fraction(numerator, 2**-exponent)
+        return float(total / entry["count"])
+
+    def numeric_summary(self, col: str) -> dict[str, Any]:
+        """Exact mean; p10/p50/p90 of the sample (of every row when the day fits in the sample)."""
+        values = self.sample[col].dropna()
+        q = values.quantile([0.1, 0.5, 0.9]) if len(values) else {0.1: None, 0.5: None, 0.9: None}
+        return {"mean": json_number(self.mean(col), 4), "p10": json_number(q[0.1], 4),
+                "p50": json_number(q[0.5], 4), "p90": json_number(q[0.9], 4)}
+
+    def alert_rate(self, col: str) -> float:
+        return self.stats[col]["at_or_above_alert_threshold"] / self.rows if self.rows else 0.0
 
 
 # -- the monitoring run ----------------------------------------------------------------------------
@@ -247,7 +477,7 @@ class _Inputs:
     project: ProjectConfig
     settings: _Settings
     reference: pd.DataFrame
-    current: pd.DataFrame
+    current: _Current
     features: list[str]
     kinds: dict[str, str]
     score_column: str
@@ -258,28 +488,31 @@ class _Inputs:
     @property
     def sampled(self) -> bool:
         rows = self.settings.sample_rows
-        return len(self.reference) > rows or len(self.current) > rows
+        return len(self.reference) > rows or self.current.rows > rows
 
 
 def monitor_day(
     project: ProjectConfig,
     *,
     reference: pd.DataFrame,
-    current: pd.DataFrame,
+    current: pd.DataFrame | None = None,
     feature_columns: list[str],
     score_column: str | None = None,
     label_column: str | None = None,
     labelled: pd.DataFrame | None = None,
     seed: int = 0,
     reference_metrics: dict[str, Any] | None = None,
+    statistics: dict[str, Any] | None = None,
 ) -> MonitoringResult:
     """Data drift, prediction drift, data quality and (given labels) performance of one day.
 
     ``reference`` is the champion's training data (with ``score_column`` holding the champion's
     predictions on it -- by default the task's :func:`~mlops_provider.domain.scoring.output_column`, a
     multiclass model's probability columns beside it -- and the label when reference performance is
-    wanted); ``current`` is the day's scored records; ``labelled`` is current-period rows joined with
-    their delayed labels.
+    wanted); ``current`` is the day's scored records, or ``statistics`` their merged
+    :func:`current_statistics` (computed with the same ``seed`` over the features and the score: a day
+    streamed or monitored in shards; a ``current`` frame is one part of them); ``labelled`` is
+    current-period rows joined with their delayed labels.
     ``reference_metrics`` (for example the champion's holdout metrics from MLflow) replaces the
     performance computed on the reference rows when given: in-sample scores flatter the champion.
     """
@@ -287,18 +520,27 @@ def monitor_day(
     label_column = label_column or project.label_column
     score_column = score_column or output_column(settings.task)
     features = list(dict.fromkeys(feature_columns))
-    _check_inputs(project, reference, current, features)
+    if (current is None) == (statistics is None):
+        raise ValueError(f"project '{project.name}': monitor the current day from either its rows or its statistics")
+    if statistics is None:
+        statistics = merge_statistics([current_statistics(project, current, columns=[*features, score_column],
+                                                          seed=seed, score_column=score_column)])
+    elif statistics["seed"] != seed or statistics["score_column"] != score_column:
+        raise ValueError(f"project '{project.name}': statistics of seed {statistics['seed']} and score "
+                         f"'{statistics['score_column']}' given for seed {seed} and score '{score_column}'")
+    today = _Current(statistics)
+    _check_inputs(project, reference, today, features)
     run = _Inputs(
-        project=project, settings=settings, reference=reference, current=current,
-        features=features, kinds=_column_kinds(project, current, features), score_column=score_column,
-        has_score=_has_score(reference, current, score_column), seed=seed,
+        project=project, settings=settings, reference=reference, current=today,
+        features=features, kinds={c: today.kinds[c] for c in features}, score_column=score_column,
+        has_score=_has_score(reference, today, score_column), seed=seed,
         score_kind="categorical" if settings.task == "multiclass" else "numerical",
     )
     _log_start(run)
     drift_snapshot, values, empty = _data_drift_report(run)
     drifted = _drifted_columns(run, values, empty)
     prediction_drift = _prediction_drift(run, values)
-    data_quality = _data_quality(reference, current, _quality_kinds(run))
+    data_quality = _data_quality(reference, today, _quality_kinds(run))
     snapshots = [drift_snapshot]
     performance = None
     if labelled is not None:
@@ -317,7 +559,7 @@ def monitor_day(
 
 
 # -- inputs ----------------------------------------------------------------------------------------
-def _check_inputs(project: ProjectConfig, reference: pd.DataFrame, current: pd.DataFrame,
+def _check_inputs(project: ProjectConfig, reference: pd.DataFrame, current: _Current,
                   features: list[str]) -> None:
     """Refuse, with the reason, inputs that no verdict can be computed from."""
     if not features:
@@ -326,19 +568,19 @@ def _check_inputs(project: ProjectConfig, reference: pd.DataFrame, current: pd.D
     if missing:
         raise ValueError(
             f"project '{project.name}': feature columns {missing} are missing from the reference "
-            f"({len(reference.columns)} columns) or the current data ({len(current.columns)} columns)"
+            f"({len(reference.columns)} columns) or the current data ({len(current.columns)} monitored columns)"
         )
-    if current.empty or reference.empty:
+    if not current.rows or reference.empty:
         raise ValueError(
             f"project '{project.name}': cannot monitor with {len(reference)} reference rows and "
-            f"{len(current)} current rows"
+            f"{current.rows} current rows"
         )
 
 
-def _has_score(reference: pd.DataFrame, current: pd.DataFrame, score_column: str) -> bool:
+def _has_score(reference: pd.DataFrame, current: _Current, score_column: str) -> bool:
     """Whether both sides carry model scores, i.e. whether prediction drift can be measured."""
     return bool(score_column in current.columns and score_column in reference.columns
-                and current[score_column].notna().any() and reference[score_column].notna().any())
+                and not current.all_missing(score_column) and reference[score_column].notna().any())
 
 
 def _log_start(run: _Inputs) -> None:
@@ -346,7 +588,7 @@ def _log_start(run: _Inputs) -> None:
     rows = run.settings.sample_rows
     log.info(
         "monitoring %s: %d reference rows, %d current rows, %d features%s",
-        run.project.name, len(run.reference), len(run.current), len(run.features),
+        run.project.name, len(run.reference), run.current.rows, len(run.features),
         f" (uniform samples of {rows} rows, seed {run.seed})" if run.sampled else "",
     )
 
@@ -403,7 +645,7 @@ def _report_metadata(run: _Inputs) -> dict[str, str]:
         "project": run.project.name,
         "model": run.project.model_name,
         "reference_rows": str(len(run.reference)),
-        "current_rows": str(len(run.current)),
+        "current_rows": str(run.current.rows),
         "sample_rows": str(run.settings.sample_rows if run.sampled else "none"),
     }
 
@@ -413,7 +655,7 @@ def _data_drift_report(run: _Inputs) -> tuple[Snapshot, dict[str, dict[str, Any]
     from evidently import DataDefinition, Dataset, Report
 
     project, score_column = run.project, run.score_column
-    cur_sample = _sample(run.current, run.settings.sample_rows, run.seed)
+    cur_sample = run.current.sample  # bottom-k: the same rows however the day was split
     ref_sample = _sample(run.reference, run.settings.sample_rows, run.seed)
     empty = _empty_columns(run, cur_sample, ref_sample)
     comparable = [c for c in run.features if c not in empty]
@@ -448,7 +690,7 @@ def _drifted_columns(run: _Inputs, values: dict[str, dict[str, Any]], empty: dic
     drifted = []
     for col in run.features:
         if col in empty:
-            if run.current[col].isna().all() != run.reference[col].isna().all():
+            if run.current.all_missing(col) != run.reference[col].isna().all():
                 drifted.append(_all_missing_drift(run, col, empty[col]))
             continue
         result = values[col]
@@ -460,7 +702,7 @@ def _drifted_columns(run: _Inputs, values: dict[str, dict[str, Any]], empty: dic
                 "stattest_name": STATTEST_NAMES.get(result["stattest"], result["stattest"]),
                 "score": json_number(result["score"], 4),
                 "threshold": result["threshold"],
-                "summary": _summary(run.kinds[col], run.reference[col], run.current[col]),
+                "summary": _summary(run.kinds[col], run.reference[col], run.current, col),
             })
     # A feature missing entirely has no distance but is the most drifted of all.
     drifted.sort(key=lambda d: -(math.inf if d["score"] is None else d["score"]))
@@ -473,7 +715,7 @@ def _all_missing_drift(run: _Inputs, col: str, side: str) -> dict[str, Any]:
         "column": col, "type": run.kinds[col], "stattest": "all_missing",
         "stattest_name": f"all values missing in the {side} data", "score": None,
         "threshold": run.settings.column_threshold,
-        "summary": _summary(run.kinds[col], run.reference[col], run.current[col]),
+        "summary": _summary(run.kinds[col], run.reference[col], run.current, col),
     }
 
 
@@ -482,7 +724,7 @@ def _prediction_drift(run: _Inputs, values: dict[str, dict[str, Any]]) -> dict[s
     """Drift of the model's score and its alert rate on both sides, or why it was not measured."""
     score_column, reference, current = run.score_column, run.reference, run.current
     if not run.has_score:
-        absent_today = score_column not in current.columns or current[score_column].isna().all()
+        absent_today = current.all_missing(score_column)
         where = "current data" if absent_today else "reference"
         return {
             "column": score_column,
@@ -491,7 +733,7 @@ def _prediction_drift(run: _Inputs, values: dict[str, dict[str, Any]]) -> dict[s
         }
     threshold, alert_threshold = run.settings.prediction_threshold, run.settings.alert_threshold
     result = values[score_column]
-    summary = _summary(run.score_kind, reference[score_column], current[score_column])
+    summary = _summary(run.score_kind, reference[score_column], current, score_column)
     out = {
         "column": score_column,
         "stattest": result["stattest"],
@@ -505,7 +747,7 @@ def _prediction_drift(run: _Inputs, values: dict[str, dict[str, Any]]) -> dict[s
     out.update(reference=summary["reference"], current=summary["current"])
     if alert_threshold is not None:  # a binary model's decisions
         out.update(alert_rate_reference=json_number((reference[score_column] >= alert_threshold).mean(), 6),
-                   alert_rate_current=json_number((current[score_column] >= alert_threshold).mean(), 6))
+                   alert_rate_current=json_number(current.alert_rate(score_column), 6))
     return out
 
 
@@ -571,7 +813,7 @@ def _verdict(
         "performance_alert": performance_alert,
         "rows": {
             "reference": int(len(run.reference)),
-            "current": int(len(run.current)),
+            "current": run.current.rows,
             "labelled": None if labelled is None else int(len(labelled)),
             "sampled_to": s.sample_rows if run.sampled else None,
             "seed": run.seed,
