@@ -1,0 +1,120 @@
+"""A day monitored in shards (plan, one task per shard staging its statistics, the monitor merging them) gets
+the verdict and statistics of the day monitored in one task (issue 16), for a binary and a multiclass model,
+on a day larger than ``monitoring.sample_rows``; a missing shard is named; a retried shard replaces its file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.unit.stages.test_tasks import (
+    CATEGORICAL,
+    FEATURES,
+    SCORE_DAY,
+    FeatureStore,
+    project_for,
+    synthetic,
+)
+
+ROWS, SAMPLE_ROWS = 2600, 1000
+
+
+@pytest.fixture(scope="module", params=["binary", "multiclass"])
+def world(request, tmp_path_factory):
+    import pyarrow as pa
+    from mlops_provider.config import paths
+    from mlops_provider.config.project import ProjectConfig
+    from mlops_provider.domain.layout import records_table
+    from mlops_provider.io import model_store
+    from mlops_provider.io.lake import Lake
+    from mlops_provider.stages import train as training
+    from mlops_provider.stages.promote import gate_and_promote
+    from mlops_provider.stages.score import run_score
+
+    task = request.param
+    root = tmp_path_factory.mktemp(f"monitor-shards-{task}")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MLOPS_HOME", str(root / "mlops"))
+        mp.setenv("MLOPS_SCORE_BATCH_ROWS", "300")  # predictions in row groups of 300 rows
+        mp.setenv("MLOPS_MONITOR_BATCH_ROWS", "250")  # batches that straddle row groups
+        loaded = project_for(task, root)
+        raw = json.loads(json.dumps(loaded.raw))
+        raw["monitoring"]["sample_rows"] = SAMPLE_ROWS
+        project = ProjectConfig(path=loaded.path, raw=raw)
+        uri = paths.mlflow_tracking_uri()
+        training.train_and_register(project, synthetic(task, 6, 300), run_tags={"airflow_run_id": "a"},
+                                    feature_columns=FEATURES, categorical_columns=CATEGORICAL, tracking_uri=uri,
+                                    dataset_sources=[], hpo_trials=1)
+        gate_and_promote(project, model_store.client_for(uri))
+        lake, reports = Lake((root / "lake").as_uri()), Lake((root / "reports").as_uri())
+        day = synthetic(task, 1, ROWS, start=SCORE_DAY, seed=11)
+        day.loc[day.index % 7 == 0, "x1"] = None  # missing values, counted over every row
+        table = pa.Table.from_pandas(day.drop(columns=["target"]), preserve_index=False)
+        lake.write(records_table(project), SCORE_DAY, table)
+        run_score(project, lake=lake, reports=reports, feature_store=FeatureStore(day), day=SCORE_DAY,
+                  tracking_uri=uri)
+        yield {"project": project, "lake": lake, "reports": reports, "uri": uri}
+
+
+def _json(stats):
+    return json.loads(json.dumps({k: v for k, v in stats.items() if k != "sample"}))
+
+
+def test_sharded_monitoring_equals_unsharded(world):
+    import pandas as pd
+    from mlops_provider.stages.monitor import (
+        _staged_statistics,
+        _statistics,
+        drop_monitor_shards,
+        monitor_shard,
+        plan_monitor_shards,
+        run_monitor,
+    )
+
+    project, lake, reports, uri = (world[k] for k in ("project", "lake", "reports", "uri"))
+    whole = run_monitor(project, lake=lake, reports=reports, day=SCORE_DAY, tracking_uri=uri)
+    expected = _statistics(project, lake, SCORE_DAY)
+    assert expected["rows"] == ROWS and len(expected["sample"]) == SAMPLE_ROWS
+    assert whole["verdict"]["rows"] == {**whole["verdict"]["rows"], "current": ROWS, "sampled_to": SAMPLE_ROWS}
+    assert whole["verdict"]["data_quality"]["missing_share"]["x1"] == round(len(range(0, ROWS, 7)) / ROWS, 6)
+
+    plan = plan_monitor_shards(project, lake=lake, day=SCORE_DAY, shard_rows=1000)
+    assert [s["row_groups"] for s in plan["shards"]] == [[0, 1, 2, 3], [4, 5, 6, 7], [8]]
+    assert [s["start_row"] for s in plan["shards"]] == [0, 1200, 2400]
+    for shard in reversed(plan["shards"]):  # any order, as parallel workers finish
+        monitor_shard(project, lake=lake, plan=plan, index=shard["index"])
+    merged = _staged_statistics(project, lake, plan)
+    assert _json(merged) == _json(expected)
+    pd.testing.assert_frame_equal(merged["sample"], expected["sample"])  # the same rows, the same values
+
+    sharded = run_monitor(project, lake=lake, reports=reports, day=SCORE_DAY, tracking_uri=uri, plan=plan)
+    assert sharded["shards"] == 3
+    assert sharded["verdict"] == whole["verdict"]
+    assert {k: v for k, v in sharded.items() if k != "shards"} == whole
+    drop_monitor_shards(project, lake, SCORE_DAY)
+    assert not lake.list_files(f"_shards/{project.name}")
+
+
+def test_a_missing_shard_is_named_and_a_retried_shard_replaces_its_file(world):
+    from mlops_provider.exceptions import MlopsError
+    from mlops_provider.stages.monitor import (
+        _staged_statistics,
+        drop_monitor_shards,
+        monitor_shard,
+        plan_monitor_shards,
+        run_monitor,
+    )
+
+    project, lake, reports, uri = (world[k] for k in ("project", "lake", "reports", "uri"))
+    plan = plan_monitor_shards(project, lake=lake, day=SCORE_DAY, shard_rows=1300)
+    assert len(plan["shards"]) == 2
+    first = monitor_shard(project, lake=lake, plan=plan, index=0)
+    again = monitor_shard(project, lake=lake, plan=plan, index=0)  # a retry
+    assert again == first and len(lake.list_files(f"_shards/{project.name}")) == 1
+    with pytest.raises(MlopsError, match=r"1 of 2 monitoring shard\(s\) not computed .*/00001"):
+        run_monitor(project, lake=lake, reports=reports, day=SCORE_DAY, tracking_uri=uri, plan=plan)
+    monitor_shard(project, lake=lake, plan=plan, index=1)
+    assert _staged_statistics(project, lake, plan)["rows"] == ROWS
+    drop_monitor_shards(project, lake, SCORE_DAY)
+    assert not lake.list_files(f"_shards/{project.name}")
