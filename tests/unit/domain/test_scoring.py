@@ -9,39 +9,17 @@ import pandas as pd
 import pytest
 from scipy.stats import ks_2samp
 
-from devkit.datagen import fraud
+from tests.mlflow_fixtures import MODEL, fraud_frame, mlflow_home, train_and_register, without_aliases
 
-FEATURES = ["amount", "amount_vs_customer_mean", "hour", "merchant_category", "channel", "country", "device", "card_present"]
-CATEGORICAL = ["merchant_category", "channel", "country", "device"]
-START = dt.date(2024, 3, 1)
-MODEL = "fraud_classifier"
 THRESHOLD = 0.1  # calibrated probabilities of a ~2.5% class rarely reach 0.5; 0.1 gives alerts to count
-
-
-def fraud_frame(days: int, rows: int, start: dt.date = START) -> pd.DataFrame:
-    df = pd.concat([fraud.generate(start + dt.timedelta(days=i), rows) for i in range(days)], ignore_index=True)
-    df["amount_vs_customer_mean"] = np.log(df["amount"] / df.groupby("customer_id")["amount"].transform("mean"))
-    df["hour"] = df["event_timestamp"].dt.hour
-    return df
 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """Two different registered versions: v1 (8 days x 3000) and v2 (a smaller, differently tuned model)."""
-    from mlops_provider.config import paths
-    from mlops_provider.config.project import load_project
-    from mlops_provider.stages import train as training
-
-    home = tmp_path_factory.mktemp("scoring") / "mlops"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_HOME", str(home))
-        project = load_project("fraud")
-        uri = paths.mlflow_tracking_uri()
-        common = dict(feature_columns=FEATURES, categorical_columns=CATEGORICAL, tracking_uri=uri, dataset_sources=[])
-        training.train_and_register(project, fraud_frame(8, 3000), run_tags={"airflow_run_id": "a"}, hpo_trials=2,
-                                    **common)
-        training.train_and_register(project, fraud_frame(6, 2000), run_tags={"airflow_run_id": "b"}, hpo_trials=1,
-                                    seed=7, **common)
+    with mlflow_home(tmp_path_factory, "scoring") as (_, project, uri):
+        train_and_register(project, fraud_frame(8, 3000), "a", tracking_uri=uri, hpo_trials=2)
+        train_and_register(project, fraud_frame(6, 2000), "b", tracking_uri=uri, hpo_trials=1, seed=7)
         yield {"uri": uri, "batch": fraud_frame(1, 2500, start=dt.date(2024, 3, 12))}
 
 
@@ -49,11 +27,7 @@ def store(tmp_path_factory):
 def client(store):
     from mlops_provider.io import model_store
 
-    c = model_store.client_for(store["uri"])
-    for alias in ("champion", "challenger"):
-        if alias in c.get_registered_model(MODEL).aliases:
-            c.delete_registered_model_alias(MODEL, alias)
-    return c
+    return without_aliases(model_store.client_for(store["uri"]), "champion", "challenger")
 
 
 def run_score(store, frame=None):

@@ -7,48 +7,20 @@ import sqlite3
 import threading
 import time
 
-import numpy as np
-import pandas as pd
 import pytest
 from mlops_provider.stages.promote import gate_and_promote
 
-from devkit.datagen import fraud
-
-FEATURES = ["amount", "amount_vs_customer_mean", "hour", "merchant_category", "channel", "country", "device", "card_present"]
-CATEGORICAL = ["merchant_category", "channel", "country", "device"]
-START = dt.date(2024, 3, 1)
-MODEL = "fraud_classifier"
-
-
-def fraud_frame(days: int = 8, rows: int = 3000, shuffle_train_days: int = 0) -> pd.DataFrame:
-    """Feature frame as the feature stage delivers it; optionally with noise labels on the first days."""
-    df = pd.concat([fraud.generate(START + dt.timedelta(days=i), rows) for i in range(days)], ignore_index=True)
-    df["amount_vs_customer_mean"] = np.log(df["amount"] / df.groupby("customer_id")["amount"].transform("mean"))
-    df["hour"] = df["event_timestamp"].dt.hour
-    if shuffle_train_days:
-        noisy = df["event_timestamp"].dt.date < START + dt.timedelta(days=shuffle_train_days)
-        df.loc[noisy, "is_fraud"] = np.random.default_rng(0).permutation(df.loc[noisy, "is_fraud"].to_numpy())
-    return df
+from tests.mlflow_fixtures import MODEL, fraud_frame, mlflow_home, train_and_register, without_aliases
 
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
     """A store with v1 (good model), v2 (trained on noise labels, same clean holdout days) and v3 (v1's files)."""
-    from mlops_provider.config import paths
-    from mlops_provider.config.project import load_project
     from mlops_provider.io import model_store
-    from mlops_provider.stages import train as training
 
-    home = tmp_path_factory.mktemp("registry") / "mlops"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_HOME", str(home))
-        project = load_project("fraud")
-        uri = paths.mlflow_tracking_uri()
-        common = dict(feature_columns=FEATURES, categorical_columns=CATEGORICAL, tracking_uri=uri,
-                      dataset_sources=[], hpo_trials=2)
-        good = training.train_and_register(project, fraud_frame(), run_tags={"airflow_run_id": "run-1"}, **common)
-        bad = training.train_and_register(project, fraud_frame(shuffle_train_days=4),
-                                          run_tags={"airflow_run_id": "run-2"}, **{**common, "hpo_trials": 1})
+    with mlflow_home(tmp_path_factory, "registry") as (home, project, uri):
+        good = train_and_register(project, fraud_frame(), "run-1", tracking_uri=uri, hpo_trials=2)
+        bad = train_and_register(project, fraud_frame(shuffle_train_days=4), "run-2", tracking_uri=uri, hpo_trials=1)
         client = model_store.client_for(uri)
         v1 = client.get_model_version(MODEL, "1")
         with model_store.tracking(uri):  # MLflow resolves a models:/m-... source through the fluent URI
@@ -67,10 +39,8 @@ def client(template, mlops_home):
     target.parent.mkdir(parents=True)
     with sqlite3.connect(template["db"]) as src, sqlite3.connect(target) as dst:
         src.backup(dst)
-    c = model_store.client_for(paths.mlflow_tracking_uri())
-    for alias in ("champion", "challenger", "previous_champion"):
-        c.delete_registered_model_alias(MODEL, alias) if alias in c.get_registered_model(MODEL).aliases else None
-    return c
+    return without_aliases(model_store.client_for(paths.mlflow_tracking_uri()), "champion", "challenger",
+                           "previous_champion")
 
 
 def aliases(client):
@@ -488,7 +458,6 @@ def test_registration_racing_a_promotion_keeps_its_challenger(client, template):
     """
     from mlops_provider.config import paths
     from mlops_provider.io import model_store
-    from mlops_provider.stages import train as training
 
     model_store.promote(client, MODEL, "1", reason="reset")
     client.set_registered_model_alias(MODEL, "challenger", "2")
@@ -515,11 +484,9 @@ def test_registration_racing_a_promotion_keeps_its_challenger(client, template):
                                  kwargs={"reason": "race"})
     promotion.start()
     assert moved.wait(60), errors
-    registration = threading.Thread(target=run, args=(training.train_and_register, template["project"],
-                                                      fraud_frame(rows=1500)),
-                                    kwargs=dict(feature_columns=FEATURES, categorical_columns=CATEGORICAL,
-                                                tracking_uri=paths.mlflow_tracking_uri(), dataset_sources=[],
-                                                hpo_trials=1, run_tags={"airflow_run_id": "run-race"}))
+    registration = threading.Thread(target=run, args=(train_and_register, template["project"], fraud_frame(rows=1500),
+                                                      "run-race"),
+                                    kwargs=dict(tracking_uri=paths.mlflow_tracking_uri(), hpo_trials=1))
     registration.start()
     deadline = time.monotonic() + 180
     while not client.search_model_versions(f"name = '{MODEL}' and version_number = 4"):
