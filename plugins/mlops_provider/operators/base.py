@@ -125,6 +125,13 @@ class _DomainErrorMapping:
 class MlopsBaseOperator(_PeakMemoryReport, _DomainErrorMapping, BaseOperator):
     """Base of the provider's operators: domain errors mapped once, asset events emitted one way."""
 
+    def __init__(self, **kwargs: Any) -> None:
+        # Defined (not inherited) on purpose: with mixins ahead of BaseOperator, Airflow's operator metaclass
+        # copies BaseOperator.__init__ into this class, and ``.partial()`` then takes that signature's
+        # ``inlets=None`` / ``outlets=None`` as this class's defaults instead of ``[]``: every mapped task
+        # failed before executing ("'NoneType' object is not iterable" building its context).
+        super().__init__(**kwargs)
+
     def emit_asset_events(self, context: Context, extra: dict[str, Any]) -> dict[str, Any]:
         """Give the asset event of every outlet ``extra`` (what downstream runs read); return ``extra``.
 
