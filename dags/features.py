@@ -6,12 +6,24 @@ computes the day's per-entity aggregates and per-record features into the lake (
 source), applies the Feast definitions (idempotent), materializes
 [day - overlap, day] into the online store in chunks, and reads a sample back to prove the online
 store equals the offline values. Emits `<project>.features`.
+
+A day larger than the project's `runs.shard_rows` is computed in shards: `plan_shards` splits it
+(entity keys by a stable hash, records by whole row groups), `compute_shard` (dynamic task mapping, one
+task per shard) runs on whichever workers are free, and `compute_features` writes the day's partitions
+from every shard. A smaller day is computed by `compute_features` alone (`compute_shard` then has no
+instance and shows as skipped).
 """
 
 from airflow.sdk import DAG
 from mlops_provider.config.project import load_projects
 from mlops_provider.dag_factory import DAYS_TEMPLATE, assets, dag_kwargs, day_param
-from mlops_provider.operators.features import ComputeFeaturesOperator, MaterializeFeaturesOperator
+from mlops_provider.operators.features import (
+    ComputeFeatureShardOperator,
+    ComputeFeaturesOperator,
+    MaterializeFeaturesOperator,
+    PlanFeatureShardsOperator,
+)
+from mlops_provider.operators.shards import PLANS_KEY
 
 for project in load_projects():
     project_assets = assets(project)
@@ -20,10 +32,15 @@ for project in load_projects():
         params={"day": day_param()},
         **dag_kwargs(project, "features", __doc__),
     ) as dag:
-        compute = ComputeFeaturesOperator(task_id="compute_features", project_name=project.name, day=DAYS_TEMPLATE)
+        plan = PlanFeatureShardsOperator(task_id="plan_shards", project_name=project.name, day=DAYS_TEMPLATE)
+        shards = ComputeFeatureShardOperator.partial(task_id="compute_shard", project_name=project.name).expand(
+            shard=plan.output)
+        # none_failed: runs when no day needed shards (the mapped task expanded to nothing and was skipped).
+        compute = ComputeFeaturesOperator(task_id="compute_features", project_name=project.name, day=DAYS_TEMPLATE,
+                                          plans=plan.output[PLANS_KEY], trigger_rule="none_failed")
         materialize = MaterializeFeaturesOperator(
             task_id="materialize", project_name=project.name, start=DAYS_TEMPLATE, end=DAYS_TEMPLATE,
             outlets=[project_assets.features],
         )
-        compute >> materialize
+        shards >> compute >> materialize
     globals()[dag.dag_id] = dag

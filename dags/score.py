@@ -17,11 +17,11 @@ from airflow.sdk import DAG
 from mlops_provider.config.project import load_projects
 from mlops_provider.dag_factory import DAYS_TEMPLATE, assets, dag_kwargs, day_param
 from mlops_provider.operators.score_shards import (
-    PLANS_KEY,
     PlanScoreShardsOperator,
     ScoreDayOperator,
     ScoreShardOperator,
 )
+from mlops_provider.operators.shards import PLANS_KEY
 
 for project in load_projects():
     project_assets = assets(project)

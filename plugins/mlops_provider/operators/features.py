@@ -6,24 +6,77 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.operators.base import FeastBaseOperator, ProjectBaseOperator
+from mlops_provider.operators.common import int_or_none
+from mlops_provider.operators.shards import plan_of, publish_plans
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+
+class PlanFeatureShardsOperator(ProjectBaseOperator):
+    """Plan the feature shards of every day of ``day`` that has more than ``shard_rows`` records.
+
+    Returns one item per shard for the mapped :class:`ComputeFeatureShardOperator` (an empty list when
+    every day fits one task) and pushes ``{day: plan}`` under the XCom key ``plans``
+    (:mod:`mlops_provider.operators.shards`).
+
+    :param shard_rows: records per shard; default the project's ``runs.shard_rows``.
+    """
+
+    template_fields: Sequence[str] = ("project_name", "day", "shard_rows")
+    ui_color = "#eef8e8"
+
+    def __init__(self, *, day: str, shard_rows: int | str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.day = day
+        self.shard_rows = shard_rows
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        from mlops_provider.stages.features import plan_feature_shards
+
+        shard_rows = int_or_none(self.shard_rows) or int(self.project.runs["shard_rows"])
+        plans = {p["day"]: p for p in self.each_day(
+            self.day, lambda day: plan_feature_shards(self.project, self.lake, day, shard_rows)) if p}
+        items = publish_plans(context, plans)
+        self.log.info("%s: %d sharded day(s), %d shard task(s)", self.project_name, len(plans), len(items))
+        return items
+
+
+class ComputeFeatureShardOperator(ProjectBaseOperator):
+    """Compute one feature shard (``shard``: an item of :class:`PlanFeatureShardsOperator`) into its staging tables."""
+
+    template_fields: Sequence[str] = ("project_name", "shard")
+    ui_color = "#eef8e8"
+
+    def __init__(self, *, shard: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.shard = shard
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.stages.features import compute_feature_shard
+
+        plan, index = self.shard["plan"], int(self.shard["index"])
+        self.log.info("%s %s: feature shard %d of %d (entity key bucket %d, %d records)", self.project_name,
+                      plan["day"], index + 1, len(plan["shards"]), index, plan["shards"][index]["rows"])
+        return compute_feature_shard(self.project, self.lake, plan, index)
 
 
 class ComputeFeaturesOperator(ProjectBaseOperator):
     """Write partition ``day`` of the entity-aggregate and record feature tables from validated records.
 
     ``day`` may name several days, comma-separated (asset events merged into one run): they are
-    computed oldest first, since each day's window aggregates read the days before it.
+    computed oldest first, since each day's window aggregates read the days before it. A day planned in
+    shards (``plans``: the XCom ``plans`` of :class:`PlanFeatureShardsOperator`) is committed from its
+    shards instead of computed here.
     """
 
-    template_fields: Sequence[str] = ("project_name", "day")
+    template_fields: Sequence[str] = ("project_name", "day", "plans")
     ui_color = "#eef8e8"
 
-    def __init__(self, *, day: str, **kwargs: Any) -> None:
+    def __init__(self, *, day: str, plans: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.day = day
+        self.plans = plans
 
     def execute(self, context: Context) -> dict[str, Any]:
         results = self.each_day(self.day, self._compute)
@@ -31,18 +84,29 @@ class ComputeFeaturesOperator(ProjectBaseOperator):
                 "per_day": results}
 
     def _compute(self, day: str) -> dict[str, Any]:
-        from mlops_provider.domain.layout import records_table
+        from mlops_provider.domain.layout import record_table, records_table
         from mlops_provider.operators.lineage import lake_table
-        from mlops_provider.stages.features import compute_entity_features, compute_record_features
+        from mlops_provider.stages.features import (
+            commit_feature_shards,
+            compute_entity_features,
+            compute_record_features,
+        )
 
-        entity = compute_entity_features(self.project, self.lake, day)
-        record = compute_record_features(self.project, self.lake, day)
-        self.lineage_input(lake_table(self.lake, records_table(self.project), day=entity["day"]))
-        self.lineage_output(*(lake_table(self.lake, e["table"], day=entity["day"], rows=e["entities"])
-                              for e in entity["per_entity"].values()),
-                            lake_table(self.lake, record["table"], day=record["day"], rows=record["rows"]))
-        return {"day": entity["day"], "entities": entity["entities"], "records": record["rows"],
-                "entity_partition": entity["uri"], "record_partition": record["uri"]}
+        plan = plan_of(self.plans, day)
+        if plan is not None:
+            result = commit_feature_shards(self.project, self.lake, plan)
+        else:
+            entity = compute_entity_features(self.project, self.lake, day)
+            record = compute_record_features(self.project, self.lake, day)
+            result = {"day": entity["day"], "entities": entity["entities"], "records": record["rows"],
+                      "entity_partition": entity["uri"], "record_partition": record["uri"],
+                      "per_entity": entity["per_entity"]}
+        self.lineage_input(lake_table(self.lake, records_table(self.project), day=result["day"]))
+        self.lineage_output(*(lake_table(self.lake, e["table"], day=result["day"], rows=e["entities"])
+                              for e in result["per_entity"].values()),
+                            lake_table(self.lake, record_table(self.project), day=result["day"],
+                                       rows=result["records"]))
+        return {k: v for k, v in result.items() if k != "per_entity"}
 
 
 class MaterializeFeaturesOperator(FeastBaseOperator):

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 from mlops_provider.operators.base import FeastBaseOperator, MlflowBaseOperator
 from mlops_provider.operators.common import json_safe
 from mlops_provider.operators.scoring import ScoreBatchOperator
+from mlops_provider.operators.shards import PLANS_KEY, plan_of, publish_plans
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-PLANS_KEY = "plans"
+__all__ = ["PLANS_KEY", "PlanScoreShardsOperator", "ScoreDayOperator", "ScoreShardOperator"]
 
 
 class PlanScoreShardsOperator(ScoreBatchOperator):
@@ -42,8 +43,7 @@ class PlanScoreShardsOperator(ScoreBatchOperator):
         with self.mlflow_hook.environment():
             self._skip_before_a_first_champion()
             plans = {p["day"]: p for p in self.each_day(self.day, self._plan) if p}
-        context["ti"].xcom_push(key=PLANS_KEY, value=plans)
-        items = [{"day": day, "index": s["index"], "plan": plan} for day, plan in plans.items() for s in plan["shards"]]
+        items = publish_plans(context, plans)
         self.log.info("%s: %d sharded day(s), %d shard task(s)", self.project_name, len(plans), len(items))
         return items
 
@@ -104,7 +104,7 @@ class ScoreDayOperator(ScoreBatchOperator):
     def _score(self, day: str) -> dict[str, Any]:
         from mlops_provider.stages.score import commit_score_shards
 
-        plan = (self.plans or {}).get(day) if isinstance(self.plans, dict) else None
+        plan = plan_of(self.plans, day)
         if plan is None:
             return super()._score(day)
         summary = commit_score_shards(self.project, lake=self.lake, reports=self.reports, plan=plan,

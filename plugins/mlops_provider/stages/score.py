@@ -165,10 +165,17 @@ def _summarize(project: ProjectConfig, versions: tuple[str, str | None], champio
     shadowed = bool(challenger_scores) and all(c is not None for c in challenger_scores)
     threshold = float(project.model["alert_threshold"]) if project.task == "binary" else None
     return scoring.summarize(
-        np.concatenate(champion_scores) if champion_scores else np.array([]),
-        np.concatenate(challenger_scores) if shadowed else None,
+        _joined(champion_scores) if champion_scores else np.array([]),
+        _joined(challenger_scores) if shadowed else None,
         threshold=threshold, champion=versions[0], challenger=versions[1], model_name=project.model_name,
         task=project.task)
+
+
+def _joined(arrays: list[Any]) -> Any:
+    """One array of the batches' outputs (the one array itself when there is one: no copy)."""
+    import numpy as np
+
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
 def _records_file(project: ProjectConfig, lake: Lake, day: dt.date) -> Any:
@@ -273,6 +280,33 @@ def score_shard(project: ProjectConfig, *, lake: Lake, feature_store: Any, plan:
     return {"index": index, "rows": shard["rows"], "uri": uri}
 
 
+def _day_outputs(task: str, files: list[Any]) -> tuple[list[Any], list[Any | None]]:
+    """The day's champion and challenger outputs from its shard files, each filled into one array.
+
+    The summary needs every row's output (the KS statistic compares whole distributions); filling one
+    preallocated array per model, shard by shard, holds each output once (a concatenation of per-shard
+    arrays would hold it twice at its peak: 3.2 GB instead of 1.6 GB at 100M rows).
+    """
+    import numpy as np
+
+    rows = sum(f.metadata.num_rows for f in files)
+    dtype = object if task == "multiclass" else "float64"
+    champion, challenger = np.empty(rows, dtype=dtype), np.empty(rows, dtype=dtype)
+    shadowed, at = True, 0
+    for source in files:
+        for batch in source.iter_batches(columns=[scoring.output_column(task),
+                                                  scoring.output_column(task, "challenger")]):
+            frame = batch.to_pandas()
+            n = len(frame)
+            champion[at:at + n] = frame[scoring.output_column(task)].to_numpy(dtype=dtype)
+            shadow = _shadow_scores(task, frame[scoring.output_column(task, "challenger")]) if shadowed else None
+            shadowed = shadow is not None
+            if shadowed:
+                challenger[at:at + n] = shadow
+            at += n
+    return [champion], [challenger if shadowed else None]
+
+
 def commit_score_shards(project: ProjectConfig, *, lake: Lake, reports: Lake, plan: dict[str, Any], tracking_uri: str,
                         registry_uri: str | None = None) -> dict[str, Any]:
     """Publish the day's predictions partition from every shard at once (atomically), then drop the shards.
@@ -291,12 +325,7 @@ def commit_score_shards(project: ProjectConfig, *, lake: Lake, reports: Lake, pl
                          f"({', '.join(missing[:3])}): clear the failed score_shard tasks, then this one")
     files = [pq.ParquetFile(lake.partition_path(t, day), filesystem=lake.fs) for t in tables]
     schema = files[0].schema_arrow
-    champion, challenger = [], []
-    for source in files:
-        outputs = source.read(columns=[scoring.output_column(task), scoring.output_column(task, "challenger")])
-        frame = outputs.to_pandas()
-        champion.append(frame[scoring.output_column(task)].to_numpy())
-        challenger.append(_shadow_scores(task, frame[scoring.output_column(task, "challenger")]))
+    champion, challenger = _day_outputs(task, files)
 
     def batches() -> Iterator[pa.RecordBatch]:
         for source in files:

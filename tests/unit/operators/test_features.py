@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pandas as pd
 import pytest
 
 from tests.unit.operators.support import DAYS, ROWS, asset, task_context
@@ -53,3 +54,48 @@ def test_a_bad_project_fails_without_retries(pipeline):
         ComputeFeaturesOperator(task_id="compute_features", project_name="nope", day=DAYS[0].isoformat()).execute(
             task_context())
     assert isinstance(err.value.__cause__, ProjectConfigError)
+
+
+def test_a_day_above_shard_rows_is_computed_in_shards_like_one_task(pipeline):
+    import pyarrow as pa
+    from mlops_provider.domain.features import CREATED_TIMESTAMP
+    from mlops_provider.io.lake import Lake
+    from mlops_provider.operators.features import (
+        ComputeFeatureShardOperator,
+        ComputeFeaturesOperator,
+        PlanFeatureShardsOperator,
+    )
+    from mlops_provider.operators.shards import PLANS_KEY
+
+    lake, day = Lake(), DAYS[3].isoformat()
+    tables = ("fraud/features/entity/customer", "fraud/features/record")
+    records = lake.read_arrow("fraud/records", day)
+    # The same rows in row groups of 250 (a big day's ingest writes many): record shards of whole row groups.
+    lake.write("fraud/records", day, records.to_batches(max_chunksize=250))
+    try:
+        ComputeFeaturesOperator(task_id="compute_features", project_name="fraud", day=day).execute(task_context())
+        expected = {t: lake.read(t, day).drop(columns=[CREATED_TIMESTAMP]) for t in tables}
+
+        plan_context = task_context(task_id="plan_shards")
+        items = PlanFeatureShardsOperator(task_id="plan_shards", project_name="fraud", day=day,
+                                          shard_rows="500").execute(plan_context)
+        plans = plan_context["ti"].xcom[PLANS_KEY]
+        json.dumps(items)
+        assert set(plans) == {day} and [i["index"] for i in items] == list(range(len(plans[day]["shards"])))
+        assert len(items) >= 2 and {s["buckets"] for s in plans[day]["shards"]} == {len(items)}
+        for item in items:
+            ComputeFeatureShardOperator(task_id="compute_shard", project_name="fraud", shard=item).execute(
+                task_context())
+        result = ComputeFeaturesOperator(task_id="compute_features", project_name="fraud", day=day,
+                                         plans=plans).execute(task_context())
+        json.dumps(result)
+        assert result["shards"] == len(items) and result["records"] == ROWS
+        for table, frame in expected.items():
+            pd.testing.assert_frame_equal(lake.read(table, day).drop(columns=[CREATED_TIMESTAMP]), frame, obj=table)
+
+        # A small day: nothing planned, the compute task computes it alone, as before.
+        none = task_context(task_id="plan_shards")
+        assert PlanFeatureShardsOperator(task_id="plan_shards", project_name="fraud", day=day).execute(none) == []
+        assert none["ti"].xcom[PLANS_KEY] == {}
+    finally:
+        lake.write("fraud/records", day, pa.Table.from_batches(records.to_batches()))

@@ -1,0 +1,26 @@
+"""What every sharded stage's operators share: the plan task's XCom shape.
+
+A plan task returns one item ``{"day", "index", "plan"}`` per shard (what the mapped shard tasks expand
+over; an empty list when every day fits one task) and pushes ``{day: plan}`` under the XCom key
+:data:`PLANS_KEY` for the stage's commit task (see :mod:`mlops_provider.domain.shards`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+PLANS_KEY = "plans"
+
+
+def publish_plans(context: Context, plans: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """Push ``{day: plan}`` for the commit task; return the mapped tasks' items, one per shard."""
+    context["ti"].xcom_push(key=PLANS_KEY, value=plans)
+    return [{"day": day, "index": s["index"], "plan": plan} for day, plan in plans.items() for s in plan["shards"]]
+
+
+def plan_of(plans: Any, day: str) -> dict[str, Any] | None:
+    """The plan of ``day`` in a commit task's rendered ``plans`` (``None``: the day was not split)."""
+    return plans.get(day) if isinstance(plans, dict) else None
