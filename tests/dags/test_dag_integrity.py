@@ -92,3 +92,19 @@ def test_model_ops_form_cannot_roll_production_back_in_one_click(dagbag):
         train = dagbag.dags[project.dag_id("train")].params.get_param("trigger")
         # Every choice of the train form has a label (a None choice would show as a literal "null").
         assert set(train.schema["values_display"]) == set(train.schema["enum"])
+
+
+def test_monitor_dag_computes_a_large_day_in_shards_before_the_monitor_task(dagbag):
+    """plan_shards -> monitor_shard (one mapped task per shard) -> monitor -> request_retrain: ``monitor`` keeps
+    its id (request_retrain reads its XCom) and runs when no day needed shards (the mapped task is then skipped)."""
+    for project in load_projects():
+        dag = dagbag.dags[project.dag_id("monitor")]
+        tasks = {t.task_id: t for t in dag.tasks}
+        assert set(tasks) == {"plan_shards", "monitor_shard", "monitor", "request_retrain"}
+        assert tasks["monitor_shard"].upstream_task_ids == {"plan_shards"}
+        assert type(tasks["monitor_shard"]).__name__ == "MappedOperator"
+        assert tasks["monitor"].upstream_task_ids == {"plan_shards", "monitor_shard"}
+        assert tasks["monitor"].trigger_rule == "none_failed"
+        assert tasks["request_retrain"].upstream_task_ids == {"monitor"}
+        assert tasks["request_retrain"].trigger_rule == "all_done"
+        assert tasks["request_retrain"].monitor_task_id == "monitor"

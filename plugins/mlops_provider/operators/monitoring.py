@@ -28,18 +28,35 @@ class MonitorDriftOperator(MlflowBaseOperator):
     and emails on-call once per (day, verdict kind), whatever model version scored the day. Returns ``retrain_requested``
     for the downstream task that announces the drift asset event. ``day`` may name several days,
     comma-separated (asset events merged into one run): each is monitored and alerted on.
+
+    :param plans: ``{day: plan}`` of :class:`~mlops_provider.operators.monitor_shards.PlanMonitorShardsOperator`
+        (its XCom ``plans``): a planned day's statistics are merged from what its shard tasks staged (dropped
+        once every day succeeded); the other days are read here.
     """
 
-    template_fields: Sequence[str] = ("project_name", "day")
+    template_fields: Sequence[str] = ("project_name", "day", "plans")
     operator_extra_links = (DriftReportLink(), MlflowRunLink())
     ui_color = "#fdebe8"
 
-    def __init__(self, *, day: str, **kwargs: Any) -> None:
+    def __init__(self, *, day: str, plans: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.day = day
+        self.plans = plans
+
+    def _plan(self, day: str) -> dict[str, Any] | None:
+        """The shard plan of ``day`` (``None``: the day was not split)."""
+        from mlops_provider.domain.layout import as_date
+
+        return self.plans.get(as_date(day).isoformat()) if isinstance(self.plans, dict) else None
 
     def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.stages.monitor import drop_monitor_shards
+
         results = self.each_day(self.day, lambda day: self._monitor(context, day))
+        # Only now: a retry (an SMTP outage on a later day) reads every planned day's shards again.
+        for day in self.split_days(self.day):
+            if self._plan(day):
+                drop_monitor_shards(self.project, self.lake, day)
         # The day that requested a retrain (if any) is the one the drift asset event announces.
         chosen = next((r for r in results if r["retrain_requested"]), results[-1])
         return {**chosen, "days": [r["day"] for r in results],
@@ -52,7 +69,8 @@ class MonitorDriftOperator(MlflowBaseOperator):
         project, reports, mlflow_hook = self.project, self.reports, self.mlflow_hook
         with mlflow_hook.environment():
             summary = run_monitor(project, lake=self.lake, reports=reports, day=day,
-                                  tracking_uri=mlflow_hook.tracking_uri, registry_uri=mlflow_hook.registry_uri)
+                                  tracking_uri=mlflow_hook.tracking_uri, registry_uri=mlflow_hook.registry_uri,
+                                  plan=self._plan(day))
         self._lineage(summary)
         mlflow_run_url = mlflow_hook.run_url(summary["run_id"])
         DriftReportLink.persist(context, url=report_link(reports, summary["report"]["html"]))  # the report view (http)
