@@ -40,6 +40,12 @@ def row_group_shards(row_group_rows: list[int], shard_rows: int) -> list[dict[st
     return shards
 
 
+def row_group_rows(shard_rows: int) -> int:
+    """Rows per Parquet row group of a records partition: an eighth of a shard (shards are whole row
+    groups, so a day splits at this granularity), at most pyarrow's default of 1,048,576 rows."""
+    return max(10_000, min(1_048_576, int(shard_rows) // 8))
+
+
 def shard_count(rows: int, shard_rows: int) -> int:
     """How many shards a day of ``rows`` rows gets: 1 up to ``shard_rows``, then one per ``shard_rows``."""
     return max(1, -(-int(rows) // max(1, int(shard_rows))))

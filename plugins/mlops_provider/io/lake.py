@@ -142,8 +142,12 @@ class Lake:
 
     # -- writes --------------------------------------------------------------------------------
     def write(self, table: str, day: str | dt.date, data: pd.DataFrame | pa.Table | Iterable[pa.RecordBatch],
-              schema: pa.Schema | None = None) -> str:
-        """Atomically replace the partition with ``data``; return its URI."""
+              schema: pa.Schema | None = None, row_group_rows: int | None = None) -> str:
+        """Atomically replace the partition with ``data``; return its URI.
+
+        ``row_group_rows`` caps a Parquet row group of a table written whole (default: pyarrow's ~1M rows);
+        a stream of batches is written one row group per batch.
+        """
         import pandas as pd
         import pyarrow as pa
         import pyarrow.fs as pafs
@@ -162,7 +166,7 @@ class Lake:
             # The stream carries the object's Content-Type on S3 (the server-side copy into place keeps it).
             out = self._open_output(tmp, final)
             if isinstance(data, pa.Table):
-                pq.write_table(data, out, compression="zstd")
+                pq.write_table(data, out, compression="zstd", row_group_size=row_group_rows)
             else:
                 for batch in data:
                     if writer is None:

@@ -31,6 +31,7 @@ from mlops_provider.domain.layout import (  # noqa: F401 (re-exported)
     staging_labels_table,
     staging_table,
 )
+from mlops_provider.domain.shards import row_group_rows
 from mlops_provider.exceptions import DataValidationError, SourceError
 from mlops_provider.io.lake import Lake
 from mlops_provider.io.sources import OversizedFileError, ReadSpec, SourceMismatchError, UnreadableBatchError
@@ -169,7 +170,9 @@ def gate_day(project: ProjectConfig, lake: Lake, reports: Lake, day: dt.date | s
         summary["check_errors"] = outcome.errors
     if success:
         records, published = _publish(project, lake, day, table, staged_labels)
-        summary["partition"] = lake.write(records_table(project), day, records)
+        # Row groups of an eighth of a shard: a large day splits into shards of about runs.shard_rows.
+        summary["partition"] = lake.write(records_table(project), day, records,
+                                          row_group_rows=row_group_rows(int(project.runs["shard_rows"])))
         if published:
             summary["labels"] = published
         lake.delete(staging_table(project), day)

@@ -480,3 +480,18 @@ def test_a_file_of_nul_bytes_says_so(env):
         fh.truncate(1 << 20)
     with pytest.raises(DataValidationError, match="it holds only NUL bytes"):
         run(project, lake, reports, source)
+
+
+def test_published_records_are_laid_out_in_row_groups_of_an_eighth_of_a_shard(tmp_path, monkeypatch, mlops_home):
+    """A large day splits into shards of about runs.shard_rows (shards are whole row groups): the records
+    partition has row groups of shard_rows / 8 (floor 10,000) instead of pyarrow's ~1M."""
+    import pyarrow.parquet as pq
+
+    def small_shards(raw):
+        raw["runs"] = {"shard_rows": 80_000}
+
+    project, lake, reports, source, landing = variant(tmp_path, monkeypatch, small_shards)
+    write_landing_day(project, landing, DAY, rows=25_000)
+    assert ingest(project, lake, reports, source, DAY)["success"]
+    meta = pq.ParquetFile(lake.partition_path(records_table(project), DAY), filesystem=lake.fs).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [10_000, 10_000, 5_000]
