@@ -1,5 +1,6 @@
 """Every provider operator reports its task process's peak memory after a successful execute: a log line
-``peak memory: N MiB`` and the XCom ``peak_rss_mib`` (what ``bench/stack_scale.py`` reads per task)."""
+``peak memory: N MiB`` and the XCom ``peak_rss_mib`` (what ``bench/stack_scale.py`` reads per task); and a
+mapped provider operator runs (the stack benchmark's shards)."""
 
 from __future__ import annotations
 
@@ -63,12 +64,17 @@ DAG_FILE = textwrap.dedent("""
     from mlops_provider.operators.base import MlopsBaseOperator
 
     class Allocate(MlopsBaseOperator):
+        def __init__(self, *, mib=64, **kwargs):
+            super().__init__(**kwargs)
+            self.mib = mib
+
         def execute(self, context):
-            block = bytearray(64 * 2**20)  # touched: 64 MiB resident at the peak
+            block = bytearray(self.mib * 2**20)  # touched: resident at the peak
             return len(block)
 
     with DAG("peak_memory_probe", schedule=None, start_date=dt.datetime(2024, 1, 1)) as dag:
         Allocate(task_id="allocate")
+        Allocate.partial(task_id="mapped").expand(mib=[1, 2])  # one task per shard, as the sharded stages map
 """)
 
 RUN = textwrap.dedent("""
@@ -86,12 +92,14 @@ RUN = textwrap.dedent("""
         rows = session.scalars(select(XComModel).where(XComModel.dag_id == "peak_memory_probe",
                                                        XComModel.key == "peak_rss_mib")).all()
         print("RESULT", json.dumps({"state": str(run.state),
-                                    "values": [XComModel.deserialize_value(r) for r in rows]}))
+                                    "values": {f"{r.task_id}[{r.map_index}]": XComModel.deserialize_value(r)
+                                               for r in rows}}))
 """)
 
 
 def test_airflow_calls_it_after_execute_and_the_xcom_is_stored(tmp_path):
-    """Airflow 3.3's task runner calls ``post_execute(context)`` when it is overridden: the value lands in the DB."""
+    """Airflow 3.3's task runner calls ``post_execute(context)`` when it is overridden: the value lands in the
+    DB, for plain and mapped tasks alike."""
     import json
 
     dag_file = tmp_path / "probe.py"
@@ -106,5 +114,22 @@ def test_airflow_calls_it_after_execute_and_the_xcom_is_stored(tmp_path):
     assert lines, done.stdout[-3000:] + done.stderr[-3000:]
     result = json.loads(lines[-1][len("RESULT "):])
     assert result["state"].endswith("success"), result
-    [value] = result["values"]
-    assert value >= 64  # the 64 MiB block was resident
+    values = result["values"]
+    assert set(values) == {"allocate[-1]", "mapped[0]", "mapped[1]"}, values
+    assert values["allocate[-1]"] >= 64  # the 64 MiB block was resident
+
+
+def test_a_provider_operator_maps_with_the_operator_defaults():
+    """``partial()`` of a provider operator fills inlets/outlets with ``[]`` like any operator's: a mapped
+    provider task (score and feature shards) builds its task context on a real executor."""
+    import datetime as dt
+
+    from airflow.sdk import DAG
+    from mlops_provider.operators.base import MlopsBaseBranchOperator, MlopsBaseOperator
+    from mlops_provider.operators.score_shards import ScoreShardOperator
+
+    assert "__init__" not in MlopsBaseOperator.__dict__ and "__init__" not in MlopsBaseBranchOperator.__dict__
+    with DAG("mapped_probe", schedule=None, start_date=dt.datetime(2024, 1, 1)):
+        mapped = ScoreShardOperator.partial(task_id="score_shard", project_name="fraud").expand(shard=[{}, {}])
+    assert (mapped.inlets, mapped.outlets, mapped.partial_kwargs["executor_config"]) == ([], [], {})
+    assert ScoreShardOperator(task_id="plain", project_name="fraud", shard={}).inlets == []
