@@ -196,18 +196,6 @@ class MlopsBaseBranchOperator(_PeakMemoryReport, _DomainErrorMapping, BaseBranch
     """Base of the provider's branching operators."""
 
 
-# Airflow's operator metaclass puts a wrapped copy of the inherited ``__init__`` into every class whose next
-# class in the MRO resolves ``__init__`` differently -- here a mixin, whose ``__init__`` is object's -- so both
-# bases above got ``BaseOperator.__init__`` in their own namespace. ``partial()`` reads the signature of every
-# ``__init__`` defined below BaseOperator for defaults and took ``inlets=None``, ``outlets=None`` from it
-# instead of ``[]``: a mapped task of any provider operator then failed before running on a real executor
-# (Airflow 3.3: ``'NoneType' object is not iterable`` building the task context). The inherited, already
-# wrapped ``BaseOperator.__init__`` is the same function, once.
-for _base in (MlopsBaseOperator, MlopsBaseBranchOperator):
-    if "__init__" in _base.__dict__:
-        delattr(_base, "__init__")
-
-
 class ProjectBaseOperator(MlopsBaseOperator):
     """An operator working on one project's lake: ``project``, ``lake`` and ``reports`` built on first use.
 
