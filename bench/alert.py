@@ -1,10 +1,11 @@
 """Time to alert: on the production stack, from a drifted batch landing to the alert email being received.
 
-Setup (not timed): ``scripts/stack.py up --fresh`` with its own databases (prefix ``mlopsbench``), Redis db
-indexes 13/14 (assigned in devkit/services.py) and free loopback ports, the ``fraud`` project reading a
-PostgreSQL table (the stack tests' projects). Clean history days are written to the source and ingested through the REST API; the scheduler
-computes their features; a triggered training makes the first champion, whose announcement scores and
-monitors the newest day. Everything is left to settle.
+Setup (not timed; ``bench.common.bench_stack`` and ``prepare_chain``, shared with bench/stack_scale.py):
+``scripts/stack.py up --fresh`` with its own databases (prefix ``mlopsbench``), Redis db indexes 13/14
+(assigned in devkit/services.py) and free loopback ports, the ``fraud`` project reading a PostgreSQL table
+(the stack tests' projects). Clean history days are written to the source and ingested through the REST
+API; the scheduler computes their features; a triggered training makes the first champion, whose
+announcement scores and monitors the newest day. Everything is left to settle.
 
 Measured, ``repeats`` times (each on a new day, after the previous one settled): the day's rows, with
 covariate drift, are appended to the source table and ``fraud__ingest`` is triggered for it, as the nightly
@@ -20,14 +21,11 @@ are inside the runs' spans: a run's span includes queueing its tasks to the Cele
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import REPO, median
+from bench.common import median
 
 CHAIN = ("fraud__ingest", "fraud__features", "fraud__score", "fraud__monitor")
 RUN_TIMEOUT = 900
@@ -37,7 +35,7 @@ def _iso(value: str | None) -> float | None:
     return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
 
 
-def _settle(api: Any, timeout: float = RUN_TIMEOUT) -> None:
+def settle(api: Any, timeout: float = RUN_TIMEOUT) -> None:
     """Until no run of any chain DAG (or training) is queued or running for 10 s."""
     dags = (*CHAIN, "fraud__train")
     quiet_since = None
@@ -90,65 +88,48 @@ def measure_day(stack: Any, api: Any, day: dt.date, rows: int) -> dict[str, Any]
             "outside_runs_seconds": rest}
 
 
-def run(quick: bool = False, rows: int | None = None, repeats: int | None = None) -> dict[str, Any]:
-    from devkit import services
-    from devkit.airflow_api import AirflowApi
-    from devkit.stack import (
-        STACK,
-        Stack,
-        append_fraud_days,
-        read_env,
-        services_missing,
-        stack_env,
-        write_projects,
-    )
+def prepare_chain(stack: Any, api: Any, history: list[dt.date], clean_days: list[dt.date], history_rows: int,
+                  timeout: float = RUN_TIMEOUT) -> None:
+    """History and a first champion (not timed): ``history`` and ``clean_days`` written to the source with
+    ``history_rows`` rows each, the history ingested (queued runs) and featurized by the scheduler, a
+    triggered training that makes the first champion, whose announcement scores and monitors the newest
+    day; score and monitor unpaused; everything settled. ``clean_days`` are written only: unpausing ingest
+    makes the scheduler run the last complete interval (yesterday), so that day must hold data. Each wait
+    (the history settling, the training, the champion's runs settling) gets ``timeout`` seconds."""
+    from devkit.stack import append_fraud_days
 
-    if missing := services_missing():
-        raise RuntimeError(missing)
+    append_fraud_days(stack, dict.fromkeys([*history, *clean_days], "clean"), history_rows)
+    for dag_id in ("fraud__train", "fraud__features"):
+        api.unpause(dag_id)
+    for day in history:  # queued until ingest is unpaused
+        api.trigger("fraud__ingest", {"day": day.isoformat()})
+    api.unpause("fraud__ingest")
+    settle(api, timeout)
+    for dag_id in ("fraud__score", "fraud__monitor"):
+        api.unpause(dag_id)
+    train = api.trigger("fraud__train", {"day": history[-1].isoformat(), "hpo_trials": 1})
+    api.wait_run("fraud__train", train, timeout, describe=stack.logs)
+    settle(api, timeout)
+
+
+def run(quick: bool = False, rows: int | None = None, repeats: int | None = None) -> dict[str, Any]:
+    from bench.common import bench_stack
+
     rows = rows or (1_500 if quick else 100_000)
     repeats = repeats or (1 if quick else 2)
     history_rows = 1_500
-    base = Path(tempfile.mkdtemp(prefix="mlops-bench-alert-"))
-    env = stack_env(base / "home", base / "projects", db_prefix="mlopsbench",
-                    broker_db=str(services.redis_db("bench stack broker")),
-                    feast_db=str(services.redis_db("bench stack feast")))
-    env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode as deployed (see bench.common)
-    write_projects(base / "projects")
     began = time.monotonic()
-    up = subprocess.run([*STACK, "up", "--fresh", "--timeout", "420"], env=env, capture_output=True, text=True,
-                        timeout=600, cwd=REPO)
-    try:
-        if up.returncode != 0:
-            raise RuntimeError(f"stack up failed:\n{up.stdout[-3000:]}\n{up.stderr[-3000:]}")
-        stack = Stack(env=read_env(base / "home" / "stack" / "stack.env"), home=base / "home",
-                      projects=base / "projects")
-        api = AirflowApi(stack.api_url, stack.env["MLOPS_STACK_ADMIN_USER"], stack.env["MLOPS_STACK_ADMIN_PASSWORD"])
-        # Days: 9 clean history days, then the measured days, then yesterday: unpausing ingest makes the
-        # scheduler run the last complete interval (yesterday), so that day holds clean data too.
+    with bench_stack("alert", db_prefix="mlopsbench", redis_users=("bench stack broker", "bench stack feast")) as (stack, api):
+        # Days: 9 clean history days, then the measured days, then yesterday (clean, see prepare_chain).
         yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
         measured = [yesterday - dt.timedelta(days=repeats - n) for n in range(repeats)]
         history = [measured[0] - dt.timedelta(days=n) for n in range(9, 0, -1)]
-        append_fraud_days(stack, dict.fromkeys([*history, yesterday], "clean"), history_rows)
-        for dag_id in ("fraud__train", "fraud__features"):
-            api.unpause(dag_id)
-        for day in history:  # queued until ingest is unpaused
-            api.trigger("fraud__ingest", {"day": day.isoformat()})
-        api.unpause("fraud__ingest")
-        _settle(api)
-        for dag_id in ("fraud__score", "fraud__monitor"):
-            api.unpause(dag_id)
-        train = api.trigger("fraud__train", {"day": history[-1].isoformat(), "hpo_trials": 1})
-        api.wait_run("fraud__train", train, RUN_TIMEOUT, describe=stack.logs)
-        _settle(api)
+        prepare_chain(stack, api, history, [yesterday], history_rows)
         setup_seconds = round(time.monotonic() - began, 1)
         results = []
         for day in measured:
             results.append(measure_day(stack, api, day, rows))
-            _settle(api)
+            settle(api)
         return {"rows": rows, "history_rows": history_rows, "history_days": len(history), "workers": 2,
                 "setup_seconds": setup_seconds, "measurements": results,
                 "median_seconds_to_alert": round(median([r["seconds_to_alert"] for r in results]), 1)}
-    finally:
-        down = subprocess.run([*STACK, "down"], env=env, capture_output=True, text=True, timeout=180, cwd=REPO)
-        if down.returncode == 0:
-            shutil.rmtree(base, ignore_errors=True)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -142,6 +144,65 @@ def run_step(target: str, kwargs: dict[str, Any], env: dict[str, str], timeout: 
     result.setdefault("process_seconds", round(res["seconds"], 3))
     result.setdefault("process_cpu_seconds", res["cpu_seconds"])
     return result
+
+
+@contextlib.contextmanager
+def bench_stack(name: str, *, db_prefix: str, redis_users: tuple[str, str], workers: int | None = None,
+                worker_concurrency: int | None = None, project_overrides: dict[str, dict] | None = None,
+                up_timeout: float = 420):
+    """A fresh ``scripts/stack.py`` stack of a benchmark's own; yields ``(stack, api)``; always stopped.
+
+    Databases ``<db_prefix>_*``, the Redis db indexes of ``redis_users`` (broker, feast: users in
+    ``devkit/services.py``), free loopback ports, state under a temporary directory; ``workers`` Celery
+    workers of ``worker_concurrency`` task slots each (the stack's defaults when None); the bundled
+    projects with production sources (``devkit.stack.write_projects``, ``project_overrides`` applied).
+    However the block ends (an error, Ctrl-C, SIGTERM), ``stack.py down`` stops every process the stack
+    started (by the PIDs it recorded); the temporary directory is removed once they are all gone. A stack that would not start
+    raises with the end of its output.
+    """
+    import shutil
+
+    from devkit import services
+    from devkit.airflow_api import AirflowApi
+    from devkit.stack import STACK, Stack, read_env, services_missing, stack_env, write_projects
+
+    if missing := services_missing():
+        raise RuntimeError(missing)
+    base = Path(tempfile.mkdtemp(prefix=f"mlops-bench-{name}-"))
+    env = stack_env(base / "home", base / "projects", db_prefix=db_prefix,
+                    broker_db=str(services.redis_db(redis_users[0])), feast_db=str(services.redis_db(redis_users[1])))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)  # bytecode as deployed (see PYCACHE)
+    if workers is not None:
+        env["MLOPS_STACK_WORKERS"] = str(workers)
+    if worker_concurrency is not None:
+        env["MLOPS_STACK_WORKER_CONCURRENCY"] = str(worker_concurrency)
+    write_projects(base / "projects", project_overrides)
+    # A benchmark stopped with SIGTERM (kill PID, a CI timeout) unwinds like an error: the stack goes down.
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    try:
+        up = subprocess.run([*STACK, "up", "--fresh", "--timeout", str(up_timeout)], env=env, capture_output=True,
+                            text=True, timeout=up_timeout + 180, cwd=REPO)
+        if up.returncode != 0:
+            raise RuntimeError(f"stack up failed:\n{up.stdout[-3000:]}\n{up.stderr[-3000:]}")
+        stack = Stack(env=read_env(base / "home" / "stack" / "stack.env"), home=base / "home",
+                      projects=base / "projects")
+        api = AirflowApi(stack.api_url, stack.env["MLOPS_STACK_ADMIN_USER"], stack.env["MLOPS_STACK_ADMIN_PASSWORD"])
+        yield stack, api
+    finally:
+        try:
+            down = subprocess.run([*STACK, "down"], env=env, capture_output=True, text=True, timeout=180, cwd=REPO)
+            stopped, said = down.returncode == 0, down.stdout[-2000:] + down.stderr[-1000:]
+        except subprocess.TimeoutExpired as exc:
+            stopped, said = False, f"{exc}"
+        if stopped:
+            shutil.rmtree(base, ignore_errors=True)
+        else:  # never hide the benchmark's own error: say it, and where the PIDs are
+            print(f"[bench] stack down did not stop everything (state and pids/ kept in {base}):\n{said}",
+                  file=sys.stderr, flush=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def median(values: list[float]) -> float:

@@ -192,10 +192,51 @@ def score_md(r: dict[str, Any]) -> str:
     return out
 
 
+def stack_scale_md(r: dict[str, Any]) -> str:
+    phases = r["phases"]
+    rows = []
+    for p in phases:
+        spans = ", ".join(f"{x['dag_id'].split('__', 1)[1]} {fmt_s(x['seconds'])}" for x in p["runs"])
+        workers = sorted(p.get("worker_peak_tree_rss_mib", {}).items())
+        rows.append([f"{p['workers']} x {p['worker_concurrency']} slot(s)", f"**{fmt_s(p['wall_seconds'])}**", spans,
+                     p["score_shards"], f"{_mib(p['max_task_peak_rss_mib'])} ({p['max_task'] or '-'})",
+                     ", ".join(f"{n} {_mib(v)}" for n, v in workers) or "-",
+                     f"{fmt_s(p['setup_seconds'])} + load {fmt_s(p['load_seconds'])}"])
+    names = list(dict.fromkeys(k for p in phases for k in p["by_task"]))  # in the order the tasks ran
+    tasks = []
+    for name in names:
+        cells = []
+        for p in phases:
+            t = p["by_task"].get(name)
+            cells.append("-" if t is None else
+                         (f"{t['instances']} x, {fmt_s(t['seconds'])} (longest {fmt_s(t['max_seconds'])})"
+                          if t["instances"] > 1 else fmt_s(t["seconds"])) + f", {_mib(t['peak_rss_mib'])}")
+        tasks.append([name, *cells])
+    verdict = (f"Speed-up, one worker's wall time over two workers': **{fmt_ratio(r['speedup'])}** (target >= "
+               f"{r['target_speedup']:.1f}x); highest task peak RSS {_mib(r['max_task_peak_rss_mib'])} (limit "
+               f"{_mib(r['limit_mib'])}): {_met(r['target_met'])}." if r.get("speedup") is not None else
+               f"Highest task peak RSS {_mib(r['max_task_peak_rss_mib'])} (limit {_mib(r['limit_mib'])}); no "
+               "speed-up without both worker counts.")
+    return (f"Production stack (`scripts/stack.py`: CeleryExecutor, MLflow server, S3 endpoint), fraud project from "
+            f"PostgreSQL, one fresh stack per worker count. Setup, not timed: {r['history_days']} clean history days "
+            f"of {r['history_rows']:,} rows and a first champion, then one day of **{r['rows']:,} rows** copied into "
+            f"the source table (`runs.shard_rows` {r['shard_rows']:,}). t = 0 when its ingest run is triggered; the "
+            "end is the end of the monitor run the scheduler chained after it (ingest -> features -> score -> "
+            "monitor through asset events). Each worker has "
+            f"{r['worker_concurrency']} task slot(s). Peak RSS per task: `ru_maxrss` of the task process, pushed by "
+            "the operator's `post_execute` (XCom `peak_rss_mib`); per worker: its whole process tree, sampled.\n\n"
+            + _table(["workers", "t0 -> monitor done", "DAG runs (start..end)", "score shards",
+                      "max task peak RSS", "worker tree peak RSS", "setup (not timed)"], rows)
+            + "\n\nPer task (mapped instances summed): seconds, peak RSS.\n\n"
+            + _table(["task", *[f"{p['workers']} worker(s)" for p in phases]], tasks)
+            + f"\n\n{verdict}")
+
+
 SECTIONS = [("parse", "DAG parse", parse_md), ("drift", "Drift monitoring", drift_md),
             ("feature_store", "Feature store", feature_store_md), ("chain", "Nightly chain: orchestration overhead "
                                                                               "and scale", chain_md),
-            ("score", "Score stage: lockstep read and shards", score_md), ("alert", "Time to alert (production stack)", alert_md)]
+            ("score", "Score stage: lockstep read and shards", score_md), ("alert", "Time to alert (production stack)", alert_md),
+            ("stack_scale", "Scale-out on the stack: one worker vs two", stack_scale_md)]
 
 
 def _sections(block: str) -> dict[str, str]:

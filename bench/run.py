@@ -20,15 +20,21 @@ from typing import Any
 from bench import report
 from bench.common import REPO, machine
 
-BENCHMARKS = ("parse", "drift", "feature_store", "chain", "score", "alert")
+BENCHMARKS = ("parse", "drift", "feature_store", "chain", "score", "alert", "stack_scale")
+# Run only when named: two production stacks one after the other, about an hour at its 10M rows.
+DEFAULT = tuple(b for b in BENCHMARKS if b != "stack_scale")
 
 
 def _ints(text: str | None) -> list[int] | None:
     return [int(x.replace("_", "")) for x in text.split(",")] if text else None
 
 
+def _count(text: str) -> int:
+    return int(text.replace("_", "").replace(",", ""))
+
+
 def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    from bench import alert, chain, drift, feature_store, parse, score
+    from bench import alert, chain, drift, feature_store, parse, score, stack_scale
 
     if name == "parse":
         return parse.run(quick=args.quick, repeats=args.repeats, ref=args.parse_ref)
@@ -50,13 +56,18 @@ def run_one(name: str, args: argparse.Namespace) -> dict[str, Any]:
                          paper_shard_rows=args.paper_shard_rows)
     if name == "alert":
         return alert.run(quick=args.quick, rows=args.alert_rows, repeats=args.alert_repeats)
+    if name == "stack_scale":
+        return stack_scale.run(quick=args.quick, rows=args.stack_scale_rows, shard_rows=args.stack_scale_shard_rows,
+                               workers=_ints(args.stack_scale_workers), concurrency=args.stack_scale_concurrency,
+                               timeout=args.stack_scale_timeout, chunk_rows=args.stack_scale_chunk_rows)
     raise ValueError(name)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="small sizes: the whole set in minutes (smoke test)")
-    parser.add_argument("--only", default=",".join(BENCHMARKS), help=f"comma-separated subset of {BENCHMARKS}")
+    parser.add_argument("--only", default=",".join(DEFAULT),
+                        help=f"comma-separated subset of {BENCHMARKS} (default: all but stack_scale)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "results", help="where the JSON goes")
     parser.add_argument("--doc", type=Path, default=REPO / "docs" / "performance.md", help="markdown to update")
     parser.add_argument("--no-doc", action="store_true", help="write JSON only")
@@ -83,6 +94,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paper-shard-rows", type=int, default=2_000_000, help="score: shard size of the extrapolation")
     parser.add_argument("--alert-rows", type=int, help="alert: rows of each drifted day landed on the stack")
     parser.add_argument("--alert-repeats", type=int, help="alert: drifted days measured one after another")
+    parser.add_argument("--stack-scale-rows", type=_count, help="stack_scale: rows of the measured day "
+                        "(default 10,000,000; quick 200,000)")
+    parser.add_argument("--stack-scale-shard-rows", type=_count, help="stack_scale: the fraud project's "
+                        "runs.shard_rows (default a quarter of the day)")
+    parser.add_argument("--stack-scale-workers", default="1,2", help="stack_scale: worker counts, one fresh stack each "
+                        "(default 1,2; the speed-up needs both)")
+    parser.add_argument("--stack-scale-concurrency", type=int, default=1,
+                        help="stack_scale: task slots per Celery worker (default 1: a worker runs one task at a time)")
+    parser.add_argument("--stack-scale-timeout", type=float, help="stack_scale: seconds the measured chain may take "
+                        "(default max(1800, rows / 2000))")
+    parser.add_argument("--stack-scale-chunk-rows", type=_count, help="stack_scale: rows generated and copied into "
+                        "the source at a time (default 500,000)")
     args = parser.parse_args(argv)
 
     names = [n.strip() for n in args.only.split(",") if n.strip()]

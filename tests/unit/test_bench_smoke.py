@@ -140,3 +140,35 @@ def test_score_table_shows_before_after_shards_and_the_paper_extrapolation():
     assert "| 2 | 500 ms | 80.0 s | 10.0 s (700 MiB) | **50.0 s** |" in md
     assert "**differ**" in md and "Speed-up with 2 processes: **1.90x**" in md
     assert "50 shards of 2,000,000 rows = 4 waves" in md and "from the CPU seconds: a worker" in md
+
+
+def test_stack_scale_table_shows_walls_speedup_and_peak_memory_per_task():
+    from bench import report, stack_scale
+
+    assert stack_scale.default_shard_rows(10_000_000) == 2_500_000  # four shards: two waves on two workers
+    assert stack_scale.default_shard_rows(200_000) == 50_000 and stack_scale.default_shard_rows(2_000) == 1_000
+
+    def task(task_id, seconds, peak, map_index=-1, state="success"):
+        return {"task_id": task_id, "map_index": map_index, "state": state, "try_number": 1, "worker": "worker1",
+                "start_offset_seconds": 1.0, "seconds": seconds, "queued_seconds": 0.5, "peak_rss_mib": peak}
+
+    runs = [{"dag_id": "fraud__ingest", "run_id": "m", "run_type": "manual", "start_offset_seconds": 0.5,
+             "seconds": 20.0, "tasks": [task("wait_for_data", 1.0, None), task("extract", 10.0, 900.0)]},
+            {"dag_id": "fraud__score", "run_id": "a", "run_type": "asset_triggered", "start_offset_seconds": 30.0,
+             "seconds": 40.0, "tasks": [task("plan_shards", 2.0, 500.0),
+                                        *[task("score_shard", 10.0 + i, 1000.0 + i, i) for i in range(3)],
+                                        task("score", 3.0, None, state="failed")]}]
+    per_task = stack_scale.by_task(runs)
+    assert per_task["score.score_shard"] == {"instances": 3, "seconds": 33.0, "max_seconds": 12.0, "peak_rss_mib": 1002.0}
+    assert "score.score" not in per_task and per_task["ingest.wait_for_data"]["peak_rss_mib"] is None
+    phase = {"workers": 1, "worker_concurrency": 1, "setup_seconds": 300.0, "load_seconds": 12.0, "wall_seconds": 100.0,
+             "runs": runs, "by_task": per_task, "score_shards": 3, "max_task_peak_rss_mib": 1002.0,
+             "max_task": "score.score_shard[2]", "worker_peak_tree_rss_mib": {"worker1": 2500.0}}
+    md = report.stack_scale_md({"rows": 200_000, "shard_rows": 50_000, "worker_concurrency": 1, "history_days": 9,
+                                "history_rows": 1500, "phases": [phase, {**phase, "workers": 2, "wall_seconds": 60.0}],
+                                "speedup": 1.67, "target_speedup": 1.6, "max_task_peak_rss_mib": 1002.0,
+                                "limit_mib": 6144, "target_met": True})
+    assert "| 1 x 1 slot(s) | **100.0 s** | ingest 20.0 s, score 40.0 s | 3 | 1,002 MiB (score.score_shard[2]) |" in md
+    assert "| 2 x 1 slot(s) | **60.0 s** |" in md
+    assert "| score.score_shard | 3 x, 33.0 s (longest 12.0 s), 1,002 MiB | 3 x, 33.0 s (longest 12.0 s), 1,002 MiB |" in md
+    assert "**1.67x** (target >= 1.6x); highest task peak RSS 1,002 MiB (limit 6,144 MiB): met." in md

@@ -1,0 +1,228 @@
+"""Scale-out on the production stack: one large day through the whole chain with one Celery worker, then two.
+
+Issue 16: "a 10M-row day through the whole chain on the stack with one worker vs two workers (speed-up; on
+this 2-core machine the goal is >= 1.6x), every task < 6 GiB".
+
+For each worker count (1, then 2), on a fresh ``scripts/stack.py`` stack of its own (databases
+``mlopsscale_*``, Redis db indexes 5/6 from devkit/services.py, ``bench.common.bench_stack``), with
+``MLOPS_STACK_WORKERS`` workers of ``--stack-scale-concurrency`` task slots each (default 1: one worker is
+one task at a time, so two workers are two tasks at a time on the two cores; the stack's own default of 2
+slots per worker would let one worker run two shards at once already):
+
+* setup, not timed: the fraud project (PostgreSQL source) with ``runs.shard_rows`` set so the measured day
+  gets several shards; 9 clean history days and a first champion (``bench.alert.prepare_chain``, as the
+  time-to-alert benchmark does); then the measured day's ``rows`` records (and labels) are generated in
+  chunks and copied into the source tables (``devkit.stack.copy_fraud_day``: ``COPY``, bounded memory);
+* measured: t = 0 when ``fraud__ingest`` is triggered for that day (what the nightly schedule does); the
+  scheduler chains ingest -> ``fraud.validated`` -> features -> ``fraud.features`` -> score (mapped
+  ``score_shard`` tasks) -> ``fraud.predictions`` -> monitor; the end is the monitor run's end (REST API).
+  Every DAG run's span, every task instance's duration, queue wait and worker, and every task's peak
+  memory (XCom ``peak_rss_mib`` its operator pushes in ``post_execute``: ``ru_maxrss`` of the task
+  process) are read from the REST API; the workers' process trees are sampled for their peak RSS too.
+
+The speed-up is the one-worker wall time over the two-worker one. The default ``shard_rows`` is a
+quarter of the day: four shards, two waves on two workers (shards are whole Parquet row groups; ingest
+writes the records in groups of an eighth of ``shard_rows``).
+A run that fails or times out raises with every chain run's task states and the components' log tails;
+the stack is stopped (by the PIDs it recorded) however the measurement ends.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections import defaultdict
+from typing import Any
+
+from bench.alert import CHAIN, prepare_chain
+
+DEFAULT_ROWS = 10_000_000
+QUICK_ROWS = 200_000
+HISTORY_DAYS = 9
+HISTORY_ROWS = 1_500
+LIMIT_MIB = 6 * 1024  # every task below 6 GiB (issue 16)
+TARGET_SPEEDUP = 1.6
+SETUP_TIMEOUT = 1800  # one worker with one slot works through the history runs one task at a time
+
+
+def default_shard_rows(rows: int) -> int:
+    """A quarter of the day, at least the schema's minimum (1,000)."""
+    return max(1_000, rows // 4)
+
+
+def default_timeout(rows: int) -> float:
+    """Seconds the measured chain may take: 30 min, or 1 s per 2,000 rows (10M: 83 min) if more."""
+    return float(max(1_800, rows // 2_000))
+
+
+def _ts(value: str | None) -> float | None:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
+
+
+def _states(api: Any, dag_id: str, run_id: str) -> str:
+    tis = api.task_instances(dag_id, run_id)
+    return ", ".join(f"{t['task_id']}{'' if t['map_index'] < 0 else '[' + str(t['map_index']) + ']'}={t['state']}"
+                     f" (try {t['try_number']}, {t.get('hostname') or '-'})" for t in tis) or "no task instances"
+
+
+def chain_runs(api: Any, ingest_run: str, after: float) -> dict[str, dict[str, Any] | None]:
+    """The measured day's run of every chain DAG: the triggered ingest run, then the first run of each
+    downstream DAG queued after t = 0 (the scheduler starts them from the asset events)."""
+    found: dict[str, dict[str, Any] | None] = {CHAIN[0]: api.run(CHAIN[0], ingest_run)}
+    for dag_id in CHAIN[1:]:
+        found[dag_id] = next((r for r in api.runs(dag_id)
+                              if (_ts(r.get("queued_at") or r.get("start_date")) or 0) >= after - 1), None)
+    return found
+
+
+def wait_chain(stack: Any, api: Any, ingest_run: str, t0: float, timeout: float) -> dict[str, dict[str, Any]]:
+    """Until the chain's monitor run succeeded; a failed run of any chain DAG or the timeout raises at once,
+    naming every chain run's task states, with the components' log tails."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = chain_runs(api, ingest_run, t0)
+        failed = [(d, r) for d, r in runs.items() if r and r["state"] == "failed"]
+        done = runs[CHAIN[-1]] is not None and runs[CHAIN[-1]]["state"] == "success"
+        if done:
+            return runs  # type: ignore[return-value]
+        if failed or time.monotonic() > deadline:
+            what = (f"{', '.join(d for d, _ in failed)} failed" if failed
+                    else f"the chain did not finish within {timeout:.0f} s")
+            detail = "\n".join(
+                f"  {d}: " + (f"run {r['dag_run_id']} {r['state']}: {_states(api, d, r['dag_run_id'])}" if r
+                              else "no run yet") for d, r in runs.items())
+            raise RuntimeError(f"stack_scale: {what} ({time.time() - t0:.0f} s after the trigger):\n{detail}\n"
+                               f"{stack.logs()}")
+        time.sleep(3)
+
+
+def peak_rss(api: Any, dag_id: str, run_id: str, task_id: str, map_index: int) -> float | None:
+    """The XCom ``peak_rss_mib`` the task's operator pushed (None: not a provider operator, or no success)."""
+    import json
+
+    try:
+        entry = api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/peak_rss_mib",
+                        map_index=map_index)
+    except AssertionError:  # 404: no such XCom
+        return None
+    value = entry.get("value")
+    if isinstance(value, str):
+        value = json.loads(value)
+    return None if value is None else float(value)
+
+
+def describe_runs(api: Any, runs: dict[str, dict[str, Any]], t0: float) -> list[dict[str, Any]]:
+    """Each chain run's span and its task instances: duration, queue wait, worker, peak RSS."""
+    out = []
+    for dag_id, run in runs.items():
+        tasks = []
+        for ti in sorted(api.task_instances(dag_id, run["dag_run_id"]),
+                         key=lambda t: (_ts(t.get("start_date")) or float("inf"), t["map_index"])):
+            start, queued = _ts(ti.get("start_date")), _ts(ti.get("queued_when"))
+            tasks.append({
+                "task_id": ti["task_id"], "map_index": ti["map_index"], "state": ti["state"],
+                "try_number": ti["try_number"], "worker": ti.get("hostname"),
+                "start_offset_seconds": None if start is None else round(start - t0, 1),
+                "seconds": None if ti.get("duration") is None else round(ti["duration"], 1),
+                "queued_seconds": None if start is None or queued is None else round(start - queued, 1),
+                "peak_rss_mib": peak_rss(api, dag_id, run["dag_run_id"], ti["task_id"], ti["map_index"])
+                if ti["state"] == "success" else None,
+            })
+        start, end = _ts(run.get("start_date")), _ts(run.get("end_date"))
+        out.append({"dag_id": dag_id, "run_id": run["dag_run_id"], "run_type": run["run_type"],
+                    "start_offset_seconds": None if start is None else round(start - t0, 1),
+                    "seconds": None if start is None or end is None else round(end - start, 1), "tasks": tasks})
+    return out
+
+
+def by_task(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per ``dag.task`` (mapped instances together): instances, summed and longest seconds, highest peak RSS."""
+    acc: dict[str, dict[str, Any]] = defaultdict(lambda: {"instances": 0, "seconds": 0.0, "max_seconds": 0.0,
+                                                          "peak_rss_mib": None})
+    for run in runs:
+        for t in run["tasks"]:
+            if t["state"] != "success":
+                continue
+            a = acc[f"{run['dag_id'].split('__', 1)[1]}.{t['task_id']}"]
+            a["instances"] += 1
+            a["seconds"] = round(a["seconds"] + (t["seconds"] or 0), 1)
+            a["max_seconds"] = max(a["max_seconds"], t["seconds"] or 0)
+            if t["peak_rss_mib"] is not None:
+                a["peak_rss_mib"] = max(a["peak_rss_mib"] or 0, t["peak_rss_mib"])
+    return dict(acc)
+
+
+def measure(workers: int, *, rows: int, shard_rows: int, concurrency: int, timeout: float,
+            chunk_rows: int) -> dict[str, Any]:
+    """One fresh stack with ``workers`` workers: setup (not timed), load the day, time the chain."""
+    from bench.common import _TreeSampler, bench_stack
+    from devkit.stack import copy_fraud_day
+
+    began = time.monotonic()
+    with bench_stack(f"scale{workers}", db_prefix="mlopsscale",
+                     redis_users=("bench scale stack broker", "bench scale stack feast"), workers=workers,
+                     worker_concurrency=concurrency,
+                     project_overrides={"fraud": {"runs": {"shard_rows": shard_rows}}}) as (stack, api):
+        up_seconds = round(time.monotonic() - began, 1)
+        # Days: 9 clean history days, the measured day, then yesterday (clean, see prepare_chain).
+        yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+        day = yesterday - dt.timedelta(days=1)
+        history = [day - dt.timedelta(days=n) for n in range(HISTORY_DAYS, 0, -1)]
+        prepare_chain(stack, api, history, [yesterday], HISTORY_ROWS, timeout=SETUP_TIMEOUT)
+        setup_seconds = round(time.monotonic() - began, 1)
+        load = copy_fraud_day(stack, day, rows, chunk_rows=chunk_rows)
+        print(f"[stack_scale] {workers} worker(s): stack up {up_seconds} s, setup {setup_seconds} s, "
+              f"{rows:,} rows copied in {load['seconds']} s; triggering the ingest of {day}", flush=True)
+        pids = {f"worker{n}": stack.pid(f"worker{n}") for n in range(1, workers + 1)}
+        samplers = {name: _TreeSampler(pid, interval=0.5) for name, pid in pids.items() if pid}
+        for sampler in samplers.values():
+            sampler.start()
+        try:
+            t0 = time.time()
+            ingest_run = api.trigger(CHAIN[0], {"day": day.isoformat()})
+            runs = wait_chain(stack, api, ingest_run, t0, timeout)
+        finally:
+            for sampler in samplers.values():
+                sampler.stop()
+        wall = (_ts(runs[CHAIN[-1]]["end_date"]) or time.time()) - t0
+        detail = describe_runs(api, runs, t0)
+    tasks = [(f"{r['dag_id'].split('__', 1)[1]}.{t['task_id']}" + (f"[{t['map_index']}]" if t["map_index"] >= 0 else ""),
+              t["peak_rss_mib"]) for r in detail for t in r["tasks"] if t["peak_rss_mib"] is not None]
+    top = max(tasks, key=lambda x: x[1], default=(None, None))
+    shards = [t for r in detail for t in r["tasks"] if t["task_id"] == "score_shard" and t["map_index"] >= 0]
+    result = {
+        "workers": workers, "worker_concurrency": concurrency, "day": day.isoformat(),
+        "stack_up_seconds": up_seconds, "setup_seconds": setup_seconds, "load_seconds": load["seconds"],
+        "wall_seconds": round(wall, 1), "runs": detail, "by_task": by_task(detail),
+        "score_shards": len(shards), "workers_used": sorted({t["worker"] for r in detail for t in r["tasks"]
+                                                             if t["worker"]}),
+        "max_task_peak_rss_mib": top[1], "max_task": top[0],
+        "worker_peak_tree_rss_mib": {n: round(s.peak_tree / 2**20, 1) for n, s in samplers.items()},
+    }
+    print(f"[stack_scale] {workers} worker(s): t0 -> monitor done {result['wall_seconds']} s; "
+          + ", ".join(f"{r['dag_id'].split('__', 1)[1]} {r['seconds']} s" for r in detail)
+          + f"; {len(shards)} score shard(s); max task peak RSS {top[1]} MiB ({top[0]})", flush=True)
+    return result
+
+
+def run(quick: bool = False, rows: int | None = None, shard_rows: int | None = None,
+        workers: list[int] | None = None, concurrency: int | None = None, timeout: float | None = None,
+        chunk_rows: int | None = None) -> dict[str, Any]:
+    rows = rows or (QUICK_ROWS if quick else DEFAULT_ROWS)
+    shard_rows = shard_rows or default_shard_rows(rows)
+    workers = workers or [1, 2]
+    concurrency = concurrency or 1
+    timeout = timeout or default_timeout(rows)
+    phases = [measure(n, rows=rows, shard_rows=shard_rows, concurrency=concurrency, timeout=timeout,
+                      chunk_rows=chunk_rows or 500_000) for n in workers]
+    walls = {p["workers"]: p["wall_seconds"] for p in phases}
+    peaks = [p["max_task_peak_rss_mib"] for p in phases if p["max_task_peak_rss_mib"] is not None]
+    speedup = round(walls[1] / walls[2], 2) if 1 in walls and 2 in walls and walls[2] else None
+    top = max(peaks, default=None)
+    return {
+        "project": "fraud", "rows": rows, "shard_rows": shard_rows, "worker_concurrency": concurrency,
+        "history_days": HISTORY_DAYS, "history_rows": HISTORY_ROWS, "phases": phases,
+        "speedup": speedup, "target_speedup": TARGET_SPEEDUP, "max_task_peak_rss_mib": top,
+        "limit_mib": LIMIT_MIB, "under_limit": None if top is None else top < LIMIT_MIB,
+        "target_met": None if speedup is None or top is None else speedup >= TARGET_SPEEDUP and top < LIMIT_MIB,
+    }
