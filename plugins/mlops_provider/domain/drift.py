@@ -268,13 +268,40 @@ def _add_sums(a: list[int], b: list[int]) -> list[int]:
     return _canonical_sum((a[0] << (a[1] - lowest)) + (b[0] << (b[1] - lowest)), lowest)
 
 
-def _as_numbers(series: pd.Series) -> pd.Series:
-    """A numeric column as float64 with NaN for missing (nullable dtypes and unparsable values included)."""
+def _as_numbers(series: pd.Series) -> Any:
+    """A numeric column as a float64 array with NaN for missing (nullable dtypes and unparsable values included)."""
     import numpy as np
     import pandas as pd
 
+    if isinstance(series.dtype, np.dtype) and series.dtype.kind in "fiu":
+        return series.to_numpy(dtype="float64")
     values = pd.to_numeric(series, errors="coerce").astype("Float64")
-    return pd.Series(values.to_numpy(dtype="float64", na_value=np.nan), index=series.index, name=series.name)
+    return values.to_numpy(dtype="float64", na_value=np.nan)
+
+
+def _sample_keys(project: ProjectConfig, frame: pd.DataFrame, positions: Any, seed: int) -> Any:
+    """Each row's sample key: a keyed hash (SipHash, key from ``seed``) of its record id as a string.
+
+    Record ids read as strings (what the monitor stage passes) are hashed as they are, a missing one as
+    ``"None"``; other ids as their ``str``; without an id column, the row positions.
+    """
+    import numpy as np
+    import pandas as pd
+
+    ids = frame[project.record_id] if project.record_id in frame.columns else pd.Series(positions)
+    ids = ids.reset_index(drop=True)
+
+    def hashed(values: pd.Series) -> Any:
+        return pd.util.hash_pandas_object(values, index=False, hash_key=_hash_key(seed),
+                                          categorize=False).to_numpy(dtype=np.uint64)
+
+    if ids.dtype == object:
+        ids = ids.where(ids.notna(), "None")
+        try:
+            return hashed(ids)
+        except TypeError:  # not only strings: their str, as below (a string's str is itself)
+            pass
+    return hashed(ids.astype(str))
 
 
 def _statistic_kinds(project: ProjectConfig, frame: pd.DataFrame, columns: list[str],
@@ -306,30 +333,28 @@ def current_statistics(project: ProjectConfig, frame: pd.DataFrame, *, columns: 
     kinds = _statistic_kinds(project, frame, present, score_column)
     n = len(frame)
     positions = np.arange(start_row, start_row + n, dtype=np.int64)
-    ids = frame[project.record_id] if project.record_id in frame.columns else pd.Series(positions)
-    keys = pd.util.hash_pandas_object(ids.astype(str).reset_index(drop=True), index=False,
-                                      hash_key=_hash_key(seed)).to_numpy(dtype=np.uint64)
+    keys = _sample_keys(project, frame, positions, seed)
+    keep = np.lexsort((positions, keys))[:settings.sample_rows]
     stats: dict[str, dict[str, Any]] = {}
-    sample = pd.DataFrame(index=pd.RangeIndex(n))
+    sample = pd.DataFrame(index=pd.RangeIndex(len(keep)))
     for col in present:
         series = frame[col].reset_index(drop=True)
         entry: dict[str, Any] = {"kind": kinds[col], "missing": int(series.isna().sum())}
         if kinds[col] == "numerical":
             values = _as_numbers(series)
-            finite = values.to_numpy()[np.isfinite(values.to_numpy())]
-            entry.update(count=int(values.notna().sum()), sum=_exact_sum(finite),
+            finite = np.isfinite(values)
+            entry.update(count=int((~np.isnan(values)).sum()), sum=_exact_sum(values[finite]),
                          infinite=[int((values == np.inf).sum()), int((values == -np.inf).sum())])
             if col == score_column and settings.alert_threshold is not None:
                 entry["at_or_above_alert_threshold"] = int((values >= settings.alert_threshold).sum())
-            sample[col] = values
+            sample[col] = values[keep]
         else:
             entry["categories"] = {str(k): int(v) for k, v in sorted(_category_counts(series).items())}
-            sample[col] = _as_category_strings(series)
+            sample[col] = _as_category_strings(series.iloc[keep].reset_index(drop=True))
         stats[col] = entry
-    sample[SAMPLE_KEY], sample[SAMPLE_ROW] = keys, positions
-    keep = np.lexsort((positions, keys))[:settings.sample_rows]
+    sample[SAMPLE_KEY], sample[SAMPLE_ROW] = keys[keep], positions[keep]
     return {"rows": n, "seed": int(seed), "sample_rows": settings.sample_rows, "score_column": score_column,
-            "columns": stats, "sample": sample.iloc[keep].reset_index(drop=True)}
+            "columns": stats, "sample": sample}
 
 
 def _merge_column(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
@@ -353,6 +378,7 @@ def merge_statistics(parts: list[dict[str, Any]]) -> dict[str, Any]:
     Counts and sums add up; the sample keeps the ``sample_rows`` smallest keys of all parts, ties by row
     position: the result does not depend on how the day was split nor on the order of ``parts``.
     """
+    import numpy as np
     import pandas as pd
 
     if not parts:
@@ -372,9 +398,10 @@ def merge_statistics(parts: list[dict[str, Any]]) -> dict[str, Any]:
         columns = {c: _merge_column(columns[c], part["columns"][c]) for c in columns}
     samples = [p["sample"] for p in parts if len(p["sample"])] or [first["sample"]]
     sample = pd.concat(samples, ignore_index=True) if len(samples) > 1 else samples[0]
-    sample = sample.sort_values([SAMPLE_KEY, SAMPLE_ROW], kind="stable").head(first["sample_rows"])
+    keep = np.lexsort((sample[SAMPLE_ROW].to_numpy(), sample[SAMPLE_KEY].to_numpy()))[:first["sample_rows"]]
     return {**{k: first[k] for k in ("seed", "sample_rows", "score_column")},
-            "rows": sum(p["rows"] for p in parts), "columns": columns, "sample": sample.reset_index(drop=True)}
+            "rows": sum(p["rows"] for p in parts), "columns": columns,
+            "sample": sample.iloc[keep].reset_index(drop=True)}
 
 
 class _Current:

@@ -150,6 +150,8 @@ def _predictions_file(project: ProjectConfig, lake: Lake, day: dt.date) -> Any:
 def _statistics(project: ProjectConfig, lake: Lake, day: dt.date, row_groups: list[int] | None = None,
                 start_row: int = 0) -> dict[str, Any]:
     """The statistics of the day's monitored columns (of the row groups of one shard), batch by batch."""
+    import pyarrow as pa
+
     source = _predictions_file(project, lake, day)
     names = source.schema_arrow.names
     wanted = [*monitored_features(project), scoring.output_column(project.task)]
@@ -158,6 +160,10 @@ def _statistics(project: ProjectConfig, lake: Lake, day: dt.date, row_groups: li
     batch_rows = max(1, int(os.environ.get("MLOPS_MONITOR_BATCH_ROWS", MONITOR_BATCH_ROWS)))
     merged, row = None, start_row
     for batch in source.iter_batches(batch_size=batch_rows, columns=read, row_groups=groups):
+        if project.record_id in read and not pa.types.is_string(batch.schema.field(project.record_id).type):
+            # Ids as strings whatever their type and a batch's nulls (the sample key hashes them).
+            i = batch.schema.get_field_index(project.record_id)
+            batch = batch.set_column(i, project.record_id, batch.column(i).cast(pa.string()))
         part = drift.current_statistics(project, batch.to_pandas(), columns=wanted, seed=day.toordinal(),
                                         start_row=row)
         row += batch.num_rows
