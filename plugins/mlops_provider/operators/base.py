@@ -195,6 +195,9 @@ class MlopsBaseOperator(_PeakMemoryReport, _DomainErrorMapping, BaseOperator):
 class MlopsBaseBranchOperator(_PeakMemoryReport, _DomainErrorMapping, BaseBranchOperator):
     """Base of the provider's branching operators."""
 
+    def __init__(self, **kwargs: Any) -> None:  # as MlopsBaseOperator.__init__: mapped, inlets/outlets stay []
+        super().__init__(**kwargs)
+
 
 class ProjectBaseOperator(MlopsBaseOperator):
     """An operator working on one project's lake: ``project``, ``lake`` and ``reports`` built on first use.
