@@ -89,13 +89,15 @@ def measure_day(stack: Any, api: Any, day: dt.date, rows: int) -> dict[str, Any]
 
 
 def prepare_chain(stack: Any, api: Any, history: list[dt.date], clean_days: list[dt.date], history_rows: int,
-                  timeout: float = RUN_TIMEOUT) -> None:
+                  timeout: float = RUN_TIMEOUT, hpo_trials: int = 1) -> None:
     """History and a first champion (not timed): ``history`` and ``clean_days`` written to the source with
     ``history_rows`` rows each, the history ingested (queued runs) and featurized by the scheduler, a
     triggered training that makes the first champion, whose announcement scores and monitors the newest
     day; score and monitor unpaused; everything settled. ``clean_days`` are written only: unpausing ingest
     makes the scheduler run the last complete interval (yesterday), so that day must hold data. Each wait
-    (the history settling, the training, the champion's runs settling) gets ``timeout`` seconds."""
+    (the history settling, the training, the champion's runs settling) gets ``timeout`` seconds. A first
+    model that is not promoted (the promotion policy compares it with a linear baseline) raises: nothing
+    downstream would score or monitor."""
     from devkit.stack import append_fraud_days
 
     append_fraud_days(stack, dict.fromkeys([*history, *clean_days], "clean"), history_rows)
@@ -107,8 +109,13 @@ def prepare_chain(stack: Any, api: Any, history: list[dt.date], clean_days: list
     settle(api, timeout)
     for dag_id in ("fraud__score", "fraud__monitor"):
         api.unpause(dag_id)
-    train = api.trigger("fraud__train", {"day": history[-1].isoformat(), "hpo_trials": 1})
+    train = api.trigger("fraud__train", {"day": history[-1].isoformat(), "hpo_trials": hpo_trials})
     api.wait_run("fraud__train", train, timeout, describe=stack.logs)
+    from mlops_provider.io import model_store
+
+    if model_store.aliases(stack.mlflow(), "fraud_classifier").get(model_store.CHAMPION) is None:
+        raise RuntimeError(f"setup: the first training (run {train}) promoted no champion: see its promote task's "
+                           f"log (the baseline beat it?); more history rows ({history_rows:,} per day now) help")
     settle(api, timeout)
 
 
