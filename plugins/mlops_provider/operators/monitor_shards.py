@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_provider.operators.base import ProjectBaseOperator
 from mlops_provider.operators.common import json_safe
+from mlops_provider.operators.shards import PLANS_KEY, publish_plans
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-PLANS_KEY = "plans"
+__all__ = ["PLANS_KEY", "MonitorShardOperator", "PlanMonitorShardsOperator"]
 
 
 class PlanMonitorShardsOperator(ProjectBaseOperator):
@@ -42,8 +43,7 @@ class PlanMonitorShardsOperator(ProjectBaseOperator):
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         plans = {p["day"]: p for p in self.each_day(self.day, self._plan) if p}
-        context["ti"].xcom_push(key=PLANS_KEY, value=plans)
-        items = [{"day": day, "index": s["index"], "plan": plan} for day, plan in plans.items() for s in plan["shards"]]
+        items = publish_plans(context, plans)
         self.log.info("%s: %d sharded day(s), %d monitoring shard task(s)", self.project_name, len(plans), len(items))
         return items
 

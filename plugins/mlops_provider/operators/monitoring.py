@@ -46,8 +46,9 @@ class MonitorDriftOperator(MlflowBaseOperator):
     def _plan(self, day: str) -> dict[str, Any] | None:
         """The shard plan of ``day`` (``None``: the day was not split)."""
         from mlops_provider.domain.layout import as_date
+        from mlops_provider.operators.shards import plan_of
 
-        return self.plans.get(as_date(day).isoformat()) if isinstance(self.plans, dict) else None
+        return plan_of(self.plans, as_date(day).isoformat())
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.stages.monitor import drop_monitor_shards
