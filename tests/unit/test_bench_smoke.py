@@ -171,4 +171,4 @@ def test_stack_scale_table_shows_walls_speedup_and_peak_memory_per_task():
     assert "| 1 x 1 slot(s) | **100.0 s** | ingest 20.0 s, score 40.0 s | 3 | 1,002 MiB (score.score_shard[2]) |" in md
     assert "| 2 x 1 slot(s) | **60.0 s** |" in md
     assert "| score.score_shard | 3 x, 33.0 s (longest 12.0 s), 1,002 MiB | 3 x, 33.0 s (longest 12.0 s), 1,002 MiB |" in md
-    assert "**1.67x** (target >= 1.6x); highest task peak RSS 1,002 MiB (limit 6,144 MiB): met." in md
+    assert "**1.67x**, target >= 1.6x: met; highest task peak RSS 1,002 MiB, limit 6,144 MiB: met." in md
