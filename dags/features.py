@@ -35,9 +35,10 @@ for project in load_projects():
         plan = PlanFeatureShardsOperator(task_id="plan_shards", project_name=project.name, day=DAYS_TEMPLATE)
         shards = ComputeFeatureShardOperator.partial(task_id="compute_shard", project_name=project.name).expand(
             shard=plan.output)
-        # none_failed: runs when no day needed shards (the mapped task expanded to nothing and was skipped).
+        # none_failed_min_one_success: runs when no day needed shards (the mapped task expanded to nothing and
+        # was skipped, plan_shards succeeded); skipped with plan_shards (no champion yet: nothing to do).
         compute = ComputeFeaturesOperator(task_id="compute_features", project_name=project.name, day=DAYS_TEMPLATE,
-                                          plans=plan.output[PLANS_KEY], trigger_rule="none_failed")
+                                          plans=plan.output[PLANS_KEY], trigger_rule="none_failed_min_one_success")
         materialize = MaterializeFeaturesOperator(
             task_id="materialize", project_name=project.name, start=DAYS_TEMPLATE, end=DAYS_TEMPLATE,
             outlets=[project_assets.features],

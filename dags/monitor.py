@@ -42,9 +42,10 @@ for project in load_projects():
         plan = PlanMonitorShardsOperator(task_id="plan_shards", project_name=project.name, day=DAYS_TEMPLATE)
         shards = MonitorShardOperator.partial(task_id="monitor_shard", project_name=project.name).expand(
             shard=plan.output)
-        # none_failed: runs when no day needed shards (the mapped task expanded to nothing and was skipped).
+        # none_failed_min_one_success: runs when no day needed shards (the mapped task expanded to nothing and
+        # was skipped, plan_shards succeeded); skipped with plan_shards (no champion yet: nothing to do).
         monitor = MonitorDriftOperator(task_id="monitor", project_name=project.name, day=DAYS_TEMPLATE,
-                                       plans=plan.output[PLANS_KEY], trigger_rule="none_failed")
+                                       plans=plan.output[PLANS_KEY], trigger_rule="none_failed_min_one_success")
         # all_done: a monitor that failed on every try (an SMTP outage) after recording a retrain request
         # still has it announced; the task skips when nothing was requested.
         request_retrain = RequestRetrainOperator(task_id="request_retrain", monitor_task_id="monitor",

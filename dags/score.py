@@ -32,9 +32,10 @@ for project in load_projects():
     ) as dag:
         plan = PlanScoreShardsOperator(task_id="plan_shards", project_name=project.name, day=DAYS_TEMPLATE)
         shards = ScoreShardOperator.partial(task_id="score_shard", project_name=project.name).expand(shard=plan.output)
-        # none_failed: runs when no day needed shards (the mapped task expanded to nothing and was skipped).
+        # none_failed_min_one_success: runs when no day needed shards (the mapped task expanded to nothing and
+        # was skipped, plan_shards succeeded); skipped with plan_shards (no champion yet: nothing to do).
         score = ScoreDayOperator(task_id="score", project_name=project.name, day=DAYS_TEMPLATE,
-                                 plans=plan.output[PLANS_KEY], trigger_rule="none_failed",
+                                 plans=plan.output[PLANS_KEY], trigger_rule="none_failed_min_one_success",
                                  outlets=[project_assets.predictions])
         shards >> score
     globals()[dag.dag_id] = dag

@@ -104,7 +104,7 @@ def test_monitor_dag_computes_a_large_day_in_shards_before_the_monitor_task(dagb
         assert tasks["monitor_shard"].upstream_task_ids == {"plan_shards"}
         assert type(tasks["monitor_shard"]).__name__ == "MappedOperator"
         assert tasks["monitor"].upstream_task_ids == {"plan_shards", "monitor_shard"}
-        assert tasks["monitor"].trigger_rule == "none_failed"
+        assert tasks["monitor"].trigger_rule == "none_failed_min_one_success"
         assert tasks["request_retrain"].upstream_task_ids == {"monitor"}
         assert tasks["request_retrain"].trigger_rule == "all_done"
         assert tasks["request_retrain"].monitor_task_id == "monitor"
