@@ -1,6 +1,6 @@
 """Days larger than ``runs.shard_rows`` through the real DAGs with ``dag.test()`` (issue 16): the features DAG
 expands one ``compute_shard`` task per shard and commits the day's partitions, which equal the unsharded
-stage's; the score DAG scores through ``score_shard``; the chain (training, promotion, monitoring) runs on
+stage's; the score DAG scores through ``score_shard`` and the monitor DAG through ``monitor_shard``; the chain (training, promotion, monitoring) runs on
 top, as the scheduler chains it."""
 
 from __future__ import annotations
@@ -52,7 +52,9 @@ def test_every_run_succeeds_with_its_shards(run):
     scored = [r for r in sim.results if r.dag_id.endswith("__score") and r.ok]
     assert scored and all(r.tasks["score_shard"] == "success" for r in scored)
     assert all(r.returns["score"]["shards"] >= 1 and r.returns["score"]["rows"] == ROWS for r in scored)
-    assert any(r.dag_id.endswith("__monitor") and r.ok for r in sim.results)
+    monitored = [r for r in sim.results if r.dag_id.endswith("__monitor")]
+    assert monitored and all(r.ok and r.tasks["monitor_shard"] == "success" for r in monitored)
+    assert all(r.returns["monitor"]["kind"] for r in monitored)
 
 
 def test_sharded_partitions_equal_the_unsharded_stage(run):
