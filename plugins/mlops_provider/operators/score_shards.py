@@ -48,21 +48,10 @@ class PlanScoreShardsOperator(ScoreBatchOperator):
         return items
 
     def _plan(self, day: str) -> dict[str, Any] | None:
-        import pyarrow.parquet as pq
-
-        from mlops_provider.domain.layout import records_table
         from mlops_provider.stages.score import plan_score_shards
 
-        shard_rows = int(self.shard_rows or self.project.runs["shard_rows"])
-        table = records_table(self.project)
-        if not self.lake.exists(table, day):
-            return None  # the score task names the missing partition
-        rows = pq.ParquetFile(self.lake.partition_path(table, day), filesystem=self.lake.fs).metadata.num_rows
-        if rows <= shard_rows:
-            self.log.info("%s %s: %d records <= runs.shard_rows %d: scored in one task", self.project_name, day,
-                          rows, shard_rows)
-            return None
-        return plan_score_shards(self.project, lake=self.lake, day=day, shard_rows=shard_rows,
+        return plan_score_shards(self.project, lake=self.lake, day=day,
+                                 shard_rows=int(self.shard_rows or self.project.runs["shard_rows"]),
                                  tracking_uri=self.mlflow_hook.tracking_uri, registry_uri=self.mlflow_hook.registry_uri)
 
 

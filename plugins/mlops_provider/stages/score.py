@@ -251,15 +251,28 @@ STAGE = "predictions"
 
 
 def plan_score_shards(project: ProjectConfig, *, lake: Lake, day: str | dt.date, shard_rows: int, tracking_uri: str,
-                      registry_uri: str | None = None) -> dict[str, Any]:
+                      registry_uri: str | None = None) -> dict[str, Any] | None:
     """Split the day's records into shards of whole row groups of about ``shard_rows`` rows; pin the versions.
 
+    ``None``: the day is scored in one task (:func:`run_score`), because it has at most ``shard_rows``
+    records or no records partition at all (:func:`run_score` then names the missing partition).
     Every shard scores with the versions pinned here, so a promotion while the shards run never mixes
     versions within the day's partition. The plan is JSON (an XCom): each shard is ``{"index", "row_groups",
     "start_row", "rows"}``.
     """
+    import pyarrow.parquet as pq
+
     day = as_date(day)
-    meta = _records_file(project, lake, day).metadata
+    table = records_table(project)
+    if not lake.exists(table, day):
+        log.info("%s %s: no validated records partition %s: left to the one-task scoring, which names it",
+                 project.name, day, lake.uri(lake.partition_path(table, day)))
+        return None
+    meta = pq.ParquetFile(lake.partition_path(table, day), filesystem=lake.fs).metadata
+    if meta.num_rows <= shard_rows:
+        log.info("%s %s: %d records <= runs.shard_rows %d: scored in one task", project.name, day, meta.num_rows,
+                 shard_rows)
+        return None
     versions = model_store.resolve_versions(project.model_name, tracking_uri=tracking_uri, registry_uri=registry_uri)
     shards = row_group_shards([meta.row_group(i).num_rows for i in range(meta.num_row_groups)], shard_rows)
     log.info("%s %s: %d records in %d row groups -> %d shard(s) of about %d rows", project.name, day,

@@ -99,3 +99,16 @@ def test_commit_refuses_a_day_with_a_missing_shard_and_leaves_the_partition(worl
     if before is not None:
         assert _predictions(world).equals(before)
     lake.delete_dir(f"_shards/{project.name}")
+
+
+def test_a_day_that_fits_one_task_or_has_no_records_gets_no_plan(world):
+    import datetime as dt
+
+    from mlops_provider.stages.score import plan_score_shards
+
+    project, lake, uri = (world[k] for k in ("project", "lake", "uri"))
+    assert plan_score_shards(project, lake=lake, day=SCORE_DAY, shard_rows=ROWS, tracking_uri=uri) is None
+    assert plan_score_shards(project, lake=lake, day=SCORE_DAY, shard_rows=ROWS - 1, tracking_uri=uri) is not None
+    # No records partition: no plan either; the one-task scoring names the missing partition.
+    assert plan_score_shards(project, lake=lake, day=SCORE_DAY + dt.timedelta(days=1), shard_rows=1,
+                             tracking_uri=uri) is None
