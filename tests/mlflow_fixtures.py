@@ -42,13 +42,16 @@ def mlflow_home(tmp_path_factory, name: str):
         yield home, load_project("fraud"), paths.mlflow_tracking_uri()
 
 
-def train_and_register(project, frame: pd.DataFrame, run_id: str, *, tracking_uri: str, hpo_trials: int, **kwargs):
-    """The train stage on ``frame`` (FEATURES, CATEGORICAL, no dataset sources), its run tagged ``run_id``."""
+def train_and_register(project, frame: pd.DataFrame, run_id: str, *, tracking_uri: str, hpo_trials: int,
+                       run_tags: dict | None = None, dataset_sources: list[str] | None = None, **kwargs):
+    """The train stage on ``frame`` (FEATURES, CATEGORICAL), its run tagged ``run_id`` (and ``run_tags``);
+    no dataset sources unless given."""
     from mlops_provider.stages import train as training
 
     return training.train_and_register(project, frame, feature_columns=FEATURES, categorical_columns=CATEGORICAL,
-                                       tracking_uri=tracking_uri, dataset_sources=[], hpo_trials=hpo_trials,
-                                       run_tags={"airflow_run_id": run_id}, **kwargs)
+                                       tracking_uri=tracking_uri, dataset_sources=list(dataset_sources or []),
+                                       hpo_trials=hpo_trials, run_tags={"airflow_run_id": run_id, **(run_tags or {})},
+                                       **kwargs)
 
 
 def without_aliases(client, *aliases: str):

@@ -5,24 +5,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import numpy as np
-import pandas as pd
 import pytest
 from mlops_provider.stages.promote import evaluate
 
-from devkit.datagen import fraud
-
-FEATURES = ["amount", "amount_vs_customer_mean", "hour", "merchant_category", "channel", "country", "device", "card_present"]
-CATEGORICAL = ["merchant_category", "channel", "country", "device"]
-START = dt.date(2024, 3, 1)
-
-
-def fraud_frame(days: int = 8, rows: int = 3000, start: dt.date = START) -> pd.DataFrame:
-    """What the feature stage hands to training: raw columns plus one customer-level aggregate."""
-    df = pd.concat([fraud.generate(start + dt.timedelta(days=i), rows) for i in range(days)], ignore_index=True)
-    df["amount_vs_customer_mean"] = np.log(df["amount"] / df.groupby("customer_id")["amount"].transform("mean"))
-    df["hour"] = df["event_timestamp"].dt.hour
-    return df
+from tests.mlflow_fixtures import FEATURES, MODEL, START, fraud_frame, mlflow_home, train_and_register
 
 
 def sources(days: int = 8, start: dt.date = START) -> list[str]:
@@ -45,20 +31,18 @@ RUN_TAGS = {
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
     """One trained and registered model in a fresh MLflow SQLite store (shared by this module's tests)."""
-    from mlops_provider.config import paths
-    from mlops_provider.config.project import load_project
-    from mlops_provider.stages import train as training
-
-    home = tmp_path_factory.mktemp("train") / "mlops"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_HOME", str(home))
-        project = load_project("fraud")
+    with mlflow_home(tmp_path_factory, "train") as (home, project, uri):
         frame = fraud_frame()
-        result = training.train_and_register(
-            project, frame, feature_columns=FEATURES, categorical_columns=CATEGORICAL,
-            tracking_uri=paths.mlflow_tracking_uri(), run_tags=RUN_TAGS, dataset_sources=sources(), hpo_trials=2,
-        )
-        yield {"project": project, "frame": frame, "result": result, "uri": paths.mlflow_tracking_uri(), "home": home}
+        result = train_and_register(project, frame, RUN_TAGS["airflow_run_id"], tracking_uri=uri, hpo_trials=2,
+                                    run_tags=RUN_TAGS, dataset_sources=sources())
+        yield {"project": project, "frame": frame, "result": result, "uri": uri, "home": home}
+
+
+def retrain(store):
+    """The store's training again, as a retry (try 2) of the same Airflow run."""
+    return train_and_register(store["project"], store["frame"], RUN_TAGS["airflow_run_id"], tracking_uri=store["uri"],
+                              hpo_trials=2, run_tags={**RUN_TAGS, "airflow_try_number": "2"},
+                              dataset_sources=sources())
 
 
 def test_time_split_uses_most_recent_days_for_holdout(fraud_project):
@@ -159,52 +143,41 @@ def test_version_is_challenger_with_tags_and_loads_back(store):
 
     client = model_store.client_for(store["uri"])
     result = store["result"]
-    assert model_store.aliases(client, "fraud_classifier")["challenger"] == "1"
-    mv = client.get_model_version("fraud_classifier", "1")
+    assert model_store.aliases(client, MODEL)["challenger"] == "1"
+    mv = client.get_model_version(MODEL, "1")
     assert mv.tags["run_id"] == result["run_id"]
     assert mv.tags["config_hash"] == store["project"].config_hash()
     assert float(mv.tags["baseline_pr_auc"]) == pytest.approx(result["baseline_metrics"]["pr_auc"])
     assert mv.tags["airflow_run_id"] == RUN_TAGS["airflow_run_id"]
     # The registered model scores the holdout exactly as training measured it.
     holdout = model_store.load_holdout(client, result["run_id"])
-    again = evaluate("models:/fraud_classifier/1", holdout, "is_fraud", 0.5, tracking_uri=store["uri"])
+    again = evaluate(f"models:/{MODEL}/1", holdout, "is_fraud", 0.5, tracking_uri=store["uri"])
     assert again["pr_auc"] == pytest.approx(result["metrics"]["pr_auc"])
 
 
 def test_retry_of_same_airflow_run_registers_nothing_new(store, monkeypatch):
     from mlops_provider.io import model_store
-    from mlops_provider.stages import train as training
 
     monkeypatch.setenv("MLOPS_HOME", str(store["home"]))
     client = model_store.client_for(store["uri"])
     runs_before = len(client.search_runs([store["result"]["experiment_id"]]))
-    again = training.train_and_register(
-        store["project"], store["frame"], feature_columns=FEATURES, categorical_columns=CATEGORICAL,
-        tracking_uri=store["uri"], run_tags={**RUN_TAGS, "airflow_try_number": "2"}, dataset_sources=sources(),
-        hpo_trials=2,
-    )
+    again = retrain(store)
     assert again["reused"] and again["version"] == "1" and again["run_id"] == store["result"]["run_id"]
     assert again["metrics"]["pr_auc"] == pytest.approx(store["result"]["metrics"]["pr_auc"])
-    assert len(client.search_model_versions("name = 'fraud_classifier'")) == 1
+    assert len(client.search_model_versions(f"name = '{MODEL}'")) == 1
     assert len(client.search_runs([store["result"]["experiment_id"]])) == runs_before
-
 
 
 def test_retry_after_a_kill_between_registration_and_alias_sets_the_challenger(store, monkeypatch):
     """The version was registered but the worker died before aliasing it: the retry reuses it and aliases it."""
     from mlops_provider.io import model_store
-    from mlops_provider.stages import train as training
 
     monkeypatch.setenv("MLOPS_HOME", str(store["home"]))
     client = model_store.client_for(store["uri"])
-    client.delete_registered_model_alias("fraud_classifier", "challenger")
+    client.delete_registered_model_alias(MODEL, "challenger")
     try:
-        again = training.train_and_register(
-            store["project"], store["frame"], feature_columns=FEATURES, categorical_columns=CATEGORICAL,
-            tracking_uri=store["uri"], run_tags={**RUN_TAGS, "airflow_try_number": "2"}, dataset_sources=sources(),
-            hpo_trials=2,
-        )
+        again = retrain(store)
         assert again["reused"] and again["version"] == "1"
-        assert model_store.aliases(client, "fraud_classifier")["challenger"] == "1"
+        assert model_store.aliases(client, MODEL)["challenger"] == "1"
     finally:
-        client.set_registered_model_alias("fraud_classifier", "challenger", "1")
+        client.set_registered_model_alias(MODEL, "challenger", "1")
