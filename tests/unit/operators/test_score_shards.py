@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from tests.shard_worlds import in_row_groups
 from tests.unit.operators.support import DAYS, ROWS, asset, task_context
 
 
 def test_a_day_above_shard_rows_is_scored_in_shards_like_one_task(pipeline):
-    import pyarrow as pa
     from mlops_provider.io.lake import Lake
     from mlops_provider.operators.score_shards import (
         PLANS_KEY,
@@ -20,10 +20,8 @@ def test_a_day_above_shard_rows_is_scored_in_shards_like_one_task(pipeline):
     from mlops_provider.operators.scoring import ScoreBatchOperator
 
     lake, day = Lake(), DAYS[-3].isoformat()
-    records = lake.read_arrow("fraud/records", day)
     # The same rows in row groups of 250 (a big day's ingest writes many): shards of whole row groups.
-    lake.write("fraud/records", day, records.to_batches(max_chunksize=250))
-    try:
+    with in_row_groups(lake, "fraud/records", day, 250):
         ScoreBatchOperator(task_id="score", project_name="fraud", day=day).execute(task_context())
         expected = lake.read("fraud/predictions", day)
 
@@ -49,5 +47,3 @@ def test_a_day_above_shard_rows_is_scored_in_shards_like_one_task(pipeline):
         assert none["ti"].xcom[PLANS_KEY] == {}
         alone = ScoreDayOperator(task_id="score", project_name="fraud", day=day, plans={}).execute(task_context())
         assert "shards" not in alone and alone["rows"] == ROWS
-    finally:
-        lake.write("fraud/records", day, pa.Table.from_batches(records.to_batches()))

@@ -6,48 +6,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.stages.test_tasks import (
-    CATEGORICAL,
-    FEATURES,
-    SCORE_DAY,
-    FeatureStore,
-    project_for,
-    synthetic,
-)
+from tests.shard_worlds import champion_world
+from tests.unit.stages.test_tasks import SCORE_DAY
 
 ROWS, GROUP_ROWS = 2600, 400  # 7 row groups
 
 
 @pytest.fixture(scope="module", params=["binary", "multiclass"])
 def world(request, tmp_path_factory):
-    import pyarrow as pa
-    from mlops_provider.config import paths
-    from mlops_provider.domain.layout import records_table
-    from mlops_provider.io import model_store
-    from mlops_provider.io.lake import Lake
-    from mlops_provider.stages import train as training
-    from mlops_provider.stages.promote import gate_and_promote
-
-    task = request.param
-    root = tmp_path_factory.mktemp(f"shards-{task}")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_HOME", str(root / "mlops"))
-        mp.setenv("MLOPS_SCORE_BATCH_ROWS", "300")  # batches that straddle row groups and shards
-        project = project_for(task, root)
-        uri = paths.mlflow_tracking_uri()
-        client = model_store.client_for(uri)
-        common = dict(feature_columns=FEATURES, categorical_columns=CATEGORICAL, tracking_uri=uri, dataset_sources=[],
-                      hpo_trials=1)
-        training.train_and_register(project, synthetic(task, 6, 300), run_tags={"airflow_run_id": "a"}, **common)
-        gate_and_promote(project, client)
-        second = training.train_and_register(project, synthetic(task, 6, 300, seed=5), run_tags={"airflow_run_id": "b"},
-                                             seed=3, **common)
-        client.set_registered_model_alias(project.model_name, "challenger", second["version"])
-        lake, reports = Lake((root / "lake").as_uri()), Lake((root / "reports").as_uri())
-        day = synthetic(task, 1, ROWS, start=SCORE_DAY, seed=11)
-        table = pa.Table.from_pandas(day.drop(columns=["target"]), preserve_index=False)
-        lake.write(records_table(project), SCORE_DAY, table.to_batches(max_chunksize=GROUP_ROWS))
-        yield {"project": project, "lake": lake, "reports": reports, "store": FeatureStore(day), "uri": uri}
+    # Batches that straddle row groups and shards; a challenger to shadow-score.
+    with champion_world(tmp_path_factory, request.param, "shards", rows=ROWS, group_rows=GROUP_ROWS, challenger=True,
+                        env={"MLOPS_SCORE_BATCH_ROWS": "300"}) as built:
+        yield built
 
 
 def _predictions(world):
