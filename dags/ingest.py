@@ -5,6 +5,13 @@ One DAG per ML project (`<project>__ingest`). Each run extracts exactly its data
 project's source into staging, then validates it with the project's suite
 (`include/expectations/<project>.suite.json`):
 
+A batch larger than the project's `runs.shard_rows` is validated in shards: `plan_shards` splits the
+staged file into whole row groups, `validate_shard` (dynamic task mapping, one task per shard, on
+whichever workers are free) checks each shard against the expectations decided value by value, and
+`validate` merges their results with the expectations that need the whole batch (row count,
+uniqueness, means, `mostly` thresholds), run once on the columns they name. A smaller batch is
+validated by `validate` alone (`validate_shard` then has no instance and shows as skipped). Either way:
+
 * **pass** - the batch is published atomically to the lake partition `<project>/records/dt=YYYY-MM-DD`
   and the `<project>.validated` asset event triggers the features DAG;
 * **fail** - the batch is moved to `_quarantine/<project>/dt=.../<run_id>/` with its validation result,
@@ -33,7 +40,13 @@ from airflow.sdk import DAG, Param
 from mlops_provider.config.project import load_projects
 from mlops_provider.dag_factory import INTERVAL_DAY_TEMPLATE as DAY
 from mlops_provider.dag_factory import assets, dag_kwargs
-from mlops_provider.operators.ingest import IngestOperator, ValidateBatchOperator
+from mlops_provider.operators.ingest import (
+    IngestOperator,
+    PlanValidationShardsOperator,
+    ValidateBatchOperator,
+    ValidateShardOperator,
+)
+from mlops_provider.operators.shards import PLANS_KEY
 from mlops_provider.sensors.source import SourceDataSensor
 from mlops_provider.timetables import DataIntervalTimetable
 
@@ -46,8 +59,15 @@ for project in load_projects():
     ) as dag:
         wait_for_data = SourceDataSensor(task_id="wait_for_data", project_name=project.name, day=DAY)
         extract = IngestOperator(task_id="extract", project_name=project.name, day=DAY)
+        plan = PlanValidationShardsOperator(task_id="plan_shards", project_name=project.name, day=DAY)
+        shards = ValidateShardOperator.partial(task_id="validate_shard", project_name=project.name).expand(
+            shard=plan.output)
+        # none_failed_min_one_success: runs when the batch fits one task (validate_shard expanded to nothing and
+        # was skipped); skipped with the whole run when wait_for_data skipped.
         validate = ValidateBatchOperator(
-            task_id="validate", project_name=project.name, day=DAY, outlets=[assets(project).validated]
+            task_id="validate", project_name=project.name, day=DAY, plans=plan.output[PLANS_KEY],
+            outlets=[assets(project).validated], trigger_rule="none_failed_min_one_success",
         )
-        wait_for_data >> extract >> validate
+        wait_for_data >> extract >> plan
+        shards >> validate
     globals()[dag.dag_id] = dag

@@ -41,7 +41,7 @@ def _render(dag, *, logical_date=None, data_interval=None, run_after, day=None) 
     if logical_date is not None:  # the task runner only sets these keys when the run has a logical date
         context.update(logical_date=logical_date, data_interval_start=data_interval.start,
                        data_interval_end=data_interval.end)
-    return {t.task_id: t.render_template(t.day, context) for t in dag.tasks}
+    return {t.task_id: t.render_template(t.day, context) for t in dag.tasks if hasattr(t, "day")}
 
 
 def test_scheduled_run_ingests_the_day_of_its_logical_date(ingest_dag, timetable):
@@ -56,7 +56,7 @@ def test_scheduled_run_ingests_the_day_of_its_logical_date(ingest_dag, timetable
     assert (info.logical_date, info.data_interval.start, info.run_after) == (day, day, day + dt.timedelta(days=1))
     rendered = _render(ingest_dag, logical_date=info.logical_date, data_interval=info.data_interval,
                        run_after=info.run_after)
-    assert rendered == {"wait_for_data": "2024-01-05", "extract": "2024-01-05", "validate": "2024-01-05"}
+    assert rendered == {"wait_for_data": "2024-01-05", "extract": "2024-01-05", "plan_shards": "2024-01-05", "validate": "2024-01-05"}
 
 
 def test_dags_test_with_a_date_ingests_that_date(ingest_dag, timetable):
@@ -67,17 +67,17 @@ def test_dags_test_with_a_date_ingests_that_date(ingest_dag, timetable):
     assert (interval.start, interval.end) == (logical - dt.timedelta(days=1), logical)
     rendered = _render(ingest_dag, logical_date=logical, data_interval=interval,
                        run_after=dt.datetime(2026, 11, 23, 18, 13, tzinfo=UTC))
-    assert rendered == {"wait_for_data": "2024-01-05", "extract": "2024-01-05", "validate": "2024-01-05"}
+    assert rendered == {"wait_for_data": "2024-01-05", "extract": "2024-01-05", "plan_shards": "2024-01-05", "validate": "2024-01-05"}
 
 
 def test_run_without_logical_date_ingests_the_last_complete_day(ingest_dag):
     rendered = _render(ingest_dag, run_after=dt.datetime(2024, 1, 6, 9, 30, tzinfo=UTC))
-    assert rendered == {"wait_for_data": "2024-01-05", "extract": "2024-01-05", "validate": "2024-01-05"}
+    assert rendered == {"wait_for_data": "2024-01-05", "extract": "2024-01-05", "plan_shards": "2024-01-05", "validate": "2024-01-05"}
 
 
 def test_day_param_wins(ingest_dag, timetable):
     logical = dt.datetime(2024, 1, 5, tzinfo=UTC)
     rendered = _render(ingest_dag, logical_date=logical, data_interval=timetable.infer_manual_data_interval(
         run_after=logical), run_after=logical, day="2023-12-24")
-    assert rendered == {"wait_for_data": "2023-12-24", "extract": "2023-12-24", "validate": "2023-12-24"}
+    assert rendered == {"wait_for_data": "2023-12-24", "extract": "2023-12-24", "plan_shards": "2023-12-24", "validate": "2023-12-24"}
     assert _render(ingest_dag, run_after=logical, day="2023-12-24")["extract"] == "2023-12-24"

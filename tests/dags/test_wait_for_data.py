@@ -98,7 +98,8 @@ def test_a_day_not_landed_yet_waits_then_is_ingested_once_it_lands(ingest, mlops
     lander.join()
     states = _states(dag_run)
     assert str(getattr(dag_run.state, "value", dag_run.state)) == "success", states
-    assert states == {"wait_for_data": ("success", 1), "extract": ("success", 1), "validate": ("success", 1)}
+    assert states == {"wait_for_data": ("success", 1), "extract": ("success", 1), "plan_shards": ("success", 1),
+                      "validate_shard": ("skipped", 0), "validate": ("success", 1)}
     assert _reschedules(dag_run.dag_id, dag_run.run_id) >= 2, "it looked, found nothing and was rescheduled"
     assert _emails(mlops_home) == [], "waiting is not a failure: nobody is emailed"
 
@@ -132,6 +133,7 @@ def test_a_wait_that_runs_out_before_the_deadline_skips_without_paging(ingest, m
     dag_run = _run(ingest, today)
     states = _states(dag_run)
     assert str(getattr(dag_run.state, "value", dag_run.state)) == "success", states
-    assert states == {"wait_for_data": ("skipped", 1), "extract": ("skipped", 0), "validate": ("skipped", 0)}
+    assert states == {"wait_for_data": ("skipped", 1), "extract": ("skipped", 0), "plan_shards": ("skipped", 0),
+                      "validate_shard": ("skipped", 0), "validate": ("skipped", 0)}
     assert _reschedules(dag_run.dag_id, dag_run.run_id) >= 1
     assert _emails(mlops_home) == []

@@ -265,6 +265,12 @@ class Lake:
             raise
         return self.uri(full)
 
+    def file_exists(self, path: str) -> bool:
+        """Whether the auxiliary file ``path`` (relative to the root, as :meth:`write_bytes` takes it) exists."""
+        import pyarrow.fs as pafs
+
+        return self.fs.get_file_info(f"{self.root}/{path}").type == pafs.FileType.File
+
     def read_bytes(self, path: str) -> bytes:
         with self.fs.open_input_stream(f"{self.root}/{path}") as src:
             return src.read()

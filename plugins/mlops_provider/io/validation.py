@@ -306,17 +306,12 @@ def publish_data_docs(project: ProjectConfig, reports: Lake, run_name: str, page
     return uri
 
 
-def validate_frame(project: ProjectConfig, frame: pd.DataFrame, *, interval_start, interval_end,
-                   run_name: str, reports: Lake | None = None) -> ValidationOutcome:
-    """Run the project's suite on ``frame`` and build this run's Data Docs (:func:`data_docs_dir`).
+def _run_suite(project: ProjectConfig, frame: pd.DataFrame, expectations: list[dict[str, Any]], *, interval_start,
+               interval_end, run_name: str, reports: Lake | None) -> tuple[dict[str, Any], str | None]:
+    """Run ``expectations`` (suite JSON entries) on ``frame`` in an ephemeral GX context; build the run's Data Docs.
 
-    With ``reports`` (the report store) the run's Data Docs page is published there too
-    (:func:`publish_data_docs`) and ``data_docs_url`` is its URI in the store; without, the local page's.
-
-    The GX context is ephemeral (suite, batch definition, checkpoint and result live in memory): a
-    file-mode context shared by concurrent validations (two workers, two days of one backfill) made one
-    of them fail with GX's ``CheckpointRelatedResourcesFreshnessError`` ("ValidationDefinition ... has
-    changed since it has last been saved"). Nothing but the run's own Data Docs site touches the disk.
+    Returns GX's validation result as JSON and the URI of the run's Data Docs page (published to
+    ``reports`` when given, else the local page).
     """
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -333,12 +328,10 @@ def validate_frame(project: ProjectConfig, frame: pd.DataFrame, *, interval_star
     asset = context.data_sources.add_pandas("mlops").add_dataframe_asset(f"{project.name}_records")
     batch_def = asset.add_batch_definition_whole_dataframe("batch")
     suite_dict = load_suite_dict(project)
-    expectations = [
-        ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e.get("meta", {})).to_domain_obj()
-        for e in suite_dict["expectations"]
-    ]
+    configs = [ExpectationConfiguration(type=e["type"], kwargs=e["kwargs"], meta=e.get("meta", {})).to_domain_obj()
+               for e in expectations]
     suite = context.suites.add(
-        gx.ExpectationSuite(name=suite_dict["name"], meta=suite_dict.get("meta", {}), expectations=expectations)
+        gx.ExpectationSuite(name=suite_dict["name"], meta=suite_dict.get("meta", {}), expectations=configs)
     )
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=suite.name, data=batch_def,
                                                                             suite=suite))
@@ -353,18 +346,158 @@ def validate_frame(project: ProjectConfig, frame: pd.DataFrame, *, interval_star
         run_id=gx.RunIdentifier(run_name=run_name),
     )
     (identifier, run_result), = result.run_results.items()
-    as_dict = run_result.to_json_dict()
-    described = [_describe_failure(r) for r in as_dict["results"] if not r["success"]]
-    failed = [line for line, error in described if not error]
-    errors = [line for line, error in described if error]
     docs = context.get_docs_sites_urls(resource_identifier=identifier, site_name="mlops")
     docs_url = docs[0]["site_url"] if docs else None
     if docs_url and reports is not None:
         docs_url = publish_data_docs(project, reports, run_name, docs_url)
+    return run_result.to_json_dict(), docs_url
+
+
+def outcome_of(result: dict[str, Any], data_docs_url: str | None) -> ValidationOutcome:
+    """The verdict of a validation result (GX's JSON, or :func:`merge_results`' of a batch checked in shards)."""
+    described = [_describe_failure(r) for r in result["results"] if not r["success"]]
     return ValidationOutcome(
-        success=bool(run_result.success), failed=failed, errors=errors, statistics=as_dict.get("statistics", {}),
-        result=as_dict, data_docs_url=docs_url,
+        success=bool(result["success"]), failed=[line for line, error in described if not error],
+        errors=[line for line, error in described if error], statistics=result.get("statistics", {}),
+        result=result, data_docs_url=data_docs_url,
     )
+
+
+def validate_frame(project: ProjectConfig, frame: pd.DataFrame, *, interval_start, interval_end,
+                   run_name: str, reports: Lake | None = None,
+                   expectations: list[dict[str, Any]] | None = None) -> ValidationOutcome:
+    """Run the project's suite (or the given part of it) on ``frame`` and build this run's Data Docs
+    (:func:`data_docs_dir`).
+
+    With ``reports`` (the report store) the run's Data Docs page is published there too
+    (:func:`publish_data_docs`) and ``data_docs_url`` is its URI in the store; without, the local page's.
+
+    The GX context is ephemeral (suite, batch definition, checkpoint and result live in memory): a
+    file-mode context shared by concurrent validations (two workers, two days of one backfill) made one
+    of them fail with GX's ``CheckpointRelatedResourcesFreshnessError`` ("ValidationDefinition ... has
+    changed since it has last been saved"). Nothing but the run's own Data Docs site touches the disk.
+    """
+    if expectations is None:
+        expectations = load_suite_dict(project)["expectations"]
+    result, docs_url = _run_suite(project, frame, expectations, interval_start=interval_start,
+                                  interval_end=interval_end, run_name=run_name, reports=reports)
+    return outcome_of(result, docs_url)
+
+
+# -- a batch checked in shards ------------------------------------------------------------------------
+#
+# A large batch is validated by several tasks, each on whole row groups of the staged file. A shard can
+# check alone what every shard sees whole (the batch's columns) and what is decided value by value (a
+# value outside its set, a null where none may be), as long as no ``mostly`` threshold applies to the
+# whole batch: the batch passes such an expectation when every shard passes it, and its unexpected
+# values add up. The rest (row counts, uniqueness, means, quantiles, ``mostly``, order) needs the
+# whole batch and runs once, in the gate, on only the columns it names.
+
+#: Table-shape expectations: every shard has the batch's columns.
+_SCHEMA_EXPECTATIONS = frozenset({
+    "expect_column_to_exist", "expect_column_type_to_be", "expect_table_column_count_to_equal",
+    "expect_table_column_count_to_be_between", "expect_table_columns_to_match_set",
+    "expect_table_columns_to_match_ordered_list",
+})
+#: Map expectations whose per-value verdict depends on the other values (the whole column's).
+_WHOLE_COLUMN_MAP_METRICS = frozenset({
+    "column_values.unique", "compound_columns.unique", "column_values.increasing", "column_values.decreasing",
+    "column_values.z_score.under_threshold", "column_values.not_outliers",
+})
+
+
+def checked_per_shard(expectation: dict[str, Any]) -> bool:
+    """Whether a shard of the batch can check ``expectation`` (a suite JSON entry) on its own rows."""
+    from great_expectations.expectations.expectation import (
+        ColumnMapExpectation,
+        ColumnPairMapExpectation,
+        MulticolumnMapExpectation,
+    )
+    from great_expectations.expectations.registry import get_expectation_impl
+
+    kind, kwargs = expectation["type"], expectation.get("kwargs", {})
+    if kind in _SCHEMA_EXPECTATIONS:
+        return True
+    impl = get_expectation_impl(kind)
+    if not issubclass(impl, (ColumnMapExpectation, ColumnPairMapExpectation, MulticolumnMapExpectation)):
+        return False
+    metric = getattr(impl, "map_metric", None)
+    mostly = kwargs.get("mostly")
+    return metric is not None and metric not in _WHOLE_COLUMN_MAP_METRICS and (mostly is None or mostly >= 1)
+
+
+def split_suite(project: ProjectConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The suite's expectations a shard checks alone, and those the whole batch needs (suite order kept)."""
+    expectations = load_suite_dict(project)["expectations"]
+    return ([e for e in expectations if checked_per_shard(e)], [e for e in expectations if not checked_per_shard(e)])
+
+
+def columns_named(expectations: list[dict[str, Any]]) -> list[str]:
+    """The columns ``expectations`` name (``column``, ``column_A``/``column_B``, ``column_list``), in order."""
+    named: list[str] = []
+    for e in expectations:
+        kwargs = e.get("kwargs", {})
+        for value in (kwargs.get("column"), kwargs.get("column_A"), kwargs.get("column_B"),
+                      *(kwargs.get("column_list") or [])):
+            if value is not None and value not in named:
+                named.append(value)
+    return named
+
+
+def _merge_one(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One expectation's result over the whole batch from its results on each shard (same expectation)."""
+    merged = dict(results[0])
+    merged["success"] = all(r["success"] for r in results)
+    raised = next((r for r in results if _raised(r) is not None), None)
+    if raised is not None:
+        merged["exception_info"] = raised["exception_info"]
+    details = [r.get("result") or {} for r in results]
+    if not any("element_count" in d for d in details):
+        # A table-shape check: every shard observed the same columns; show a failing shard's observation.
+        merged["result"] = next((r.get("result") for r in results if not r["success"]), details[0])
+        return merged
+    out = dict(details[0])
+    for key in ("element_count", "unexpected_count", "missing_count"):
+        if any(key in d for d in details):
+            out[key] = sum(int(d.get(key) or 0) for d in details)
+    total, missing, unexpected = out.get("element_count", 0), out.get("missing_count", 0), out.get("unexpected_count", 0)
+    nonmissing = total - missing
+    if "missing_count" in out:
+        out["missing_percent"] = 100.0 * missing / total if total else None
+        out["unexpected_percent_total"] = 100.0 * unexpected / total if total else None
+        out["unexpected_percent_nonmissing"] = 100.0 * unexpected / nonmissing if nonmissing else None
+    out["unexpected_percent"] = (100.0 * unexpected / (nonmissing if "missing_count" in out else total)
+                                 if (nonmissing if "missing_count" in out else total) else None)
+    out["partial_unexpected_list"] = [v for d in details for v in d.get("partial_unexpected_list") or []][:20]
+    counts: dict[str, dict[str, Any]] = {}
+    for d in details:
+        for item in d.get("partial_unexpected_counts") or []:
+            key = json.dumps(item["value"], default=str, sort_keys=True)
+            counts.setdefault(key, {"value": item["value"], "count": 0})["count"] += int(item["count"])
+    out["partial_unexpected_counts"] = sorted(counts.values(), key=lambda c: -c["count"])[:20]
+    out.pop("partial_unexpected_index_list", None)  # row positions within a shard, not the batch
+    merged["result"] = out
+    return merged
+
+
+def merge_results(per_shard: list[dict[str, Any]], whole_batch: dict[str, Any] | None) -> dict[str, Any]:
+    """One validation result for a batch checked in shards: each per-shard expectation merged over the
+    shards (:func:`_merge_one`), then the whole-batch run's results. Shape and statistics as GX's;
+    ``meta.shards`` counts the shards.
+    """
+    results = [_merge_one([shard["results"][i] for shard in per_shard])
+               for i in range(len(per_shard[0]["results"]))] if per_shard else []
+    results += list((whole_batch or {}).get("results", []))
+    passed = sum(1 for r in results if r["success"])
+    base = whole_batch or per_shard[0]
+    return {
+        "success": passed == len(results), "results": results, "suite_name": base.get("suite_name"),
+        "suite_parameters": base.get("suite_parameters", {}),
+        "statistics": {"evaluated_expectations": len(results), "successful_expectations": passed,
+                       "unsuccessful_expectations": len(results) - passed,
+                       "success_percent": 100.0 * passed / len(results) if results else None},
+        "meta": {**base.get("meta", {}), "shards": len(per_shard)},
+    }
 
 
 def write_suites() -> list[Path]:

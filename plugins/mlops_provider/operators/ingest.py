@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_provider.links.artifacts import ValidationReportLink, report_link
 from mlops_provider.operators.base import ProjectBaseOperator
+from mlops_provider.operators.common import int_or_none
+from mlops_provider.operators.shards import plan_of, publish_plans
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -81,28 +83,88 @@ class IngestOperator(ProjectBaseOperator):
         return summary
 
 
+class PlanValidationShardsOperator(ProjectBaseOperator):
+    """Plan the validation shards of a staged batch of more than ``shard_rows`` rows.
+
+    Returns one item per shard for the mapped :class:`ValidateShardOperator` (an empty list when the batch
+    fits one task) and pushes ``{day: plan}`` under the XCom key ``plans``
+    (:mod:`mlops_provider.operators.shards`).
+
+    :param shard_rows: rows per shard; default the project's ``runs.shard_rows``.
+    """
+
+    template_fields: Sequence[str] = ("project_name", "day", "shard_rows")
+    ui_color = "#fdf2e8"
+
+    def __init__(self, *, day: str, shard_rows: int | str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.day = day
+        self.shard_rows = shard_rows
+
+    def execute(self, context: Context) -> list[dict[str, Any]]:
+        from mlops_provider.stages.ingest import plan_validation_shards
+
+        shard_rows = int_or_none(self.shard_rows) or int(self.project.runs["shard_rows"])
+        plans = {p["day"]: p for p in self.each_day(
+            self.day, lambda day: plan_validation_shards(self.project, self.lake, day, shard_rows)) if p}
+        items = publish_plans(context, plans)
+        self.log.info("%s: %d batch(es) validated in shards, %d shard task(s)", self.project_name, len(plans),
+                      len(items))
+        return items
+
+
+class ValidateShardOperator(ProjectBaseOperator):
+    """Check one shard of a staged batch (``shard``: an item of :class:`PlanValidationShardsOperator`).
+
+    Findings do not fail this task: the ``validate`` gate decides over every shard and quarantines the
+    whole batch. The Validation report link opens this shard's Data Docs page.
+    """
+
+    template_fields: Sequence[str] = ("project_name", "shard")
+    operator_extra_links = (ValidationReportLink(),)
+    ui_color = "#fdf2e8"
+
+    def __init__(self, *, shard: dict[str, Any], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.shard = shard
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from mlops_provider.stages.ingest import validate_shard
+
+        plan, index = self.shard["plan"], int(self.shard["index"])
+        self.log.info("%s %s: validation shard %d of %d (%d rows)", self.project_name, plan["day"], index + 1,
+                      len(plan["shards"]), plan["shards"][index]["rows"])
+        summary = validate_shard(self.project, self.lake, self.reports, plan, index, run_id=context["run_id"])
+        if summary.get("data_docs"):
+            ValidationReportLink.persist(context, url=report_link(self.reports, summary["data_docs"]))
+        return summary
+
+
 class ValidateBatchOperator(ProjectBaseOperator):
     """Run the Great Expectations suite on the staged batch; publish it, or quarantine it and fail.
 
     On success the ``outlets`` asset event carries ``{"day": ..., "partition": ..., "rows": ...}`` for
     downstream DAGs. A failed suite fails the task without retries (the batch is quarantined; the
-    validation report link shows why).
+    validation report link shows why). A batch planned in shards (``plans``: the XCom ``plans`` of
+    :class:`PlanValidationShardsOperator`) is decided from its shards' results.
     """
 
-    template_fields: Sequence[str] = ("project_name", "day")
+    template_fields: Sequence[str] = ("project_name", "day", "plans")
     operator_extra_links = (ValidationReportLink(),)
     ui_color = "#fdf2e8"
 
-    def __init__(self, *, day: str, **kwargs: Any) -> None:
+    def __init__(self, *, day: str, plans: Any = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.day = day
+        self.plans = plans
 
     def execute(self, context: Context) -> dict[str, Any]:
         from mlops_provider.exceptions import DataValidationError
         from mlops_provider.stages.ingest import gate_day
 
         try:
-            summary = gate_day(self.project, self.lake, self.reports, self.day, run_id=context["run_id"])
+            summary = gate_day(self.project, self.lake, self.reports, self.day, run_id=context["run_id"],
+                               plan=plan_of(self.plans, self.day))
         except DataValidationError as exc:
             # The Data Docs page (in the report store, served by the report view) shows the failed expectations
             # with their unexpected values.

@@ -31,8 +31,8 @@ from mlops_provider.domain.layout import (  # noqa: F401 (re-exported)
     staging_labels_table,
     staging_table,
 )
-from mlops_provider.domain.shards import row_group_rows
-from mlops_provider.exceptions import DataValidationError, SourceError
+from mlops_provider.domain.shards import row_group_rows, staging_dir
+from mlops_provider.exceptions import DataValidationError, MlopsError, SourceError
 from mlops_provider.io.lake import Lake
 from mlops_provider.io.sources import OversizedFileError, ReadSpec, SourceMismatchError, UnreadableBatchError
 
@@ -82,7 +82,9 @@ def stage_day(project: ProjectConfig, lake: Lake, source: Any, day: dt.date | st
         labels, label_names = source.read_labels(day, day, spec)
     except UnreadableBatchError as exc:
         raise _quarantine_unreadable(project, lake, day, run_id, exc) from exc
-    staged = lake.write(staging_table(project), day, records)
+    # Row groups of an eighth of a shard: a large batch is validated in shards of whole row groups.
+    staged = lake.write(staging_table(project), day, records,
+                        row_group_rows=row_group_rows(int(project.runs["shard_rows"])))
     summary: dict[str, Any] = {"day": day.isoformat(), "rows": records.num_rows, "staged": staged, "sources": names}
     if labels is not None:
         summary["labels"] = {"rows": labels.num_rows, "staged": lake.write(staging_labels_table(project), day, labels),
@@ -111,17 +113,17 @@ def _feed_labels(project: ProjectConfig, staged: pa.Table) -> pa.Table:
     return labels.filter(pc.is_valid(labels.column(project.label_column)))
 
 
-def _publish(project: ProjectConfig, lake: Lake, day: dt.date, records: pa.Table,
-             staged_labels: pa.Table | None) -> tuple[pa.Table, dict[str, Any]]:
-    """Publish the labels the day's gate releases; return the records to publish (without an in-record label)."""
+def _publish_labels(project: ProjectConfig, lake: Lake, day: dt.date, label_columns: pa.Table,
+                    staged_labels: pa.Table | None) -> dict[str, Any]:
+    """Publish the labels the day's gate releases (``label_columns``: the records' id, label and event time)."""
     published: dict[str, Any] = {}
     if not project.labels_in_record:
         if staged_labels is not None:
             labels = _feed_labels(project, staged_labels)
             published[day.isoformat()] = {"rows": labels.num_rows, "partition": lake.write(labels_table(project), day, labels)}
-        return records, published
+        return published
     delay = dt.timedelta(days=project.label_delay_days)
-    held = _held_labels(project, records)
+    held = _held_labels(project, label_columns)
     lake.write(held_labels_table(project), day, held)
     # The labels that become known today: those of the records of day - delay (held when that day passed).
     if lake.exists(held_labels_table(project), day - delay):
@@ -132,24 +134,44 @@ def _publish(project: ProjectConfig, lake: Lake, day: dt.date, records: pa.Table
     if delay and lake.exists(records_table(project), day + delay):
         arrival = day + delay
         published[arrival.isoformat()] = {"rows": held.num_rows, "partition": lake.write(labels_table(project), arrival, held)}
-    return records.drop_columns([project.label_column]), published
+    return published
 
 
-def gate_day(project: ProjectConfig, lake: Lake, reports: Lake, day: dt.date | str, *, run_id: str) -> dict[str, Any]:
-    """Validate the staged batch (and staged labels); publish them, or quarantine them and raise DataValidationError."""
-    from mlops_provider.io.validation import check_labels, validate_frame
+def _published_columns(project: ProjectConfig, columns: list[str]) -> list[str]:
+    """The staged columns the records partition keeps (an in-record label is published as labels instead)."""
+    return [c for c in columns if not (project.labels_in_record and c == project.label_column)]
+
+
+def gate_day(project: ProjectConfig, lake: Lake, reports: Lake, day: dt.date | str, *, run_id: str,
+             plan: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Validate the staged batch (and staged labels); publish them, or quarantine them and raise DataValidationError.
+
+    With ``plan`` (:func:`plan_validation_shards`) the per-value expectations were checked by the shards
+    (:func:`validate_shard`): the gate merges their results, runs the expectations that need the whole
+    batch on the columns they name, and publishes the records by row groups (never the whole batch at once).
+    """
+    import pyarrow.parquet as pq
+
+    from mlops_provider.io.validation import check_labels
 
     day = as_date(day)
     if not lake.exists(staging_table(project), day):
         raise SourceError(f"{project.name} {day}: no staged batch at {lake.partition_path(staging_table(project), day)};"
                           " run the ingest task first")
-    table = lake.read_arrow(staging_table(project), day)
+    staged = pq.ParquetFile(lake.partition_path(staging_table(project), day), filesystem=lake.fs)
+    columns, rows = staged.schema_arrow.names, staged.metadata.num_rows
     staged_labels = (lake.read_arrow(staging_labels_table(project), day)
                      if lake.exists(staging_labels_table(project), day) else None)
-    start = dt.datetime.combine(day, dt.time())
-    end = start + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
-    outcome = validate_frame(project, table.to_pandas(), interval_start=start, interval_end=end, run_name=run_id,
-                             reports=reports)
+    start, end = _interval(day)
+    table = None
+    if plan is None:
+        from mlops_provider.io.validation import validate_frame
+
+        table = lake.read_arrow(staging_table(project), day)
+        outcome = validate_frame(project, table.to_pandas(), interval_start=start, interval_end=end, run_name=run_id,
+                                 reports=reports)
+    else:
+        outcome = _merged_outcome(project, lake, reports, plan, rows=rows, columns=columns, run_id=run_id)
     label_failures = check_labels(project, staged_labels.to_pandas(), interval_end=end) if staged_labels is not None else []
     success = outcome.success and not label_failures
     failed = outcome.failed + label_failures
@@ -162,31 +184,156 @@ def gate_day(project: ProjectConfig, lake: Lake, reports: Lake, day: dt.date | s
         json.dumps(result, indent=2, default=str).encode(),
     )
     summary: dict[str, Any] = {
-        "day": day.isoformat(), "success": success, "rows": table.num_rows,
+        "day": day.isoformat(), "success": success, "rows": rows,
         "evaluated": outcome.statistics.get("evaluated_expectations"),
         "failed": failed, "result": result_uri, "data_docs": outcome.data_docs_url,
     }
+    if plan is not None:
+        summary["shards"] = len(plan["shards"])
     if outcome.errors:
         summary["check_errors"] = outcome.errors
-    if success:
-        records, published = _publish(project, lake, day, table, staged_labels)
-        # Row groups of an eighth of a shard: a large day splits into shards of about runs.shard_rows.
-        summary["partition"] = lake.write(records_table(project), day, records,
-                                          row_group_rows=row_group_rows(int(project.runs["shard_rows"])))
-        if published:
-            summary["labels"] = published
-        lake.delete(staging_table(project), day)
-        lake.delete(staging_labels_table(project), day)
-        log.info("%s %s: %d rows passed %s expectations -> %s%s", project.name, day, table.num_rows,
-                 summary["evaluated"], summary["partition"],
-                 "".join(f"; {p['rows']} labels -> {p['partition']}" for p in published.values()))
-        return summary
+    if not success:
+        lake.delete_dir(staging_dir(project, VALIDATION_STAGE, day))
+        _quarantine(project, lake, day, run_id, columns=columns, staged_labels=staged_labels, outcome=outcome,
+                    label_failures=label_failures, summary=summary, result=result)
+    label_columns = (table if table is not None else
+                     lake.read_arrow(staging_table(project), day,
+                                     columns=[project.record_id, project.label_column, project.event_timestamp])
+                     if project.labels_in_record else None)
+    published = _publish_labels(project, lake, day, label_columns, staged_labels)
+    kept = _published_columns(project, columns)
+    group_rows = row_group_rows(int(project.runs["shard_rows"]))
+    if table is not None:
+        records: Any = table.select(kept)
+    else:
+        # Streamed row group by row group: the gate never holds the whole batch.
+        records = (batch for batch in staged.iter_batches(batch_size=group_rows, columns=kept))
+    # Row groups of an eighth of a shard: a large day splits into shards of about runs.shard_rows.
+    summary["partition"] = lake.write(records_table(project), day, records, row_group_rows=group_rows,
+                                      schema=staged.schema_arrow.empty_table().select(kept).schema)
+    if published:
+        summary["labels"] = published
+    lake.delete(staging_table(project), day)
+    lake.delete(staging_labels_table(project), day)
+    lake.delete_dir(staging_dir(project, VALIDATION_STAGE, day))
+    log.info("%s %s: %d rows passed %s expectations -> %s%s", project.name, day, rows, summary["evaluated"],
+             summary["partition"], "".join(f"; {p['rows']} labels -> {p['partition']}" for p in published.values()))
+    return summary
 
-    _quarantine(project, lake, day, run_id, table=table, staged_labels=staged_labels, outcome=outcome,
-                label_failures=label_failures, summary=summary, result=result)
+
+def _interval(day: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """The day's data interval as the suite's ``interval_start`` / ``interval_end`` parameters (both included)."""
+    start = dt.datetime.combine(day, dt.time())
+    return start, start + dt.timedelta(days=1) - dt.timedelta(microseconds=1)
 
 
-def _quarantine(project: ProjectConfig, lake: Lake, day: dt.date, run_id: str, *, table: Any, staged_labels: Any,
+# -- a large batch validated in shards --------------------------------------------------------------
+VALIDATION_STAGE = "validation"
+
+
+def plan_validation_shards(project: ProjectConfig, lake: Lake, day: str | dt.date,
+                           shard_rows: int) -> dict[str, Any] | None:
+    """Split the staged batch into shards of whole row groups of about ``shard_rows`` rows (``None``: one task)."""
+    import pyarrow.parquet as pq
+
+    from mlops_provider.domain.shards import new_plan_id, row_group_shards
+
+    day = as_date(day)
+    if not lake.exists(staging_table(project), day):
+        raise SourceError(f"{project.name} {day}: no staged batch at {lake.partition_path(staging_table(project), day)};"
+                          " run the ingest task first")
+    meta = pq.ParquetFile(lake.partition_path(staging_table(project), day), filesystem=lake.fs).metadata
+    if meta.num_rows <= shard_rows:
+        log.info("%s %s: %d staged rows <= runs.shard_rows %d: validated in one task", project.name, day,
+                 meta.num_rows, shard_rows)
+        return None
+    shards = row_group_shards([meta.row_group(i).num_rows for i in range(meta.num_row_groups)], shard_rows)
+    log.info("%s %s: %d staged rows -> %d validation shard(s) of whole row groups", project.name, day,
+             meta.num_rows, len(shards))
+    return {"day": day.isoformat(), "plan_id": new_plan_id(), "rows": meta.num_rows, "shards": shards}
+
+
+def _shard_result_path(project: ProjectConfig, plan: dict[str, Any], index: int) -> str:
+    from mlops_provider.domain.shards import staging_dir
+
+    return f"{staging_dir(project, VALIDATION_STAGE, as_date(plan['day']))}/{plan['plan_id']}/{index:05d}.json"
+
+
+def _shard_run_name(run_id: str, index: int) -> str:
+    return f"{run_id}-shard-{index:05d}"
+
+
+def validate_shard(project: ProjectConfig, lake: Lake, reports: Lake, plan: dict[str, Any], index: int, *,
+                   run_id: str) -> dict[str, Any]:
+    """Check shard ``index`` of ``plan`` against the expectations a shard checks alone; stage its result.
+
+    Findings do not fail the shard: the gate decides over every shard (and quarantines the whole batch).
+    The result (GX's JSON and the shard's Data Docs page) is replaced whole on a retry.
+    """
+    import pyarrow.parquet as pq
+
+    from mlops_provider.io.validation import split_suite, validate_frame
+
+    day, shard = as_date(plan["day"]), plan["shards"][index]
+    source = pq.ParquetFile(lake.partition_path(staging_table(project), day), filesystem=lake.fs)
+    frame = source.read_row_groups(shard["row_groups"]).to_pandas()
+    per_shard, _ = split_suite(project)
+    start, end = _interval(day)
+    outcome = validate_frame(project, frame, interval_start=start, interval_end=end,
+                             run_name=_shard_run_name(run_id, index), reports=reports, expectations=per_shard)
+    lake.write_bytes(_shard_result_path(project, plan, index), json.dumps(
+        {"index": index, "rows": len(frame), "result": outcome.result, "data_docs": outcome.data_docs_url},
+        default=str).encode())
+    level = logging.INFO if outcome.success else logging.WARNING
+    log.log(level, "%s %s: validation shard %d of %d (%d rows, %d expectations): %s", project.name, day, index + 1,
+            len(plan["shards"]), len(frame), len(per_shard),
+            "passed" if outcome.success else "; ".join(outcome.failed + outcome.errors))
+    return {"index": index, "rows": len(frame), "success": outcome.success, "failed": outcome.failed,
+            "data_docs": outcome.data_docs_url}
+
+
+def _merged_outcome(project: ProjectConfig, lake: Lake, reports: Lake, plan: dict[str, Any], *, rows: int,
+                    columns: list[str], run_id: str) -> Any:
+    """The whole batch's verdict: every shard's result merged with the whole-batch expectations' run."""
+    import pandas as pd
+
+    from mlops_provider.io.validation import (
+        columns_named,
+        merge_results,
+        outcome_of,
+        split_suite,
+        validate_frame,
+    )
+
+    day = as_date(plan["day"])
+    paths_ = [_shard_result_path(project, plan, s["index"]) for s in plan["shards"]]
+    missing = [p for p in paths_ if not lake.file_exists(p)]
+    if missing:
+        raise MlopsError(f"{project.name} {day}: {len(missing)} validation shard result(s) missing "
+                         f"({', '.join(missing[:3])}): clear the failed validate_shard tasks, then this one")
+    shards = [json.loads(lake.read_bytes(p)) for p in paths_]
+    _, whole = split_suite(project)
+    whole_result, pages = None, [s["data_docs"] for s in shards]
+    if whole:
+        named = [c for c in columns_named(whole) if c in columns]
+        frame = (lake.read_arrow(staging_table(project), day, columns=named).to_pandas() if named
+                 else pd.DataFrame(index=pd.RangeIndex(rows)))
+        start, end = _interval(day)
+        whole_outcome = validate_frame(project, frame, interval_start=start, interval_end=end, run_name=run_id,
+                                       reports=reports, expectations=whole)
+        whole_result = whole_outcome.result
+        pages.append(whole_outcome.data_docs_url)
+    merged = merge_results([s["result"] for s in shards], whole_result)
+    merged["meta"]["data_docs"] = [p for p in pages if p]
+    # The page to open first: the first shard that found something, else the whole-batch run's.
+    failing = [s["data_docs"] for s in shards if not s["result"]["success"]]
+    page = (failing or ([] if whole_result is None or whole_result["success"] else [pages[-1]]) or pages[::-1])[0]
+    log.info("%s %s: %d shard results merged with %d whole-batch expectations on %s", project.name, day, len(shards),
+             len(whole), ", ".join(columns_named(whole)) or "the row count")
+    return outcome_of(merged, page)
+
+
+def _quarantine(project: ProjectConfig, lake: Lake, day: dt.date, run_id: str, *, columns: list[str], staged_labels: Any,
                 outcome: Any, label_failures: list[str], summary: dict[str, Any], result: dict[str, Any]) -> None:
     """Move the staged batch (and labels) to the run's quarantine and raise the error that names the likely cause."""
     from mlops_provider.io.validation import likely_cause
@@ -199,7 +346,7 @@ def _quarantine(project: ProjectConfig, lake: Lake, day: dt.date, run_id: str, *
         lake.move_dir(lake.partition_dir(staging_labels_table(project), day)[len(lake.root) + 1:], f"{target}/labels")
     lake.write_bytes(f"{target}/validation.json", json.dumps(result, indent=2, default=str).encode())
     # The first line names the most likely cause (a wrong delimiter, a BOM, missing columns), then the list.
-    cause = likely_cause(project, table.column_names, outcome.failed + label_failures, outcome.errors)
+    cause = likely_cause(project, columns, outcome.failed + label_failures, outcome.errors)
     listing = "\n".join(f"  - {f}" for f in failed)
     if outcome.errors:
         listing += ("\nChecks that could not run (errors of the check, not findings in the data):\n"
