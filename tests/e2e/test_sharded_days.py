@@ -1,4 +1,5 @@
-"""Days larger than ``runs.shard_rows`` through the real DAGs with ``dag.test()`` (issue 16): the features DAG
+"""Days larger than ``runs.shard_rows`` through the real DAGs with ``dag.test()`` (issue 16): the ingest DAG
+validates through ``validate_shard``, the features DAG
 expands one ``compute_shard`` task per shard and commits the day's partitions, which equal the unsharded
 stage's; the score DAG scores through ``score_shard`` and the monitor DAG through ``monitor_shard``; the chain (training, promotion, monitoring) runs on
 top, as the scheduler chains it."""
@@ -43,6 +44,11 @@ def test_every_run_succeeds_with_its_shards(run):
     sim = run["sim"]
     failed = [(r.dag_id, r.day, r.tasks) for r in sim.results if not r.ok]
     assert not failed, failed
+    ingested = [r for r in sim.results if r.dag_id.endswith("__ingest")]
+    assert len(ingested) == DAYS
+    for result in ingested:  # one row group (row groups are >= 10,000 rows): one validation shard
+        assert result.tasks["validate_shard"] == "success", result.tasks
+        assert result.returns["validate"]["shards"] == 1 and result.returns["validate"]["rows"] == ROWS
     features = [r for r in sim.results if r.dag_id.endswith("__features")]
     assert len(features) == DAYS
     for result in features:
