@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chain-template", help="chain, score: reuse a prepared MLOPS_HOME (skips the history setup)")
     parser.add_argument("--score-rows", type=lambda x: int(x.replace("_", "")),
                         help="score: rows of the measured day (default 10,000,000; quick 100,000)")
-    parser.add_argument("--score-shards", type=int, default=4, help="score: shards of the sharded run (default 4)")
+    parser.add_argument("--score-shards", type=int, default=4,
+                        help="score: shards of the sharded run (default 4; at least 2: one shard is the unsharded run)")
     parser.add_argument("--score-batch-rows", help="score: MLOPS_SCORE_BATCH_ROWS of the read comparison, e.g. "
                         "500000,100000 (default: the stage's 500000; the first is the shards' too)")
     parser.add_argument("--score-row-group-rows", type=int, help="score: re-lay the day's records in row groups "

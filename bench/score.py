@@ -281,6 +281,8 @@ def run(quick: bool = False, rows: int | None = None, shards: int = 4, batch_row
     ``row_group_rows``: records partition re-laid in row groups of that size (:func:`prepare_day`)."""
     from mlops_provider.stages.score import SCORE_BATCH_ROWS
 
+    if shards < 2:
+        raise SystemExit("score: --score-shards must be at least 2 (a day within shard_rows is scored unsharded)")
     rows = rows or (100_000 if quick else 10_000_000)
     history_rows = history_rows or (2_000 if quick else 5_000)
     batch_rows = batch_rows or [SCORE_BATCH_ROWS]
