@@ -42,27 +42,15 @@ class PlanMonitorShardsOperator(ProjectBaseOperator):
         self.shard_rows = shard_rows
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        plans = {p["day"]: p for p in self.each_day(self.day, self._plan) if p}
-        items = publish_plans(context, plans)
-        self.log.info("%s: %d sharded day(s), %d monitoring shard task(s)", self.project_name, len(plans), len(items))
-        return items
-
-    def _plan(self, day: str) -> dict[str, Any] | None:
-        import pyarrow.parquet as pq
-
-        from mlops_provider.domain.layout import predictions_table
         from mlops_provider.stages.monitor import plan_monitor_shards
 
         shard_rows = int(self.shard_rows or self.project.runs["shard_rows"])
-        table = predictions_table(self.project)
-        if not self.lake.exists(table, day):
-            return None  # the monitor task names the missing partition
-        rows = pq.ParquetFile(self.lake.partition_path(table, day), filesystem=self.lake.fs).metadata.num_rows
-        if rows <= shard_rows:
-            self.log.info("%s %s: %d predictions <= runs.shard_rows %d: monitored in one task", self.project_name,
-                          day, rows, shard_rows)
-            return None
-        return plan_monitor_shards(self.project, lake=self.lake, day=day, shard_rows=shard_rows)
+        plans = {p["day"]: p for p in self.each_day(
+            self.day, lambda day: plan_monitor_shards(self.project, lake=self.lake, day=day, shard_rows=shard_rows))
+            if p}
+        items = publish_plans(context, plans)
+        self.log.info("%s: %d sharded day(s), %d monitoring shard task(s)", self.project_name, len(plans), len(items))
+        return items
 
 
 class MonitorShardOperator(ProjectBaseOperator):

@@ -11,7 +11,8 @@ batch. A day larger than ``runs.shard_rows`` can be split into shards of whole r
 (:func:`plan_monitor_shards`): each shard's statistics are computed by a task of their own
 (:func:`monitor_shard`, staged as a small Parquet file in the lake, replaced whole on a retry) and
 :func:`run_monitor` merges them; the merge is exact, so the verdict and report are the ones of the day
-monitored in one task.
+monitored in one task. Performance reads the predictions of the label window the same way: only ids and
+prediction columns, by row groups, joined with the day's labels in Arrow (:func:`labelled_predictions`).
 """
 
 from __future__ import annotations
@@ -44,36 +45,118 @@ log = logging.getLogger(__name__)
 REPORT_FILES = (("html", "report.html"), ("json", "evidently_snapshot.json"), ("verdict", "verdict.json"))
 
 
-def _scored(project: ProjectConfig, lake: Lake, first: dt.date, day: dt.date) -> pd.DataFrame:
-    """The predictions performance needs of ``[first, day]``: ids and the task's prediction columns (a
-    multiclass model's class and the probability columns each day's partition has)."""
-    import pandas as pd
-    import pyarrow.parquet as pq
+# -- the labels that arrived on the day, joined with the predictions they label ------------------------------
+_ROW, _LABEL_ROW = "__mlops_prediction_row", "__mlops_label_row"
+LABEL_JOIN_ROWS = 2_000_000  # predictions joined with the labels at a time (at least as many as the labels)
 
-    rid, table = project.record_id, predictions_table(project)
-    if project.task != "multiclass":
-        return lake.read_range(table, first, day, columns=[rid, scoring.SCORE])
-    parts = []
-    for d in days(first, day):
-        if lake.exists(table, d):
-            names = pq.read_schema(lake.partition_path(table, d), filesystem=lake.fs).names
-            parts.append(lake.read(table, d, columns=[rid, scoring.PREDICTION, *scoring.proba_columns(names)]))
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=[rid, scoring.PREDICTION])
+
+def _label_keys(labels: Any, rid: str, key_type: Any) -> Any:
+    """The labels' record ids as the strings they are matched on (the ``str`` of each id), as ``key_type``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    keys = labels.column(rid)
+    if pa.types.is_string(keys.type) or pa.types.is_large_string(keys.type):
+        keys = pc.fill_null(keys, "None")  # what ``str`` makes of a missing id
+    else:
+        keys = pa.chunked_array([pa.array(keys.to_pandas().astype(str).to_numpy(dtype=object), type=pa.string())])
+    return keys.cast(key_type)
+
+
+def _window_schema(project: ProjectConfig, lake: Lake, sources: dict[dt.date, Any]) -> Any:
+    """What performance reads of the window's predictions: the record id (as stored when it is a string, else
+    as its string), the task's prediction columns (a multiclass model's class and every probability column any
+    day has, in order of appearance; a day without one reads as missing) and the row's position."""
+    import pyarrow as pa
+
+    rid, fields = project.record_id, {}
+    for day, source in sources.items():
+        schema = source.schema_arrow
+        wanted = ([scoring.PREDICTION, *scoring.proba_columns(schema.names)] if project.task == "multiclass"
+                  else [scoring.SCORE])
+        for name in [rid, *wanted]:
+            if name not in schema.names:
+                raise MlopsError(f"{project.name} {day}: predictions partition "
+                                 f"{lake.uri(lake.partition_path(predictions_table(project), day))} has no "
+                                 f"column '{name}' (columns: {', '.join(schema.names)})")
+            fields.setdefault(name, schema.field(name).type)
+    key = fields[rid] if pa.types.is_string(fields[rid]) or pa.types.is_large_string(fields[rid]) else pa.string()
+    return pa.schema([(rid, key), *((n, t) for n, t in fields.items() if n != rid), (_ROW, pa.int64())])
 
 
 def labelled_predictions(project: ProjectConfig, lake: Lake, day: dt.date) -> pd.DataFrame | None:
-    """Predictions of earlier days joined with the labels that arrived on ``day`` (``None``: none arrived)."""
+    """Predictions of ``[day - label.delay_days - 1, day]`` joined with the labels that arrived on ``day``
+    (``None``: none arrived, or none labels a prediction of those days).
+
+    The rows of an inner join of the predictions (in day and row order) with the labels on the record id (the
+    labels' ids as strings): a prediction with two labels is two rows, in the labels' order. Only the id (as
+    stored) and the task's prediction columns are read, by row groups, and joined with the labels in Arrow
+    (a hash join on the labels, ``LABEL_JOIN_ROWS`` predictions at a time): memory holds the labels, one
+    chunk and the labelled rows, never the window's predictions (read whole into pandas, a large day's ids
+    as Python strings took gigabytes and most of the monitor task's time). The ids stay Arrow strings in the
+    frame (performance reads the label and the prediction columns only).
+    """
+    import time
+
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     rid, label = project.record_id, project.label_column
     if not lake.exists(labels_table(project), day):
         return None
-    labels = lake.read(labels_table(project), day, columns=[rid, label])
-    first = day - dt.timedelta(days=project.label_delay_days + 1)
-    # Only what performance needs: a large day's predictions carry every model input as well.
-    scored = _scored(project, lake, first, day)
-    if scored.empty:
+    began = time.perf_counter()
+    table, first = predictions_table(project), day - dt.timedelta(days=project.label_delay_days + 1)
+    sources = {d: pq.ParquetFile(lake.partition_path(table, d), filesystem=lake.fs)
+               for d in days(first, day) if lake.exists(table, d)}
+    if not sources:
         return None
-    labelled = scored.merge(labels.astype({rid: str}), on=rid, how="inner")
-    return labelled if len(labelled) else None
+    schema = _window_schema(project, lake, sources)
+    columns = schema.names[:-1]
+    labels = lake.read_arrow(labels_table(project), day, columns=[rid, label])
+    right = pa.table({rid: _label_keys(labels, rid, schema.field(rid).type), label: labels.column(label),
+                      _LABEL_ROW: np.arange(labels.num_rows, dtype=np.int64)})
+    batch_rows = max(1, int(os.environ.get("MLOPS_MONITOR_BATCH_ROWS", MONITOR_BATCH_ROWS)))
+    read = [0]
+
+    def batches() -> Any:
+        for source in sources.values():
+            names = set(source.schema_arrow.names)
+            for batch in source.iter_batches(batch_size=batch_rows, columns=[c for c in columns if c in names]):
+                n, start = batch.num_rows, read[0]
+                read[0] += n
+                yield pa.RecordBatch.from_arrays(
+                    [batch.column(f.name).cast(f.type) if f.name in names else pa.nulls(n, f.type)
+                     for f in schema if f.name != _ROW] + [pa.array(np.arange(start, start + n, dtype=np.int64))],
+                    schema=schema)
+
+    # A chunk of batches at a time: the labels' hash table is built once per chunk (chunks at least as large
+    # as the labels keep that below the probing) and memory holds one chunk, never the window's predictions.
+    chunk_rows, chunk, matched = max(LABEL_JOIN_ROWS, labels.num_rows), [], []
+
+    def join() -> None:
+        matched.append(pa.Table.from_batches(chunk, schema=schema).join(right, rid, join_type="inner",
+                                                                         use_threads=False))
+        chunk.clear()
+
+    for batch in batches():
+        chunk.append(batch)
+        if sum(b.num_rows for b in chunk) >= chunk_rows:
+            join()
+    if chunk:
+        join()
+    if not matched:
+        return None
+    joined = pa.concat_tables(matched)
+    joined = joined.sort_by([(_ROW, "ascending"), (_LABEL_ROW, "ascending")]).select([*columns, label])
+    log.info("%s %s: %d labels arrived; %d of %d predictions of %s..%s labelled (%.1f s)", project.name, day,
+             labels.num_rows, joined.num_rows, read[0], first, day, time.perf_counter() - began)
+    if not joined.num_rows:
+        return None
+    frame = joined.drop_columns([rid]).to_pandas()
+    frame.insert(0, rid, pd.arrays.ArrowExtensionArray(joined.column(rid)))
+    return frame
 
 
 # Evidently's standalone HTML embeds the report data as one JSON literal per line inside a <script>:
@@ -174,14 +257,23 @@ def _statistics(project: ProjectConfig, lake: Lake, day: dt.date, row_groups: li
     return merged
 
 
-def plan_monitor_shards(project: ProjectConfig, *, lake: Lake, day: str | dt.date, shard_rows: int) -> dict[str, Any]:
+def plan_monitor_shards(project: ProjectConfig, *, lake: Lake, day: str | dt.date,
+                        shard_rows: int) -> dict[str, Any] | None:
     """Split the day's predictions into shards of whole row groups of about ``shard_rows`` rows.
 
-    The plan is JSON (an XCom): ``{"day", "plan_id", "shards"}``, each shard ``{"index", "row_groups",
-    "start_row", "rows"}``.
+    ``None`` when the day is monitored in one task: it has at most ``shard_rows`` predictions, or no
+    predictions partition (the monitor task names it). The plan is JSON (an XCom): ``{"day", "plan_id",
+    "shards"}``, each shard ``{"index", "row_groups", "start_row", "rows"}``.
     """
     day = as_date(day)
+    if not lake.exists(predictions_table(project), day):
+        log.info("%s %s: no predictions partition: left to the monitor task, which names it", project.name, day)
+        return None
     meta = _predictions_file(project, lake, day).metadata
+    if meta.num_rows <= shard_rows:
+        log.info("%s %s: %d predictions <= runs.shard_rows %d: monitored in one task", project.name, day,
+                 meta.num_rows, shard_rows)
+        return None
     shards = row_group_shards([meta.row_group(i).num_rows for i in range(meta.num_row_groups)], shard_rows)
     log.info("%s %s: %d predictions in %d row groups -> %d monitoring shard(s) of about %d rows", project.name,
              day, meta.num_rows, meta.num_row_groups, len(shards), shard_rows)

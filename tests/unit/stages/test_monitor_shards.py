@@ -118,3 +118,16 @@ def test_a_missing_shard_is_named_and_a_retried_shard_replaces_its_file(world):
     assert _staged_statistics(project, lake, plan)["rows"] == ROWS
     drop_monitor_shards(project, lake, SCORE_DAY)
     assert not lake.list_files(f"_shards/{project.name}")
+
+
+def test_a_day_of_at_most_shard_rows_or_without_predictions_gets_no_plan(world):
+    import datetime as dt
+
+    from mlops_provider.stages.monitor import plan_monitor_shards
+
+    project, lake = world["project"], world["lake"]
+    assert plan_monitor_shards(project, lake=lake, day=SCORE_DAY, shard_rows=ROWS) is None  # monitored in one task
+    plan = plan_monitor_shards(project, lake=lake, day=SCORE_DAY, shard_rows=ROWS - 1)  # one row more: planned
+    assert sum(s["rows"] for s in plan["shards"]) == ROWS
+    # No partition: no plan; the monitor task names the missing partition.
+    assert plan_monitor_shards(project, lake=lake, day=SCORE_DAY + dt.timedelta(days=1), shard_rows=1) is None
