@@ -107,3 +107,35 @@ def test_the_lake_connection_decides_where_the_day_goes(landing, fraud_project, 
     assert summary["partition"] == f"{lake_uri}/fraud/records/dt={DAY}/data.parquet"
     assert summary["result"].startswith(reports_uri)
     assert len(Lake(lake_uri).read("fraud/records", DAY)) == 200 and not Lake().exists("fraud/records", DAY)
+
+
+def test_a_batch_above_shard_rows_is_validated_by_mapped_shard_tasks(landing, fraud_project, monkeypatch):
+    """plan_shards -> validate_shard (one per shard, any order) -> validate, as the DAG runs them."""
+    from mlops_provider.io.lake import Lake
+    from mlops_provider.operators.ingest import (
+        IngestOperator,
+        PlanValidationShardsOperator,
+        ValidateBatchOperator,
+        ValidateShardOperator,
+    )
+    from mlops_provider.operators.shards import PLANS_KEY
+
+    from devkit.datagen.landing import write_landing_day
+
+    monkeypatch.setattr("mlops_provider.stages.ingest.row_group_rows", lambda shard_rows: 10_000)  # staged in 3 groups
+    write_landing_day(fraud_project, landing, DAY, rows=21_000)
+    IngestOperator(task_id="extract", project_name="fraud", day=DAY.isoformat()).execute(task_context(run_id=RUN_ID))
+    plan_context = task_context(task_id="plan_shards", run_id=RUN_ID)
+    items = PlanValidationShardsOperator(task_id="plan_shards", project_name="fraud", day=DAY.isoformat(),
+                                         shard_rows=10_000).execute(plan_context)
+    assert [i["index"] for i in items] == [0, 1, 2]
+    for item in reversed(items):
+        context = task_context(task_id="validate_shard", run_id=RUN_ID)
+        shard = ValidateShardOperator(task_id="validate_shard", project_name="fraud", shard=item).execute(context)
+        assert shard["success"] and shard["rows"] == (1_000 if item["index"] == 2 else 10_000)
+        assert context["ti"].xcom["mlops_validation_report"]["url"].startswith("http://localhost:8080/mlops/reports/")
+    summary = ValidateBatchOperator(task_id="validate", project_name="fraud", day=DAY.isoformat(),
+                                    plans=plan_context["ti"].xcom[PLANS_KEY]).execute(
+        task_context(task_id="validate", run_id=RUN_ID))
+    assert summary["success"] and summary["shards"] == 3 and summary["rows"] == 21_000
+    assert len(Lake().read("fraud/records", DAY)) == 21_000
