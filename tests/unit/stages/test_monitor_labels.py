@@ -113,3 +113,15 @@ def test_no_labels_or_none_that_label_a_prediction_is_none(tmp_path):
     assert labelled_predictions(project, lake, DAY + dt.timedelta(days=1)) is None  # no labels arrived
     lake.write(labels_table(project), DAY + dt.timedelta(days=9), pd.DataFrame({"rid": ["20"], "target": [1]}))
     assert labelled_predictions(project, lake, DAY + dt.timedelta(days=9)) is None  # no predictions in the window
+
+
+def test_categorical_labels_stay_categorical(tmp_path):
+    from mlops_provider.domain.layout import labels_table
+    from mlops_provider.stages.monitor import labelled_predictions
+
+    project, lake = _world("multiclass", tmp_path, IDS)
+    labels = lake.read(labels_table(project), DAY)
+    lake.write(labels_table(project), DAY, labels.astype({"target": "category"}))  # dictionary-encoded in Parquet
+    labelled = labelled_predictions(project, lake, DAY)
+    assert isinstance(labelled["target"].dtype, pd.CategoricalDtype)
+    pd.testing.assert_frame_equal(labelled.astype({"rid": object}), _merged(project, lake, DAY))
