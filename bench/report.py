@@ -192,6 +192,15 @@ def score_md(r: dict[str, Any]) -> str:
     return out
 
 
+def _cores(p: dict[str, Any]) -> str:
+    """Average busy cores over the timed chain: the whole machine's, and the task processes' own."""
+    if p.get("machine_busy_cores") is None:
+        return "-"
+    tasks = p.get("task_cpu_seconds")
+    own = f" / {tasks / p['wall_seconds']:.2f}" if tasks and p.get("wall_seconds") else ""
+    return f"{p['machine_busy_cores']:.2f}{own} of {p.get('logical_cores') or '?'}"
+
+
 def stack_scale_md(r: dict[str, Any]) -> str:
     phases = r["phases"]
     rows = []
@@ -201,7 +210,7 @@ def stack_scale_md(r: dict[str, Any]) -> str:
         rows.append([f"{p['workers']} x {p['worker_concurrency']} slot(s)", f"**{fmt_s(p['wall_seconds'])}**", spans,
                      p["score_shards"], f"{_mib(p['max_task_peak_rss_mib'])} ({p['max_task'] or '-'})",
                      ", ".join(f"{n} {_mib(v)}" for n, v in workers) or "-",
-                     f"{fmt_s(p['setup_seconds'])} + load {fmt_s(p['load_seconds'])}"])
+                     _cores(p), f"{fmt_s(p['setup_seconds'])} + load {fmt_s(p['load_seconds'])}"])
     names = list(dict.fromkeys(k for p in phases for k in p["by_task"]))  # in the order the tasks ran
     tasks = []
     for name in names:
@@ -210,7 +219,9 @@ def stack_scale_md(r: dict[str, Any]) -> str:
             t = p["by_task"].get(name)
             cells.append("-" if t is None else
                          (f"{t['instances']} x, {fmt_s(t['seconds'])} (longest {fmt_s(t['max_seconds'])})"
-                          if t["instances"] > 1 else fmt_s(t["seconds"])) + f", {_mib(t['peak_rss_mib'])}")
+                          if t["instances"] > 1 else fmt_s(t["seconds"])) + f", {_mib(t['peak_rss_mib'])}"
+                         + (f", {t['cpu_seconds'] / t['seconds']:.2f} cores" if t.get("cpu_seconds") and t["seconds"]
+                            else ""))
         tasks.append([name, *cells])
     verdict = (f"Speed-up, one worker's wall time over two workers': **{fmt_ratio(r['speedup'])}**, target >= "
                f"{r['target_speedup']:.1f}x: {_met(r['speedup'] >= r['target_speedup'])}; highest task peak RSS "
@@ -228,8 +239,10 @@ def stack_scale_md(r: dict[str, Any]) -> str:
             f"{r['worker_concurrency']} task slot(s). Peak RSS per task: `ru_maxrss` of the task process, pushed by "
             "the operator's `post_execute` (XCom `peak_rss_mib`); per worker: its whole process tree, sampled.\n\n"
             + _table(["workers", "t0 -> monitor done", "DAG runs (start..end)", "score shards",
-                      "max task peak RSS", "worker tree peak RSS", "setup (not timed)"], rows)
-            + "\n\nPer task (mapped instances summed): seconds, peak RSS.\n\n"
+                      "max task peak RSS", "worker tree peak RSS", "busy cores: machine / tasks",
+                      "setup (not timed)"], rows)
+            + "\n\nPer task (mapped instances summed): seconds, peak RSS, cores kept busy (the task processes' CPU "
+              "seconds, XCom `cpu_seconds`, over their summed duration).\n\n"
             + _table(["task", *[f"{p['workers']} worker(s)" for p in phases]], tasks)
             + f"\n\n{verdict}")
 

@@ -97,12 +97,14 @@ def wait_chain(stack: Any, api: Any, ingest_run: str, t0: float, timeout: float)
         time.sleep(3)
 
 
-def peak_rss(api: Any, dag_id: str, run_id: str, task_id: str, map_index: int) -> float | None:
-    """The XCom ``peak_rss_mib`` the task's operator pushed (None: not a provider operator, or no success)."""
+def task_figure(api: Any, dag_id: str, run_id: str, task_id: str, map_index: int,
+                key: str = "peak_rss_mib") -> float | None:
+    """The XCom ``key`` (``peak_rss_mib``, ``cpu_seconds``) the task's operator pushed (None: not a provider
+    operator, or no success)."""
     import json
 
     try:
-        entry = api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/peak_rss_mib",
+        entry = api.get(f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
                         map_index=map_index)
     except AssertionError:  # 404: no such XCom
         return None
@@ -113,7 +115,7 @@ def peak_rss(api: Any, dag_id: str, run_id: str, task_id: str, map_index: int) -
 
 
 def describe_runs(api: Any, runs: dict[str, dict[str, Any]], t0: float) -> list[dict[str, Any]]:
-    """Each chain run's span and its task instances: duration, queue wait, worker, peak RSS."""
+    """Each chain run's span and its task instances: duration, queue wait, worker, peak RSS, CPU time."""
     out = []
     for dag_id, run in runs.items():
         tasks = []
@@ -126,8 +128,10 @@ def describe_runs(api: Any, runs: dict[str, dict[str, Any]], t0: float) -> list[
                 "start_offset_seconds": None if start is None else round(start - t0, 1),
                 "seconds": None if ti.get("duration") is None else round(ti["duration"], 1),
                 "queued_seconds": None if start is None or queued is None else round(start - queued, 1),
-                "peak_rss_mib": peak_rss(api, dag_id, run["dag_run_id"], ti["task_id"], ti["map_index"])
+                "peak_rss_mib": task_figure(api, dag_id, run["dag_run_id"], ti["task_id"], ti["map_index"])
                 if ti["state"] == "success" else None,
+                "cpu_seconds": task_figure(api, dag_id, run["dag_run_id"], ti["task_id"], ti["map_index"],
+                                           "cpu_seconds") if ti["state"] == "success" else None,
             })
         start, end = _ts(run.get("start_date")), _ts(run.get("end_date"))
         out.append({"dag_id": dag_id, "run_id": run["dag_run_id"], "run_type": run["run_type"],
@@ -137,9 +141,10 @@ def describe_runs(api: Any, runs: dict[str, dict[str, Any]], t0: float) -> list[
 
 
 def by_task(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Per ``dag.task`` (mapped instances together): instances, summed and longest seconds, highest peak RSS."""
+    """Per ``dag.task`` (mapped instances together): instances, summed and longest seconds, highest peak RSS,
+    summed CPU seconds."""
     acc: dict[str, dict[str, Any]] = defaultdict(lambda: {"instances": 0, "seconds": 0.0, "max_seconds": 0.0,
-                                                          "peak_rss_mib": None})
+                                                          "peak_rss_mib": None, "cpu_seconds": None})
     for run in runs:
         for t in run["tasks"]:
             if t["state"] != "success":
@@ -150,7 +155,17 @@ def by_task(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             a["max_seconds"] = max(a["max_seconds"], t["seconds"] or 0)
             if t["peak_rss_mib"] is not None:
                 a["peak_rss_mib"] = max(a["peak_rss_mib"] or 0, t["peak_rss_mib"])
+            if t.get("cpu_seconds") is not None:
+                a["cpu_seconds"] = round((a["cpu_seconds"] or 0) + t["cpu_seconds"], 1)
     return dict(acc)
+
+
+def busy_cores(before: Any, after: Any, seconds: float) -> float | None:
+    """The machine's average busy cores between two ``psutil.cpu_times()`` readings (everything but idle/iowait)."""
+    def busy(t: Any) -> float:
+        return sum(t) - t.idle - getattr(t, "iowait", 0.0)
+
+    return round((busy(after) - busy(before)) / seconds, 2) if seconds > 0 else None
 
 
 def measure(workers: int, *, rows: int, shard_rows: int, concurrency: int, timeout: float,
@@ -178,10 +193,13 @@ def measure(workers: int, *, rows: int, shard_rows: int, concurrency: int, timeo
         samplers = {name: _TreeSampler(pid, interval=0.5) for name, pid in pids.items() if pid}
         for sampler in samplers.values():
             sampler.start()
+        import psutil
+
         try:
-            t0 = time.time()
+            t0, cpu0 = time.time(), psutil.cpu_times()
             ingest_run = api.trigger(CHAIN[0], {"day": day.isoformat()})
             runs = wait_chain(stack, api, ingest_run, t0, timeout)
+            cpu1, t1 = psutil.cpu_times(), time.time()
         finally:
             for sampler in samplers.values():
                 sampler.stop()
@@ -198,11 +216,16 @@ def measure(workers: int, *, rows: int, shard_rows: int, concurrency: int, timeo
         "score_shards": len(shards), "workers_used": sorted({t["worker"] for r in detail for t in r["tasks"]
                                                              if t["worker"]}),
         "max_task_peak_rss_mib": top[1], "max_task": top[0],
+        # Of the machine's cores: how many were busy on average (tasks, services, everything), and how many
+        # the tasks' own processes kept busy (their CPU seconds over the wall time).
+        "machine_busy_cores": busy_cores(cpu0, cpu1, t1 - t0), "logical_cores": psutil.cpu_count(),
+        "task_cpu_seconds": round(sum(t["cpu_seconds"] or 0 for r in detail for t in r["tasks"]), 1),
         "worker_peak_tree_rss_mib": {n: round(s.peak_tree / 2**20, 1) for n, s in samplers.items()},
     }
     print(f"[stack_scale] {workers} worker(s): t0 -> monitor done {result['wall_seconds']} s; "
           + ", ".join(f"{r['dag_id'].split('__', 1)[1]} {r['seconds']} s" for r in detail)
-          + f"; {len(shards)} score shard(s); max task peak RSS {top[1]} MiB ({top[0]})", flush=True)
+          + f"; {len(shards)} score shard(s); max task peak RSS {top[1]} MiB ({top[0]}); machine busy "
+          f"{result['machine_busy_cores']} cores, tasks {result['task_cpu_seconds']} CPU s", flush=True)
     return result
 
 

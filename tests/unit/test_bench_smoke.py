@@ -150,7 +150,8 @@ def test_stack_scale_table_shows_walls_speedup_and_peak_memory_per_task():
 
     def task(task_id, seconds, peak, map_index=-1, state="success"):
         return {"task_id": task_id, "map_index": map_index, "state": state, "try_number": 1, "worker": "worker1",
-                "start_offset_seconds": 1.0, "seconds": seconds, "queued_seconds": 0.5, "peak_rss_mib": peak}
+                "start_offset_seconds": 1.0, "seconds": seconds, "queued_seconds": 0.5, "peak_rss_mib": peak,
+                "cpu_seconds": None if peak is None else seconds * 1.5}
 
     runs = [{"dag_id": "fraud__ingest", "run_id": "m", "run_type": "manual", "start_offset_seconds": 0.5,
              "seconds": 20.0, "tasks": [task("wait_for_data", 1.0, None), task("extract", 10.0, 900.0)]},
@@ -159,16 +160,20 @@ def test_stack_scale_table_shows_walls_speedup_and_peak_memory_per_task():
                                         *[task("score_shard", 10.0 + i, 1000.0 + i, i) for i in range(3)],
                                         task("score", 3.0, None, state="failed")]}]
     per_task = stack_scale.by_task(runs)
-    assert per_task["score.score_shard"] == {"instances": 3, "seconds": 33.0, "max_seconds": 12.0, "peak_rss_mib": 1002.0}
+    assert per_task["score.score_shard"] == {"instances": 3, "seconds": 33.0, "max_seconds": 12.0, "peak_rss_mib": 1002.0,
+                                             "cpu_seconds": 49.5}
     assert "score.score" not in per_task and per_task["ingest.wait_for_data"]["peak_rss_mib"] is None
     phase = {"workers": 1, "worker_concurrency": 1, "setup_seconds": 300.0, "load_seconds": 12.0, "wall_seconds": 100.0,
              "runs": runs, "by_task": per_task, "score_shards": 3, "max_task_peak_rss_mib": 1002.0,
-             "max_task": "score.score_shard[2]", "worker_peak_tree_rss_mib": {"worker1": 2500.0}}
+             "max_task": "score.score_shard[2]", "worker_peak_tree_rss_mib": {"worker1": 2500.0},
+             "machine_busy_cores": 1.9, "logical_cores": 2, "task_cpu_seconds": 150.0}
     md = report.stack_scale_md({"rows": 200_000, "shard_rows": 50_000, "worker_concurrency": 1, "history_days": 9,
                                 "history_rows": 1500, "phases": [phase, {**phase, "workers": 2, "wall_seconds": 60.0}],
                                 "speedup": 1.67, "target_speedup": 1.6, "max_task_peak_rss_mib": 1002.0,
                                 "limit_mib": 6144, "target_met": True})
     assert "| 1 x 1 slot(s) | **100.0 s** | ingest 20.0 s, score 40.0 s | 3 | 1,002 MiB (score.score_shard[2]) |" in md
     assert "| 2 x 1 slot(s) | **60.0 s** |" in md
-    assert "| score.score_shard | 3 x, 33.0 s (longest 12.0 s), 1,002 MiB | 3 x, 33.0 s (longest 12.0 s), 1,002 MiB |" in md
+    assert ("| score.score_shard | 3 x, 33.0 s (longest 12.0 s), 1,002 MiB, 1.50 cores | "
+            "3 x, 33.0 s (longest 12.0 s), 1,002 MiB, 1.50 cores |") in md
+    assert "| worker1 2,500 MiB | 1.90 / 1.50 of 2 |" in md  # busy cores: the machine's / the tasks' own
     assert "**1.67x**, target >= 1.6x: met; highest task peak RSS 1,002 MiB, limit 6,144 MiB: met." in md

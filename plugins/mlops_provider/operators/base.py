@@ -12,9 +12,10 @@
   feature store) are cached properties: nothing is built in ``__init__`` (a DAG file constructs every
   operator on each parse, and Airflow deep-copies and serializes operators), only on first use in
   ``execute``.
-* **Peak memory.** After a successful ``execute``, ``post_execute`` logs ``peak memory: N MiB`` (the task
-  process's ``ru_maxrss``) and pushes it as the XCom ``peak_rss_mib``, so a run's memory per task can be
-  read from the REST API (``bench/stack_scale.py`` does).
+* **Peak memory and CPU time.** After a successful ``execute``, ``post_execute`` logs ``peak memory: N MiB;
+  CPU time: S s`` (the task process's ``ru_maxrss`` and user + system time) and pushes them as the XComs
+  ``peak_rss_mib`` and ``cpu_seconds``, so a run's memory and cores per task can be read from the REST API
+  (``bench/stack_scale.py`` does).
 * **Asset events and days.** :meth:`MlopsBaseOperator.emit_asset_events` sets the ``extra`` of every
   outlet's event; :meth:`ProjectBaseOperator.each_day` runs the work of each day of a comma-separated
   ``day`` template (asset events merged into one run), oldest first.
@@ -88,6 +89,9 @@ def fail_fast_on_fatal_errors(method: Callable[..., Any]) -> Callable[..., Any]:
 
 #: XCom key of the task process's peak resident memory in MiB, pushed after every successful execute.
 PEAK_RSS_KEY = "peak_rss_mib"
+#: XCom key of the CPU time (user + system, every thread) the task process used, in seconds: over the task's
+#: duration, how many cores it kept busy (what caps the speed-up of more workers on the same cores).
+CPU_SECONDS_KEY = "cpu_seconds"
 
 
 def peak_rss_mib() -> float:
@@ -99,17 +103,27 @@ def peak_rss_mib() -> float:
     return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process (all its threads) and its waited-for children so far."""
+    import resource
+
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return round(own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime, 2)
+
+
 class _PeakMemoryReport:
-    """``post_execute``: log the task process's peak memory and push it as the XCom ``peak_rss_mib``."""
+    """``post_execute``: log the task process's peak memory and CPU time, push them as the XComs
+    ``peak_rss_mib`` and ``cpu_seconds``."""
 
     def post_execute(self, context: Any, result: Any = None) -> None:
         super().post_execute(context, result)  # type: ignore[misc]
-        peak = peak_rss_mib()
-        self.log.info("peak memory: %.0f MiB", peak)  # type: ignore[attr-defined]
+        peak, cpu = peak_rss_mib(), cpu_seconds()
+        self.log.info("peak memory: %.0f MiB; CPU time: %.1f s", peak, cpu)  # type: ignore[attr-defined]
         try:
             context["ti"].xcom_push(key=PEAK_RSS_KEY, value=peak)
+            context["ti"].xcom_push(key=CPU_SECONDS_KEY, value=cpu)
         except Exception as exc:  # a figure for reading: never fail a task whose work is done over it
-            self.log.warning("peak memory not recorded as XCom %s: %s", PEAK_RSS_KEY, exc)  # type: ignore[attr-defined]
+            self.log.warning("peak memory / CPU time not recorded as XComs: %s", exc)  # type: ignore[attr-defined]
 
 
 class _DomainErrorMapping:

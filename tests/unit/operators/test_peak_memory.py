@@ -44,6 +44,21 @@ def test_post_execute_logs_the_peak_rss_and_pushes_it_as_an_xcom(capsys):
     assert f"peak memory: {pushed:.0f} MiB" in capsys.readouterr().out  # the task log (structlog)
 
 
+def test_post_execute_pushes_the_cpu_time_of_the_task_process():
+    """CPU seconds over the task's duration: the cores it kept busy (pyarrow and numpy threads included)."""
+    import resource
+
+    from mlops_provider.operators.base import CPU_SECONDS_KEY
+
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    sum(i * i for i in range(2_000_000))  # some CPU work
+    context = task_context()
+    _operator().post_execute(context)
+    pushed = context["ti"].xcom[CPU_SECONDS_KEY]
+    assert CPU_SECONDS_KEY == "cpu_seconds"
+    assert pushed >= round(before.ru_utime + before.ru_stime, 2) + 0.05
+
+
 def test_branch_operators_report_it_too_and_a_failed_push_does_not_fail_the_task(capsys):
     op = _operator("MlopsBaseBranchOperator")
     context = task_context()
@@ -55,7 +70,7 @@ def test_branch_operators_report_it_too_and_a_failed_push_does_not_fail_the_task
             raise ConnectionError("execution API down")
 
     _operator().post_execute({"ti": Unreachable()})
-    assert "peak memory not recorded as XCom peak_rss_mib: execution API down" in capsys.readouterr().out
+    assert "peak memory / CPU time not recorded as XComs: execution API down" in capsys.readouterr().out
 
 
 DAG_FILE = textwrap.dedent("""
