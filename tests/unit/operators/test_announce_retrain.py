@@ -47,15 +47,20 @@ def test_smtp_down_for_every_try_loses_neither_the_retraining_nor_the_alert(pipe
             "conn_type": "smtp", "host": "127.0.0.1", "port": port,
             "extra": {"disable_ssl": True, "disable_tls": True, "retry_limit": 0, "timeout": 5}}))
 
-    # The session's pipeline keeps sent-alert markers under its shared MLOPS_HOME: the alert this test
-    # delivers must not look already sent to the tests after it.
+    # The session's pipeline keeps sent-alert markers under its shared MLOPS_HOME: this test starts from none
+    # (an earlier test may have alerted on the same day) and leaves the markers as it found them.
+    import shutil
+
     markers = paths.mlops_home() / "alerts"
-    before = {p for p in markers.rglob("*") if p.is_file()}
+    kept = markers.with_name("alerts.kept-by-test")
+    if markers.exists():
+        markers.rename(kept)
     try:
         _smtp_down_then_back(smtp_at=smtp_at)
     finally:
-        for path in {p for p in markers.rglob("*") if p.is_file()} - before:
-            path.unlink()
+        shutil.rmtree(markers, ignore_errors=True)
+        if kept.exists():
+            kept.rename(markers)
 
 
 def _smtp_down_then_back(*, smtp_at) -> None:
