@@ -8,53 +8,27 @@ import json
 
 import pytest
 
-from tests.unit.stages.test_tasks import (
-    CATEGORICAL,
-    FEATURES,
-    SCORE_DAY,
-    FeatureStore,
-    project_for,
-    synthetic,
-)
+from tests.shard_worlds import champion_world
+from tests.unit.stages.test_tasks import SCORE_DAY
 
 ROWS, SAMPLE_ROWS = 2600, 1000
 
 
+def _with_missing_x1(day):
+    day.loc[day.index % 7 == 0, "x1"] = None  # missing values, counted over every row
+
+
 @pytest.fixture(scope="module", params=["binary", "multiclass"])
 def world(request, tmp_path_factory):
-    import pyarrow as pa
-    from mlops_provider.config import paths
-    from mlops_provider.config.project import ProjectConfig
-    from mlops_provider.domain.layout import records_table
-    from mlops_provider.io import model_store
-    from mlops_provider.io.lake import Lake
-    from mlops_provider.stages import train as training
-    from mlops_provider.stages.promote import gate_and_promote
     from mlops_provider.stages.score import run_score
 
-    task = request.param
-    root = tmp_path_factory.mktemp(f"monitor-shards-{task}")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("MLOPS_HOME", str(root / "mlops"))
-        mp.setenv("MLOPS_SCORE_BATCH_ROWS", "300")  # predictions in row groups of 300 rows
-        mp.setenv("MLOPS_MONITOR_BATCH_ROWS", "250")  # batches that straddle row groups
-        loaded = project_for(task, root)
-        raw = json.loads(json.dumps(loaded.raw))
-        raw["monitoring"]["sample_rows"] = SAMPLE_ROWS
-        project = ProjectConfig(path=loaded.path, raw=raw)
-        uri = paths.mlflow_tracking_uri()
-        training.train_and_register(project, synthetic(task, 6, 300), run_tags={"airflow_run_id": "a"},
-                                    feature_columns=FEATURES, categorical_columns=CATEGORICAL, tracking_uri=uri,
-                                    dataset_sources=[], hpo_trials=1)
-        gate_and_promote(project, model_store.client_for(uri))
-        lake, reports = Lake((root / "lake").as_uri()), Lake((root / "reports").as_uri())
-        day = synthetic(task, 1, ROWS, start=SCORE_DAY, seed=11)
-        day.loc[day.index % 7 == 0, "x1"] = None  # missing values, counted over every row
-        table = pa.Table.from_pandas(day.drop(columns=["target"]), preserve_index=False)
-        lake.write(records_table(project), SCORE_DAY, table)
-        run_score(project, lake=lake, reports=reports, feature_store=FeatureStore(day), day=SCORE_DAY,
-                  tracking_uri=uri)
-        yield {"project": project, "lake": lake, "reports": reports, "uri": uri}
+    # Predictions in row groups of 300 rows, monitored in batches of 250 that straddle them.
+    with champion_world(tmp_path_factory, request.param, "monitor-shards", rows=ROWS,
+                        env={"MLOPS_SCORE_BATCH_ROWS": "300", "MLOPS_MONITOR_BATCH_ROWS": "250"},
+                        config={"monitoring": {"sample_rows": SAMPLE_ROWS}}, edit_day=_with_missing_x1) as built:
+        run_score(built["project"], lake=built["lake"], reports=built["reports"], feature_store=built["store"],
+                  day=SCORE_DAY, tracking_uri=built["uri"])
+        yield built
 
 
 def _json(stats):
