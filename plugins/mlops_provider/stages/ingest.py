@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from mlops_provider.config.project import ProjectConfig
 from mlops_provider.domain.layout import (  # noqa: F401 (re-exported)
@@ -334,7 +334,7 @@ def _merged_outcome(project: ProjectConfig, lake: Lake, reports: Lake, plan: dic
 
 
 def _quarantine(project: ProjectConfig, lake: Lake, day: dt.date, run_id: str, *, columns: list[str], staged_labels: Any,
-                outcome: Any, label_failures: list[str], summary: dict[str, Any], result: dict[str, Any]) -> None:
+                outcome: Any, label_failures: list[str], summary: dict[str, Any], result: dict[str, Any]) -> NoReturn:
     """Move the staged batch (and labels) to the run's quarantine and raise the error that names the likely cause."""
     from mlops_provider.io.validation import likely_cause
 
