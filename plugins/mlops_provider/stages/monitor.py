@@ -84,6 +84,37 @@ def _window_schema(project: ProjectConfig, lake: Lake, sources: dict[dt.date, An
     return pa.schema([(rid, key), *((n, t) for n, t in fields.items() if n != rid), (_ROW, pa.int64())])
 
 
+def _key_bounds(keys: Any) -> tuple[str, str] | None:
+    """The smallest and largest label id (string keys), to skip row groups whose ids lie outside (``None``: no pruning)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not (pa.types.is_string(keys.type) or pa.types.is_large_string(keys.type)) or not len(keys):
+        return None
+    low_high = pc.min_max(keys)
+    low, high = low_high["min"].as_py(), low_high["max"].as_py()
+    return None if low is None or high is None else (low, high)
+
+
+def _row_groups_in(source: Any, column: str, bounds: tuple[str, str] | None) -> list[int]:
+    """The row groups of ``source`` that may hold a ``column`` value within ``bounds`` (by their Parquet
+    min/max statistics; a row group without them is kept). A day's predictions whose ids all sort outside
+    the arriving labels' (today's records, when labels come days later) are not read at all."""
+    groups = list(range(source.num_row_groups))
+    names = source.schema_arrow.names
+    if bounds is None or column not in names:
+        return groups
+    index, (low, high) = names.index(column), bounds
+    kept = []
+    for i in groups:
+        stats = source.metadata.row_group(i).column(index).statistics
+        if stats is None or not stats.has_min_max or not isinstance(stats.min, str):
+            kept.append(i)
+        elif not (stats.max < low or stats.min > high):
+            kept.append(i)
+    return kept
+
+
 def labelled_predictions(project: ProjectConfig, lake: Lake, day: dt.date) -> pd.DataFrame | None:
     """Predictions of ``[day - label.delay_days - 1, day]`` joined with the labels that arrived on ``day``
     (``None``: none arrived, or none labels a prediction of those days).
@@ -93,8 +124,9 @@ def labelled_predictions(project: ProjectConfig, lake: Lake, day: dt.date) -> pd
     stored) and the task's prediction columns are read, by row groups, and joined with the labels in Arrow
     (a hash join on the labels, ``LABEL_JOIN_ROWS`` predictions at a time): memory holds the labels, one
     chunk and the labelled rows, never the window's predictions (read whole into pandas, a large day's ids
-    as Python strings took gigabytes and most of the monitor task's time). The ids stay Arrow strings in the
-    frame (performance reads the label and the prediction columns only).
+    as Python strings took gigabytes and most of the monitor task's time). Row groups whose id statistics lie
+    outside the labels' smallest and largest id are skipped unread. The ids stay Arrow strings in the frame
+    (performance reads the label and the prediction columns only).
     """
     import time
 
@@ -120,10 +152,17 @@ def labelled_predictions(project: ProjectConfig, lake: Lake, day: dt.date) -> pd
     batch_rows = max(1, int(os.environ.get("MLOPS_MONITOR_BATCH_ROWS", MONITOR_BATCH_ROWS)))
     read = [0]
 
+    bounds = _key_bounds(right.column(rid))
+    skipped = [0]
+
     def batches() -> Any:
         for source in sources.values():
             names = set(source.schema_arrow.names)
-            for batch in source.iter_batches(batch_size=batch_rows, columns=[c for c in columns if c in names]):
+            groups = _row_groups_in(source, rid, bounds)
+            skipped[0] += sum(source.metadata.row_group(i).num_rows for i in range(source.num_row_groups)
+                              if i not in groups)
+            for batch in source.iter_batches(batch_size=batch_rows, row_groups=groups,
+                                             columns=[c for c in columns if c in names]):
                 n, start = batch.num_rows, read[0]
                 read[0] += n
                 yield pa.RecordBatch.from_arrays(
@@ -150,8 +189,9 @@ def labelled_predictions(project: ProjectConfig, lake: Lake, day: dt.date) -> pd
         return None
     joined = pa.concat_tables(matched)
     joined = joined.sort_by([(_ROW, "ascending"), (_LABEL_ROW, "ascending")]).select([*columns, label])
-    log.info("%s %s: %d labels arrived; %d of %d predictions of %s..%s labelled (%.1f s)", project.name, day,
-             labels.num_rows, joined.num_rows, read[0], first, day, time.perf_counter() - began)
+    log.info("%s %s: %d labels arrived; %d of %d predictions of %s..%s labelled (%d more skipped unread: their row "
+             "groups' ids are outside the labels' range) (%.1f s)", project.name, day, labels.num_rows,
+             joined.num_rows, read[0], first, day, skipped[0], time.perf_counter() - began)
     if not joined.num_rows:
         return None
     frame = joined.drop_columns([rid]).to_pandas()

@@ -125,3 +125,32 @@ def test_categorical_labels_stay_categorical(tmp_path):
     labelled = labelled_predictions(project, lake, DAY)
     assert isinstance(labelled["target"].dtype, pd.CategoricalDtype)
     pd.testing.assert_frame_equal(labelled.astype({"rid": object}), _merged(project, lake, DAY))
+
+
+def test_row_groups_whose_ids_lie_outside_the_labels_are_not_read(tmp_path, monkeypatch, caplog):
+    """Labels of one day only (ids "2..."): the other days' row groups ("0...", "1...", "3...", "4...") are
+    skipped by their id statistics, and the rows are still the merge's."""
+    import logging
+
+    import pyarrow.parquet as pq
+    from mlops_provider.domain.layout import predictions_table
+    from mlops_provider.stages import monitor
+
+    project, lake = _world("binary", tmp_path, [f"2{i}" for i in range(0, 740, 3)])
+    read = []
+    iter_batches = pq.ParquetFile.iter_batches
+
+    def counting(self, *args, row_groups=None, **kwargs):
+        read.append(self.metadata.num_row_groups if row_groups is None else len(row_groups))
+        return iter_batches(self, *args, row_groups=row_groups, **kwargs)
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", counting)
+    with caplog.at_level(logging.INFO, logger=monitor.__name__):
+        labelled = monitor.labelled_predictions(project, lake, DAY)
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", iter_batches)
+    pd.testing.assert_frame_equal(labelled.astype({"rid": object}), _merged(project, lake, DAY))
+    day2 = pq.ParquetFile(lake.partition_path(predictions_table(project), DAY - dt.timedelta(days=2)),
+                          filesystem=lake.fs).metadata.num_row_groups
+    assert sum(read) == day2, "only the row groups of the labelled day are read"
+    skipped = [r.getMessage() for r in caplog.records if "skipped unread" in r.getMessage()]
+    assert skipped and " 0 more skipped" not in skipped[0]
