@@ -6,8 +6,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlops_provider.operators.base import FeastBaseOperator, ProjectBaseOperator
-from mlops_provider.operators.common import int_or_none
-from mlops_provider.operators.shards import plan_of, publish_plans
+from mlops_provider.operators.shards import plan_days, plan_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -34,12 +33,8 @@ class PlanFeatureShardsOperator(ProjectBaseOperator):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from mlops_provider.stages.features import plan_feature_shards
 
-        shard_rows = int_or_none(self.shard_rows) or int(self.project.runs["shard_rows"])
-        plans = {p["day"]: p for p in self.each_day(
-            self.day, lambda day: plan_feature_shards(self.project, self.lake, day, shard_rows)) if p}
-        items = publish_plans(context, plans)
-        self.log.info("%s: %d sharded day(s), %d shard task(s)", self.project_name, len(plans), len(items))
-        return items
+        return plan_days(self, context, "feature",
+                         lambda day, rows: plan_feature_shards(self.project, self.lake, day, rows))
 
 
 class ComputeFeatureShardOperator(ProjectBaseOperator):

@@ -7,8 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_provider.links.artifacts import ValidationReportLink, report_link
 from mlops_provider.operators.base import ProjectBaseOperator
-from mlops_provider.operators.common import int_or_none
-from mlops_provider.operators.shards import plan_of, publish_plans
+from mlops_provider.operators.shards import plan_days, plan_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -104,13 +103,8 @@ class PlanValidationShardsOperator(ProjectBaseOperator):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from mlops_provider.stages.ingest import plan_validation_shards
 
-        shard_rows = int_or_none(self.shard_rows) or int(self.project.runs["shard_rows"])
-        plans = {p["day"]: p for p in self.each_day(
-            self.day, lambda day: plan_validation_shards(self.project, self.lake, day, shard_rows)) if p}
-        items = publish_plans(context, plans)
-        self.log.info("%s: %d batch(es) validated in shards, %d shard task(s)", self.project_name, len(plans),
-                      len(items))
-        return items
+        return plan_days(self, context, "validation",
+                         lambda day, rows: plan_validation_shards(self.project, self.lake, day, rows))
 
 
 class ValidateShardOperator(ProjectBaseOperator):

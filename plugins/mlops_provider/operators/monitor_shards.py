@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlops_provider.operators.base import ProjectBaseOperator
 from mlops_provider.operators.common import json_safe
-from mlops_provider.operators.shards import PLANS_KEY, publish_plans
+from mlops_provider.operators.shards import PLANS_KEY, plan_days
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -44,13 +44,8 @@ class PlanMonitorShardsOperator(ProjectBaseOperator):
     def execute(self, context: Context) -> list[dict[str, Any]]:
         from mlops_provider.stages.monitor import plan_monitor_shards
 
-        shard_rows = int(self.shard_rows or self.project.runs["shard_rows"])
-        plans = {p["day"]: p for p in self.each_day(
-            self.day, lambda day: plan_monitor_shards(self.project, lake=self.lake, day=day, shard_rows=shard_rows))
-            if p}
-        items = publish_plans(context, plans)
-        self.log.info("%s: %d sharded day(s), %d monitoring shard task(s)", self.project_name, len(plans), len(items))
-        return items
+        return plan_days(self, context, "monitoring",
+                         lambda day, rows: plan_monitor_shards(self.project, lake=self.lake, day=day, shard_rows=rows))
 
 
 class MonitorShardOperator(ProjectBaseOperator):

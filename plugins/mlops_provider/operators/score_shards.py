@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from mlops_provider.operators.base import FeastBaseOperator, MlflowBaseOperator
 from mlops_provider.operators.common import json_safe
 from mlops_provider.operators.scoring import ScoreBatchOperator
-from mlops_provider.operators.shards import PLANS_KEY, plan_of, publish_plans
+from mlops_provider.operators.shards import PLANS_KEY, plan_days, plan_of
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -40,19 +40,14 @@ class PlanScoreShardsOperator(ScoreBatchOperator):
         self.shard_rows = shard_rows
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
-        with self.mlflow_hook.environment():
-            self._skip_before_a_first_champion()
-            plans = {p["day"]: p for p in self.each_day(self.day, self._plan) if p}
-        items = publish_plans(context, plans)
-        self.log.info("%s: %d sharded day(s), %d shard task(s)", self.project_name, len(plans), len(items))
-        return items
-
-    def _plan(self, day: str) -> dict[str, Any] | None:
         from mlops_provider.stages.score import plan_score_shards
 
-        return plan_score_shards(self.project, lake=self.lake, day=day,
-                                 shard_rows=int(self.shard_rows or self.project.runs["shard_rows"]),
-                                 tracking_uri=self.mlflow_hook.tracking_uri, registry_uri=self.mlflow_hook.registry_uri)
+        hook = self.mlflow_hook
+        with hook.environment():
+            self._skip_before_a_first_champion()
+            return plan_days(self, context, "score", lambda day, rows: plan_score_shards(
+                self.project, lake=self.lake, day=day, shard_rows=rows, tracking_uri=hook.tracking_uri,
+                registry_uri=hook.registry_uri))
 
 
 class ScoreShardOperator(MlflowBaseOperator, FeastBaseOperator):
