@@ -115,6 +115,49 @@ def _row_groups_in(source: Any, column: str, bounds: tuple[str, str] | None) -> 
     return kept
 
 
+def _window_batches(sources: dict[dt.date, Any], schema: Any, bounds: tuple[str, str] | None, batch_rows: int,
+                    counts: dict[str, int]) -> Any:
+    """The label window's predictions as record batches of ``schema`` (a day without a column reads it as
+    missing; ``_ROW`` numbers the rows in day and row order), row groups outside ``bounds`` skipped; counts
+    the rows read and skipped in ``counts``."""
+    import numpy as np
+    import pyarrow as pa
+
+    rid, columns = schema.names[0], schema.names[:-1]
+    for source in sources.values():
+        names = set(source.schema_arrow.names)
+        groups = _row_groups_in(source, rid, bounds)
+        counts["skipped"] += sum(source.metadata.row_group(i).num_rows for i in range(source.num_row_groups)
+                                 if i not in groups)
+        for batch in source.iter_batches(batch_size=batch_rows, row_groups=groups,
+                                         columns=[c for c in columns if c in names]):
+            n, start = batch.num_rows, counts["read"]
+            counts["read"] += n
+            yield pa.RecordBatch.from_arrays(
+                [batch.column(f.name).cast(f.type) if f.name in names else pa.nulls(n, f.type)
+                 for f in schema if f.name != _ROW] + [pa.array(np.arange(start, start + n, dtype=np.int64))],
+                schema=schema)
+
+
+def _join_in_chunks(batches: Any, right: Any, schema: Any, rid: str, chunk_rows: int) -> list[Any]:
+    """Inner joins of ``chunk_rows`` predictions at a time with the labels (``right``): the labels' hash table is
+    built once per chunk (chunks at least as large as the labels keep that below the probing) and memory holds
+    one chunk, never the window's predictions."""
+    import pyarrow as pa
+
+    chunk, matched = [], []
+    for batch in batches:
+        chunk.append(batch)
+        if sum(b.num_rows for b in chunk) >= chunk_rows:
+            matched.append(pa.Table.from_batches(chunk, schema=schema).join(right, rid, join_type="inner",
+                                                                             use_threads=False))
+            chunk = []
+    if chunk:
+        matched.append(pa.Table.from_batches(chunk, schema=schema).join(right, rid, join_type="inner",
+                                                                         use_threads=False))
+    return matched
+
+
 def labelled_predictions(project: ProjectConfig, lake: Lake, day: dt.date) -> pd.DataFrame | None:
     """Predictions of ``[day - label.delay_days - 1, day]`` joined with the labels that arrived on ``day``
     (``None``: none arrived, or none labels a prediction of those days).
@@ -150,48 +193,16 @@ def labelled_predictions(project: ProjectConfig, lake: Lake, day: dt.date) -> pd
     right = pa.table({rid: _label_keys(labels, rid, schema.field(rid).type), label: labels.column(label),
                       _LABEL_ROW: np.arange(labels.num_rows, dtype=np.int64)})
     batch_rows = max(1, int(os.environ.get("MLOPS_MONITOR_BATCH_ROWS", MONITOR_BATCH_ROWS)))
-    read = [0]
-
-    bounds = _key_bounds(right.column(rid))
-    skipped = [0]
-
-    def batches() -> Any:
-        for source in sources.values():
-            names = set(source.schema_arrow.names)
-            groups = _row_groups_in(source, rid, bounds)
-            skipped[0] += sum(source.metadata.row_group(i).num_rows for i in range(source.num_row_groups)
-                              if i not in groups)
-            for batch in source.iter_batches(batch_size=batch_rows, row_groups=groups,
-                                             columns=[c for c in columns if c in names]):
-                n, start = batch.num_rows, read[0]
-                read[0] += n
-                yield pa.RecordBatch.from_arrays(
-                    [batch.column(f.name).cast(f.type) if f.name in names else pa.nulls(n, f.type)
-                     for f in schema if f.name != _ROW] + [pa.array(np.arange(start, start + n, dtype=np.int64))],
-                    schema=schema)
-
-    # A chunk of batches at a time: the labels' hash table is built once per chunk (chunks at least as large
-    # as the labels keep that below the probing) and memory holds one chunk, never the window's predictions.
-    chunk_rows, chunk, matched = max(LABEL_JOIN_ROWS, labels.num_rows), [], []
-
-    def join() -> None:
-        matched.append(pa.Table.from_batches(chunk, schema=schema).join(right, rid, join_type="inner",
-                                                                         use_threads=False))
-        chunk.clear()
-
-    for batch in batches():
-        chunk.append(batch)
-        if sum(b.num_rows for b in chunk) >= chunk_rows:
-            join()
-    if chunk:
-        join()
+    counts = {"read": 0, "skipped": 0}
+    batches = _window_batches(sources, schema, _key_bounds(right.column(rid)), batch_rows, counts)
+    matched = _join_in_chunks(batches, right, schema, rid, max(LABEL_JOIN_ROWS, labels.num_rows))
     if not matched:
         return None
     joined = pa.concat_tables(matched)
     joined = joined.sort_by([(_ROW, "ascending"), (_LABEL_ROW, "ascending")]).select([*columns, label])
     log.info("%s %s: %d labels arrived; %d of %d predictions of %s..%s labelled (%d more skipped unread: their row "
              "groups' ids are outside the labels' range) (%.1f s)", project.name, day, labels.num_rows,
-             joined.num_rows, read[0], first, day, skipped[0], time.perf_counter() - began)
+             joined.num_rows, counts["read"], first, day, counts["skipped"], time.perf_counter() - began)
     if not joined.num_rows:
         return None
     frame = joined.drop_columns([rid]).to_pandas()
