@@ -240,16 +240,17 @@ def test_missing_day_is_a_source_error(pg_project):
 def test_table_name_from_config_cannot_inject_sql(table, pg_conn, pg_source_db, mlops_home, tmp_path, monkeypatch):
     from mlops_provider.config.project import load_project
     from mlops_provider.io.lake import Lake
+    from mlops_provider.io.sources import _sqlstate
     from mlops_provider.operators.ingest import _source
     from mlops_provider.stages.ingest import stage_day
 
     monkeypatch.setenv("MLOPS_PROJECTS_DIR", str(tmp_path / "projects"))
     _write_project(tmp_path / "projects", table, labels_table=None)
     project = load_project("fraud")
-    # psycopg.errors or psycopg2.errors, whichever driver the postgres provider picked.
+    # The server's undefined_table (ADBC's error carries the SQLSTATE like psycopg's UndefinedTable).
     with pytest.raises(Exception, match="does not exist") as err:
         stage_day(project, Lake(), _source(project), DAY, run_id="scheduled__evil")
-    assert type(err.value).__name__ == "UndefinedTable"
+    assert _sqlstate(err.value) == "42P01", err.value
     conn = _connect(pg_source_db)
     with conn, conn.cursor() as cur:
         cur.execute("SELECT to_regclass('public.victim') IS NOT NULL")
@@ -404,3 +405,55 @@ def test_a_hung_query_is_cancelled_by_the_statement_timeout(pg_conn, pg_source_d
     raw["source"].pop("statement_timeout_seconds")
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     assert _source(load_project("fraud")).statement_timeout_s == 600
+
+
+# -- the ADBC extraction (arrow_uri) gives what the DB-API path gives -------------------------------------
+TYPED = "Typed Records"
+
+
+@pytest.fixture(scope="session")
+def pg_typed_db(pg_source_db):
+    """One table with the server types a user's table may have, over two days, with nulls and edge values."""
+    conn = _connect(pg_source_db)
+    with conn, conn.cursor() as cur:
+        cur.execute(f'''CREATE TABLE "{SCHEMA}"."{TYPED}" (
+            id text, small smallint, whole integer, big bigint, single real, double double precision,
+            amount numeric(12, 2), ratio numeric, flag boolean, seen timestamptz, local_time timestamp, on_day date,
+            ref uuid, body text)''')
+        cur.execute(f'''INSERT INTO "{SCHEMA}"."{TYPED}"
+            SELECT 'r-' || g, g % 100, g * 3, g * 100000000000, g / 3.0, g / 7.0, g / 100.0, g / 8.0,
+                   CASE WHEN g % 3 = 0 THEN NULL ELSE g % 2 = 0 END,
+                   timestamptz '2024-03-02 00:00:00+00' + g * interval '1 minute',
+                   timestamp '2024-03-01 00:00:00' + g * interval '1 minute', date '2024-03-02',
+                   md5(g::text)::uuid, CASE WHEN g % 5 = 0 THEN NULL WHEN g % 7 = 0 THEN '' ELSE 'x' || g END
+            FROM generate_series(-10, 2000) g''')
+    conn.close()
+    return f"{SCHEMA}.{TYPED}"
+
+
+def test_adbc_extraction_equals_the_db_api_path(pg_typed_db, pg_source_db):
+    """Same rows, same Arrow types, same values: the staged batch does not depend on the reader."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from mlops_provider.io.sources import PostgresSource
+
+    uri = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{pg_source_db}"
+    rows = PostgresSource(lambda: _connect(pg_source_db), pg_typed_db, "seen", batch_rows=500)
+    arrow = PostgresSource(lambda: _connect(pg_source_db), pg_typed_db, "seen", arrow_uri=uri)
+    assert arrow.arrow_uri and not rows.arrow_uri
+    by_rows, _ = rows._records(DAY, DAY, None)
+    by_arrow, where = arrow._records(DAY, DAY, None)
+    assert where == [f"postgres://{pg_typed_db}?seen=[2024-03-02T00:00:00,2024-03-03T00:00:00)"]
+    assert by_arrow.num_rows == by_rows.num_rows == 1440  # the minutes of the UTC day
+    # numeric(p, s) keeps its declared precision (the DB-API path infers one from the values); an unconstrained
+    # numeric has none to keep: a float. Every other column has the DB-API path's type.
+    numeric = {"amount": pa.decimal128(12, 2), "ratio": pa.float64()}
+    assert {f.name: f.type for f in by_arrow.schema if f.name in numeric} == numeric
+    assert [(f.name, f.type) for f in by_arrow.schema if f.name not in numeric] == \
+        [(f.name, f.type) for f in by_rows.schema if f.name not in numeric]
+    same = by_rows.cast(by_arrow.schema)
+    # A real is read as its 4 binary bytes, not as the text the DB-API driver parses: equal to float32 precision.
+    assert [name for name in by_arrow.column_names if not by_arrow.column(name).equals(same.column(name))] == ["single"]
+    assert pc.max(pc.abs(pc.subtract(by_arrow.column("single"), same.column("single")))).as_py() < 1e-4
+    assert by_arrow.column("body").null_count == by_rows.column("body").null_count > 0
+    assert by_arrow.column("ref")[0].as_py() == by_rows.column("ref")[0].as_py()

@@ -608,8 +608,52 @@ QUERY_CANCELED = "57014"
 
 
 def _sqlstate(exc: BaseException) -> str | None:
-    """The SQLSTATE of a psycopg2 (``pgcode``) or psycopg 3 (``sqlstate``) error."""
+    """The SQLSTATE of a psycopg2 (``pgcode``), psycopg 3 or ADBC (``sqlstate``) error."""
     return getattr(exc, "pgcode", None) or getattr(exc, "sqlstate", None)
+
+
+def _quote_identifier(*parts: str) -> str:
+    """``schema.table`` (or a column) as a quoted PostgreSQL identifier: what ``sql.Identifier`` renders."""
+    return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
+
+
+def _db_api_types(table: pa.Table) -> pa.Table:
+    """ADBC's Arrow types made the ones the DB-API path gives, so both extract the same staged batch:
+    narrow integers and floats widen to 64 bits; uuids become text; ``numeric(p, s)`` becomes
+    ``decimal128(p, s)`` (the DB-API path infers a narrower precision from the values; an unconstrained
+    ``numeric`` becomes float64); other server types ADBC passes as opaque text (json, inet) stay text."""
+    import uuid
+
+    import pyarrow as pa
+
+    columns, fields = [], []
+    for fld, column in zip(table.schema, table.columns, strict=True):
+        kind = fld.type
+        if pa.types.is_integer(kind) and kind.bit_width < 64:
+            column = column.cast(pa.int64() if pa.types.is_signed_integer(kind) else pa.uint64())
+        elif pa.types.is_floating(kind) and kind.bit_width < 64:
+            column = column.cast(pa.float64())
+        elif isinstance(kind, pa.UuidType):  # the DB-API driver hands out uuids as text
+            column = pa.array([None if v is None else str(uuid.UUID(bytes=v))
+                               for chunk in column.chunks for v in chunk.storage.to_pylist()], pa.string())
+        elif isinstance(kind, pa.BaseExtensionType):
+            column = pa.chunked_array([c.storage for c in column.chunks], kind.storage_type)
+            if getattr(kind, "type_name", "") == "numeric":
+                column = column.cast(_numeric_type(fld))
+        columns.append(column)
+        fields.append(pa.field(fld.name, column.type, fld.nullable))
+    return pa.Table.from_arrays(columns, schema=pa.schema(fields))
+
+
+def _numeric_type(fld: pa.Field) -> pa.DataType:
+    """``numeric(p, s)``'s Arrow type from the type modifier ADBC reports (``(p << 16 | s) + 4``)."""
+    import pyarrow as pa
+
+    typmod = int((fld.metadata or {}).get(b"POSTGRESQL:typmod", b"-1"))
+    if typmod < 4:
+        return pa.float64()
+    precision, scale = (typmod - 4) >> 16, (typmod - 4) & 0xFFFF
+    return pa.decimal128(precision, scale) if precision <= 38 else pa.decimal256(precision, scale)
 
 
 class PostgresSource(_Source):
@@ -619,8 +663,12 @@ class PostgresSource(_Source):
 
     def __init__(self, connect: Callable[[], Any], table: str, event_timestamp: str,
                  labels_table: str | None = None, batch_rows: int = 100_000,
-                 statement_timeout_s: float | None = None):
+                 statement_timeout_s: float | None = None, arrow_uri: str | None = None):
         self.connect = connect
+        #: A libpq URI of the same database: the extraction then goes through ADBC (the server streams COPY
+        #: BINARY straight into Arrow: about a quarter of the client CPU of rows through the DB-API cursor).
+        #: ``None``: the DB-API connection ``connect`` reads the rows.
+        self.arrow_uri = arrow_uri
         self.table = table
         self.labels_table = labels_table
         self.event_timestamp = event_timestamp
@@ -655,24 +703,44 @@ class PostgresSource(_Source):
     def _bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
         return dt.datetime.combine(start, dt.time()), dt.datetime.combine(end + dt.timedelta(days=1), dt.time())
 
+    def _session(self, cur: Any) -> None:
+        """UTC day bounds and the statement timeout, on a fresh connection of either kind."""
+        # Intervals are UTC days: the naive bounds must mean UTC for both ``timestamp`` and
+        # ``timestamptz`` columns, whatever the server's or the database's TimeZone setting is.
+        cur.execute("SET TIME ZONE 'UTC'")
+        # One hung statement (a lock, a scan gone wrong) must not block the DAG forever: the server
+        # cancels it, the task fails and is retried.
+        cur.execute(f"SET statement_timeout = {max(1, round(self.statement_timeout_s * 1000))}")
+
     def _query(self, table: str, ts_column: str, start: dt.date, end: dt.date) -> tuple[pa.Table | None, list[str]]:
+        bounds = self._bounds(start, end)
+        try:
+            fetch = self._fetch_arrow if self.arrow_uri else self._fetch_rows
+            table_arrow = _concat([b for b in fetch(table, ts_column, bounds) if b.num_rows])
+        except Exception as exc:
+            if _sqlstate(exc) == QUERY_CANCELED:
+                raise SourceError(
+                    f"postgres table {table}: the extraction of [{bounds[0].isoformat()}, {bounds[1].isoformat()}) "
+                    f"ran longer than source.statement_timeout_seconds ({self.statement_timeout_s:g} s) and the "
+                    f"server cancelled it; the task is retried. If the table is slow to read by {ts_column}, index "
+                    f"that column or raise source.statement_timeout_seconds ({str(exc).strip().splitlines()[0]})"
+                ) from exc
+            raise
+        where = f"postgres://{table}?{ts_column}=[{bounds[0].isoformat()},{bounds[1].isoformat()})"
+        return table_arrow, [where] if table_arrow is not None else []
+
+    def _fetch_rows(self, table: str, ts_column: str, bounds: tuple[dt.datetime, dt.datetime]) -> list[pa.Table]:
+        """The interval through the DB-API connection, in batches of ``batch_rows`` rows."""
         import pyarrow as pa
 
-        bounds = self._bounds(start, end)
         conn = self.connect()
         try:
             sql = self._sql(conn)
             query = sql.SQL("SELECT * FROM {table} WHERE {ts} >= %s AND {ts} < %s ORDER BY {ts}").format(
                 table=self._identifier(sql, table), ts=sql.Identifier(ts_column)
             )
-            # Intervals are UTC days: the naive bounds must mean UTC for both ``timestamp`` and
-            # ``timestamptz`` columns, whatever the server's or the database's TimeZone setting is.
             with conn.cursor() as cur:
-                cur.execute("SET TIME ZONE 'UTC'")
-                # One hung statement (a lock, a scan gone wrong) must not block the DAG forever: the server
-                # cancels it, the task fails and is retried. set_config takes a bound value with both drivers.
-                cur.execute("SELECT set_config('statement_timeout', %s, false)",
-                            (f"{max(1, round(self.statement_timeout_s * 1000))}ms",))
+                self._session(cur)
             # A named (server-side) cursor streams the interval instead of loading it in one piece;
             # both drivers quote its name as an identifier.
             with conn.cursor(name=f"mlops_extract_{table.replace('.', '_')}") as cur:
@@ -685,20 +753,29 @@ class PostgresSource(_Source):
                     # Column by column: the same Arrow types as row dicts through from_pylist, ~5x faster.
                     batches.append(pa.table(dict(zip(names, map(pa.array, zip(*rows, strict=True)), strict=True))))
             conn.commit()
-        except Exception as exc:
-            if _sqlstate(exc) == QUERY_CANCELED:
-                raise SourceError(
-                    f"postgres table {table}: the extraction of [{bounds[0].isoformat()}, {bounds[1].isoformat()}) "
-                    f"ran longer than source.statement_timeout_seconds ({self.statement_timeout_s:g} s) and the "
-                    f"server cancelled it; the task is retried. If the table is slow to read by {ts_column}, index "
-                    f"that column or raise source.statement_timeout_seconds ({str(exc).strip().splitlines()[0]})"
-                ) from exc
-            raise
         finally:
             conn.close()
-        table_arrow = _concat(batches)
-        where = f"postgres://{table}?{ts_column}=[{bounds[0].isoformat()},{bounds[1].isoformat()})"
-        return table_arrow, [where] if table_arrow is not None else []
+        return batches
+
+    def _fetch_arrow(self, table: str, ts_column: str, bounds: tuple[dt.datetime, dt.datetime]) -> list[pa.Table]:
+        """The interval through ADBC, as the driver's record batches with the DB-API path's Arrow types."""
+        import adbc_driver_postgresql.dbapi as adbc
+        import pyarrow as pa
+
+        ts = _quote_identifier(ts_column)
+        query = f"SELECT * FROM {_quote_identifier(*table.split('.'))} WHERE {ts} >= $1 AND {ts} < $2 ORDER BY {ts}"
+        conn = adbc.connect(self.arrow_uri)
+        try:
+            with conn.cursor() as cur:
+                self._session(cur)
+                cur.execute(query, bounds)
+                batches = []
+                for batch in cur.fetch_record_batch():
+                    hit("source.postgres.batch")  # mid-read
+                    batches.append(_db_api_types(pa.Table.from_batches([batch])))
+        finally:
+            conn.close()
+        return batches
 
     def _records(self, start, end, spec):
         return self._query(self.table, self.event_timestamp, start, end)
@@ -717,9 +794,7 @@ class PostgresSource(_Source):
             query = sql.SQL("SELECT 1 FROM {table} WHERE {ts} >= %s AND {ts} < %s LIMIT 1").format(
                 table=self._identifier(sql, self.table), ts=sql.Identifier(self.event_timestamp))
             with conn.cursor() as cur:
-                cur.execute("SET TIME ZONE 'UTC'")
-                cur.execute("SELECT set_config('statement_timeout', %s, false)",
-                            (f"{max(1, round(self.statement_timeout_s * 1000))}ms",))
+                self._session(cur)
                 cur.execute(query, (low, high))
                 found = cur.fetchone() is not None
             conn.commit()

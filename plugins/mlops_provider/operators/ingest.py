@@ -31,13 +31,25 @@ def _source(project):
         from mlops_provider.config.project import schema_default
 
         return sources.PostgresSource(hook.get_conn, spec["table"], project.event_timestamp,
-                                      labels_table=spec.get("labels_table"),
+                                      labels_table=spec.get("labels_table"), arrow_uri=_libpq_uri(hook),
                                       statement_timeout_s=float(spec.get("statement_timeout_seconds",
                                                                          schema_default("source.statement_timeout_seconds"))))
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     client = S3Hook(aws_conn_id=spec.get("conn_id", "aws_default")).get_conn()
     return sources.S3Source(client, spec["bucket"], spec["prefix"])
+
+
+# Connection extras that configure the hook itself, not libpq (the rest, e.g. sslmode, go to the URI).
+_HOOK_EXTRAS = {"iam", "redshift", "redshift-serverless", "cursor", "cluster-identifier", "workgroup-name",
+                "aws_conn_id", "sqlalchemy_query", "sqlalchemy_scheme", "enable_log_db_messages"}
+
+
+def _libpq_uri(hook) -> str:
+    """The hook's connection as a libpq URI (what ADBC connects with), libpq options from its extras."""
+    extras = hook.connection.extra_dejson
+    query = {k: str(v) for k, v in extras.items() if k not in _HOOK_EXTRAS and isinstance(v, str | int | float)}
+    return hook.sqlalchemy_url.set(drivername="postgresql", query=query).render_as_string(hide_password=False)
 
 
 def _source_dataset(project, source, read: list[str]):
