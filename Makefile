@@ -46,9 +46,12 @@ clean:
 	rm -rf .mlops
 
 # Production topology without Docker (scripts/stack.py): real services on 127.0.0.1, CeleryExecutor, 2 workers.
-.PHONY: stack-up stack-down stack-status test-stack
+.PHONY: stack-up stack-down stack-status stack-deps test-stack
 
-stack-up: install
+stack-deps:
+	scripts/stack-deps.sh
+
+stack-up: install stack-deps
 	$(ENV) python scripts/stack.py up $(STACK_ARGS)
 
 stack-down:

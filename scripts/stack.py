@@ -6,7 +6,8 @@
 It uses the PostgreSQL and Redis already running on the machine (creates its own roles and databases,
 and uses its own Redis db indexes), and starts, bound to 127.0.0.1 only:
 
-* ``moto_server`` as the S3 endpoint (lake, reports, MLflow artifacts, an S3 source prefix);
+* ``s3rver`` (npm, ``scripts/stack-deps.sh`` installs it) as the S3 endpoint (lake, reports, MLflow artifacts,
+  an S3 source prefix), objects kept as files under ``stack/s3``;
 * an SMTP sink (``scripts/stack_smtp.py``) that stores every received message as an ``.eml`` file;
 * an MLflow tracking server (PostgreSQL backend store, artifacts proxied to S3);
 * Airflow with the CeleryExecutor (Redis broker, PostgreSQL result backend): api-server, scheduler,
@@ -114,6 +115,19 @@ class Config:
         return f"http://{LOOPBACK}:{self.mlflow_port}"
 
 
+S3_SERVER_KEY = "S3RVER"
+S3_SERVER = REPO / "scripts" / "s3_server" / "node_modules" / "s3rver" / "bin" / "s3rver.js"
+# AWS SDKs (botocore >= 1.36, the C++ SDK in pyarrow) send checksummed aws-chunked uploads by default, which
+# S3-compatible servers other than AWS (s3rver, older MinIO) store verbatim: checksums only where required.
+S3_COMPAT = {"AWS_REQUEST_CHECKSUM_CALCULATION": "WHEN_REQUIRED", "AWS_RESPONSE_CHECKSUM_VALIDATION": "WHEN_REQUIRED"}
+
+
+def s3_server_argv(cfg: Config) -> list[str]:
+    # Node >= 17 (OpenSSL 3) lacks the legacy cipher s3rver's list continuation tokens use.
+    return [shutil.which("node") or "node", "--openssl-legacy-provider", str(S3_SERVER), "--directory",
+            str(cfg.dir / "s3"), "--address", LOOPBACK, "--port", str(cfg.s3_port), "--silent"]
+
+
 def load_secrets(cfg: Config) -> dict[str, str]:
     """Passwords and keys of this stack: generated once, kept in ``secrets.json`` (0600), env overrides."""
     path = cfg.dir / "secrets.json"
@@ -128,14 +142,14 @@ def load_secrets(cfg: Config) -> dict[str, str]:
         "fernet_key": lambda: base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
         "api_secret_key": token,
         "jwt_secret": lambda: secrets.token_urlsafe(48),
-        "s3_access_key": lambda: "mlops" + secrets.token_hex(6),
-        "s3_secret_key": token,
         **{f"pg_{name}_password": token for name in DATABASES},
     }
     overrides = {"admin_user": "MLOPS_STACK_ADMIN_USER", "admin_password": "MLOPS_STACK_ADMIN_PASSWORD"}
     for key, make in wanted.items():
         from_env = os.environ.get(overrides[key], "") if key in overrides else ""
         stored[key] = from_env or stored.get(key) or make()
+    # s3rver accepts one fixed key pair (a loopback stand-in; a real S3 or MinIO has keys of its own).
+    stored.update(s3_access_key=S3_SERVER_KEY, s3_secret_key=S3_SERVER_KEY)
     cfg.dir.mkdir(parents=True, exist_ok=True)
     _write_private(path, json.dumps(stored, indent=2) + "\n")
     return stored
@@ -172,6 +186,7 @@ def service_env(cfg: Config, sec: dict[str, str]) -> dict[str, str]:
         "MLOPS_S3_ACCESS_KEY_ID": sec["s3_access_key"],
         "MLOPS_S3_SECRET_ACCESS_KEY": sec["s3_secret_key"],
         "MLOPS_S3_BUCKET": cfg.bucket,
+        **S3_COMPAT,
         "MLOPS_REDIS_HOST": cfg.redis_host,
         "MLOPS_REDIS_PORT": str(cfg.redis_port),
         "MLOPS_FEAST_REDIS_DB": str(cfg.feast_db),
@@ -258,12 +273,11 @@ def components(cfg: Config, sec: dict[str, str]) -> list[Component]:
     base = base_env(cfg)
     svc = service_env(cfg, sec)
     aws = {"AWS_ACCESS_KEY_ID": sec["s3_access_key"], "AWS_SECRET_ACCESS_KEY": sec["s3_secret_key"],
-           "AWS_DEFAULT_REGION": "us-east-1"}
+           "AWS_DEFAULT_REGION": "us-east-1", **S3_COMPAT}
     airflow = {**base, **svc, **airflow_env(cfg, sec)}
     af = str(VENV_BIN / "airflow")
     result = [
-        Component("s3", [str(VENV_BIN / "moto_server"), "-H", LOOPBACK, "-p", str(cfg.s3_port)], base,
-                  port=cfg.s3_port, health=f"{cfg.s3_url}/moto-api/"),
+        Component("s3", s3_server_argv(cfg), base, port=cfg.s3_port),
         Component("smtp", [py, str(REPO / "scripts" / "stack_smtp.py"), "--host", LOOPBACK, "--port",
                            str(cfg.smtp_port), "--maildir", str(cfg.maildir)], base, port=cfg.smtp_port),
         Component("mlflow", [str(VENV_BIN / "mlflow"), "server", "--host", LOOPBACK, "--port", str(cfg.mlflow_port),
@@ -476,7 +490,10 @@ def up(cfg: Config, fresh: bool, timeout: float) -> None:
     if fresh:
         down(cfg, quiet=True)
         shutil.rmtree(cfg.dir / "workers", ignore_errors=True)  # the workers' private homes start empty too
-    cfg.dir.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(cfg.dir / "s3", ignore_errors=True)  # and the bucket
+    if not S3_SERVER.exists():
+        raise StackError(f"the stack's S3 endpoint is not installed ({S3_SERVER} missing): run scripts/stack-deps.sh")
+    (cfg.dir / "s3").mkdir(parents=True, exist_ok=True)
     sec = load_secrets(cfg)
     print(f"stack up: state in {cfg.dir}")
     prepare_postgres(cfg, sec, fresh)

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The system tools the test suite needs besides the venv (`make install`) and the local PostgreSQL and
 # Redis: Debian's chromium and chromium-driver (the stack's UI test drives the web UI) and docker-compose
-# (validates docker-compose.yaml). The one place that installs them; `make test` (and so CI) calls it.
+# (validates docker-compose.yaml), and the stack's S3 endpoint (scripts/stack-deps.sh: Node.js and s3rver).
+# The one place that installs them; `make test` (and so CI) calls it.
 # Idempotent: does nothing when they are all there. Otherwise installs the missing packages with apt-get,
 # non-interactively, as root or through passwordless sudo; fails with the command to run when it cannot.
 set -euo pipefail
+"$(dirname "$0")/stack-deps.sh"
 
 tools=(chromium chromedriver docker-compose)
 declare -A package=([chromium]=chromium [chromedriver]=chromium-driver [docker-compose]=docker-compose)
