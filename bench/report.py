@@ -230,6 +230,10 @@ def stack_scale_md(r: dict[str, Any]) -> str:
                if r.get("speedup") is not None else
                f"Highest task peak RSS {_mib(r['max_task_peak_rss_mib'])} (limit {_mib(r['limit_mib'])}); no "
                "speed-up without both worker counts.")
+    by_component = [f"{p['workers']} worker(s): " + ", ".join(f"{n} {c:.2f}" for n, c in sorted(
+        p["component_cores"].items(), key=lambda item: -item[1]) if c >= 0.005) for p in phases if p.get("component_cores")]
+    components = ("\n\nCores each component's process tree kept busy over the chain (a worker's tree includes its "
+                  "task processes):\n\n" + "\n".join(f"- {line}" for line in by_component)) if by_component else ""
     return (f"Production stack (`scripts/stack.py`: CeleryExecutor, MLflow server, S3 endpoint), fraud project from "
             f"PostgreSQL, one fresh stack per worker count. Setup, not timed: {r['history_days']} clean history days "
             f"of {r['history_rows']:,} rows and a first champion, then one day of **{r['rows']:,} rows** copied into "
@@ -241,6 +245,7 @@ def stack_scale_md(r: dict[str, Any]) -> str:
             + _table(["workers", "t0 -> monitor done", "DAG runs (start..end)", "score shards",
                       "max task peak RSS", "worker tree peak RSS", "busy cores: machine / tasks",
                       "setup (not timed)"], rows)
+            + components
             + "\n\nPer task (mapped instances summed): seconds, peak RSS, cores kept busy (the task processes' CPU "
               "seconds, XCom `cpu_seconds`, over their summed duration).\n\n"
             + _table(["task", *[f"{p['workers']} worker(s)" for p in phases]], tasks)

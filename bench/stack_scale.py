@@ -168,6 +168,55 @@ def busy_cores(before: Any, after: Any, seconds: float) -> float | None:
     return round((busy(after) - busy(before)) / seconds, 2) if seconds > 0 else None
 
 
+def tree_cpu_seconds(pid: int | None) -> float:
+    """CPU seconds of a process and its descendants, the reaped ones included (``children_*``); 0 when gone."""
+    import psutil
+
+    if not pid:
+        return 0.0
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def service_pids(stack: Any) -> dict[str, int | None]:
+    """Every stack component's PID (``stack/pids``), and the PostgreSQL and Redis servers the stack uses."""
+    pids = {path.stem: stack.pid(path.stem) for path in sorted((stack.dir / "pids").glob("*.pid"))}
+    try:
+        import psutil
+        import psycopg2
+        import redis
+
+        from devkit import services
+
+        with psycopg2.connect(host=services.pg_host(), port=services.pg_port(), user=services.pg_admin(),
+                              dbname="postgres") as conn, conn.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            pids["postgresql"] = psutil.Process(cur.fetchone()[0]).ppid()  # the postmaster
+        pids["redis"] = int(redis.Redis(host=services.redis_host(), port=services.redis_port()).info()["process_id"])
+    except Exception as exc:  # a remote server: its CPU is not this machine's
+        print(f"[stack_scale] PostgreSQL/Redis CPU not sampled: {exc}", flush=True)
+    return pids
+
+
+def component_cores(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
+    """Average cores each component kept busy between two :func:`tree_cpu_seconds` readings (one that is gone
+    at the second reading is left out: its last CPU seconds are unknown)."""
+    if seconds <= 0:
+        return {}
+    return {name: round((after[name] - cpu) / seconds, 3) for name, cpu in before.items() if after.get(name)}
+
+
 def measure(workers: int, *, rows: int, shard_rows: int, concurrency: int, timeout: float,
             chunk_rows: int) -> dict[str, Any]:
     """One fresh stack with ``workers`` workers: setup (not timed), load the day, time the chain."""
@@ -195,10 +244,13 @@ def measure(workers: int, *, rows: int, shard_rows: int, concurrency: int, timeo
             sampler.start()
         import psutil
 
+        components = service_pids(stack)
         try:
             t0, cpu0 = time.time(), psutil.cpu_times()
+            own0 = {name: tree_cpu_seconds(pid) for name, pid in components.items()}
             ingest_run = api.trigger(CHAIN[0], {"day": day.isoformat()})
             runs = wait_chain(stack, api, ingest_run, t0, timeout)
+            own1 = {name: tree_cpu_seconds(pid) for name, pid in components.items()}
             cpu1, t1 = psutil.cpu_times(), time.time()
         finally:
             for sampler in samplers.values():
@@ -221,6 +273,8 @@ def measure(workers: int, *, rows: int, shard_rows: int, concurrency: int, timeo
         "machine_busy_cores": busy_cores(cpu0, cpu1, t1 - t0), "logical_cores": psutil.cpu_count(),
         "task_cpu_seconds": round(sum(t["cpu_seconds"] or 0 for r in detail for t in r["tasks"]), 1),
         "worker_peak_tree_rss_mib": {n: round(s.peak_tree / 2**20, 1) for n, s in samplers.items()},
+        # Who kept the machine busy: each component's process tree (a worker's includes its task processes).
+        "component_cores": component_cores(own0, own1, t1 - t0),
     }
     print(f"[stack_scale] {workers} worker(s): t0 -> monitor done {result['wall_seconds']} s; "
           + ", ".join(f"{r['dag_id'].split('__', 1)[1]} {r['seconds']} s" for r in detail)

@@ -6,6 +6,7 @@ Nothing here looks at timings: performance is read from docs/performance.md, nev
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -170,10 +171,29 @@ def test_stack_scale_table_shows_walls_speedup_and_peak_memory_per_task():
     md = report.stack_scale_md({"rows": 200_000, "shard_rows": 50_000, "worker_concurrency": 1, "history_days": 9,
                                 "history_rows": 1500, "phases": [phase, {**phase, "workers": 2, "wall_seconds": 60.0}],
                                 "speedup": 1.67, "target_speedup": 1.6, "max_task_peak_rss_mib": 1002.0,
-                                "limit_mib": 6144, "target_met": True})
+                                "limit_mib": 6144, "target_met": True} | {"phases": [
+                                    {**phase, "component_cores": {"worker1": 0.9, "scheduler": 0.12, "smtp": 0.001}},
+                                    {**phase, "workers": 2, "wall_seconds": 60.0}]})
     assert "| 1 x 1 slot(s) | **100.0 s** | ingest 20.0 s, score 40.0 s | 3 | 1,002 MiB (score.score_shard[2]) |" in md
     assert "| 2 x 1 slot(s) | **60.0 s** |" in md
     assert ("| score.score_shard | 3 x, 33.0 s (longest 12.0 s), 1,002 MiB, 1.50 cores | "
             "3 x, 33.0 s (longest 12.0 s), 1,002 MiB, 1.50 cores |") in md
     assert "| worker1 2,500 MiB | 1.90 / 1.50 of 2 |" in md  # busy cores: the machine's / the tasks' own
     assert "**1.67x**, target >= 1.6x: met; highest task peak RSS 1,002 MiB, limit 6,144 MiB: met." in md
+    assert "- 1 worker(s): worker1 0.90, scheduler 0.12\n" in md  # busiest first; idle components left out
+
+
+def test_stack_scale_samples_cpu_per_process_tree_including_reaped_children():
+    import subprocess
+    import sys
+
+    from bench import stack_scale
+
+    before = stack_scale.tree_cpu_seconds(os.getpid())
+    # A child that burns ~0.3 s of CPU and is reaped: its time counts in this process's tree.
+    subprocess.run([sys.executable, "-c", "import time\nt=time.process_time()\nwhile time.process_time()-t<0.3: pass"],
+                   check=True)
+    after = stack_scale.tree_cpu_seconds(os.getpid())
+    assert after - before >= 0.25
+    assert stack_scale.tree_cpu_seconds(None) == 0.0
+    assert stack_scale.component_cores({"a": 1.0, "b": 2.0}, {"a": 3.0}, 4.0) == {"a": 0.5}  # b is gone: unknown
