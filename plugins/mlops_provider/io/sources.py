@@ -758,9 +758,8 @@ class PostgresSource(_Source):
         return batches
 
     def _fetch_arrow(self, table: str, ts_column: str, bounds: tuple[dt.datetime, dt.datetime]) -> list[pa.Table]:
-        """The interval through ADBC, as the driver's record batches with the DB-API path's Arrow types."""
+        """The interval through ADBC, as one table with the DB-API path's Arrow types."""
         import adbc_driver_postgresql.dbapi as adbc
-        import pyarrow as pa
 
         ts = _quote_identifier(ts_column)
         # The bounds are literals, as psycopg renders them, not bind parameters: with parameters the driver runs
@@ -778,13 +777,10 @@ class PostgresSource(_Source):
                 # The whole stream as one table: the driver raises a reading error with its SQLSTATE here (a
                 # statement timeout is 57014), where a record batch reader would raise a bare OSError.
                 streamed = cur.fetch_arrow_table()
-            batches = []
-            for batch in streamed.to_batches():
-                hit("source.postgres.batch")  # before staging
-                batches.append(_db_api_types(pa.Table.from_batches([batch], streamed.schema)))
         finally:
             conn.close()
-        return batches
+        hit("source.postgres.batch")  # read, not yet staged
+        return [_db_api_types(streamed)]
 
     def _records(self, start, end, spec):
         return self._query(self.table, self.event_timestamp, start, end)
