@@ -217,6 +217,83 @@ def component_cores(before: dict[str, float], after: dict[str, float], seconds: 
     return {name: round((after[name] - cpu) / seconds, 3) for name, cpu in before.items() if after.get(name)}
 
 
+class MachineTimeline:
+    """Samples the machine every ``interval`` s on a thread: busy and iowait cores, disk MiB/s, and the
+    components (process trees of :func:`service_pids`, else the process name) that used the most CPU.
+
+    What explains a stall that per-task figures cannot: a task slow at low CPU next to an IO wait, or next
+    to another process busy at the same time. Kept in the JSON as ``timeline`` (one row per interval)."""
+
+    def __init__(self, components: dict[str, int | None], interval: float = 5.0, top: int = 4) -> None:
+        import threading
+
+        self.roots = {pid: name for name, pid in components.items() if pid}
+        self.interval, self.top, self.rows = interval, top, []
+        self._owner: dict[int, str] = {}
+        self._halt = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _component(self, proc: Any) -> str:
+        import psutil
+
+        if proc.pid in self._owner:
+            return self._owner[proc.pid]
+        name, walk = None, proc
+        try:
+            while walk is not None and name is None:
+                name = self.roots.get(walk.pid)
+                walk = walk.parent()
+            name = name or proc.name()
+        except psutil.Error:
+            name = name or "?"
+        self._owner[proc.pid] = name
+        return name
+
+    def _cpu(self) -> dict[int, tuple[Any, float]]:
+        import psutil
+
+        seen = {}
+        for proc in psutil.process_iter():
+            try:
+                t = proc.cpu_times()
+                seen[proc.pid] = (proc, t.user + t.system)
+            except psutil.Error:
+                continue
+        return seen
+
+    def _run(self) -> None:
+        import psutil
+
+        t0 = last_t = time.time()
+        cpu, disk, procs = psutil.cpu_times(), psutil.disk_io_counters(), self._cpu()
+        while not self._halt.wait(self.interval):
+            now = time.time()
+            cpu2, disk2, procs2 = psutil.cpu_times(), psutil.disk_io_counters(), self._cpu()
+            span = now - last_t
+            by: dict[str, float] = defaultdict(float)
+            for pid, (proc, used) in procs2.items():
+                before = procs.get(pid)
+                delta = used - (before[1] if before and before[0].create_time() == proc.create_time() else 0.0)
+                if delta > 0:
+                    by[self._component(proc)] += delta
+            row: dict[str, Any] = {"t": round(now - t0, 1), "busy": busy_cores(cpu, cpu2, span),
+                                   "iowait": round((getattr(cpu2, "iowait", 0) - getattr(cpu, "iowait", 0)) / span, 2)}
+            if disk and disk2:
+                row["read_mib_s"] = round((disk2.read_bytes - disk.read_bytes) / span / 2**20, 1)
+                row["write_mib_s"] = round((disk2.write_bytes - disk.write_bytes) / span / 2**20, 1)
+            row["top"] = [[name, round(used / span, 2)]
+                          for name, used in sorted(by.items(), key=lambda kv: -kv[1])[:self.top]]
+            self.rows.append(row)
+            cpu, disk, procs, last_t = cpu2, disk2, procs2, now
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._halt.set()
+        self._thread.join(timeout=30)
+
+
 def measure(workers: int, *, rows: int, shard_rows: int, concurrency: int, timeout: float,
             chunk_rows: int) -> dict[str, Any]:
     """One fresh stack with ``workers`` workers: setup (not timed), load the day, time the chain."""
@@ -245,7 +322,9 @@ def measure(workers: int, *, rows: int, shard_rows: int, concurrency: int, timeo
         import psutil
 
         components = service_pids(stack)
+        timeline = MachineTimeline(components)
         try:
+            timeline.start()
             t0, cpu0 = time.time(), psutil.cpu_times()
             own0 = {name: tree_cpu_seconds(pid) for name, pid in components.items()}
             ingest_run = api.trigger(CHAIN[0], {"day": day.isoformat()})
@@ -253,6 +332,7 @@ def measure(workers: int, *, rows: int, shard_rows: int, concurrency: int, timeo
             own1 = {name: tree_cpu_seconds(pid) for name, pid in components.items()}
             cpu1, t1 = psutil.cpu_times(), time.time()
         finally:
+            timeline.stop()
             for sampler in samplers.values():
                 sampler.stop()
         wall = (_ts(runs[CHAIN[-1]]["end_date"]) or time.time()) - t0
@@ -275,6 +355,7 @@ def measure(workers: int, *, rows: int, shard_rows: int, concurrency: int, timeo
         "worker_peak_tree_rss_mib": {n: round(s.peak_tree / 2**20, 1) for n, s in samplers.items()},
         # Who kept the machine busy: each component's process tree (a worker's includes its task processes).
         "component_cores": component_cores(own0, own1, t1 - t0),
+        "timeline": timeline.rows,
     }
     print(f"[stack_scale] {workers} worker(s): t0 -> monitor done {result['wall_seconds']} s; "
           + ", ".join(f"{r['dag_id'].split('__', 1)[1]} {r['seconds']} s" for r in detail)

@@ -197,3 +197,24 @@ def test_stack_scale_samples_cpu_per_process_tree_including_reaped_children():
     assert after - before >= 0.25
     assert stack_scale.tree_cpu_seconds(None) == 0.0
     assert stack_scale.component_cores({"a": 1.0, "b": 2.0}, {"a": 3.0}, 4.0) == {"a": 0.5}  # b is gone: unknown
+
+
+def test_stack_scale_timeline_names_the_component_a_busy_child_belongs_to():
+    import subprocess
+    import sys
+
+    from bench import stack_scale
+
+    # A grandchild busy for ~1.5 s under a parent registered as "svc": its CPU shows under "svc".
+    parent = subprocess.Popen([sys.executable, "-c", "import subprocess,sys\nsubprocess.run([sys.executable,'-c',"
+                               "'import time\\nt=time.time()\\nwhile time.time()-t<1.5: pass'])"])
+    timeline = stack_scale.MachineTimeline({"svc": parent.pid}, interval=0.4)
+    timeline.start()
+    try:
+        parent.wait(timeout=30)
+    finally:
+        timeline.stop()
+    assert timeline.rows, "no sample taken"
+    row = timeline.rows[0]
+    assert {"t", "busy", "iowait", "top"} <= row.keys()
+    assert max(dict(r["top"]).get("svc", 0.0) for r in timeline.rows) >= 0.5
