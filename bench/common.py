@@ -196,7 +196,8 @@ def bench_stack(name: str, *, db_prefix: str, redis_users: tuple[str, str], work
             stopped, said = down.returncode == 0, down.stdout[-2000:] + down.stderr[-1000:]
         except subprocess.TimeoutExpired as exc:
             stopped, said = False, f"{exc}"
-        if keep := os.environ.get("MLOPS_BENCH_KEEP_LOGS"):  # the stack's logs (and task logs), not its S3 data
+        keep = os.environ.get("MLOPS_BENCH_KEEP_LOGS")  # the stack's logs (and task logs), not its S3 data
+        if keep and (base / "home" / "stack").is_dir():
             shutil.copytree(base / "home" / "stack", Path(keep) / name, dirs_exist_ok=True,
                             ignore=shutil.ignore_patterns("s3", "*.pid", "*.sock"))
         if stopped:

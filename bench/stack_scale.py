@@ -43,6 +43,7 @@ HISTORY_ROWS = 5_000  # a first model that beats the promotion policy's linear b
 HPO_TRIALS = 4  # the project's default
 LIMIT_MIB = 6 * 1024  # every task below 6 GiB (issue 16)
 TARGET_SPEEDUP = 1.6
+POLL_SECONDS = 10  # the chain's end is its monitor run's end_date: polling less often only spares the api-server
 SETUP_TIMEOUT = 1800  # one worker with one slot works through the history runs one task at a time
 
 
@@ -94,7 +95,7 @@ def wait_chain(stack: Any, api: Any, ingest_run: str, t0: float, timeout: float)
                               else "no run yet") for d, r in runs.items())
             raise RuntimeError(f"stack_scale: {what} ({time.time() - t0:.0f} s after the trigger):\n{detail}\n"
                                f"{stack.logs()}")
-        time.sleep(3)
+        time.sleep(POLL_SECONDS)
 
 
 def task_figure(api: Any, dag_id: str, run_id: str, task_id: str, map_index: int,
