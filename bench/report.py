@@ -201,6 +201,20 @@ def _cores(p: dict[str, Any]) -> str:
     return f"{p['machine_busy_cores']:.2f}{own} of {p.get('logical_cores') or '?'}"
 
 
+def _saturation(p: dict[str, Any]) -> str | None:
+    """From the phase's machine timeline: while every worker ran a task (each worker's tree >= 0.5 cores in a
+    5-s sample), the machine's busy cores, the workers' share and what the rest of the stack took."""
+    workers = [f"worker{n}" for n in range(1, p["workers"] + 1)]
+    rows = [r for r in p.get("timeline") or [] if all(dict(r["top"]).get(w, 0.0) >= 0.5 for w in workers)]
+    if not rows:
+        return None
+    busy = sum(r["busy"] for r in rows) / len(rows)
+    own = sum(sum(dict(r["top"]).get(w, 0.0) for w in workers) for r in rows) / len(rows)
+    return (f"{p['workers']} worker(s), {len(rows)} samples ({len(rows) * 5} s) with every worker busy: machine "
+            f"{busy:.2f} cores busy, the workers' trees {own:.2f} ({own / len(workers):.2f} each), the rest "
+            f"{busy - own:.2f}")
+
+
 def stack_scale_md(r: dict[str, Any]) -> str:
     phases = r["phases"]
     rows = []
@@ -234,6 +248,10 @@ def stack_scale_md(r: dict[str, Any]) -> str:
         p["component_cores"].items(), key=lambda item: -item[1]) if c >= 0.005) for p in phases if p.get("component_cores")]
     components = ("\n\nCores each component's process tree kept busy over the chain (a worker's tree includes its "
                   "task processes):\n\n" + "\n".join(f"- {line}" for line in by_component)) if by_component else ""
+    saturated = [line for p in phases if (line := _saturation(p))]
+    if saturated:
+        components += ("\n\nWhile every worker ran a task (machine timeline, `timeline` in the JSON):\n\n"
+                       + "\n".join(f"- {line}" for line in saturated))
     return (f"Production stack (`scripts/stack.py`: CeleryExecutor, MLflow server, S3 endpoint), fraud project from "
             f"PostgreSQL, one fresh stack per worker count. Setup, not timed: {r['history_days']} clean history days "
             f"of {r['history_rows']:,} rows and a first champion, then one day of **{r['rows']:,} rows** copied into "

@@ -225,7 +225,7 @@ class MachineTimeline:
     What explains a stall that per-task figures cannot: a task slow at low CPU next to an IO wait, or next
     to another process busy at the same time. Kept in the JSON as ``timeline`` (one row per interval)."""
 
-    def __init__(self, components: dict[str, int | None], interval: float = 5.0, top: int = 4) -> None:
+    def __init__(self, components: dict[str, int | None], interval: float = 5.0, top: int = 8) -> None:
         import threading
 
         self.roots = {pid: name for name, pid in components.items() if pid}
@@ -278,7 +278,9 @@ class MachineTimeline:
                 if delta > 0:
                     by[self._component(proc)] += delta
             row: dict[str, Any] = {"t": round(now - t0, 1), "busy": busy_cores(cpu, cpu2, span),
-                                   "iowait": round((getattr(cpu2, "iowait", 0) - getattr(cpu, "iowait", 0)) / span, 2)}
+                                   "iowait": round((getattr(cpu2, "iowait", 0) - getattr(cpu, "iowait", 0)) / span, 2),
+                                   # a VM's cores taken by the hypervisor: counted as busy, run nothing of ours
+                                   "steal": round((getattr(cpu2, "steal", 0) - getattr(cpu, "steal", 0)) / span, 2)}
             if disk and disk2:
                 row["read_mib_s"] = round((disk2.read_bytes - disk.read_bytes) / span / 2**20, 1)
                 row["write_mib_s"] = round((disk2.write_bytes - disk.write_bytes) / span / 2**20, 1)

@@ -218,3 +218,16 @@ def test_stack_scale_timeline_names_the_component_a_busy_child_belongs_to():
     row = timeline.rows[0]
     assert {"t", "busy", "iowait", "top"} <= row.keys()
     assert max(dict(r["top"]).get("svc", 0.0) for r in timeline.rows) >= 0.5
+
+
+def test_stack_scale_saturation_line_splits_the_busy_machine_between_workers_and_the_rest():
+    from bench import report
+
+    phase = {"workers": 2, "timeline": [
+        {"t": 5.0, "busy": 2.0, "top": [["worker1", 0.8], ["worker2", 0.8], ["scheduler", 0.1]]},
+        {"t": 10.0, "busy": 1.2, "top": [["worker1", 0.9], ["s3", 0.1]]},  # worker2 idle: not counted
+    ]}
+    line = report._saturation(phase)
+    assert line == ("2 worker(s), 1 samples (5 s) with every worker busy: machine 2.00 cores busy, the workers' "
+                    "trees 1.60 (0.80 each), the rest 0.40")
+    assert report._saturation({"workers": 1, "timeline": []}) is None
