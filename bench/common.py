@@ -196,10 +196,11 @@ def bench_stack(name: str, *, db_prefix: str, redis_users: tuple[str, str], work
             stopped, said = down.returncode == 0, down.stdout[-2000:] + down.stderr[-1000:]
         except subprocess.TimeoutExpired as exc:
             stopped, said = False, f"{exc}"
-        keep = os.environ.get("MLOPS_BENCH_KEEP_LOGS")  # the stack's logs (and task logs), not its S3 data
+        keep = os.environ.get("MLOPS_BENCH_KEEP_LOGS")  # logs (and task logs); no S3 data, no secrets
         if keep and (base / "home" / "stack").is_dir():
             shutil.copytree(base / "home" / "stack", Path(keep) / name, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("s3", "*.pid", "*.sock"))
+                            ignore=shutil.ignore_patterns("s3", "*.pid", "*.sock", "secrets.json", "stack.env",
+                                                          "passwords.json", "airflow.cfg"))
         if stopped:
             shutil.rmtree(base, ignore_errors=True)
         else:  # never hide the benchmark's own error: say it, and where the PIDs are
