@@ -271,3 +271,15 @@ def test_an_s3_outage_while_reading_is_retried_not_quarantined():
 
     with pytest.raises(ConnectionError):
         S3Source(Client(), "bucket", "prefix").read_records(DAY, DAY, _spec())
+
+
+def test_uuids_from_the_arrow_extract_become_the_text_the_db_api_driver_gives():
+    import uuid
+
+    values = [uuid.uuid4() for _ in range(50)]
+    raw = pa.array([v.bytes for v in values] + [None, uuid.UUID(int=0).bytes, b"\xff" * 16], pa.binary(16))
+    want = [str(v) for v in values] + [None, "00000000-0000-0000-0000-000000000000",
+                                       "ffffffff-ffff-ffff-ffff-ffffffffffff"]
+    assert S._uuid_text(raw).to_pylist() == want
+    assert S._uuid_text(raw.slice(10, 42)).to_pylist() == want[10:52]  # a chunk that starts mid-buffer
+    assert S._uuid_text(raw.slice(0, 0)).type == pa.string()
