@@ -169,17 +169,18 @@ def busy_cores(before: Any, after: Any, seconds: float) -> float | None:
     return round((busy(after) - busy(before)) / seconds, 2) if seconds > 0 else None
 
 
-def tree_cpu_seconds(pid: int | None) -> float:
-    """CPU seconds of a process and its descendants, the reaped ones included (``children_*``); 0 when gone."""
+def tree_cpu_seconds(pid: int | None) -> float | None:
+    """CPU seconds of a process and its descendants, the reaped ones included (``children_*``); None when
+    there is no such process (gone, or no PID)."""
     import psutil
 
     if not pid:
-        return 0.0
+        return None
     try:
         root = psutil.Process(pid)
         procs = [root, *root.children(recursive=True)]
     except psutil.Error:
-        return 0.0
+        return None
     total = 0.0
     for proc in procs:
         try:
@@ -210,12 +211,14 @@ def service_pids(stack: Any) -> dict[str, int | None]:
     return pids
 
 
-def component_cores(before: dict[str, float], after: dict[str, float], seconds: float) -> dict[str, float]:
-    """Average cores each component kept busy between two :func:`tree_cpu_seconds` readings (one that is gone
-    at the second reading is left out: its last CPU seconds are unknown)."""
+def component_cores(before: dict[str, float | None], after: dict[str, float | None],
+                    seconds: float) -> dict[str, float]:
+    """Average cores each component kept busy between two :func:`tree_cpu_seconds` readings (one missing at
+    either reading is left out: its CPU seconds are unknown; an idle one shows 0)."""
     if seconds <= 0:
         return {}
-    return {name: round((after[name] - cpu) / seconds, 3) for name, cpu in before.items() if after.get(name)}
+    return {name: round((after[name] - cpu) / seconds, 3) for name, cpu in before.items()
+            if cpu is not None and after.get(name) is not None}
 
 
 class MachineTimeline:

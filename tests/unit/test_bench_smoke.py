@@ -195,8 +195,10 @@ def test_stack_scale_samples_cpu_per_process_tree_including_reaped_children():
                    check=True)
     after = stack_scale.tree_cpu_seconds(os.getpid())
     assert after - before >= 0.25
-    assert stack_scale.tree_cpu_seconds(None) == 0.0
-    assert stack_scale.component_cores({"a": 1.0, "b": 2.0}, {"a": 3.0}, 4.0) == {"a": 0.5}  # b is gone: unknown
+    assert stack_scale.tree_cpu_seconds(None) is None
+    # b is gone (unknown), c was idle (0 cores, listed), d was never found
+    assert stack_scale.component_cores({"a": 1.0, "b": 2.0, "c": 0.0, "d": None}, {"a": 3.0, "b": None, "c": 0.0},
+                                       4.0) == {"a": 0.5, "c": 0.0}
 
 
 def test_stack_scale_timeline_names_the_component_a_busy_child_belongs_to():
