@@ -14,6 +14,11 @@ CHURN_ROWS = 600
 # sources hold data for yesterday (scheduled run) and the days before it (triggered runs).
 YESTERDAY = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
 DAYS = [YESTERDAY - dt.timedelta(days=n) for n in (3, 2, 1, 0)]
+# A session collected before midnight UTC may start the stack after it: the scheduler's latest interval is
+# then today's date as of import, so the sources hold that day too (else its sensor waits, and with one
+# active run per ingest DAG every triggered run stays queued behind it).
+SPARE_DAY = YESTERDAY + dt.timedelta(days=1)
+SOURCE_DAYS = [*DAYS, SPARE_DAY]
 # The model half (train -> promote -> score -> monitor) needs labelled history: fraud days before DAYS, the
 # last one with covariate drift. Training as of DRIFT_DAY sees the labels that arrived by then (delay 3
 # days): 6 labelled days, enough for train / validation / holdout; the drift day itself is only scored.
@@ -28,12 +33,12 @@ def seed_history(stack: Stack) -> None:
 
 
 def seed_sources(stack: Stack) -> None:
-    """The fraud days into PostgreSQL tables, the churn days as CSV objects under ``s3://mlops/sources/churn``."""
+    """SOURCE_DAYS: the fraud days into PostgreSQL tables, the churn days as CSV objects under ``s3://mlops/sources/churn``."""
     import pandas as pd
     import sqlalchemy
 
     fraud, churn = project(stack, "fraud"), project(stack, "churn")
-    records, labels = zip(*(day_frames(fraud, day, FRAUD_ROWS) for day in DAYS), strict=True)
+    records, labels = zip(*(day_frames(fraud, day, FRAUD_ROWS) for day in SOURCE_DAYS), strict=True)
     engine = source_engine(stack)
     with engine.begin() as conn:
         pd.concat(records).to_sql("fraud_transactions", conn, index=False, if_exists="replace", chunksize=5000)
@@ -42,7 +47,7 @@ def seed_sources(stack: Stack) -> None:
     engine.dispose()
 
     s3 = stack.s3()
-    for day in DAYS:
+    for day in SOURCE_DAYS:
         rec, lab = day_frames(churn, day, CHURN_ROWS)
         arrival = day + dt.timedelta(days=churn.label_delay_days)
         for key, frame in ((f"sources/churn/records/{day.isoformat()}.csv", rec),

@@ -6,6 +6,7 @@ monitoring and the alert email, the web UI, then the failure test that kills a w
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import json
 import os
@@ -25,6 +26,7 @@ from tests.integration.stack.support import (
     DRIFT_DAY,
     FRAUD_ROWS,
     HISTORY_DAYS,
+    SPARE_DAY,
     YESTERDAY,
     seed_history,
 )
@@ -97,18 +99,22 @@ def test_ingest_from_postgres_and_s3_then_features_into_redis(stack, api):
     """Scheduled + REST-triggered ingest runs, asset-triggered features runs, checked in S3 and Redis."""
     day = DAYS[1]
     for dag_id in ("fraud__features", "churn__features", "fraud__ingest", "churn__ingest"):
-        api.unpause(dag_id)  # unpausing ingest also makes the scheduler run the latest interval (YESTERDAY)
+        api.unpause(dag_id)  # unpausing ingest also makes the scheduler run the latest interval
     fraud_run = api.trigger("fraud__ingest", {"day": day.isoformat()})
     churn_run = api.trigger("churn__ingest", {"day": day.isoformat()})
     api.wait_run("fraud__ingest", fraud_run, RUN_TIMEOUT, describe=stack.logs)
     api.wait_run("churn__ingest", churn_run, RUN_TIMEOUT, describe=stack.logs)
+    scheduled_days = set()
     for name in ("fraud", "churn"):
         ingest = api.wait_runs_settled(f"{name}__ingest", at_least=2, timeout=RUN_TIMEOUT)
         assert {r["state"] for r in ingest} == {"success"}, ingest
         assert {r["run_type"] for r in ingest} >= {"manual", "scheduled"}
-        # The scheduler names a scheduled run by the day it ingests (mlops_provider.timetables), not the next.
-        assert {r["dag_run_id"] for r in ingest if r["run_type"] == "scheduled"} == {
-            f"scheduled__{YESTERDAY.isoformat()}T00:00:00+00:00"}, ingest
+        # The scheduler names a scheduled run by the day it ingests (mlops_provider.timetables), not the next:
+        # yesterday, or SPARE_DAY when midnight UTC passed between collecting this module and unpausing.
+        scheduled = [r["dag_run_id"] for r in ingest if r["run_type"] == "scheduled"]
+        assert len(scheduled) == 1 and scheduled[0] in {
+            f"scheduled__{d.isoformat()}T00:00:00+00:00" for d in (YESTERDAY, SPARE_DAY)}, ingest
+        scheduled_days.add(dt.date.fromisoformat(scheduled[0].removeprefix("scheduled__")[:10]))
         features = api.wait_runs_settled(f"{name}__features", at_least=2, timeout=RUN_TIMEOUT)
         assert {r["state"] for r in features} == {"success"}, features
         assert all(r["run_type"] == "asset_triggered" for r in features)
@@ -116,11 +122,12 @@ def test_ingest_from_postgres_and_s3_then_features_into_redis(stack, api):
     # Exactly the day's rows, once, in one object per partition (written to a temporary name, then renamed).
     for name, rows, key, entity in (("fraud", FRAUD_ROWS, "transaction_id", "customer"),
                                     ("churn", CHURN_ROWS, "usage_id", "subscriber")):
-        for d in (day, YESTERDAY):
+        for d in (day, *scheduled_days):
             assert _objects(stack, f"lake/{name}/records/dt={d.isoformat()}/") == [_partition(stack, f"{name}/records", d)]
             frame = _read_parquet(stack, _partition(stack, f"{name}/records", d))
             assert len(frame) == rows and frame[key].is_unique
-        assert _objects(stack, f"lake/{name}/features/entity/{entity}/dt={YESTERDAY.isoformat()}/")
+        for d in scheduled_days:
+            assert _objects(stack, f"lake/{name}/features/entity/{entity}/dt={d.isoformat()}/")
 
     # Each Celery worker runs with a private MLOPS_HOME, as a worker on its own host does: the Feast repository
     # config a materialize task writes is in the home of the worker that ran it, in no shared place.
@@ -135,7 +142,8 @@ def test_ingest_from_postgres_and_s3_then_features_into_redis(stack, api):
     redis = stack.redis()
     keys = redis.keys("*")
     assert any(k.endswith(b"fraud") for k in keys) and any(k.endswith(b"churn") for k in keys), keys[:5]
-    offline = _read_parquet(stack, _partition(stack, "fraud/features/entity/customer", YESTERDAY)).set_index("customer_id")
+    offline = _read_parquet(stack, _partition(stack, "fraud/features/entity/customer", max(scheduled_days)))
+    offline = offline.set_index("customer_id")
     online = _online_features(stack, list(offline.index[:25]))
     for i, customer in enumerate(online["customer_id"]):
         assert online["customer__count_30d"][i] == offline.loc[customer, "customer__count_30d"], customer
