@@ -141,12 +141,13 @@ class Lake:
                       if info.type == pafs.FileType.File and ".tmp-" not in info.base_name)
 
     # -- writes --------------------------------------------------------------------------------
-    def write(self, table: str, day: str | dt.date, data: pd.DataFrame | pa.Table | Iterable[pa.RecordBatch],
+    def write(self, table: str, day: str | dt.date, data: pd.DataFrame | pa.Table | Iterable[pa.RecordBatch | pa.Table],
               schema: pa.Schema | None = None, row_group_rows: int | None = None) -> str:
         """Atomically replace the partition with ``data``; return its URI.
 
         ``row_group_rows`` caps a Parquet row group of a table written whole (default: pyarrow's ~1M rows);
-        a stream of batches is written one row group per batch.
+        a stream is written one row group per item (a record batch, or a table such as a row group read
+        from another file: a partition assembled from shards keeps the shards' row groups).
         """
         import pandas as pd
         import pyarrow as pa
@@ -168,10 +169,10 @@ class Lake:
             if isinstance(data, pa.Table):
                 pq.write_table(data, out, compression="zstd", row_group_size=row_group_rows)
             else:
-                for batch in data:
+                for part in data:
                     if writer is None:
-                        writer = pq.ParquetWriter(out, schema or batch.schema, compression="zstd")
-                    writer.write_batch(batch)
+                        writer = pq.ParquetWriter(out, schema or part.schema, compression="zstd")
+                    writer.write(part)
                 if writer is None:
                     pq.write_table(pa.Table.from_batches([], schema=schema), out)
                 else:
@@ -192,6 +193,35 @@ class Lake:
                     self.fs.delete_file(tmp)
             raise
         log.info("wrote %s", self.uri(final))
+        return self.uri(final)
+
+    def copy(self, source_table: str, table: str, day: str | dt.date) -> str:
+        """Atomically replace partition ``day`` of ``table`` with a copy of that day of ``source_table``; return its URI.
+
+        For a partition that would be rewritten unchanged (same columns, rows and row groups): a file copy
+        (on S3 a server-side CopyObject) instead of decoding and re-encoding every row.
+        """
+        import pyarrow.fs as pafs
+
+        source, final = self.partition_path(source_table, day), self.partition_path(table, day)
+        directory = self.partition_dir(table, day)
+        self.fs.create_dir(directory, recursive=True)
+        self.sweep_tmp(directory)
+        if not self.is_local:
+            hit("lake.write.publish")
+            self.fs.copy_file(source, final)  # CopyObject: the new object becomes visible whole (up to 5 GB)
+        else:
+            tmp = f"{directory}/.tmp-{uuid.uuid4().hex}.parquet"
+            try:
+                self.fs.copy_file(source, tmp)
+                hit("lake.write.publish")  # the whole copy is written, not yet in place
+                self.fs.move(tmp, final)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    if self.fs.get_file_info(tmp).type == pafs.FileType.File:
+                        self.fs.delete_file(tmp)
+                raise
+        log.info("copied %s -> %s", self.uri(source), self.uri(final))
         return self.uri(final)
 
     def _open_output(self, tmp: str, final: str):

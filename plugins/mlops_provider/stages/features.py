@@ -195,12 +195,13 @@ def commit_feature_shards(project: ProjectConfig, lake: Lake, plan: dict[str, An
     files = [pq.ParquetFile(lake.partition_path(t, day), filesystem=lake.fs) for t in records]
     schema = files[0].schema_arrow
 
-    def batches() -> Any:
+    def row_groups() -> Any:
+        # Whole row groups, as the shards wrote them (see stages.score.commit_score_shards).
         for source in files:
-            for batch in source.iter_batches():
-                yield from pa.Table.from_batches([batch]).cast(schema).to_batches()
+            for index in range(source.num_row_groups):
+                yield source.read_row_group(index).cast(schema)
 
-    record_uri = lake.write(record_table(project), day, batches(), schema=schema)
+    record_uri = lake.write(record_table(project), day, row_groups(), schema=schema)
     log.info("%s: %d records from %d shards -> %s", record_table(project), plan["rows"], len(files), record_uri)
     lake.delete_dir(staging_dir(project, STAGE, day))
     main = per_entity[project.entity_name]

@@ -203,14 +203,19 @@ def gate_day(project: ProjectConfig, lake: Lake, reports: Lake, day: dt.date | s
     published = _publish_labels(project, lake, day, label_columns, staged_labels)
     kept = _published_columns(project, columns)
     group_rows = row_group_rows(int(project.runs["shard_rows"]))
-    if table is not None:
-        records: Any = table.select(kept)
+    if kept == columns:
+        # The staged file is the partition already (stage_day wrote it with these row groups): copied, not
+        # re-encoded (10M rows: ~12 CPU seconds saved in the one task of the gate no shard shares).
+        summary["partition"] = lake.copy(staging_table(project), records_table(project), day)
     else:
-        # Streamed row group by row group: the gate never holds the whole batch.
-        records = (batch for batch in staged.iter_batches(batch_size=group_rows, columns=kept))
-    # Row groups of an eighth of a shard: a large day splits into shards of about runs.shard_rows.
-    summary["partition"] = lake.write(records_table(project), day, records, row_group_rows=group_rows,
-                                      schema=staged.schema_arrow.empty_table().select(kept).schema)
+        if table is not None:
+            records: Any = table.select(kept)
+        else:
+            # Streamed row group by row group: the gate never holds the whole batch.
+            records = (batch for batch in staged.iter_batches(batch_size=group_rows, columns=kept))
+        # Row groups of an eighth of a shard: a large day splits into shards of about runs.shard_rows.
+        summary["partition"] = lake.write(records_table(project), day, records, row_group_rows=group_rows,
+                                          schema=staged.schema_arrow.empty_table().select(kept).schema)
     if published:
         summary["labels"] = published
     lake.delete(staging_table(project), day)

@@ -307,9 +307,9 @@ def _day_outputs(task: str, files: list[Any]) -> tuple[list[Any], list[Any | Non
     champion, challenger = np.empty(rows, dtype=dtype), np.empty(rows, dtype=dtype)
     shadowed, at = True, 0
     for source in files:
-        for batch in source.iter_batches(columns=[scoring.output_column(task),
-                                                  scoring.output_column(task, "challenger")]):
-            frame = batch.to_pandas()
+        for index in range(source.num_row_groups):
+            frame = source.read_row_group(index, columns=[scoring.output_column(task),
+                                                          scoring.output_column(task, "challenger")]).to_pandas()
             n = len(frame)
             champion[at:at + n] = frame[scoring.output_column(task)].to_numpy(dtype=dtype)
             shadow = _shadow_scores(task, frame[scoring.output_column(task, "challenger")]) if shadowed else None
@@ -327,7 +327,6 @@ def commit_score_shards(project: ProjectConfig, *, lake: Lake, reports: Lake, pl
     Rows keep the records' order and every shard is cast to the first shard's schema, so the partition
     is the one the unsharded :func:`run_score` writes.
     """
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
     day, task = as_date(plan["day"]), project.task
@@ -340,12 +339,14 @@ def commit_score_shards(project: ProjectConfig, *, lake: Lake, reports: Lake, pl
     schema = files[0].schema_arrow
     champion, challenger = _day_outputs(task, files)
 
-    def batches() -> Iterator[pa.RecordBatch]:
+    def row_groups() -> Iterator[pa.Table]:
+        # Whole row groups, as the shards wrote them (the unsharded path's layout); not pyarrow's 64K-row
+        # batches, each of which would become a row group of its own and cost twice the CPU to write.
         for source in files:
-            for batch in source.iter_batches():
-                yield from pa.Table.from_batches([batch]).cast(schema).to_batches()
+            for index in range(source.num_row_groups):
+                yield source.read_row_group(index).cast(schema)
 
-    uri = lake.write(predictions_table(project), day, batches(), schema=schema)
+    uri = lake.write(predictions_table(project), day, row_groups(), schema=schema)
     versions = (plan["versions"][0], plan["versions"][1])
     summary = _finish(project, reports=reports, day=day, uri=uri,
                       summary=_summarize(project, versions, champion, challenger), tracking_uri=tracking_uri,

@@ -118,3 +118,43 @@ class _Proxy:
 
     def __getattr__(self, name):
         return self._overrides.get(name) or getattr(self._real, name)
+
+
+def test_copy_replaces_a_partition_with_another_tables_whole(tmp_path, monkeypatch):
+    """``Lake.copy`` publishes an unchanged partition without re-encoding it, atomically like ``write``."""
+    import pyarrow.parquet as pq
+
+    lake = Lake((tmp_path / "lake").as_uri())
+    day = dt.date(2024, 1, 2)
+    lake.write("p/staged", day, pa.table({"a": list(range(10))}), row_group_rows=4)
+    lake.write("p/final", day, pd.DataFrame({"a": [99]}))
+    uri = lake.copy("p/staged", "p/final", day)
+    assert uri == lake.uri(lake.partition_path("p/final", day))
+    assert lake.read("p/final", day)["a"].tolist() == list(range(10))
+    assert pq.ParquetFile(tmp_path / "lake/p/final/dt=2024-01-02/data.parquet").num_row_groups == 3
+    assert lake.exists("p/staged", day)  # the caller drops the source when it is done with it
+    assert [p.name for p in (tmp_path / "lake/p/final/dt=2024-01-02").iterdir()] == ["data.parquet"]
+
+    # A copy that fails before it is in place leaves the previous partition and no temporary file.
+    lake.write("p/final", day, pd.DataFrame({"a": [7]}))
+    from mlops_provider.config import failpoints
+
+    monkeypatch.setattr(failpoints, "_hits", {})  # counted per process: earlier tests' hits do not count
+    monkeypatch.setenv("MLOPS_FAILPOINTS", "lake.write.publish=raise")
+    with pytest.raises(Exception, match="lake.write.publish"):
+        lake.copy("p/staged", "p/final", day)
+    assert lake.read("p/final", day)["a"].tolist() == [7]
+    assert [p.name for p in (tmp_path / "lake/p/final/dt=2024-01-02").iterdir()] == ["data.parquet"]
+
+
+def test_a_stream_of_tables_keeps_one_row_group_per_table(tmp_path):
+    """A partition assembled from other files' row groups keeps them (not one row group per 64K-row batch)."""
+    import pyarrow.parquet as pq
+
+    lake = Lake((tmp_path / "lake").as_uri())
+    parts = [pa.concat_tables([pa.table({"a": [i, i + 1]}), pa.table({"a": [i + 2]})]) for i in (0, 3)]
+    assert parts[0].column("a").num_chunks == 2
+    lake.write("p/t", "2024-02-01", iter(parts), schema=parts[0].schema)
+    meta = pq.ParquetFile(tmp_path / "lake/p/t/dt=2024-02-01/data.parquet").metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [3, 3]
+    assert lake.read("p/t", "2024-02-01")["a"].tolist() == [0, 1, 2, 3, 4, 5]

@@ -60,3 +60,17 @@ def test_s3_objects_are_stored_with_their_content_type(s3_lake):
     assert lake.read("fraud/records", "2024-01-12")["x"].tolist() == [1, 2]
     assert lake.read("fraud/streamed", "2024-01-12")["x"].tolist() == [1, 2]
     assert not [k["Key"] for k in client.list_objects_v2(Bucket=bucket).get("Contents", []) if ".tmp-" in k["Key"]]
+
+
+def test_s3_copy_publishes_the_partition_whole(s3_lake):
+    """``Lake.copy`` on S3: one server-side CopyObject into place, the Content-Type kept, no temporary object."""
+    import pyarrow as pa
+
+    lake, client, bucket = s3_lake
+    lake.write("fraud/_staging/records", "2024-01-12", pa.table({"x": list(range(5))}), row_group_rows=2)
+    lake.write("fraud/records", "2024-01-12", pa.table({"x": [9]}))
+    lake.copy("fraud/_staging/records", "fraud/records", "2024-01-12")
+    assert lake.read("fraud/records", "2024-01-12")["x"].tolist() == [0, 1, 2, 3, 4]
+    head = client.head_object(Bucket=bucket, Key="reports/fraud/records/dt=2024-01-12/data.parquet")
+    assert head["ContentType"] == "application/octet-stream"
+    assert not [k["Key"] for k in client.list_objects_v2(Bucket=bucket).get("Contents", []) if ".tmp-" in k["Key"]]

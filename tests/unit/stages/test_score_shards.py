@@ -48,6 +48,18 @@ def test_sharded_scoring_equals_unsharded(world):
     same = {k: v for k, v in whole.items() if k not in ("predictions", "shadow_report")}
     assert {k: sharded[k] for k in same} == same
     assert not lake.list_files(f"_shards/{project.name}")
+    # The commit keeps the shards' row groups (one per scoring batch of 300 rows), as the unsharded stage
+    # writes them, instead of re-chunking them into pyarrow's read batches.
+    meta = _predictions_file(world).metadata
+    assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [300] * 8 + [200]
+
+
+def _predictions_file(world):
+    import pyarrow.parquet as pq
+    from mlops_provider.domain.layout import predictions_table
+
+    lake = world["lake"]
+    return pq.ParquetFile(lake.partition_path(predictions_table(world["project"]), SCORE_DAY), filesystem=lake.fs)
 
 
 def test_commit_refuses_a_day_with_a_missing_shard_and_leaves_the_partition(world):
