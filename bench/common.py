@@ -196,11 +196,9 @@ def bench_stack(name: str, *, db_prefix: str, redis_users: tuple[str, str], work
             stopped, said = down.returncode == 0, down.stdout[-2000:] + down.stderr[-1000:]
         except subprocess.TimeoutExpired as exc:
             stopped, said = False, f"{exc}"
-        keep = os.environ.get("MLOPS_BENCH_KEEP_LOGS")  # logs (and task logs); no S3 data, no secrets
-        if keep and (base / "home" / "stack").is_dir():
-            shutil.copytree(base / "home" / "stack", Path(keep) / name, dirs_exist_ok=True,
-                            ignore=shutil.ignore_patterns("s3", "*.pid", "*.sock", "secrets.json", "stack.env",
-                                                          "passwords.json", "airflow.cfg"))
+        keep = os.environ.get("MLOPS_BENCH_KEEP_LOGS")
+        if keep:
+            keep_stack_logs(base / "home" / "stack", Path(keep) / name)
         if stopped:
             shutil.rmtree(base, ignore_errors=True)
         else:  # never hide the benchmark's own error: say it, and where the PIDs are
@@ -208,6 +206,25 @@ def bench_stack(name: str, *, db_prefix: str, redis_users: tuple[str, str], work
                   file=sys.stderr, flush=True)
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+#: What ``MLOPS_BENCH_KEEP_LOGS`` copies out of a benchmark stack's directory, relative to it: the components'
+#: logs and the task logs (the workers share the stack's AIRFLOW_HOME), nothing else. An allow-list: no S3
+#: data, no secrets file, no config with passwords, whatever a later version of the stack adds beside them.
+KEPT_LOGS = ("logs", "airflow/logs")
+
+
+def keep_stack_logs(stack_dir: Path, dest: Path) -> list[str]:
+    """Copy the :data:`KEPT_LOGS` directories of ``stack_dir`` under ``dest``; return what was copied (relative)."""
+    import shutil
+
+    kept = []
+    for pattern in KEPT_LOGS:
+        for found in sorted(stack_dir.glob(pattern)):
+            if found.is_dir() and not found.is_symlink():
+                shutil.copytree(found, dest / found.relative_to(stack_dir), dirs_exist_ok=True, symlinks=True)
+                kept.append(found.relative_to(stack_dir).as_posix())
+    return kept
 
 
 def median(values: list[float]) -> float:

@@ -233,3 +233,21 @@ def test_stack_scale_saturation_line_splits_the_busy_machine_between_workers_and
     assert line == ("2 worker(s), 1 samples (5 s) with every worker busy: machine 2.00 cores busy, the workers' "
                     "trees 1.60 (0.80 each), the rest 0.40")
     assert report._saturation({"workers": 1, "timeline": []}) is None
+
+
+def test_kept_stack_logs_are_the_logs_only(tmp_path):
+    """``MLOPS_BENCH_KEEP_LOGS`` copies the component and task logs, never the stack's data or secrets."""
+    from bench.common import keep_stack_logs
+
+    stack = tmp_path / "stack"
+    for rel, text in {"logs/scheduler.log": "scheduling", "airflow/logs/dag_id=d/run_id=r/task_id=t/attempt=1.log": "ran",
+                      "secrets.json": "{}", "stack.env": "PASSWORD=x", "airflow/airflow.cfg": "[core]",
+                      "airflow/passwords.json": "{}", "pids/worker1.pid": "1", "s3/mlops/lake/x.parquet": "data",
+                      "workers/worker1/gx/result.json": "{}"}.items():
+        (stack / rel).parent.mkdir(parents=True, exist_ok=True)
+        (stack / rel).write_text(text)
+    kept = keep_stack_logs(stack, tmp_path / "kept")
+    assert kept == ["logs", "airflow/logs"]
+    copied = sorted(p.relative_to(tmp_path / "kept").as_posix() for p in (tmp_path / "kept").rglob("*") if p.is_file())
+    assert copied == ["airflow/logs/dag_id=d/run_id=r/task_id=t/attempt=1.log", "logs/scheduler.log"]
+    assert keep_stack_logs(tmp_path / "no-stack", tmp_path / "kept2") == []
