@@ -142,6 +142,23 @@ def _published_columns(project: ProjectConfig, columns: list[str]) -> list[str]:
     return [c for c in columns if not (project.labels_in_record and c == project.label_column)]
 
 
+def _publish_records(project: ProjectConfig, lake: Lake, day: dt.date, staged: Any, table: pa.Table | None) -> str:
+    """Publish the validated staged batch as the day's records partition; return its URI."""
+    columns = staged.schema_arrow.names
+    kept = _published_columns(project, columns)
+    if kept == columns:
+        # The staged file is the partition already (stage_day wrote it with these row groups): copied, not
+        # re-encoded, in the one task of the gate no shard shares.
+        return lake.copy(staging_table(project), records_table(project), day)
+    group_rows = row_group_rows(int(project.runs["shard_rows"]))
+    # Streamed row group by row group (the gate never holds the whole batch) unless it is loaded already;
+    # row groups of an eighth of a shard: a large day splits into shards of about runs.shard_rows.
+    records: Any = (table.select(kept) if table is not None
+                    else (batch for batch in staged.iter_batches(batch_size=group_rows, columns=kept)))
+    return lake.write(records_table(project), day, records, row_group_rows=group_rows,
+                      schema=staged.schema_arrow.empty_table().select(kept).schema)
+
+
 def gate_day(project: ProjectConfig, lake: Lake, reports: Lake, day: dt.date | str, *, run_id: str,
              plan: dict[str, Any] | None = None) -> dict[str, Any]:
     """Validate the staged batch (and staged labels); publish them, or quarantine them and raise DataValidationError.
@@ -201,21 +218,7 @@ def gate_day(project: ProjectConfig, lake: Lake, reports: Lake, day: dt.date | s
                                      columns=[project.record_id, project.label_column, project.event_timestamp])
                      if project.labels_in_record else None)
     published = _publish_labels(project, lake, day, label_columns, staged_labels)
-    kept = _published_columns(project, columns)
-    group_rows = row_group_rows(int(project.runs["shard_rows"]))
-    if kept == columns:
-        # The staged file is the partition already (stage_day wrote it with these row groups): copied, not
-        # re-encoded (10M rows: ~12 CPU seconds saved in the one task of the gate no shard shares).
-        summary["partition"] = lake.copy(staging_table(project), records_table(project), day)
-    else:
-        if table is not None:
-            records: Any = table.select(kept)
-        else:
-            # Streamed row group by row group: the gate never holds the whole batch.
-            records = (batch for batch in staged.iter_batches(batch_size=group_rows, columns=kept))
-        # Row groups of an eighth of a shard: a large day splits into shards of about runs.shard_rows.
-        summary["partition"] = lake.write(records_table(project), day, records, row_group_rows=group_rows,
-                                          schema=staged.schema_arrow.empty_table().select(kept).schema)
+    summary["partition"] = _publish_records(project, lake, day, staged, table)
     if published:
         summary["labels"] = published
     lake.delete(staging_table(project), day)
