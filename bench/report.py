@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 from bench.common import fmt_ratio, fmt_s
@@ -215,13 +216,24 @@ def _saturation(p: dict[str, Any]) -> str | None:
             f"{busy - own:.2f}")
 
 
+def _phase_names(phases: list[dict[str, Any]]) -> list[str]:
+    """``1 worker(s)``, or ``1 worker(s) #2`` for the second phase of that count when counts repeat."""
+    seen: dict[int, int] = defaultdict(int)
+    names = []
+    for p in phases:
+        seen[p["workers"]] += 1
+        repeated = sum(q["workers"] == p["workers"] for q in phases) > 1
+        names.append(f"{p['workers']} worker(s)" + (f" #{seen[p['workers']]}" if repeated else ""))
+    return names
+
+
 def stack_scale_md(r: dict[str, Any]) -> str:
     phases = r["phases"]
     rows = []
-    for p in phases:
+    for p, name in zip(phases, _phase_names(phases), strict=True):
         spans = ", ".join(f"{x['dag_id'].split('__', 1)[1]} {fmt_s(x['seconds'])}" for x in p["runs"])
         workers = sorted(p.get("worker_peak_tree_rss_mib", {}).items())
-        rows.append([f"{p['workers']} x {p['worker_concurrency']} slot(s)", f"**{fmt_s(p['wall_seconds'])}**", spans,
+        rows.append([f"{p['workers']} x {p['worker_concurrency']} slot(s)" + name[len(f"{p['workers']} worker(s)"):], f"**{fmt_s(p['wall_seconds'])}**", spans,
                      p["score_shards"], f"{_mib(p['max_task_peak_rss_mib'])} ({p['max_task'] or '-'})",
                      ", ".join(f"{n} {_mib(v)}" for n, v in workers) or "-",
                      _cores(p), f"{fmt_s(p['setup_seconds'])} + load {fmt_s(p['load_seconds'])}"])
@@ -237,7 +249,10 @@ def stack_scale_md(r: dict[str, Any]) -> str:
                          + (f", {t['cpu_seconds'] / t['seconds']:.2f} cores" if t.get("cpu_seconds") and t["seconds"]
                             else ""))
         tasks.append([name, *cells])
-    verdict = (f"Speed-up, one worker's wall time over two workers': **{fmt_ratio(r['speedup'])}**, target >= "
+    pairs = r.get("speedups") or []
+    median = (f" (median of the {len(pairs)} neighbouring pairs' ratios {', '.join(fmt_ratio(x) for x in pairs)}: "
+              f"spread {fmt_ratio(min(pairs))} .. {fmt_ratio(max(pairs))})" if len(pairs) > 1 else "")
+    verdict = (f"Speed-up, one worker's wall time over two workers'{median}: **{fmt_ratio(r['speedup'])}**, target >= "
                f"{r['target_speedup']:.1f}x: {_met(r['speedup'] >= r['target_speedup'])}; highest task peak RSS "
                f"{_mib(r['max_task_peak_rss_mib'])}, limit {_mib(r['limit_mib'])}: "
                f"{_met(None if r['max_task_peak_rss_mib'] is None else r['max_task_peak_rss_mib'] < r['limit_mib'])}."
@@ -253,7 +268,7 @@ def stack_scale_md(r: dict[str, Any]) -> str:
         components += ("\n\nWhile every worker ran a task (machine timeline, `timeline` in the JSON):\n\n"
                        + "\n".join(f"- {line}" for line in saturated))
     return (f"Production stack (`scripts/stack.py`: CeleryExecutor, MLflow server, S3 endpoint), fraud project from "
-            f"PostgreSQL, one fresh stack per worker count. Setup, not timed: {r['history_days']} clean history days "
+            f"PostgreSQL, one fresh stack per phase (worker counts in the order measured). Setup, not timed: {r['history_days']} clean history days "
             f"of {r['history_rows']:,} rows and a first champion, then one day of **{r['rows']:,} rows** copied into "
             f"the source table (`runs.shard_rows` {r['shard_rows']:,}). t = 0 when its ingest run is triggered; the "
             "end is the end of the monitor run the scheduler chained after it (ingest -> features -> score -> "
@@ -266,7 +281,7 @@ def stack_scale_md(r: dict[str, Any]) -> str:
             + components
             + "\n\nPer task (mapped instances summed): seconds, peak RSS, cores kept busy (the task processes' CPU "
               "seconds, XCom `cpu_seconds`, over their summed duration).\n\n"
-            + _table(["task", *[f"{p['workers']} worker(s)" for p in phases]], tasks)
+            + _table(["task", *_phase_names(phases)], tasks)
             + f"\n\n{verdict}")
 
 

@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                         "(default 10,000,000; quick 200,000)")
     parser.add_argument("--stack-scale-shard-rows", type=_count, help="stack_scale: the fraud project's "
                         "runs.shard_rows (default a quarter of the day)")
-    parser.add_argument("--stack-scale-workers", default="1,2", help="stack_scale: worker counts, one fresh stack each "
-                        "(default 1,2; the speed-up needs both)")
+    parser.add_argument("--stack-scale-workers", help="stack_scale: worker counts in the order measured, one fresh "
+                        "stack each (default 1,2,1,2: the median of the neighbouring pairs' ratios; quick 1,2)")
     parser.add_argument("--stack-scale-concurrency", type=int, default=1,
                         help="stack_scale: task slots per Celery worker (default 1: a worker runs one task at a time)")
     parser.add_argument("--stack-scale-timeout", type=float, help="stack_scale: seconds the measured chain may take "

@@ -183,6 +183,30 @@ def test_stack_scale_table_shows_walls_speedup_and_peak_memory_per_task():
     assert "- 1 worker(s): worker1 0.90, scheduler 0.12\n" in md  # busiest first; idle components left out
 
 
+def test_stack_scale_repeats_pair_neighbouring_phases_and_report_the_median():
+    from bench import report, stack_scale
+
+    assert stack_scale.default_workers(quick=False) == [1, 2, 1, 2] and stack_scale.default_workers(quick=True) == [1, 2]
+    # 1, 2, 1, 2: three neighbouring pairs (the middle one is the second one-worker phase over the first
+    # two-worker phase); a phase of another count, or a missing wall, pairs with nothing.
+    assert stack_scale.paired_speedups([(1, 160.0), (2, 100.0), (1, 150.0), (2, 96.0)]) == [1.6, 1.5, 1.56]
+    assert stack_scale.paired_speedups([(2, 100.0), (1, 170.0)]) == [1.7]
+    assert stack_scale.paired_speedups([(1, 100.0), (1, 90.0), (3, 40.0), (2, 0.0)]) == []
+    phase = {"workers": 1, "worker_concurrency": 1, "setup_seconds": 300.0, "load_seconds": 12.0, "wall_seconds": 160.0,
+             "runs": [], "by_task": {"ingest.extract": {"instances": 1, "seconds": 10.0, "max_seconds": 10.0,
+                                                          "peak_rss_mib": 900.0}},
+             "score_shards": 4, "max_task_peak_rss_mib": 900.0, "max_task": "ingest.extract"}
+    phases = [phase, {**phase, "workers": 2, "wall_seconds": 100.0}, {**phase, "wall_seconds": 150.0},
+              {**phase, "workers": 2, "wall_seconds": 96.0}]
+    md = report.stack_scale_md({"rows": 200_000, "shard_rows": 50_000, "worker_concurrency": 1, "history_days": 9,
+                                "history_rows": 1500, "phases": phases, "speedups": [1.6, 1.5, 1.56], "speedup": 1.56,
+                                "target_speedup": 1.6, "max_task_peak_rss_mib": 900.0, "limit_mib": 6144})
+    assert "| 1 x 1 slot(s) #1 | **160.0 s** |" in md and "| 2 x 1 slot(s) #2 | **96.0 s** |" in md
+    assert "| task | 1 worker(s) #1 | 2 worker(s) #1 | 1 worker(s) #2 | 2 worker(s) #2 |" in md
+    assert ("(median of the 3 neighbouring pairs' ratios 1.60x, 1.50x, 1.56x: spread 1.50x .. 1.60x): **1.56x**, "
+            "target >= 1.6x: **missed**") in md
+
+
 def test_stack_scale_samples_cpu_per_process_tree_including_reaped_children():
     import subprocess
     import sys
