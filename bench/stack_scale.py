@@ -324,13 +324,14 @@ class MachineTimeline:
 
 
 def measure(workers: int, *, rows: int, shard_rows: int, concurrency: int, timeout: float,
-            chunk_rows: int) -> dict[str, Any]:
+            chunk_rows: int, phase: int = 1) -> dict[str, Any]:
     """One fresh stack with ``workers`` workers: setup (not timed), load the day, time the chain."""
     from bench.common import _TreeSampler, bench_stack
     from devkit.stack import copy_fraud_day
 
     began = time.monotonic()
-    with bench_stack(f"scale{workers}", db_prefix="mlopsscale",
+    # The phase number in the name keeps repeated phases' logs apart (MLOPS_BENCH_KEEP_LOGS).
+    with bench_stack(f"scale{workers}-{phase}", db_prefix="mlopsscale",
                      redis_users=("bench scale stack broker", "bench scale stack feast"), workers=workers,
                      worker_concurrency=concurrency,
                      project_overrides={"fraud": {"runs": {"shard_rows": shard_rows}}}) as (stack, api):
@@ -402,7 +403,7 @@ def run(quick: bool = False, rows: int | None = None, shard_rows: int | None = N
     concurrency = concurrency or 1
     timeout = timeout or default_timeout(rows)
     phases = [measure(n, rows=rows, shard_rows=shard_rows, concurrency=concurrency, timeout=timeout,
-                      chunk_rows=chunk_rows or 500_000) for n in workers]
+                      chunk_rows=chunk_rows or 500_000, phase=i) for i, n in enumerate(workers, 1)]
     import statistics
 
     speedups = paired_speedups([(p["workers"], p["wall_seconds"]) for p in phases])
