@@ -263,6 +263,13 @@ def stack_scale_md(r: dict[str, Any]) -> str:
         p["component_cores"].items(), key=lambda item: -item[1]) if c >= 0.005) for p in phases if p.get("component_cores")]
     components = ("\n\nCores each component's process tree kept busy over the chain (a worker's tree includes its "
                   "task processes):\n\n" + "\n".join(f"- {line}" for line in by_component)) if by_component else ""
+    handovers = [f"{name}: {h['count']}, {fmt_s(h['seconds'])} in all"
+                 + (f" (longest {fmt_s(h['max_seconds'])})" if h["max_seconds"] is not None else "")
+                 for p, name in zip(phases, _phase_names(phases), strict=True) if (h := p.get("handovers"))]
+    if handovers:
+        components += ("\n\nWorker hand-overs with the next task already queued (a task's end to the same worker's "
+                       "next start: teardown, exit noticed, Celery pickup, start):\n\n"
+                       + "\n".join(f"- {line}" for line in handovers))
     saturated = [line for p in phases if (line := _saturation(p))]
     if saturated:
         components += ("\n\nWhile every worker ran a task (machine timeline, `timeline` in the JSON):\n\n"

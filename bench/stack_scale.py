@@ -164,6 +164,30 @@ def describe_runs(api: Any, runs: dict[str, dict[str, Any]], t0: float) -> list[
     return out
 
 
+def worker_handovers(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """How long workers sat between two tasks while the second was already queued for them.
+
+    For each worker, consecutive tasks a, b (by start) where b was queued before a ended: the gap from a's
+    end (its final state reported) to b's start is the worker's hand-over: the task process's teardown,
+    the supervisor noticing its exit, the Celery pickup and the next supervisor's start. The scheduler's own
+    latency (b queued only after a ended) is not counted.
+    """
+    per_worker: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for run in runs:
+        for t in run["tasks"]:
+            if t["worker"] and t["start_offset_seconds"] is not None and t["seconds"] is not None:
+                per_worker[t["worker"]].append(t)
+    gaps = []
+    for tasks in per_worker.values():
+        tasks.sort(key=lambda t: t["start_offset_seconds"])
+        for a, b in zip(tasks, tasks[1:], strict=False):
+            end = a["start_offset_seconds"] + a["seconds"]
+            if b["start_offset_seconds"] - (b["queued_seconds"] or 0.0) <= end:
+                gaps.append(max(0.0, b["start_offset_seconds"] - end))
+    return {"count": len(gaps), "seconds": round(sum(gaps), 1),
+            "max_seconds": round(max(gaps), 1) if gaps else None}
+
+
 def by_task(runs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Per ``dag.task`` (mapped instances together): instances, summed and longest seconds, highest peak RSS,
     summed CPU seconds."""
@@ -375,6 +399,7 @@ def measure(workers: int, *, rows: int, shard_rows: int, concurrency: int, timeo
         "workers": workers, "worker_concurrency": concurrency, "day": day.isoformat(),
         "stack_up_seconds": up_seconds, "setup_seconds": setup_seconds, "load_seconds": load["seconds"],
         "wall_seconds": round(wall, 1), "runs": detail, "by_task": by_task(detail),
+        "handovers": worker_handovers(detail),
         "score_shards": len(shards), "workers_used": sorted({t["worker"] for r in detail for t in r["tasks"]
                                                              if t["worker"]}),
         "max_task_peak_rss_mib": top[1], "max_task": top[0],

@@ -183,6 +183,30 @@ def test_stack_scale_table_shows_walls_speedup_and_peak_memory_per_task():
     assert "- 1 worker(s): worker1 0.90, scheduler 0.12\n" in md  # busiest first; idle components left out
 
 
+def test_stack_scale_counts_worker_handovers_only_when_the_next_task_waited():
+    from bench import report, stack_scale
+
+    def task(worker, start, seconds, queued):
+        return {"task_id": "t", "map_index": -1, "state": "success", "try_number": 1, "worker": worker,
+                "start_offset_seconds": start, "seconds": seconds, "queued_seconds": queued}
+
+    runs = [{"tasks": [task("w1", 0.0, 10.0, 0.1), task("w2", 0.0, 10.0, 0.1),
+                       task("w1", 15.1, 5.0, 15.0),  # queued at 0.1, before w1's first task ended: 5.1 s
+                       task("w2", 10.3, 4.0, 10.2),  # queued at 0.1: 0.3 s
+                       task("w2", 16.0, 1.0, 1.5),  # queued at 14.5, after w2's task ended at 14.3: not counted
+                       task(None, None, None, None)]}]
+    assert stack_scale.worker_handovers(runs) == {"count": 2, "seconds": 5.4, "max_seconds": 5.1}
+    assert stack_scale.worker_handovers([{"tasks": [task("w1", 0.0, 1.0, 0.0)]}]) == {
+        "count": 0, "seconds": 0.0, "max_seconds": None}
+    phase = {"workers": 2, "worker_concurrency": 1, "setup_seconds": 1.0, "load_seconds": 1.0, "wall_seconds": 20.0,
+             "runs": [], "by_task": {}, "score_shards": 0, "max_task_peak_rss_mib": None, "max_task": None,
+             "handovers": stack_scale.worker_handovers(runs)}
+    md = report.stack_scale_md({"rows": 1, "shard_rows": 1, "worker_concurrency": 1, "history_days": 9,
+                                "history_rows": 1, "phases": [phase], "speedup": None, "target_speedup": 1.6,
+                                "max_task_peak_rss_mib": None, "limit_mib": 6144})
+    assert "- 2 worker(s): 2, 5.4 s in all (longest 5.1 s)" in md
+
+
 def test_stack_scale_repeats_pair_neighbouring_phases_and_report_the_median():
     from bench import report, stack_scale
 
