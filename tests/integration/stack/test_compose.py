@@ -70,6 +70,8 @@ def test_compose_file_validates_with_filled_env(tmp_path):
     worker = services["airflow-worker"]
     assert "container_name" not in worker and not worker.get("ports")
     assert worker["environment"]["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    # A slot frees within ~1 s of its task's end, as on the no-Docker stack (docs/production.md, "Worker hand-overs").
+    assert worker["environment"]["AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"] == "1"
     # Start order waits for health, and for the one-shot init jobs to finish.
     for name in ("airflow-apiserver", "airflow-scheduler", "airflow-dag-processor", "airflow-triggerer", "airflow-worker"):
         depends = services[name]["depends_on"]
