@@ -151,7 +151,6 @@ class Lake:
         """
         import pandas as pd
         import pyarrow as pa
-        import pyarrow.fs as pafs
         import pyarrow.parquet as pq
 
         final = self.partition_path(table, day)
@@ -188,9 +187,7 @@ class Lake:
             if out is not None and not out.closed:
                 with contextlib.suppress(Exception):
                     out.close()
-            with contextlib.suppress(Exception):
-                if self.fs.get_file_info(tmp).type == pafs.FileType.File:
-                    self.fs.delete_file(tmp)
+            self._drop_tmp(tmp)
             raise
         log.info("wrote %s", self.uri(final))
         return self.uri(final)
@@ -201,8 +198,6 @@ class Lake:
         For a partition that would be rewritten unchanged (same columns, rows and row groups): a file copy
         (on S3 a server-side CopyObject) instead of decoding and re-encoding every row.
         """
-        import pyarrow.fs as pafs
-
         source, final = self.partition_path(source_table, day), self.partition_path(table, day)
         directory = self.partition_dir(table, day)
         self.fs.create_dir(directory, recursive=True)
@@ -217,12 +212,18 @@ class Lake:
                 hit("lake.write.publish")  # the whole copy is written, not yet in place
                 self.fs.move(tmp, final)
             except BaseException:
-                with contextlib.suppress(Exception):
-                    if self.fs.get_file_info(tmp).type == pafs.FileType.File:
-                        self.fs.delete_file(tmp)
+                self._drop_tmp(tmp)
                 raise
         log.info("copied %s -> %s", self.uri(source), self.uri(final))
         return self.uri(final)
+
+    def _drop_tmp(self, tmp: str) -> None:
+        """Delete a failed write's temporary file if it exists; never raise (the write's own error is the one to see)."""
+        import pyarrow.fs as pafs
+
+        with contextlib.suppress(Exception):
+            if self.fs.get_file_info(tmp).type == pafs.FileType.File:
+                self.fs.delete_file(tmp)
 
     def _open_output(self, tmp: str, final: str):
         """The output stream of ``tmp``; on S3 its object carries the Content-Type of ``final`` (a local file has none)."""
@@ -277,8 +278,6 @@ class Lake:
         Like a partition: written to a hidden temporary file, then renamed (local) or copied server-side in
         one request (S3) onto the final name, so an interrupted upload never leaves a partial object there.
         """
-        import pyarrow.fs as pafs
-
         full = f"{self.root}/{path}"
         directory, name = full.rsplit("/", 1)
         self.fs.create_dir(directory, recursive=True)
@@ -289,9 +288,7 @@ class Lake:
                 out.write(payload)
             self._publish(tmp, full)
         except BaseException:
-            with contextlib.suppress(Exception):
-                if self.fs.get_file_info(tmp).type == pafs.FileType.File:
-                    self.fs.delete_file(tmp)
+            self._drop_tmp(tmp)
             raise
         return self.uri(full)
 
