@@ -173,6 +173,14 @@ def test_normalize_is_the_one_place():
     assert out["note"].to_pylist() == [None]
 
 
+def test_normalize_leaves_text_without_null_tokens_uncopied():
+    """A text column holding no null token is handed on as it is (a 10M-row extract copied every text column)."""
+    table = pa.table({"id": pa.array(["a", "b", "c"]), "note": pa.array(["x", "NULL", "y"])})
+    out = S.normalize(table, types={}, null_values=("NULL",))
+    assert out["note"].to_pylist() == ["x", None, "y"] and out["id"].to_pylist() == ["a", "b", "c"]
+    assert out["id"].chunk(0).buffers()[2].address == table["id"].chunk(0).buffers()[2].address
+
+
 # -- null tokens -----------------------------------------------------------------------------------------
 def test_null_tokens_become_nulls_in_text_and_other_columns(tmp_path):
     (tmp_path / "records").mkdir()
