@@ -216,24 +216,29 @@ def _saturation(p: dict[str, Any]) -> str | None:
             f"{busy - own:.2f}")
 
 
-def _phase_names(phases: list[dict[str, Any]]) -> list[str]:
-    """``1 worker(s)``, or ``1 worker(s) #2`` for the second phase of that count when counts repeat."""
+def _phase_suffixes(phases: list[dict[str, Any]]) -> list[str]:
+    """``""`` per phase, or ``" #k"`` for the k-th phase of a worker count measured more than once."""
     seen: dict[int, int] = defaultdict(int)
-    names = []
+    suffixes = []
     for p in phases:
         seen[p["workers"]] += 1
         repeated = sum(q["workers"] == p["workers"] for q in phases) > 1
-        names.append(f"{p['workers']} worker(s)" + (f" #{seen[p['workers']]}" if repeated else ""))
-    return names
+        suffixes.append(f" #{seen[p['workers']]}" if repeated else "")
+    return suffixes
+
+
+def _phase_names(phases: list[dict[str, Any]]) -> list[str]:
+    """``1 worker(s)``, or ``1 worker(s) #2`` for the second phase of that count when counts repeat."""
+    return [f"{p['workers']} worker(s){suffix}" for p, suffix in zip(phases, _phase_suffixes(phases), strict=True)]
 
 
 def stack_scale_md(r: dict[str, Any]) -> str:
     phases = r["phases"]
     rows = []
-    for p, name in zip(phases, _phase_names(phases), strict=True):
+    for p, suffix in zip(phases, _phase_suffixes(phases), strict=True):
         spans = ", ".join(f"{x['dag_id'].split('__', 1)[1]} {fmt_s(x['seconds'])}" for x in p["runs"])
         workers = sorted(p.get("worker_peak_tree_rss_mib", {}).items())
-        rows.append([f"{p['workers']} x {p['worker_concurrency']} slot(s)" + name[len(f"{p['workers']} worker(s)"):], f"**{fmt_s(p['wall_seconds'])}**", spans,
+        rows.append([f"{p['workers']} x {p['worker_concurrency']} slot(s){suffix}", f"**{fmt_s(p['wall_seconds'])}**", spans,
                      p["score_shards"], f"{_mib(p['max_task_peak_rss_mib'])} ({p['max_task'] or '-'})",
                      ", ".join(f"{n} {_mib(v)}" for n, v in workers) or "-",
                      _cores(p), f"{fmt_s(p['setup_seconds'])} + load {fmt_s(p['load_seconds'])}"])

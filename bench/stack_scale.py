@@ -34,6 +34,7 @@ the stack is stopped (by the PIDs it recorded) however the measurement ends.
 from __future__ import annotations
 
 import datetime as dt
+import statistics
 import time
 from collections import defaultdict
 from typing import Any
@@ -429,8 +430,6 @@ def run(quick: bool = False, rows: int | None = None, shard_rows: int | None = N
     timeout = timeout or default_timeout(rows)
     phases = [measure(n, rows=rows, shard_rows=shard_rows, concurrency=concurrency, timeout=timeout,
                       chunk_rows=chunk_rows or 500_000, phase=i) for i, n in enumerate(workers, 1)]
-    import statistics
-
     speedups = paired_speedups([(p["workers"], p["wall_seconds"]) for p in phases])
     peaks = [p["max_task_peak_rss_mib"] for p in phases if p["max_task_peak_rss_mib"] is not None]
     speedup = round(statistics.median(speedups), 2) if speedups else None
