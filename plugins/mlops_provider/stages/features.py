@@ -169,8 +169,11 @@ def commit_feature_shards(project: ProjectConfig, lake: Lake, plan: dict[str, An
 
     Refuses (naming them) while any shard's staging table is missing. Entity rows are sorted by key and
     record rows keep the records' order, as :func:`compute_entity_features` and
-    :func:`compute_record_features` write them.
+    :func:`compute_record_features` write them. The entity tables are written in a second thread while
+    the record rows are rewritten (both in Arrow, which releases the GIL).
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -184,14 +187,19 @@ def commit_feature_shards(project: ProjectConfig, lake: Lake, plan: dict[str, An
     if missing:
         raise MlopsError(f"{project.name} {day}: {len(missing)} feature shard table(s) not computed "
                          f"({', '.join(missing[:3])}): clear the failed compute_shard tasks, then this one")
-    per_entity = {}
-    for entity in project.feature_spec.entities:
-        parts = [lake.read_arrow(stage(s["index"], entity.name), day) for s in plan["shards"]]
-        out = pa.concat_tables(parts, promote_options="permissive").sort_by(entity.key)
-        uri = lake.write(entity_table(project, entity.name), day, out)
-        per_entity[entity.name] = {"table": entity_table(project, entity.name), "entities": out.num_rows, "uri": uri}
-        log.info("%s: %d %s keys from %d shards -> %s", entity_table(project, entity.name), out.num_rows,
-                 entity.name, len(parts), uri)
+
+    def write_entities() -> dict[str, dict[str, Any]]:
+        per_entity = {}
+        for entity in project.feature_spec.entities:
+            parts = [lake.read_arrow(stage(s["index"], entity.name), day) for s in plan["shards"]]
+            out = pa.concat_tables(parts, promote_options="permissive").sort_by(entity.key)
+            uri = lake.write(entity_table(project, entity.name), day, out)
+            per_entity[entity.name] = {"table": entity_table(project, entity.name), "entities": out.num_rows,
+                                       "uri": uri}
+            log.info("%s: %d %s keys from %d shards -> %s", entity_table(project, entity.name), out.num_rows,
+                     entity.name, len(parts), uri)
+        return per_entity
+
     files = [pq.ParquetFile(lake.partition_path(t, day), filesystem=lake.fs) for t in records]
     schema = files[0].schema_arrow
 
@@ -201,8 +209,11 @@ def commit_feature_shards(project: ProjectConfig, lake: Lake, plan: dict[str, An
             for index in range(source.num_row_groups):
                 yield source.read_row_group(index).cast(schema)
 
-    record_uri = lake.write(record_table(project), day, row_groups(), schema=schema)
-    log.info("%s: %d records from %d shards -> %s", record_table(project), plan["rows"], len(files), record_uri)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="entity-features") as pool:
+        entities_written = pool.submit(write_entities)
+        record_uri = lake.write(record_table(project), day, row_groups(), schema=schema)
+        log.info("%s: %d records from %d shards -> %s", record_table(project), plan["rows"], len(files), record_uri)
+        per_entity = entities_written.result()
     lake.delete_dir(staging_dir(project, STAGE, day))
     main = per_entity[project.entity_name]
     return {"day": day.isoformat(), "entities": main["entities"], "records": plan["rows"],

@@ -382,21 +382,27 @@ def run_monitor(project: ProjectConfig, *, lake: Lake, reports: Lake, day: str |
     """Monitor day ``day`` against the reference of the champion version that scored it.
 
     ``plan`` (of :func:`plan_monitor_shards`): merge the statistics its shards staged instead of streaming
-    the day here; the staged files stay until :func:`drop_monitor_shards` (a retry reads them again).
+    the day here; the staged files stay until :func:`drop_monitor_shards` (a retry reads them again). The
+    labelled predictions (an Arrow hash join, which releases the GIL) are joined in a second thread while
+    this one merges the statistics and fetches the champion's reference from MLflow.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     day = as_date(day)
     features = monitored_features(project)
     version = _scored_by(project, lake, day)
-    statistics = _staged_statistics(project, lake, plan) if plan else _statistics(project, lake, day)
-    client = model_store.client_for(tracking_uri, registry_uri)
-    mv, reference = _champion_reference(client, project.model_name, version)
-    run = client.get_run(mv.run_id)
-    holdout_metrics = as_monitoring_reference(run.data.metrics, holdout_rows=run.data.params.get("holdout_rows"),
-                                              holdout_positives=run.data.params.get("holdout_positives"),
-                                              task=project.task)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="labelled-predictions") as pool:
+        labelled = pool.submit(labelled_predictions, project, lake, day)
+        statistics = _staged_statistics(project, lake, plan) if plan else _statistics(project, lake, day)
+        client = model_store.client_for(tracking_uri, registry_uri)
+        mv, reference = _champion_reference(client, project.model_name, version)
+        run = client.get_run(mv.run_id)
+        holdout_metrics = as_monitoring_reference(run.data.metrics, holdout_rows=run.data.params.get("holdout_rows"),
+                                                  holdout_positives=run.data.params.get("holdout_positives"),
+                                                  task=project.task)
+        labelled_rows = labelled.result()
     result = drift.monitor_day(project, reference=reference, statistics=statistics, feature_columns=features,
-                               labelled=labelled_predictions(project, lake, day), seed=day.toordinal(),
-                               reference_metrics=holdout_metrics)
+                               labelled=labelled_rows, seed=day.toordinal(), reference_metrics=holdout_metrics)
     uris = save_report(result, reports, f"{project.name}/monitoring/dt={day.isoformat()}/report")
     _log_to_mlflow(client, mv.run_id, reports, uris, day)
     log.info("%s %s: monitoring verdict %s; report %s (logged to MLflow run %s)", project.name, day,

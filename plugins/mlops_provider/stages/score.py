@@ -325,8 +325,13 @@ def commit_score_shards(project: ProjectConfig, *, lake: Lake, reports: Lake, pl
     """Publish the day's predictions partition from every shard at once (atomically), then drop the shards.
 
     Rows keep the records' order and every shard is cast to the first shard's schema, so the partition
-    is the one the unsharded :func:`run_score` writes.
+    is the one the unsharded :func:`run_score` writes. The day's summary (its KS statistic sorts both
+    models' outputs: 4.6 s at 10M rows) is computed in a second thread while the partition is rewritten;
+    both spend their time in numpy and Arrow, which release the GIL, so the commit takes the longer of
+    the two instead of their sum.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     import pyarrow.parquet as pq
 
     day, task = as_date(plan["day"]), project.task
@@ -335,9 +340,18 @@ def commit_score_shards(project: ProjectConfig, *, lake: Lake, reports: Lake, pl
     if missing:
         raise MlopsError(f"{project.name} {day}: {len(missing)} of {len(tables)} shard(s) not scored "
                          f"({', '.join(missing[:3])}): clear the failed score_shard tasks, then this one")
-    files = [pq.ParquetFile(lake.partition_path(t, day), filesystem=lake.fs) for t in tables]
+    def shard_files() -> list[Any]:
+        return [pq.ParquetFile(lake.partition_path(t, day), filesystem=lake.fs) for t in tables]
+
+    versions = (plan["versions"][0], plan["versions"][1])
+
+    def day_summary() -> dict[str, Any]:
+        # Its own file handles: the rewrite reads the same files at the same time.
+        champion, challenger = _day_outputs(task, shard_files())
+        return _summarize(project, versions, champion, challenger)
+
+    files = shard_files()
     schema = files[0].schema_arrow
-    champion, challenger = _day_outputs(task, files)
 
     def row_groups() -> Iterator[pa.Table]:
         # Whole row groups, as the shards wrote them (the unsharded path's layout); not pyarrow's 64K-row
@@ -346,10 +360,11 @@ def commit_score_shards(project: ProjectConfig, *, lake: Lake, reports: Lake, pl
             for index in range(source.num_row_groups):
                 yield source.read_row_group(index).cast(schema)
 
-    uri = lake.write(predictions_table(project), day, row_groups(), schema=schema)
-    versions = (plan["versions"][0], plan["versions"][1])
-    summary = _finish(project, reports=reports, day=day, uri=uri,
-                      summary=_summarize(project, versions, champion, challenger), tracking_uri=tracking_uri,
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-summary") as pool:
+        summarized = pool.submit(day_summary)
+        uri = lake.write(predictions_table(project), day, row_groups(), schema=schema)
+        day_summary_ = summarized.result()
+    summary = _finish(project, reports=reports, day=day, uri=uri, summary=day_summary_, tracking_uri=tracking_uri,
                       registry_uri=registry_uri)
     lake.delete_dir(staging_dir(project, STAGE, day))
     return {**summary, "shards": len(tables)}
