@@ -242,6 +242,11 @@ def airflow_env(cfg: Config, sec: dict[str, str]) -> dict[str, str]:
         # bench/stack_scale: 5 of 28 tasks of the two-worker chain lost 5.0 s each). The price: a heartbeat
         # request per running task per second to the API server instead of per 5 s.
         "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": os.environ.get("MLOPS_STACK_MIN_HEARTBEAT_INTERVAL") or "1",
+        # Airflow's default: an idle scheduler loop sleeps 1 s, so each hand-over between tasks waits ~0.4 s for
+        # it. 0.2 s cut the time with no task running from 10.7-13.5 to 4.1 s on a 400k-row chain, but doubled
+        # the scheduler's and PostgreSQL's cores (0.05 -> 0.10-0.14 each), which the workers lose on a host the
+        # services share (bench/stack_scale; docs/performance.md). Lower it where the services have cores of their own.
+        "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": os.environ.get("MLOPS_STACK_SCHEDULER_IDLE_SLEEP") or "1",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "60",
         # Re-parse each DAG file every 2 min instead of 30 s: DAG files change on deploy, and parsing the six
         # files (3.1 s of CPU) every 30 s kept the dag-processor at 0.07 cores of this 2-core host (bench/stack_scale).
