@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from mlops_provider.domain import features as F
 from mlops_provider.domain.layout import as_date, entity_table, record_table, records_table
 from mlops_provider.exceptions import MlopsError
+from mlops_provider.stages import beside
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -169,11 +170,9 @@ def commit_feature_shards(project: ProjectConfig, lake: Lake, plan: dict[str, An
 
     Refuses (naming them) while any shard's staging table is missing. Entity rows are sorted by key and
     record rows keep the records' order, as :func:`compute_entity_features` and
-    :func:`compute_record_features` write them. The entity tables are written in a second thread while
-    the record rows are rewritten (both in Arrow, which releases the GIL).
+    :func:`compute_record_features` write them. The entity tables are written :func:`beside` the record
+    rows' rewrite.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -209,11 +208,10 @@ def commit_feature_shards(project: ProjectConfig, lake: Lake, plan: dict[str, An
             for index in range(source.num_row_groups):
                 yield source.read_row_group(index).cast(schema)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="entity-features") as pool:
-        entities_written = pool.submit(write_entities)
-        record_uri = lake.write(record_table(project), day, row_groups(), schema=schema)
-        log.info("%s: %d records from %d shards -> %s", record_table(project), plan["rows"], len(files), record_uri)
-        per_entity = entities_written.result()
+    record_uri, per_entity = beside(
+        write_entities, lambda: lake.write(record_table(project), day, row_groups(), schema=schema),
+        name="entity-features")
+    log.info("%s: %d records from %d shards -> %s", record_table(project), plan["rows"], len(files), record_uri)
     lake.delete_dir(staging_dir(project, STAGE, day))
     main = per_entity[project.entity_name]
     return {"day": day.isoformat(), "entities": main["entities"], "records": plan["rows"],

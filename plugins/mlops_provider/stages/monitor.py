@@ -32,6 +32,7 @@ from mlops_provider.domain.metrics import as_monitoring_reference
 from mlops_provider.domain.shards import new_plan_id, row_group_shards, shard_table, staging_dir
 from mlops_provider.exceptions import MlopsError, ModelNotFoundError
 from mlops_provider.io import model_store
+from mlops_provider.stages import beside
 from mlops_provider.stages.training_set import monitored_features
 
 if TYPE_CHECKING:
@@ -383,16 +384,14 @@ def run_monitor(project: ProjectConfig, *, lake: Lake, reports: Lake, day: str |
 
     ``plan`` (of :func:`plan_monitor_shards`): merge the statistics its shards staged instead of streaming
     the day here; the staged files stay until :func:`drop_monitor_shards` (a retry reads them again). The
-    labelled predictions (an Arrow hash join, which releases the GIL) are joined in a second thread while
-    this one merges the statistics and fetches the champion's reference from MLflow.
+    labelled predictions (an Arrow hash join) are joined :func:`beside` the statistics' merge and the
+    champion reference's fetch from MLflow.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     day = as_date(day)
     features = monitored_features(project)
     version = _scored_by(project, lake, day)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="labelled-predictions") as pool:
-        labelled = pool.submit(labelled_predictions, project, lake, day)
+
+    def statistics_and_reference() -> tuple[Any, Any, Any, Any, dict[str, Any]]:
         statistics = _staged_statistics(project, lake, plan) if plan else _statistics(project, lake, day)
         client = model_store.client_for(tracking_uri, registry_uri)
         mv, reference = _champion_reference(client, project.model_name, version)
@@ -400,7 +399,10 @@ def run_monitor(project: ProjectConfig, *, lake: Lake, reports: Lake, day: str |
         holdout_metrics = as_monitoring_reference(run.data.metrics, holdout_rows=run.data.params.get("holdout_rows"),
                                                   holdout_positives=run.data.params.get("holdout_positives"),
                                                   task=project.task)
-        labelled_rows = labelled.result()
+        return statistics, client, mv, reference, holdout_metrics
+
+    (statistics, client, mv, reference, holdout_metrics), labelled_rows = beside(
+        lambda: labelled_predictions(project, lake, day), statistics_and_reference, name="labelled-predictions")
     result = drift.monitor_day(project, reference=reference, statistics=statistics, feature_columns=features,
                                labelled=labelled_rows, seed=day.toordinal(), reference_metrics=holdout_metrics)
     uris = save_report(result, reports, f"{project.name}/monitoring/dt={day.isoformat()}/report")

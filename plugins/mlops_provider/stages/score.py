@@ -27,6 +27,7 @@ from mlops_provider.domain.layout import as_date, predictions_table, record_tabl
 from mlops_provider.domain.shards import new_plan_id, row_group_shards, shard_table, staging_dir
 from mlops_provider.exceptions import MlopsError
 from mlops_provider.io import model_store
+from mlops_provider.stages import beside
 from mlops_provider.stages.training_set import model_feature_columns, utc_timestamps
 
 if TYPE_CHECKING:
@@ -326,12 +327,8 @@ def commit_score_shards(project: ProjectConfig, *, lake: Lake, reports: Lake, pl
 
     Rows keep the records' order and every shard is cast to the first shard's schema, so the partition
     is the one the unsharded :func:`run_score` writes. The day's summary (its KS statistic sorts both
-    models' outputs: 4.6 s at 10M rows) is computed in a second thread while the partition is rewritten;
-    both spend their time in numpy and Arrow, which release the GIL, so the commit takes the longer of
-    the two instead of their sum.
+    models' outputs: 4.6 s at 10M rows) is computed :func:`beside` the partition's rewrite.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     import pyarrow.parquet as pq
 
     day, task = as_date(plan["day"]), project.task
@@ -340,6 +337,7 @@ def commit_score_shards(project: ProjectConfig, *, lake: Lake, reports: Lake, pl
     if missing:
         raise MlopsError(f"{project.name} {day}: {len(missing)} of {len(tables)} shard(s) not scored "
                          f"({', '.join(missing[:3])}): clear the failed score_shard tasks, then this one")
+
     def shard_files() -> list[Any]:
         return [pq.ParquetFile(lake.partition_path(t, day), filesystem=lake.fs) for t in tables]
 
@@ -360,11 +358,9 @@ def commit_score_shards(project: ProjectConfig, *, lake: Lake, reports: Lake, pl
             for index in range(source.num_row_groups):
                 yield source.read_row_group(index).cast(schema)
 
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="score-summary") as pool:
-        summarized = pool.submit(day_summary)
-        uri = lake.write(predictions_table(project), day, row_groups(), schema=schema)
-        day_summary_ = summarized.result()
-    summary = _finish(project, reports=reports, day=day, uri=uri, summary=day_summary_, tracking_uri=tracking_uri,
+    uri, outputs = beside(day_summary, lambda: lake.write(predictions_table(project), day, row_groups(), schema=schema),
+                          name="score-summary")
+    summary = _finish(project, reports=reports, day=day, uri=uri, summary=outputs, tracking_uri=tracking_uri,
                       registry_uri=registry_uri)
     lake.delete_dir(staging_dir(project, STAGE, day))
     return {**summary, "shards": len(tables)}
