@@ -58,7 +58,35 @@ def test_shipped_smtp_default_uses_starttls(monkeypatch):
     assert smtp_settings("smtp_tls_test").starttls is True
 
 
-def test_apply_twice_updates_in_place(airflow_db, tmp_path):
+@pytest.fixture
+def connections_restored(airflow_db):
+    """The metadata DB's connections and pools as they were before the test: the bundled settings point at a
+    stack that is not running (an S3 lake on :9000), and the DB is shared with the tests that run after."""
+    from airflow.models.connection import Connection
+    from airflow.models.pool import Pool
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    fields = ("conn_type", "host", "schema", "login", "password", "port", "extra")
+    with create_session() as session:
+        connections = {c.conn_id: [getattr(c, f) for f in fields] for c in session.scalars(select(Connection))}
+        pools = {p.pool: (p.slots, p.description) for p in session.scalars(select(Pool))}
+    yield
+    with create_session() as session:
+        for conn in session.scalars(select(Connection)):
+            if conn.conn_id not in connections:
+                session.delete(conn)
+            else:
+                for name, value in zip(fields, connections[conn.conn_id], strict=True):
+                    setattr(conn, name, value)
+        for pool in session.scalars(select(Pool)):
+            if pool.pool not in pools:
+                session.delete(pool)
+            else:
+                pool.slots, pool.description = pools[pool.pool]
+
+
+def test_apply_twice_updates_in_place(connections_restored, tmp_path):
     from airflow.models.connection import Connection
     from airflow.models.pool import Pool
     from airflow.utils.session import create_session
