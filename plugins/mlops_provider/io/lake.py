@@ -35,6 +35,38 @@ _CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".htm": "text/html; chars
                   ".csv": "text/csv; charset=utf-8", ".svg": "image/svg+xml", ".eml": "message/rfc822"}
 
 
+#: A column whose sample is more distinct than this is written without a dictionary (see :func:`dictionary_columns`).
+DICTIONARY_MAX_DISTINCT = 0.5
+_DICTIONARY_SAMPLE_ROWS = 100_000
+
+
+def dictionary_columns(sample: pa.Table | pa.RecordBatch) -> list[str] | bool:
+    """The columns worth Parquet's dictionary encoding, judged on ``sample`` (the first rows written).
+
+    Parquet writers try a dictionary on every column and fall back to plain encoding once the dictionary
+    page is full, so a column of distinct values (record ids, event times to the microsecond) pays for a
+    dictionary it abandons, on writing and on every read: a 10M-row records partition with its ids written
+    this way took 2.75 s to write and 2.6 s to read, 2.3 s and 1.2 s with the ids plain, in a smaller file.
+    Columns whose sample is more than :data:`DICTIONARY_MAX_DISTINCT` distinct are left out; ``True`` (every
+    column) when the sample decides nothing (empty, nested columns).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    head = sample.slice(0, _DICTIONARY_SAMPLE_ROWS)
+    if not head.num_rows or any(pa.types.is_nested(f.type) for f in head.schema):
+        return True
+    keep = []
+    for name, column in zip(head.schema.names, head.columns, strict=True):
+        try:
+            distinct = pc.count_distinct(column, mode="all").as_py()
+        except (pa.ArrowNotImplementedError, pa.ArrowTypeError):
+            distinct = 0  # a type without a distinct count: the writer's default
+        if distinct <= DICTIONARY_MAX_DISTINCT * head.num_rows:
+            keep.append(name)
+    return keep
+
+
 def content_type(path: str) -> str:
     """The ``Content-Type`` of an object by its name: an HTML report opens in the browser instead of downloading.
 
@@ -166,11 +198,13 @@ class Lake:
             # The stream carries the object's Content-Type on S3 (the server-side copy into place keeps it).
             out = self._open_output(tmp, final)
             if isinstance(data, pa.Table):
-                pq.write_table(data, out, compression="zstd", row_group_size=row_group_rows)
+                pq.write_table(data, out, compression="zstd", row_group_size=row_group_rows,
+                               use_dictionary=dictionary_columns(data))
             else:
                 for part in data:
                     if writer is None:
-                        writer = pq.ParquetWriter(out, schema or part.schema, compression="zstd")
+                        writer = pq.ParquetWriter(out, schema or part.schema, compression="zstd",
+                                                  use_dictionary=dictionary_columns(part))
                     writer.write(part)
                 if writer is None:
                     pq.write_table(pa.Table.from_batches([], schema=schema), out)

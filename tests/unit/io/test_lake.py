@@ -158,3 +158,26 @@ def test_a_stream_of_tables_keeps_one_row_group_per_table(tmp_path):
     meta = pq.ParquetFile(tmp_path / "lake/p/t/dt=2024-02-01/data.parquet").metadata
     assert [meta.row_group(i).num_rows for i in range(meta.num_row_groups)] == [3, 3]
     assert lake.read("p/t", "2024-02-01")["a"].tolist() == [0, 1, 2, 3, 4, 5]
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_distinct_columns_are_written_without_a_dictionary(tmp_path, streamed):
+    """Record ids (all distinct) are written plain; repeated values keep Parquet's dictionary; the values round-trip."""
+    import pyarrow.parquet as pq
+
+    lake, day, n = Lake(f"file://{tmp_path}"), dt.date(2030, 1, 1), 5_000
+    table = pa.table({"record_id": [f"r-{i:06d}" for i in range(n)], "entity": [f"e{i % 7}" for i in range(n)],
+                      "amount": [float(i % 50) for i in range(n)], "score": [i / n for i in range(n)]})
+    lake.write("t", day, table.to_batches(max_chunksize=1_000) if streamed else table)
+    meta = pq.ParquetFile(lake.partition_path("t", day)).metadata
+    dictionary = {meta.schema.column(i).name: meta.row_group(0).column(i).has_dictionary_page
+                  for i in range(meta.num_columns)}
+    assert dictionary == {"record_id": False, "entity": True, "amount": True, "score": False}
+    assert lake.read_arrow("t", day).equals(table)
+
+
+def test_an_empty_or_nested_sample_keeps_every_dictionary():
+    from mlops_provider.io.lake import dictionary_columns
+
+    assert dictionary_columns(pa.table({"a": pa.array([], pa.string())})) is True
+    assert dictionary_columns(pa.table({"a": [[1], [2]], "b": ["x", "y"]})) is True
