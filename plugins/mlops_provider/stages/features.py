@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from mlops_provider.domain import features as F
 from mlops_provider.domain.layout import as_date, entity_table, record_table, records_table
 from mlops_provider.exceptions import MlopsError
-from mlops_provider.stages import beside
+from mlops_provider.stages import beside, shard_row_groups
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -202,15 +202,9 @@ def commit_feature_shards(project: ProjectConfig, lake: Lake, plan: dict[str, An
     files = [pq.ParquetFile(lake.partition_path(t, day), filesystem=lake.fs) for t in records]
     schema = files[0].schema_arrow
 
-    def row_groups() -> Any:
-        # Whole row groups, as the shards wrote them (see stages.score.commit_score_shards).
-        for source in files:
-            for index in range(source.num_row_groups):
-                yield source.read_row_group(index).cast(schema)
-
-    record_uri, per_entity = beside(
-        write_entities, lambda: lake.write(record_table(project), day, row_groups(), schema=schema),
-        name="entity-features")
+    rows = shard_row_groups(files, schema, name="record-features-read")
+    record_uri, per_entity = beside(write_entities, lambda: lake.write(record_table(project), day, rows, schema=schema),
+                                    name="entity-features")
     log.info("%s: %d records from %d shards -> %s", record_table(project), plan["rows"], len(files), record_uri)
     lake.delete_dir(staging_dir(project, STAGE, day))
     main = per_entity[project.entity_name]

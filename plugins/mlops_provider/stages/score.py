@@ -27,7 +27,7 @@ from mlops_provider.domain.layout import as_date, predictions_table, record_tabl
 from mlops_provider.domain.shards import new_plan_id, row_group_shards, shard_table, staging_dir
 from mlops_provider.exceptions import MlopsError
 from mlops_provider.io import model_store
-from mlops_provider.stages import beside
+from mlops_provider.stages import beside, shard_row_groups
 from mlops_provider.stages.training_set import model_feature_columns, utc_timestamps
 
 if TYPE_CHECKING:
@@ -351,14 +351,8 @@ def commit_score_shards(project: ProjectConfig, *, lake: Lake, reports: Lake, pl
     files = shard_files()
     schema = files[0].schema_arrow
 
-    def row_groups() -> Iterator[pa.Table]:
-        # Whole row groups, as the shards wrote them (the unsharded path's layout); not pyarrow's 64K-row
-        # batches, each of which would become a row group of its own and cost twice the CPU to write.
-        for source in files:
-            for index in range(source.num_row_groups):
-                yield source.read_row_group(index).cast(schema)
-
-    uri, outputs = beside(day_summary, lambda: lake.write(predictions_table(project), day, row_groups(), schema=schema),
+    rows = shard_row_groups(files, schema, name="predictions-read")
+    uri, outputs = beside(day_summary, lambda: lake.write(predictions_table(project), day, rows, schema=schema),
                           name="score-summary")
     summary = _finish(project, reports=reports, day=day, uri=uri, summary=outputs, tracking_uri=tracking_uri,
                       registry_uri=registry_uri)
