@@ -49,6 +49,8 @@ def test_every_run_succeeds_with_its_shards(run):
     for result in ingested:  # one row group (row groups are >= 10,000 rows): one validation shard
         assert result.tasks["validate_shard"] == "success", result.tasks
         assert result.returns["validate"]["shards"] == 1 and result.returns["validate"]["rows"] == ROWS
+        # More rows than shard_rows: the extract checked the whole-batch expectations beside its staging write.
+        assert result.returns["extract"]["whole_batch"]["success"], result.returns["extract"]
     features = [r for r in sim.results if r.dag_id.endswith("__features")]
     assert len(features) == DAYS
     for result in features:

@@ -85,7 +85,8 @@ class IngestOperator(ProjectBaseOperator):
         from mlops_provider.stages.ingest import stage_day
 
         source = _source(self.project)
-        summary = stage_day(self.project, self.lake, source, self.day, run_id=context["run_id"])
+        summary = stage_day(self.project, self.lake, source, self.day, run_id=context["run_id"],
+                            reports=self.reports)
         self.lineage_input(_source_dataset(self.project, source, summary["sources"]))
         self.lineage_output(lake_table(self.lake, staging_table(self.project), day=summary["day"], rows=summary["rows"]))
         if labels := summary.get("labels"):

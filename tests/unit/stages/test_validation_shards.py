@@ -16,7 +16,7 @@ from mlops_provider.domain.shards import staging_dir
 from mlops_provider.exceptions import DataValidationError, MlopsError
 from mlops_provider.io.lake import Lake
 from mlops_provider.io.sources import LandingSource
-from mlops_provider.io.validation import checked_per_shard
+from mlops_provider.io.validation import checked_per_shard, split_suite
 from mlops_provider.stages.ingest import (
     VALIDATION_STAGE,
     gate_day,
@@ -44,9 +44,9 @@ def world(mlops_home, fraud_project, monkeypatch):
     return project, lake, reports
 
 
-def _sharded_gate(project, lake, reports, run_id="sharded"):
-    plan = plan_validation_shards(project, lake, DAY, SHARD_ROWS)
-    assert plan is not None and len(plan["shards"]) == 3
+def _sharded_gate(project, lake, reports, run_id="sharded", shard_rows=SHARD_ROWS, shards=3):
+    plan = plan_validation_shards(project, lake, DAY, shard_rows)
+    assert plan is not None and len(plan["shards"]) == shards
     for shard in reversed(plan["shards"]):  # any order, any worker
         validate_shard(project, lake, reports, plan, shard["index"], run_id=run_id)
     return gate_day(project, lake, reports, DAY, run_id=run_id, plan=plan)
@@ -140,3 +140,84 @@ def test_staged_row_groups_follow_shard_rows(world):
 ])
 def test_which_expectations_a_shard_checks_alone(expectation, per_shard):
     assert checked_per_shard(expectation) is per_shard
+
+
+# -- the whole-batch expectations checked by the extract, beside its staging write ------------------------
+@pytest.fixture
+def extracted(mlops_home, fraud_project, monkeypatch):
+    """A batch of more than ``runs.shard_rows`` rows, staged by the extract with the reports store."""
+    monkeypatch.setitem(fraud_project.runs, "shard_rows", 16_000)  # row groups of 10,000; 2 shards of the day
+    project, lake, reports = fraud_project, Lake(), Lake(paths.reports_uri())
+    landing = paths.landing_dir() / "fraud"
+    write_landing_day(project, landing, DAY, rows=ROWS)
+    summary = stage_day(project, lake, LandingSource(landing), DAY, run_id="r", reports=reports)
+    return project, lake, reports, summary
+
+
+def _whole_batch_checks_fail(monkeypatch):
+    """From here on, any whole-batch check in this process fails the test (the gate must not run one)."""
+    from mlops_provider.stages import ingest
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the gate checked the whole batch again")
+
+    monkeypatch.setattr(ingest, "_run_whole_batch", refuse)
+
+
+def test_the_extract_checks_the_whole_batch_and_the_gate_takes_its_result(extracted, monkeypatch):
+    project, lake, reports, summary = extracted
+    _, whole = split_suite(project)
+    assert summary["whole_batch"] == {"expectations": len(whole), "success": True}
+    staged = lake.read_arrow(staging_table(project), DAY)
+
+    _whole_batch_checks_fail(monkeypatch)
+    gated = _sharded_gate(project, lake, reports, shard_rows=16_000, shards=2)
+    assert gated["success"] and gated["rows"] == ROWS
+    assert not lake.list_files(staging_dir(project, VALIDATION_STAGE, DAY)), "the extract's result dropped too"
+
+    monkeypatch.undo()
+    _restage(project, lake, staged.replace_schema_metadata(None))
+    one_task = gate_day(project, lake, reports, DAY, run_id="one-task")
+    assert one_task["evaluated"] == gated["evaluated"], "every expectation evaluated once either way"
+
+
+def test_a_result_for_another_staging_of_the_day_is_never_taken(extracted):
+    project, lake, reports, summary = extracted
+    table = lake.read_arrow(staging_table(project), DAY)
+    ids = table.column("transaction_id").to_pylist()
+    ids[23_000] = ids[7]  # a duplicate across shards: only the whole-batch check can see it
+    bad = table.set_column(table.schema.get_field_index("transaction_id"), "transaction_id", pa.array(ids))
+    # Staged again (as a rerun's extract would, without checking it): the clean batch's result stays staged.
+    _restage(project, lake, bad.replace_schema_metadata(None))
+    assert summary["whole_batch"]["success"] and lake.list_files(staging_dir(project, VALIDATION_STAGE, DAY))
+    with pytest.raises(DataValidationError, match=r"expect_column_values_to_be_unique\[transaction_id\]: 2 unexpected"):
+        _sharded_gate(project, lake, reports, shard_rows=16_000, shards=2)
+    assert not lake.exists(records_table(project), DAY)
+
+
+def test_the_same_batch_id_with_other_rows_is_not_taken(extracted):
+    project, lake, reports, _ = extracted
+    table = lake.read_arrow(staging_table(project), DAY).slice(0, ROWS - 1)  # keeps the batch id metadata
+    ids = table.column("transaction_id").to_pylist()
+    ids[-1] = ids[0]
+    _restage(project, lake, table.set_column(table.schema.get_field_index("transaction_id"), "transaction_id",
+                                             pa.array(ids)))
+    with pytest.raises(DataValidationError, match=r"expect_column_values_to_be_unique\[transaction_id\]"):
+        _sharded_gate(project, lake, reports, shard_rows=16_000, shards=2)
+
+
+def test_a_failed_whole_batch_check_in_the_extract_leaves_it_to_the_gate(mlops_home, fraud_project, monkeypatch,
+                                                                         caplog):
+    from mlops_provider.stages import ingest
+
+    monkeypatch.setitem(fraud_project.runs, "shard_rows", 16_000)
+    project, lake, reports = fraud_project, Lake(), Lake(paths.reports_uri())
+    landing = paths.landing_dir() / "fraud"
+    write_landing_day(project, landing, DAY, rows=ROWS)
+    real = ingest._run_whole_batch
+    monkeypatch.setattr(ingest, "_run_whole_batch", lambda *a, **k: (_ for _ in ()).throw(OSError("reports down")))
+    summary = stage_day(project, lake, LandingSource(landing), DAY, run_id="r", reports=reports)
+    assert "whole_batch" not in summary and "the gate will check them" in caplog.text
+    assert not lake.list_files(staging_dir(project, VALIDATION_STAGE, DAY))
+    monkeypatch.setattr(ingest, "_run_whole_batch", real)
+    assert _sharded_gate(project, lake, reports, shard_rows=16_000, shards=2)["success"]
