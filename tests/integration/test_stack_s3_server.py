@@ -2,7 +2,7 @@
 
 Started here the way the stack starts it (same argv, same SDK settings), on a free loopback port: a partition
 written through a temporary key and a server-side copy (keys with ``dt=``: what failed before the patch in
-``scripts/s3_server/patches``), row groups read by ranged GETs, listings in pages, moves and deletes.
+``scripts/s3_server/patches``), row groups read by ranged GETs (coalesced: ``Lake.open_partition``), listings in pages, moves and deletes.
 """
 
 from __future__ import annotations
@@ -79,6 +79,10 @@ def test_the_lake_on_the_stack_s3_endpoint(s3rver):
     source = pq.ParquetFile(lake.partition_path("records", day), filesystem=fs)
     assert source.metadata.num_row_groups == 6
     assert source.read_row_group(4).column("id")[0].as_py() == 200_000, "a row group by a ranged GET"
+    # What the stages read with: a row group's column chunks in coalesced ranged GETs (pre_buffer on S3).
+    coalesced = lake.open_partition("records", day)
+    assert coalesced.read_row_group(4).equals(source.read_row_group(4))
+    assert pa.Table.from_batches(list(coalesced.iter_batches(batch_size=70_000))).equals(table)
     assert lake.read_arrow("records", day).equals(table)
     # Uploads are stored as sent, not as aws-chunked frames (the SDK settings the stack exports).
     body = client.get_object(Bucket="mlops", Key=where.removeprefix("s3://mlops/"))["Body"].read()

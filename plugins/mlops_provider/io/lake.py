@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     import pandas as pd
     import pyarrow as pa
     import pyarrow.fs as pafs
+    import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +143,19 @@ class Lake:
                 if self.exists(table, day):
                     found.append(day)
         return sorted(found)
+
+    def open_partition(self, table: str, day: str | dt.date) -> pq.ParquetFile:
+        """The partition's Parquet file, to read by row groups or batches (or only its metadata).
+
+        On S3 the reads of a row group's column chunks are coalesced and issued together (``pre_buffer``):
+        a few ranged GETs per row group instead of one per column chunk. Two 2.5M-row files of 29 columns
+        read by row groups from s3rver: 2.97-4.18 s -> 2.20-2.25 s, and the endpoint's own CPU 2.3-3.1 s ->
+        1.2 s (on a shared host, CPU the other worker gets back). The buffered ranges are held while a
+        batch iteration runs: at most the compressed bytes of the columns read (a shard's, in a shard task).
+        """
+        import pyarrow.parquet as pq
+
+        return pq.ParquetFile(self.partition_path(table, day), filesystem=self.fs, pre_buffer=not self.is_local)
 
     def read_arrow(self, table: str, day: str | dt.date, columns: list[str] | None = None,
                    filters: list[tuple] | None = None) -> pa.Table:

@@ -91,7 +91,6 @@ def plan_feature_shards(project: ProjectConfig, lake: Lake, day: str | dt.date, 
     aggregates of key bucket ``index`` of ``buckets`` and the record features of its row groups (none
     for a shard past the last row group).
     """
-    import pyarrow.parquet as pq
 
     from mlops_provider.domain.shards import new_plan_id, row_group_shards, shard_count
 
@@ -100,7 +99,7 @@ def plan_feature_shards(project: ProjectConfig, lake: Lake, day: str | dt.date, 
     if not lake.exists(table, day):
         raise MlopsError(f"{project.name} {day}: no validated records partition "
                          f"{lake.uri(lake.partition_path(table, day))} to compute features from")
-    meta = pq.ParquetFile(lake.partition_path(table, day), filesystem=lake.fs).metadata
+    meta = lake.open_partition(table, day).metadata
     if meta.num_rows <= shard_rows:
         log.info("%s %s: %d records <= runs.shard_rows %d: features computed in one task", project.name, day,
                  meta.num_rows, shard_rows)
@@ -118,9 +117,8 @@ def _bucket_records(project: ProjectConfig, lake: Lake, table: str, day: dt.date
                     bucket: int, buckets: int) -> pd.DataFrame:
     """The records of ``day`` whose ``key`` falls in ``bucket``, read batch by batch (never the whole day)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
-    source = pq.ParquetFile(lake.partition_path(table, day), filesystem=lake.fs)
+    source = lake.open_partition(table, day)
     kept = []
     for batch in source.iter_batches(columns=columns):
         mask = key_buckets(batch.column(key).to_pandas(), buckets) == bucket
@@ -145,7 +143,6 @@ def _entity_shard(project: ProjectConfig, lake: Lake, entity: Entity, day: dt.da
 
 def compute_feature_shard(project: ProjectConfig, lake: Lake, plan: dict[str, Any], index: int) -> dict[str, Any]:
     """Compute shard ``index`` of ``plan`` into its staging tables (each replaced whole on a retry)."""
-    import pyarrow.parquet as pq
 
     from mlops_provider.domain.shards import shard_table
 
@@ -157,7 +154,7 @@ def compute_feature_shard(project: ProjectConfig, lake: Lake, plan: dict[str, An
         lake.write(stage(entity.name), day, out)
         keys[entity.name] = len(out)
     if shard["row_groups"]:
-        source = pq.ParquetFile(lake.partition_path(records_table(project), day), filesystem=lake.fs)
+        source = lake.open_partition(records_table(project), day)
         records = source.read_row_groups(shard["row_groups"], columns=F.record_source_columns(project)).to_pandas()
         lake.write(stage(RECORD_PART), day, F.record_features(project, records))
     log.info("%s %s: feature shard %d of %d: %s keys, %d records", project.name, day, index + 1,
@@ -174,7 +171,6 @@ def commit_feature_shards(project: ProjectConfig, lake: Lake, plan: dict[str, An
     rows' rewrite.
     """
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from mlops_provider.domain.shards import shard_table, staging_dir
 
@@ -199,7 +195,7 @@ def commit_feature_shards(project: ProjectConfig, lake: Lake, plan: dict[str, An
                      entity.name, len(parts), uri)
         return per_entity
 
-    files = [pq.ParquetFile(lake.partition_path(t, day), filesystem=lake.fs) for t in records]
+    files = [lake.open_partition(t, day) for t in records]
     schema = files[0].schema_arrow
 
     rows = shard_row_groups(files, schema, name="record-features-read")

@@ -192,7 +192,6 @@ def gate_day(project: ProjectConfig, lake: Lake, reports: Lake, day: dt.date | s
     (:func:`validate_shard`): the gate merges their results, runs the expectations that need the whole
     batch on the columns they name, and publishes the records by row groups (never the whole batch at once).
     """
-    import pyarrow.parquet as pq
 
     from mlops_provider.io.validation import check_labels
 
@@ -200,7 +199,7 @@ def gate_day(project: ProjectConfig, lake: Lake, reports: Lake, day: dt.date | s
     if not lake.exists(staging_table(project), day):
         raise SourceError(f"{project.name} {day}: no staged batch at {lake.partition_path(staging_table(project), day)};"
                           " run the ingest task first")
-    staged = pq.ParquetFile(lake.partition_path(staging_table(project), day), filesystem=lake.fs)
+    staged = lake.open_partition(staging_table(project), day)
     columns, rows = staged.schema_arrow.names, staged.metadata.num_rows
     staged_labels = (lake.read_arrow(staging_labels_table(project), day)
                      if lake.exists(staging_labels_table(project), day) else None)
@@ -267,7 +266,6 @@ VALIDATION_STAGE = "validation"
 def plan_validation_shards(project: ProjectConfig, lake: Lake, day: str | dt.date,
                            shard_rows: int) -> dict[str, Any] | None:
     """Split the staged batch into shards of whole row groups of about ``shard_rows`` rows (``None``: one task)."""
-    import pyarrow.parquet as pq
 
     from mlops_provider.domain.shards import new_plan_id, row_group_shards
 
@@ -275,7 +273,7 @@ def plan_validation_shards(project: ProjectConfig, lake: Lake, day: str | dt.dat
     if not lake.exists(staging_table(project), day):
         raise SourceError(f"{project.name} {day}: no staged batch at {lake.partition_path(staging_table(project), day)};"
                           " run the ingest task first")
-    meta = pq.ParquetFile(lake.partition_path(staging_table(project), day), filesystem=lake.fs).metadata
+    meta = lake.open_partition(staging_table(project), day).metadata
     if meta.num_rows <= shard_rows:
         log.info("%s %s: %d staged rows <= runs.shard_rows %d: validated in one task", project.name, day,
                  meta.num_rows, shard_rows)
@@ -367,12 +365,11 @@ def validate_shard(project: ProjectConfig, lake: Lake, reports: Lake, plan: dict
     Findings do not fail the shard: the gate decides over every shard (and quarantines the whole batch).
     The result (GX's JSON and the shard's Data Docs page) is replaced whole on a retry.
     """
-    import pyarrow.parquet as pq
 
     from mlops_provider.io.validation import split_suite, validate_frame
 
     day, shard = as_date(plan["day"]), plan["shards"][index]
-    source = pq.ParquetFile(lake.partition_path(staging_table(project), day), filesystem=lake.fs)
+    source = lake.open_partition(staging_table(project), day)
     frame = source.read_row_groups(shard["row_groups"]).to_pandas()
     per_shard, _ = split_suite(project)
     start, end = _interval(day)

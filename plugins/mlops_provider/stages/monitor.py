@@ -177,14 +177,13 @@ def labelled_predictions(project: ProjectConfig, lake: Lake, day: dt.date) -> pd
     import numpy as np
     import pandas as pd
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     rid, label = project.record_id, project.label_column
     if not lake.exists(labels_table(project), day):
         return None
     began = time.perf_counter()
     table, first = predictions_table(project), day - dt.timedelta(days=project.label_delay_days + 1)
-    sources = {d: pq.ParquetFile(lake.partition_path(table, d), filesystem=lake.fs)
+    sources = {d: lake.open_partition(table, d)
                for d in days(first, day) if lake.exists(table, d)}
     if not sources:
         return None
@@ -273,13 +272,12 @@ STATISTICS_KEY = b"mlops.monitoring.statistics"
 
 def _predictions_file(project: ProjectConfig, lake: Lake, day: dt.date) -> Any:
     """The day's predictions partition as a ``ParquetFile``; a clear error when it is missing."""
-    import pyarrow.parquet as pq
 
     table = predictions_table(project)
     if not lake.exists(table, day):
         raise MlopsError(f"{project.name} {day}: no predictions partition "
                          f"{lake.uri(lake.partition_path(table, day))}; run the score DAG first")
-    return pq.ParquetFile(lake.partition_path(table, day), filesystem=lake.fs)
+    return lake.open_partition(table, day)
 
 
 def _statistics(project: ProjectConfig, lake: Lake, day: dt.date, row_groups: list[int] | None = None,

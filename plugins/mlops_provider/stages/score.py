@@ -52,7 +52,6 @@ class _LockstepRows:
     """
 
     def __init__(self, project: ProjectConfig, lake: Lake, day: dt.date, batch_rows: int, start_row: int = 0):
-        import pyarrow.parquet as pq
 
         self.record_id, self.where = project.record_id, lake.uri(lake.partition_path(record_table(project), day))
         self.aligned = lake.exists(record_table(project), day)
@@ -60,7 +59,7 @@ class _LockstepRows:
         self._buffer: list[pa.RecordBatch] = []
         self._buffered = 0
         if self.aligned:
-            source = pq.ParquetFile(lake.partition_path(record_table(project), day), filesystem=lake.fs)
+            source = lake.open_partition(record_table(project), day)
             # A shard starts at ``start_row``: read from the row group holding it, drop the rows before it.
             first, offset = 0, 0
             meta = source.metadata
@@ -181,13 +180,12 @@ def _joined(arrays: list[Any]) -> Any:
 
 def _records_file(project: ProjectConfig, lake: Lake, day: dt.date) -> Any:
     """The day's validated records partition as a ``ParquetFile``; a clear error when missing or empty."""
-    import pyarrow.parquet as pq
 
     table = records_table(project)
     where = lake.uri(lake.partition_path(table, day))
     if not lake.exists(table, day):
         raise MlopsError(f"{project.name} {day}: no validated records partition {where} to score")
-    source = pq.ParquetFile(lake.partition_path(table, day), filesystem=lake.fs)
+    source = lake.open_partition(table, day)
     if not source.metadata.num_rows:
         raise MlopsError(f"{project.name} {day}: records partition {where} is empty: nothing to score")
     return source
@@ -261,7 +259,6 @@ def plan_score_shards(project: ProjectConfig, *, lake: Lake, day: str | dt.date,
     versions within the day's partition. The plan is JSON (an XCom): each shard is ``{"index", "row_groups",
     "start_row", "rows"}``.
     """
-    import pyarrow.parquet as pq
 
     day = as_date(day)
     table = records_table(project)
@@ -269,7 +266,7 @@ def plan_score_shards(project: ProjectConfig, *, lake: Lake, day: str | dt.date,
         log.info("%s %s: no validated records partition %s: left to the one-task scoring, which names it",
                  project.name, day, lake.uri(lake.partition_path(table, day)))
         return None
-    meta = pq.ParquetFile(lake.partition_path(table, day), filesystem=lake.fs).metadata
+    meta = lake.open_partition(table, day).metadata
     if meta.num_rows <= shard_rows:
         log.info("%s %s: %d records <= runs.shard_rows %d: scored in one task", project.name, day, meta.num_rows,
                  shard_rows)
@@ -329,7 +326,6 @@ def commit_score_shards(project: ProjectConfig, *, lake: Lake, reports: Lake, pl
     is the one the unsharded :func:`run_score` writes. The day's summary (its KS statistic sorts both
     models' outputs: 4.6 s at 10M rows) is computed :func:`beside` the partition's rewrite.
     """
-    import pyarrow.parquet as pq
 
     day, task = as_date(plan["day"]), project.task
     tables = [shard_table(project, STAGE, day, plan["plan_id"], s["index"]) for s in plan["shards"]]
@@ -339,7 +335,7 @@ def commit_score_shards(project: ProjectConfig, *, lake: Lake, reports: Lake, pl
                          f"({', '.join(missing[:3])}): clear the failed score_shard tasks, then this one")
 
     def shard_files() -> list[Any]:
-        return [pq.ParquetFile(lake.partition_path(t, day), filesystem=lake.fs) for t in tables]
+        return [lake.open_partition(t, day) for t in tables]
 
     versions = (plan["versions"][0], plan["versions"][1])
 
