@@ -189,8 +189,9 @@ def gate_day(project: ProjectConfig, lake: Lake, reports: Lake, day: dt.date | s
     """Validate the staged batch (and staged labels); publish them, or quarantine them and raise DataValidationError.
 
     With ``plan`` (:func:`plan_validation_shards`) the per-value expectations were checked by the shards
-    (:func:`validate_shard`): the gate merges their results, runs the expectations that need the whole
-    batch on the columns they name, and publishes the records by row groups (never the whole batch at once).
+    (:func:`validate_shard`): the gate merges their results with those of the expectations that need the
+    whole batch (checked by the extract, else here on the columns they name), and publishes the records by
+    row groups (never the whole batch at once).
     """
 
     from mlops_provider.io.validation import check_labels
