@@ -306,6 +306,30 @@ def publish_data_docs(project: ProjectConfig, reports: Lake, run_name: str, page
     return uri
 
 
+def _skip_decimal_scan_of_typed_arrays() -> None:
+    """Let GX's pandas ``column.mean``/``sum``/``standard_deviation`` skip their Decimal scan on typed columns.
+
+    Before aggregating, GX 1.x looks for ``decimal.Decimal`` values one Python object at a time
+    (``great_expectations.util.does_ndarray_contain_decimal_dtype``): 5.0 s of an 11.1 s whole-batch check
+    of 10M records, holding the GIL, for a float64 column that cannot hold a Decimal. A NumPy array of
+    any dtype but ``object`` answers False at once; object arrays (where Decimals live) are still scanned,
+    so the conversion GX does for them is unchanged. Installed once per process, idempotent.
+    """
+    from great_expectations import util as gx_util
+
+    scan = gx_util.does_ndarray_contain_decimal_dtype
+    if getattr(scan, "skips_typed_arrays", False):
+        return
+
+    def contains_decimal(data: Any) -> bool:
+        if getattr(getattr(data, "dtype", None), "kind", "O") != "O":  # numbers, dates, bools: no object
+            return False
+        return scan(data=data)
+
+    contains_decimal.skips_typed_arrays = True  # type: ignore[attr-defined]
+    gx_util.does_ndarray_contain_decimal_dtype = contains_decimal
+
+
 def _run_suite(project: ProjectConfig, frame: pd.DataFrame, expectations: list[dict[str, Any]], *, interval_start,
                interval_end, run_name: str, reports: Lake | None) -> tuple[dict[str, Any], str | None]:
     """Run ``expectations`` (suite JSON entries) on ``frame`` in an ephemeral GX context; build the run's Data Docs.
@@ -322,6 +346,7 @@ def _run_suite(project: ProjectConfig, frame: pd.DataFrame, expectations: list[d
     # under HASH_THRESHOLD by hashing every value into its batch markers. The fingerprint is never read here
     # (a run is named by run_name) and cost a third of the sharded gate on 2M records (16.2 s -> 11.1 s). Off.
     pandas_execution_engine.HASH_THRESHOLD = 0
+    _skip_decimal_scan_of_typed_arrays()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     docs_dir = data_docs_dir(project, run_name)
