@@ -48,6 +48,7 @@ HISTORY_ROWS = 5_000  # a first model that beats the promotion policy's linear b
 HPO_TRIALS = 4  # the project's default
 LIMIT_MIB = 6 * 1024  # every task below 6 GiB (issue 16)
 TARGET_SPEEDUP = 1.6
+SAMPLE_SECONDS = 2.0  # the workers' process-tree RSS sampling
 POLL_SECONDS = 10  # the chain's end is its monitor run's end_date: polling less often only spares the api-server
 SETUP_TIMEOUT = 1800  # one worker with one slot works through the history runs one task at a time
 
@@ -371,7 +372,10 @@ def measure(workers: int, *, rows: int, shard_rows: int, concurrency: int, timeo
         print(f"[stack_scale] {workers} worker(s): stack up {up_seconds} s, setup {setup_seconds} s, "
               f"{rows:,} rows copied in {load['seconds']} s; triggering the ingest of {day}", flush=True)
         pids = {f"worker{n}": stack.pid(f"worker{n}") for n in range(1, workers + 1)}
-        samplers = {name: _TreeSampler(pid, interval=0.5) for name, pid in pids.items() if pid}
+        # Every 2 s: each sample walks every process of the host (psutil's children()); at 0.5 s the two
+        # workers' samplers took 0.02-0.03 cores, which the two-worker phase's tasks lost (its cores are all
+        # busy) and the one-worker phase's did not. Tasks' own peaks come from ru_maxrss (XCom), not from here.
+        samplers = {name: _TreeSampler(pid, interval=SAMPLE_SECONDS) for name, pid in pids.items() if pid}
         for sampler in samplers.values():
             sampler.start()
         import psutil

@@ -282,6 +282,12 @@ class Component:
     ready_line: str | None = None  # text in the log once ready
 
 
+#: MLflow 3's server starts a job runner (seven huey consumers polling their queues) for its GenAI jobs
+#: (LLM judges, trace rollups), which the platform does not use: 0.014-0.018 cores of this 2-core host
+#: while idle, taken from the workers (bench/stack_scale). Off; the tracking server and registry are unchanged.
+MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 def components(cfg: Config, sec: dict[str, str]) -> list[Component]:
     py = sys.executable
     base = base_env(cfg)
@@ -297,7 +303,8 @@ def components(cfg: Config, sec: dict[str, str]) -> list[Component]:
         Component("mlflow", [str(VENV_BIN / "mlflow"), "server", "--host", LOOPBACK, "--port", str(cfg.mlflow_port),
                              "--workers", "1", "--backend-store-uri", pg_url(cfg, sec, "mlflow"),
                              "--artifacts-destination", f"s3://{cfg.bucket}/mlflow"],
-                  {**base, **aws, "MLFLOW_S3_ENDPOINT_URL": cfg.s3_url}, port=cfg.mlflow_port,
+                  {**base, **aws, "MLFLOW_S3_ENDPOINT_URL": cfg.s3_url, **MLFLOW_SERVER_ENV},
+                  port=cfg.mlflow_port,
                   health=f"{cfg.mlflow_url}/health"),
         Component("api-server", [af, "api-server"], airflow, port=cfg.api_port,
                   health=f"{cfg.api_url}/api/v2/monitor/health"),
