@@ -457,3 +457,63 @@ def test_adbc_extraction_equals_the_db_api_path(pg_typed_db, pg_source_db):
     assert pc.max(pc.abs(pc.subtract(by_arrow.column("single"), same.column("single")))).as_py() < 1e-4
     assert by_arrow.column("body").null_count == by_rows.column("body").null_count > 0
     assert by_arrow.column("ref")[0].as_py() == by_rows.column("ref")[0].as_py()
+
+
+# -- the ADBC extraction in time slices, all in one snapshot --------------------------------------------------
+def _typed_source(pg_source_db: str, table: str, streams: int):
+    from mlops_provider.io.sources import PostgresSource
+
+    uri = f"postgresql://{PG['user']}@{PG['host']}:{PG['port']}/{pg_source_db}"
+    return PostgresSource(lambda: _connect(pg_source_db), table, "seen", arrow_uri=uri, read_streams=streams)
+
+
+@pytest.mark.parametrize("streams", [2, 3, 7])
+def test_a_day_read_in_slices_equals_it_read_in_one_query(pg_typed_db, pg_source_db, streams):
+    """Same rows, in the same order, with the same types: slices are adjacent and read in order."""
+    whole, where = _typed_source(pg_source_db, pg_typed_db, 1)._records(DAY, DAY, None)
+    sliced, where_sliced = _typed_source(pg_source_db, pg_typed_db, streams)._records(DAY, DAY, None)
+    assert where_sliced == where
+    assert sliced.num_rows == whole.num_rows == 1440
+    assert sliced.schema == whole.schema
+    assert sliced.equals(whole)
+
+
+def test_every_slice_reads_the_snapshot_of_the_first(pg_typed_db, pg_source_db, tmp_path, monkeypatch):
+    """A row committed while the slices are open, none read yet, is in none of them (and in the next read)."""
+    import threading
+
+    monkeypatch.setenv("MLOPS_FAILPOINTS", "source.postgres.snapshot=pause")
+    monkeypatch.setenv("MLOPS_FAILPOINTS_DIR", str(tmp_path))
+    late = dt.datetime.combine(DAY, dt.time(23, 59, 30), tzinfo=dt.UTC)  # in the last of the three slices
+
+    def insert_while_paused() -> None:
+        reached = tmp_path / "source.postgres.snapshot.reached"
+        for _ in range(600):
+            if reached.exists():
+                break
+            threading.Event().wait(0.05)
+        conn = _connect(pg_source_db)
+        with conn, conn.cursor() as cur:
+            schema, name = pg_typed_db.split(".")
+            cur.execute(f'INSERT INTO "{schema}"."{name}" (id, seen) VALUES (%s, %s)', ("late", late))
+        conn.close()
+        (tmp_path / "source.postgres.snapshot.resume").touch()
+
+    writer = threading.Thread(target=insert_while_paused)
+    writer.start()
+    try:
+        during, _ = _typed_source(pg_source_db, pg_typed_db, 3)._records(DAY, DAY, None)
+    finally:
+        writer.join(60)
+    monkeypatch.delenv("MLOPS_FAILPOINTS")
+    try:
+        assert (tmp_path / "source.postgres.snapshot.reached").exists()
+        assert "late" not in during.column("id").to_pylist() and during.num_rows == 1440
+        after, _ = _typed_source(pg_source_db, pg_typed_db, 3)._records(DAY, DAY, None)
+        assert after.column("id").to_pylist()[-1] == "late" and after.num_rows == 1441
+    finally:
+        conn = _connect(pg_source_db)
+        with conn, conn.cursor() as cur:
+            schema, name = pg_typed_db.split(".")
+            cur.execute(f'DELETE FROM "{schema}"."{name}" WHERE id = %s', ("late",))
+        conn.close()

@@ -229,7 +229,8 @@ def _check_references(path: Path, data: dict[str, Any]) -> None:
 
 
 FILE_KINDS = ("landing", "s3")
-_SOURCE_KEYS = {"landing": {"path"}, "postgres": {"table", "conn_id", "labels_table", "statement_timeout_seconds"},
+_SOURCE_KEYS = {"landing": {"path"}, "postgres": {"table", "conn_id", "labels_table", "statement_timeout_seconds",
+                                                  "read_streams"},
                 "s3": {"bucket", "prefix", "conn_id"}}
 _FILE_KEYS = {"format", "pattern", "labels_pattern", "max_file_bytes"}
 
@@ -295,7 +296,8 @@ def _fill_source_and_label(path: Path, data: dict[str, Any]) -> None:
         for key in _FILE_KEYS:
             source.pop(key, None)
     if source["kind"] != "postgres":
-        source.pop("statement_timeout_seconds", None)  # a default of the postgres kind only
+        for key in ("statement_timeout_seconds", "read_streams"):  # defaults of the postgres kind only
+            source.pop(key, None)
     if label["from"] == "record":
         source.pop("labels_pattern", None)
         return

@@ -33,7 +33,8 @@ def _source(project):
         return sources.PostgresSource(hook.get_conn, spec["table"], project.event_timestamp,
                                       labels_table=spec.get("labels_table"), arrow_uri=_libpq_uri(hook),
                                       statement_timeout_s=float(spec.get("statement_timeout_seconds",
-                                                                         schema_default("source.statement_timeout_seconds"))))
+                                                                         schema_default("source.statement_timeout_seconds"))),
+                                      read_streams=int(spec.get("read_streams", schema_default("source.read_streams"))))
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     client = S3Hook(aws_conn_id=spec.get("conn_id", "aws_default")).get_conn()

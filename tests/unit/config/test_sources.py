@@ -73,13 +73,13 @@ def test_postgres_gets_no_file_options(tmp_path):
     project = load_project_file(_write(tmp_path, lambda d: d.update(
         source={"kind": "postgres", "conn_id": "pg", "table": "s.t", "labels_table": "s.l"})))
     assert set(project.source) == {"kind", "conn_id", "table", "labels_table", "null_values",
-                                   "statement_timeout_seconds"}
-    assert project.source["statement_timeout_seconds"] == 600
+                                   "statement_timeout_seconds", "read_streams"}
+    assert project.source["statement_timeout_seconds"] == 600 and project.source["read_streams"] == 2
 
 
 def test_file_sources_get_no_postgres_options(tmp_path):
     project = load_project_file(_write(tmp_path, lambda d: None))
-    assert project.source["kind"] == "landing" and "statement_timeout_seconds" not in project.source
+    assert project.source["kind"] == "landing" and not {"statement_timeout_seconds", "read_streams"} & set(project.source)
 
 
 @pytest.mark.parametrize(

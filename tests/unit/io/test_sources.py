@@ -291,3 +291,18 @@ def test_uuids_from_the_arrow_extract_become_the_text_the_db_api_driver_gives():
     assert S._uuid_text(raw).to_pylist() == want
     assert S._uuid_text(raw.slice(10, 42)).to_pylist() == want[10:52]  # a chunk that starts mid-buffer
     assert S._uuid_text(raw.slice(0, 0)).type == pa.string()
+
+
+def test_time_slices_are_adjacent_equal_and_cover_the_interval():
+    import datetime as dt
+
+    from mlops_provider.io.sources import time_slices
+
+    low, high = dt.datetime(2024, 3, 2), dt.datetime(2024, 3, 3)
+    assert time_slices(low, high, 1) == [(low, high)]
+    three = time_slices(low, high, 3)
+    assert [b - a for a, b in three] == [dt.timedelta(hours=8)] * 3
+    assert three[0][0] == low and three[-1][1] == high
+    assert all(a[1] == b[0] for a, b in zip(three, three[1:], strict=False))
+    seven = time_slices(low, high, 7)  # not a whole number of microseconds: the last slice ends at high
+    assert len(seven) == 7 and seven[-1][1] == high and all(a[1] == b[0] for a, b in zip(seven, seven[1:], strict=False))
