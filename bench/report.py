@@ -264,6 +264,11 @@ def stack_scale_md(r: dict[str, Any]) -> str:
                if r.get("speedup") is not None else
                f"Highest task peak RSS {_mib(r['max_task_peak_rss_mib'])} (limit {_mib(r['limit_mib'])}); no "
                "speed-up without both worker counts.")
+    if r.get("cpu_normalised_speedups"):
+        verdict += (" The same pairs with each phase's wall time per task CPU second (the VM's core speed drifts "
+                    "between phases; a diagnostic, not the verdict): "
+                    f"{', '.join(fmt_ratio(x) for x in r['cpu_normalised_speedups'])}, median "
+                    f"{fmt_ratio(r['cpu_normalised_speedup'])}.")
     by_component = [f"{p['workers']} worker(s): " + ", ".join(f"{n} {c:.2f}" for n, c in sorted(
         p["component_cores"].items(), key=lambda item: -item[1]) if c >= 0.005) for p in phases if p.get("component_cores")]
     components = ("\n\nCores each component's process tree kept busy over the chain (a worker's tree includes its "

@@ -435,6 +435,11 @@ def run(quick: bool = False, rows: int | None = None, shard_rows: int | None = N
     phases = [measure(n, rows=rows, shard_rows=shard_rows, concurrency=concurrency, timeout=timeout,
                       chunk_rows=chunk_rows or 500_000, phase=i) for i, n in enumerate(workers, 1)]
     speedups = paired_speedups([(p["workers"], p["wall_seconds"]) for p in phases])
+    # A diagnostic beside the verdict: each phase's wall time per task CPU second, paired the same way. The
+    # chain's work is the same in every phase, so a phase whose cores ran slower (the VM's speed drifts by
+    # up to ~20 % within a run) needs more CPU seconds for it; this ratio takes that drift out.
+    normalised = paired_speedups([(p["workers"], p["wall_seconds"] / p["task_cpu_seconds"]) for p in phases
+                                  if p.get("task_cpu_seconds")])
     peaks = [p["max_task_peak_rss_mib"] for p in phases if p["max_task_peak_rss_mib"] is not None]
     speedup = round(statistics.median(speedups), 2) if speedups else None
     top = max(peaks, default=None)
@@ -442,6 +447,8 @@ def run(quick: bool = False, rows: int | None = None, shard_rows: int | None = N
         "project": "fraud", "rows": rows, "shard_rows": shard_rows, "worker_concurrency": concurrency,
         "history_days": HISTORY_DAYS, "history_rows": HISTORY_ROWS, "phases": phases,
         "speedups": speedups, "speedup": speedup, "target_speedup": TARGET_SPEEDUP, "max_task_peak_rss_mib": top,
+        "cpu_normalised_speedups": normalised,
+        "cpu_normalised_speedup": round(statistics.median(normalised), 2) if normalised else None,
         "limit_mib": LIMIT_MIB, "under_limit": None if top is None else top < LIMIT_MIB,
         "target_met": None if speedup is None or top is None else speedup >= TARGET_SPEEDUP and top < LIMIT_MIB,
     }

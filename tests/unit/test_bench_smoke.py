@@ -229,6 +229,13 @@ def test_stack_scale_repeats_pair_neighbouring_phases_and_report_the_median():
     assert "| task | 1 worker(s) #1 | 2 worker(s) #1 | 1 worker(s) #2 | 2 worker(s) #2 |" in md
     assert ("(median of the 3 neighbouring pairs' ratios 1.60x, 1.50x, 1.56x: spread 1.50x .. 1.60x): **1.56x**, "
             "target >= 1.6x: **missed**") in md
+    assert "task CPU second" not in md  # no CPU figures: no diagnostic
+    md = report.stack_scale_md({"rows": 200_000, "shard_rows": 50_000, "worker_concurrency": 1, "history_days": 9,
+                                "history_rows": 1500, "phases": phases, "speedups": [1.6, 1.5, 1.56], "speedup": 1.56,
+                                "cpu_normalised_speedups": [1.55, 1.55, 1.54], "cpu_normalised_speedup": 1.55,
+                                "target_speedup": 1.6, "max_task_peak_rss_mib": 900.0, "limit_mib": 6144})
+    assert "per task CPU second (the VM's core speed drifts between phases; a diagnostic, not the verdict): " \
+           "1.55x, 1.55x, 1.54x, median 1.55x." in md
 
 
 def test_stack_scale_samples_cpu_per_process_tree_including_reaped_children():
