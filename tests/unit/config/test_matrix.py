@@ -23,7 +23,7 @@ SOURCES = {
     "s3": {"kind": "s3", "bucket": "lake", "prefix": "in/x", "conn_id": "aws_x", "format": "csv",
            "pattern": "records_{date}.csv", "max_file_bytes": 500_000_000},
     "postgres": {"kind": "postgres", "table": "public.records", "conn_id": "pg_x", "labels_table": "public.labels",
-                 "statement_timeout_seconds": 120},
+                 "statement_timeout_seconds": 120, "read_streams": 3},
 }
 LABELS = {
     "feed": lambda base: {**base["label"], "from": "feed",
