@@ -13,6 +13,7 @@ import datetime as dt
 import shlex
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -188,13 +189,21 @@ def project(stack: Stack, name: str):
     return load_project_file(stack.projects / f"{name}.yaml")
 
 
-def day_frames(project, day: dt.date, rows: int, scenario: str = "clean"):
-    """(records without label, labels arriving ``label.delay_days`` later) of ``day``, as the landing generator makes them."""
+def day_frames(project, day: dt.date, rows: int, scenario: str = "clean", seed_day: dt.date | None = None):
+    """(records without label, labels arriving ``label.delay_days`` later) of ``day``, as the landing generator makes them.
+
+    The generators seed a day's rows from its date. ``seed_day`` makes the rows of that date instead, moved
+    onto ``day`` (timestamps shifted, the date in each record id replaced): tests whose days follow the
+    calendar get the same data every day they run."""
     import pandas as pd
 
     from devkit.datagen.landing import generate_day
 
-    full = generate_day(project, day, rows, scenario)
+    seed_day = seed_day or day
+    full = generate_day(project, seed_day, rows, scenario)
+    if seed_day != day:
+        full[project.event_timestamp] = full[project.event_timestamp] + (day - seed_day)
+        full[project.record_id] = full[project.record_id].str.replace(f"{seed_day:%Y%m%d}", f"{day:%Y%m%d}", n=1)
     records = full.drop(columns=[project.label_column])
     labels = pd.DataFrame({
         project.record_id: full[project.record_id],
@@ -213,12 +222,16 @@ def source_engine(stack: Stack):
         f"{e['MLOPS_SOURCE_PG_HOST']}:{e['MLOPS_SOURCE_PG_PORT']}/{e['MLOPS_SOURCE_PG_DB']}")
 
 
-def append_fraud_days(stack: Stack, days: dict[dt.date, str], rows: int) -> None:
-    """Append ``rows`` records per day (``{day: scenario}``) and their labels to the fraud source tables."""
+def append_fraud_days(stack: Stack, days: dict[dt.date, str], rows: int,
+                      seed_day: Callable[[dt.date], dt.date] | None = None) -> None:
+    """Append ``rows`` records per day (``{day: scenario}``) and their labels to the fraud source tables.
+
+    ``seed_day(day)``: the date whose rows each day gets (:func:`day_frames`); default the day's own."""
     import pandas as pd
 
     fraud = project(stack, "fraud")
-    records, labels = zip(*(day_frames(fraud, day, rows, scenario) for day, scenario in days.items()), strict=True)
+    records, labels = zip(*(day_frames(fraud, day, rows, scenario, seed_day(day) if seed_day else None)
+                            for day, scenario in days.items()), strict=True)
     engine = source_engine(stack)
     with engine.begin() as conn:
         pd.concat(records).to_sql("fraud_transactions", conn, index=False, if_exists="append", chunksize=5000)
@@ -235,12 +248,8 @@ def fraud_day_chunks(project, day: dt.date, rows: int, chunk_rows: int = 500_000
     done = 0
     for k in range(-(-rows // chunk_rows)):
         n = min(chunk_rows, rows - done)
-        seed_day = day if k == 0 else day - dt.timedelta(days=36_500 + k)
-        records, labels = day_frames(project, seed_day, n, scenario)
+        records, labels = day_frames(project, day, n, scenario, None if k == 0 else day - dt.timedelta(days=36_500 + k))
         if k:
-            shift = day - seed_day
-            records[project.event_timestamp] = records[project.event_timestamp] + shift
-            labels["label_timestamp"] = labels["label_timestamp"] + shift
             ids = [f"T{day:%Y%m%d}-{done + i:07d}" for i in range(n)]  # the generator's own form
             records[project.record_id] = ids
             labels[project.record_id] = ids

@@ -24,12 +24,21 @@ SOURCE_DAYS = [*DAYS, SPARE_DAY]
 # days): 6 labelled days, enough for train / validation / holdout; the drift day itself is only scored.
 HISTORY_DAYS = [YESTERDAY - dt.timedelta(days=n) for n in range(12, 3, -1)]
 DRIFT_DAY = HISTORY_DAYS[-1]
+# The generators seed a day's rows from its date, and whether the first model beats its baseline depends on
+# the rows (the fraud label is close to linear in its features). Each day gets the rows of the day as far
+# before SEED_YESTERDAY as it is before YESTERDAY: the same data whatever day the tests run.
+SEED_YESTERDAY = dt.date(2026, 12, 3)
+
+
+def seed_day(day: dt.date) -> dt.date:
+    """The date whose generated rows ``day`` holds in the stack tests' sources."""
+    return SEED_YESTERDAY - (YESTERDAY - day)
 
 
 def seed_history(stack: Stack) -> None:
     """Append HISTORY_DAYS (DRIFT_DAY with covariate drift) to the fraud tables of the PostgreSQL source."""
     append_fraud_days(stack, {day: "covariate_drift" if day == DRIFT_DAY else "clean" for day in HISTORY_DAYS},
-                      FRAUD_ROWS)
+                      FRAUD_ROWS, seed_day)
 
 
 def seed_sources(stack: Stack) -> None:
@@ -38,7 +47,7 @@ def seed_sources(stack: Stack) -> None:
     import sqlalchemy
 
     fraud, churn = project(stack, "fraud"), project(stack, "churn")
-    records, labels = zip(*(day_frames(fraud, day, FRAUD_ROWS) for day in SOURCE_DAYS), strict=True)
+    records, labels = zip(*(day_frames(fraud, day, FRAUD_ROWS, seed_day=seed_day(day)) for day in SOURCE_DAYS), strict=True)
     engine = source_engine(stack)
     with engine.begin() as conn:
         pd.concat(records).to_sql("fraud_transactions", conn, index=False, if_exists="replace", chunksize=5000)
@@ -48,7 +57,7 @@ def seed_sources(stack: Stack) -> None:
 
     s3 = stack.s3()
     for day in SOURCE_DAYS:
-        rec, lab = day_frames(churn, day, CHURN_ROWS)
+        rec, lab = day_frames(churn, day, CHURN_ROWS, seed_day=seed_day(day))
         arrival = day + dt.timedelta(days=churn.label_delay_days)
         for key, frame in ((f"sources/churn/records/{day.isoformat()}.csv", rec),
                            (f"sources/churn/labels/{arrival.isoformat()}.csv", lab)):

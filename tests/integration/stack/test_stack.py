@@ -222,7 +222,8 @@ def _train_to_alert(stack, api) -> None:
     train_run = api.trigger("fraud__train", {"day": DRIFT_DAY.isoformat(), "hpo_trials": 1})
     api.wait_run("fraud__train", train_run, RUN_TIMEOUT, describe=stack.logs)
     tis = {t["task_id"]: t["state"] for t in api.task_instances("fraud__train", train_run)}
-    assert tis["announce_champion"] == "success", tis
+    decision = api.get(f"/dags/fraud__train/dagRuns/{train_run}/taskInstances/promote/xcomEntries/return_value")
+    assert tis["announce_champion"] == "success", (tis, decision["value"].get("reason"))
     print(f"trained and promoted after {time.monotonic() - began:.0f}s")
 
     # The registry on the MLflow server: a champion trained by this run, its model files in S3.
