@@ -269,6 +269,12 @@ def stack_scale_md(r: dict[str, Any]) -> str:
                     "between phases; a diagnostic, not the verdict): "
                     f"{', '.join(fmt_ratio(x) for x in r['cpu_normalised_speedups'])}, median "
                     f"{fmt_ratio(r['cpu_normalised_speedup'])}.")
+    if r.get("speedup_factors"):
+        verdict += ("\n\nEach pair's speed-up = core ceiling (logical cores over the cores the one-worker phase kept "
+                    "busy: what the machine allowed) x the two-worker phase's share of the cores kept busy x the "
+                    "machine work ratio (one-worker phase's busy core seconds over the two-worker phase's): "
+                    + "; ".join(f"{f['core_ceiling']:.2f} x {f['two_worker_utilisation']:.3f} x {f['work_ratio']:.3f}"
+                                f" = {fmt_ratio(f['speedup'])}" for f in r["speedup_factors"]) + ".")
     by_component = [f"{p['workers']} worker(s): " + ", ".join(f"{n} {c:.2f}" for n, c in sorted(
         p["component_cores"].items(), key=lambda item: -item[1]) if c >= 0.005) for p in phases if p.get("component_cores")]
     components = ("\n\nCores each component's process tree kept busy over the chain (a worker's tree includes its "

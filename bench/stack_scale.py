@@ -24,7 +24,8 @@ The speed-up is the one-worker wall time over the two-worker one. One run's rati
 these VMs (the identical shard work took ~20 % more CPU seconds in one phase than in another ~15 min later),
 so the full run measures the worker counts interleaved, 1, 2, 1, 2 (each a fresh stack), pairs every phase
 with its neighbour of the other count, and reports the median of those ratios with their spread
-(:func:`paired_speedups`). The default ``shard_rows`` is a
+(:func:`paired_speedups`); :func:`speedup_factors` splits each ratio into what the machine allowed (the
+share of the cores the one-worker phase left free) and what the two-worker phase made of it. The default ``shard_rows`` is a
 quarter of the day: four shards, two waves on two workers (shards are whole Parquet row groups; ingest
 writes the records in groups of an eighth of ``shard_rows``).
 A run that fails or times out raises with every chain run's task states and the components' log tails;
@@ -58,18 +59,50 @@ def default_workers(quick: bool) -> list[int]:
     return [1, 2] if quick else [1, 2, 1, 2]
 
 
-def paired_speedups(walls: list[tuple[int, float]]) -> list[float]:
-    """One-worker wall over two-worker wall for each pair of neighbouring phases (in the order measured).
+def neighbour_pairs(workers: list[int]) -> list[tuple[int, int]]:
+    """Indexes ``(one, two)`` of each pair of neighbouring phases of one and of two workers (in the order measured).
 
-    Neighbours ran minutes apart on the same VM, so each ratio compares like with like; 1, 2, 1, 2 gives
-    three ratios (the middle one pairs the second one-worker phase with the first two-worker phase).
+    Neighbours ran minutes apart on the same VM, so each pair compares like with like; 1, 2, 1, 2 gives
+    three pairs (the middle one pairs the second one-worker phase with the first two-worker phase).
     """
-    ratios = []
-    for (a, wall_a), (b, wall_b) in zip(walls, walls[1:], strict=False):
-        if {a, b} == {1, 2} and wall_a and wall_b:
-            one, two = (wall_a, wall_b) if a == 1 else (wall_b, wall_a)
-            ratios.append(round(one / two, 2))
-    return ratios
+    pairs = []
+    for i, (a, b) in enumerate(zip(workers, workers[1:], strict=False)):
+        if {a, b} == {1, 2}:
+            pairs.append((i, i + 1) if a == 1 else (i + 1, i))
+    return pairs
+
+
+def paired_speedups(walls: list[tuple[int, float | None]]) -> list[float]:
+    """One-worker wall over two-worker wall for each neighbouring pair (:func:`neighbour_pairs`); a pair
+    with a missing or zero value gives no ratio."""
+    return [round(walls[one][1] / walls[two][1], 2) for one, two in neighbour_pairs([w for w, _ in walls])
+            if walls[one][1] and walls[two][1]]
+
+
+def speedup_factors(phases: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """Each neighbouring pair's speed-up as the product of three factors of the machine (busy cores ``b``,
+    logical cores ``L``, wall ``W``; machine work ``b * W`` core seconds):
+
+    - ``core_ceiling`` = L / b1: the speed-up if the two-worker phase had done the one-worker phase's machine
+      work with every core busy. The one-worker phase already keeps more than one core busy (the worker,
+      and beside it the database, the S3 endpoint and Airflow's own services), so it is below L;
+    - ``two_worker_utilisation`` = b2 / L: the share of the cores the two-worker phase kept busy;
+    - ``work_ratio`` = (b1 W1) / (b2 W2): the one-worker phase's machine work over the two-worker phase's
+      (above 1 when the cores ran slower in the one-worker phase, below 1 when two workers contend).
+
+    Their product is W1 / W2, the pair's speed-up. A pair without busy cores gives no factors.
+    """
+    factors = []
+    for one, two in neighbour_pairs([p["workers"] for p in phases]):
+        p1, p2 = phases[one], phases[two]
+        b1, b2, cores = p1.get("machine_busy_cores"), p2.get("machine_busy_cores"), p2.get("logical_cores")
+        if not (b1 and b2 and cores and p1.get("wall_seconds") and p2.get("wall_seconds")):
+            continue
+        factors.append({"one_worker_busy_cores": b1, "core_ceiling": round(cores / b1, 3),
+                        "two_worker_utilisation": round(b2 / cores, 3),
+                        "work_ratio": round(b1 * p1["wall_seconds"] / (b2 * p2["wall_seconds"]), 3),
+                        "speedup": round(p1["wall_seconds"] / p2["wall_seconds"], 2)})
+    return factors
 
 
 def default_shard_rows(rows: int) -> int:
@@ -438,8 +471,8 @@ def run(quick: bool = False, rows: int | None = None, shard_rows: int | None = N
     # A diagnostic beside the verdict: each phase's wall time per task CPU second, paired the same way. The
     # chain's work is the same in every phase, so a phase whose cores ran slower (the VM's speed drifts by
     # up to ~20 % within a run) needs more CPU seconds for it; this ratio takes that drift out.
-    normalised = paired_speedups([(p["workers"], p["wall_seconds"] / p["task_cpu_seconds"]) for p in phases
-                                  if p.get("task_cpu_seconds")])
+    normalised = paired_speedups([(p["workers"], p["wall_seconds"] / p["task_cpu_seconds"]
+                                   if p.get("task_cpu_seconds") else None) for p in phases])
     peaks = [p["max_task_peak_rss_mib"] for p in phases if p["max_task_peak_rss_mib"] is not None]
     speedup = round(statistics.median(speedups), 2) if speedups else None
     top = max(peaks, default=None)
@@ -449,6 +482,7 @@ def run(quick: bool = False, rows: int | None = None, shard_rows: int | None = N
         "speedups": speedups, "speedup": speedup, "target_speedup": TARGET_SPEEDUP, "max_task_peak_rss_mib": top,
         "cpu_normalised_speedups": normalised,
         "cpu_normalised_speedup": round(statistics.median(normalised), 2) if normalised else None,
+        "speedup_factors": speedup_factors(phases),
         "limit_mib": LIMIT_MIB, "under_limit": None if top is None else top < LIMIT_MIB,
         "target_met": None if speedup is None or top is None else speedup >= TARGET_SPEEDUP and top < LIMIT_MIB,
     }

@@ -306,3 +306,34 @@ def test_kept_stack_logs_are_the_logs_only(tmp_path):
     copied = sorted(p.relative_to(tmp_path / "kept").as_posix() for p in (tmp_path / "kept").rglob("*") if p.is_file())
     assert copied == ["airflow/logs/dag_id=d/run_id=r/task_id=t/attempt=1.log", "logs/scheduler.log"]
     assert keep_stack_logs(tmp_path / "no-stack", tmp_path / "kept2") == []
+
+
+def test_stack_scale_speedup_factors_multiply_to_each_pairs_ratio():
+    from bench import report, stack_scale
+
+    def phase(workers, wall, busy, cpu=None):
+        return {"workers": workers, "wall_seconds": wall, "machine_busy_cores": busy, "logical_cores": 2,
+                "task_cpu_seconds": cpu}
+
+    phases = [phase(1, 482.3, 1.22, 448.8), phase(2, 293.8, 1.79, 424.1), phase(1, 434.2, 1.22, 403.6),
+              phase(2, 314.9, 1.82, 451.4)]
+    factors = stack_scale.speedup_factors(phases)
+    assert [f["speedup"] for f in factors] == stack_scale.paired_speedups(
+        [(p["workers"], p["wall_seconds"]) for p in phases]) == [1.64, 1.48, 1.38]
+    for f in factors:
+        assert abs(f["core_ceiling"] * f["two_worker_utilisation"] * f["work_ratio"] - f["speedup"]) < 0.01, f
+    assert [f["core_ceiling"] for f in factors] == [1.639] * 3  # 2 cores / 1.22 busy with one worker
+    assert [f["two_worker_utilisation"] for f in factors] == [0.895, 0.895, 0.91]
+    # A phase without machine figures pairs with nothing: its neighbours are not paired across it.
+    assert len(stack_scale.speedup_factors([phases[0], {**phases[1], "machine_busy_cores": None}, phases[2]])) == 0
+    # The CPU-normalised ratios pair neighbours only: a phase without CPU seconds is skipped, not closed over.
+    assert stack_scale.paired_speedups([(1, 1.0), (2, None), (1, 2.0), (2, 1.0)]) == [2.0]
+
+    md = report.stack_scale_md({"rows": 200_000, "shard_rows": 50_000, "worker_concurrency": 1, "history_days": 9,
+                                "history_rows": 1500, "phases": [
+                                    {**p, "worker_concurrency": 1, "setup_seconds": 1.0, "load_seconds": 1.0, "runs": [],
+                                     "by_task": {}, "score_shards": 4, "max_task_peak_rss_mib": 900.0,
+                                     "max_task": "ingest.extract"} for p in phases],
+                                "speedups": [1.64, 1.48, 1.38], "speedup": 1.48, "speedup_factors": factors,
+                                "target_speedup": 1.6, "max_task_peak_rss_mib": 900.0, "limit_mib": 6144})
+    assert "1.64 x 0.895 x 1.119 = 1.64x; 1.64 x 0.895 x 1.007 = 1.48x; 1.64 x 0.910 x 0.924 = 1.38x." in md
