@@ -401,10 +401,14 @@ def test_a_hung_query_is_cancelled_by_the_statement_timeout(pg_conn, pg_source_d
     assert f"postgres table {SCHEMA}.slow" in message
     assert "ran longer than source.statement_timeout_seconds (0.5 s)" in message and "statement timeout" in message
 
-    # The default is ten minutes, set on every extraction's session.
+    # The default is ten minutes, set on every extraction's session; the reader applies the schema's defaults.
     raw["source"].pop("statement_timeout_seconds")
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    assert _source(load_project("fraud")).statement_timeout_s == 600
+    default = _source(load_project("fraud"))
+    assert default.statement_timeout_s == 600 and default.read_streams == 2
+    raw["source"]["read_streams"] = 3
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    assert _source(load_project("fraud")).read_streams == 3
 
 
 # -- the ADBC extraction (arrow_uri) gives what the DB-API path gives -------------------------------------

@@ -28,13 +28,11 @@ def _source(project):
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
         hook = PostgresHook(postgres_conn_id=spec["conn_id"])
-        from mlops_provider.config.project import schema_default
-
+        # Unset keys stay None: PostgresSource applies the schema's defaults (one place).
         return sources.PostgresSource(hook.get_conn, spec["table"], project.event_timestamp,
                                       labels_table=spec.get("labels_table"), arrow_uri=_libpq_uri(hook),
-                                      statement_timeout_s=float(spec.get("statement_timeout_seconds",
-                                                                         schema_default("source.statement_timeout_seconds"))),
-                                      read_streams=int(spec.get("read_streams", schema_default("source.read_streams"))))
+                                      statement_timeout_s=spec.get("statement_timeout_seconds"),
+                                      read_streams=spec.get("read_streams"))
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 
     client = S3Hook(aws_conn_id=spec.get("conn_id", "aws_default")).get_conn()
